@@ -1,0 +1,58 @@
+"""The ``gen-eval`` command line. Thin: parse, call the library, print.
+
+Each part of the package keeps its commands in ``gen_eval/commands/``; those modules import torch
+only inside the commands that need it, so the evaluator's commands run where torch is absent.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gen_eval import __version__
+from gen_eval.commands import data as data_commands
+from gen_eval.commands import evaluate as evaluate_commands
+from gen_eval.commands import export as export_commands
+from gen_eval.commands import train as train_commands
+from gen_eval.errors import GenEvalError
+
+
+class _Group(click.Group):
+    """Turns gen-eval errors into one line on stderr and an exit code, unless --debug."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GenEvalError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gen-eval")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Train GANs and VAEs, export them to ONNX, and evaluate them with onnxruntime."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+for _module in (data_commands, evaluate_commands, export_commands, train_commands):
+    _module.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="gen-eval")
+
+
+if __name__ == "__main__":
+    main()

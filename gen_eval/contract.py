@@ -1,0 +1,57 @@
+"""The ONNX model contract shared by the exporter and the evaluator (see DESIGN.md).
+
+Torch-free: the evaluator imports this.
+"""
+
+from __future__ import annotations
+
+CONTRACT_VERSION = "1"
+PREFIX = "gen_eval."
+
+KEY_ROLE = PREFIX + "role"
+KEY_FAMILY = PREFIX + "family"
+KEY_LATENT_DIM = PREFIX + "latent_dim"
+KEY_IMAGE_SHAPE = PREFIX + "image_shape"
+KEY_VALUE_RANGE = PREFIX + "value_range"
+KEY_LABEL_SPACE = PREFIX + "label_space"
+KEY_CONTRACT = PREFIX + "contract"
+
+ROLES = ("generator", "encoder", "classifier", "features")
+
+# Input and output names by role.
+INPUT_Z = "z"
+INPUT_LABELS = "labels"
+INPUT_IMAGE = "image"
+OUTPUT_IMAGE = "image"
+OUTPUT_MU = "mu"
+OUTPUT_LOGVAR = "logvar"
+OUTPUT_PROBS = "probs"
+OUTPUT_FEATURES = "features"
+
+
+def format_image_shape(shape: tuple[int, int, int]) -> str:
+    return ",".join(str(int(v)) for v in shape)
+
+
+def parse_image_shape(text: str) -> tuple[int, int, int]:
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"image shape must be 'C,H,W' with positive integers, got {text!r}")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
+
+
+def format_value_range(value_range: tuple[float, float]) -> str:
+    lo, hi = value_range
+    return f"{lo:g},{hi:g}"
+
+
+def parse_value_range(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"value range must be 'LOW,HIGH' such as '-1,1' or '0,1', got {text!r}") from None
+    if not lo < hi:
+        raise ValueError(f"value range must have LOW < HIGH, got {text!r}")
+    return lo, hi

@@ -1,0 +1,1 @@
+"""Data formats, label spaces and the embedded shapes data set (torch-free)."""

@@ -1,0 +1,1 @@
+"""Standalone evaluator on onnxruntime. Must never import torch."""

@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX export with parity checks and metadata (torch, onnx)."""

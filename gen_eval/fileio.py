@@ -1,0 +1,75 @@
+"""Atomic, non-clobbering output files.
+
+Every file gen-eval writes goes through :func:`atomic_path`: the data lands in a hidden temporary
+file beside the target and is renamed over it only when complete, so a crash or Ctrl-C never leaves
+a half-written file, and an existing file is never replaced unless the caller passed ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gen_eval.errors import UserError
+
+
+def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
+    """Check that ``path`` may be written: absent (or ``force``), with a writable parent folder."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is not a folder")
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: folder {parent} is not writable; choose another output path")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
+
+    The temporary file is hidden (leading dot) and ends in ``suffix`` (default: the target's), so
+    libraries that pick a format by extension work.
+    """
+    path = ensure_can_write(path, force)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {path.parent}: {exc.strerror}; choose another output path") from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix or path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if not force and path.exists():
+            raise UserError(f"{path} appeared while writing; pass --force to overwrite it")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> Path:
+    with atomic_path(path, force) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), force)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, force: bool = False) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force)

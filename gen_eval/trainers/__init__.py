@@ -1,0 +1,1 @@
+"""PyTorch trainers: one module per family and one shared training loop."""

@@ -1,0 +1,78 @@
+"""The one checkpoint format that trainers write and the exporter reads.
+
+A checkpoint is one ``.pt`` file holding only tensors and plain Python values, so it loads with
+``torch.load(weights_only=True)`` and a file carrying a pickle payload is refused without running it::
+
+    {
+      "format": "gen_eval.checkpoint", "version": 1,
+      "family": "acgan",                      # trainer family name (gen_eval.trainers registry)
+      "config": {...},                        # JSON-able hyperparameters; rebuilds the networks
+      "label_space": {...} | None,            # LabelSpace.to_dict() for conditional families
+      "step": 1200, "epoch": 3,
+      "networks": {"generator": state_dict, "discriminator": state_dict, ...},
+      "optimizers": {"generator": state_dict, ...},
+      "rng": {"torch": ByteTensor, "numpy": {...}, "python": [...] },  # for exact resume
+      "extra": {...},                          # family-specific plain values
+    }
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen_eval.errors import UserError
+from gen_eval.fileio import atomic_path
+
+FORMAT = "gen_eval.checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], force: bool = True) -> Path:
+    """Write ``payload`` (see module docstring; format/version are added) atomically."""
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    with atomic_path(path, force=force) as tmp:
+        torch.save(data, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a gen-eval checkpoint safely (``weights_only=True``); one-line UserError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; give the path of a .pt file written by 'gen-eval train'")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path} is empty (0 bytes); use another checkpoint, e.g. the run's last.pt")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        raise UserError(
+            f"refusing to load {path}: it holds Python objects that are not plain weights ({first[:120]}); "
+            "only checkpoints of tensors and plain values are loaded"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read checkpoint {path}: {msg[:160]} (truncated or not a torch file?)") from None
+    return data
+
+
+def is_gen_eval_checkpoint(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def require_gen_eval_checkpoint(data: Any, path: str | os.PathLike) -> dict[str, Any]:
+    if not is_gen_eval_checkpoint(data):
+        raise UserError(f"{path} is not a gen-eval checkpoint (no 'format': {FORMAT!r}); "
+                        "for the TA's classifier use 'gen-eval export-classifier'")
+    if data.get("version") != VERSION:
+        raise UserError(f"{path} is checkpoint version {data.get('version')!r}; this gen-eval reads version {VERSION}")
+    for key in ("family", "config", "networks"):
+        if key not in data:
+            raise UserError(f"checkpoint {path} has no {key!r} entry; it is incomplete")
+    return data
