@@ -5,7 +5,7 @@ A family is one short module: its networks, optimisers, one training step, and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
