@@ -15,6 +15,8 @@ KEY_IMAGE_SHAPE = PREFIX + "image_shape"
 KEY_VALUE_RANGE = PREFIX + "value_range"
 KEY_LABEL_SPACE = PREFIX + "label_space"
 KEY_CONTRACT = PREFIX + "contract"
+# Optional: SHA-256 of the weights file a model was exported from (the FID Inception records it).
+KEY_WEIGHTS_SHA256 = PREFIX + "weights_sha256"
 
 ROLES = ("generator", "encoder", "classifier", "features")
 

@@ -5,13 +5,17 @@ A family is one short module: its networks, optimisers, one training step, and t
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
 
 
 @dataclass
@@ -43,16 +47,58 @@ class Batch:
 
 
 class Family:
-    """Base class for a trainer family. Subclasses set ``name`` and implement the four methods."""
+    """Base class for a trainer family. Subclasses set ``name`` and implement the four methods.
+
+    Optional hooks (defaults do nothing) let the shared loop draw pictures and measure held-out data:
+    :meth:`sample` (sample grids), :meth:`reconstruct` (VAE reconstruction grids), :meth:`encode`
+    (2-D latent plots), :meth:`evaluate` (held-out metrics).
+    """
 
     name: ClassVar[str]
     conditional: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
+    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)   # range of images the loop feeds in
+    default_batch_size: ClassVar[int] = 64
+    default_epochs: ClassVar[int] = 10
 
     def __init__(self, config: dict[str, Any], label_space: LabelSpace | None = None) -> None:
         self.config = {**self.defaults, **config}
         self.label_space = label_space
 
+    # -- configuration ----------------------------------------------------------------------------
+    @classmethod
+    def resolve_config(cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``defaults`` updated by ``overrides``; strings (from ``--set key=value``) are parsed to the
+        default's type. Unknown keys and unparsable values raise a one-line UserError."""
+        config = dict(cls.defaults)
+        for key, value in (overrides or {}).items():
+            if key not in cls.defaults:
+                raise UserError(f"{cls.name} has no setting {key!r}; valid --set keys: {', '.join(sorted(cls.defaults))}")
+            config[key] = parse_setting(key, value, cls.defaults[key]) if isinstance(value, str) else value
+        return config
+
+    @property
+    def latent_dim(self) -> int | None:
+        """Length of the noise vector ``z`` (None for families without one, e.g. the classifier)."""
+        value = self.config.get("latent_dim")
+        return int(value) if value is not None else None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """C,H,W of the images this family trains on (config ``image_channels`` and ``image_size``)."""
+        size = int(self.config.get("image_size", 64))
+        return int(self.config.get("image_channels", 3)), size, size
+
+    def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
+        """Adopt what the data decides (``image_channels: None`` takes the data's channel count).
+
+        Called by the loop before :meth:`build_networks` on a fresh run; families may override to
+        check more (e.g. a label-space kind they cannot handle) and raise UserError.
+        """
+        if "image_channels" in self.config and self.config["image_channels"] is None:
+            self.config["image_channels"] = int(image_shape[0])
+
+    # -- the four methods every family implements --------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
@@ -65,3 +111,60 @@ class Family:
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         raise NotImplementedError
+
+    # -- optional hooks used by the loop's logs (networks are in eval mode, under no_grad) ---------
+    def sample(self, networks: dict[str, nn.Module], z: torch.Tensor,
+               labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Images (in ``value_range``) generated from noise ``z`` [B, latent_dim] and ``labels``."""
+        return None
+
+    def reconstruct(self, networks: dict[str, nn.Module], images: torch.Tensor,
+                    labels: torch.Tensor | None) -> torch.Tensor | None:
+        """VAE families: reconstructions of ``images`` (the loop saves a reconstruction grid)."""
+        return None
+
+    def encode(self, networks: dict[str, nn.Module], images: torch.Tensor,
+               labels: torch.Tensor | None) -> torch.Tensor | None:
+        """VAE families: latent means [B, D] (the loop plots them in 2-D, coloured by an attribute)."""
+        return None
+
+    def evaluate(self, networks: dict[str, nn.Module], batches: Iterable[Batch]) -> dict[str, float]:
+        """Metrics on held-out batches (the loop logs them to eval.csv each epoch)."""
+        return {}
+
+    def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
+        """Extra files a family writes when training finishes (e.g. the classifier's TA format)."""
+        return []
+
+
+def parse_setting(key: str, text: str, default: Any) -> Any:
+    """Parse a ``--set`` value to the type of its default (bool, int, float, str; JSON when None)."""
+    def bad(kind: str) -> UserError:
+        example = str(default).lower() if isinstance(default, bool) else default
+        return UserError(f"--set {key}={text}: {key} takes a {kind}, e.g. --set {key}={example}")
+
+    lowered = text.strip().lower()
+    if isinstance(default, bool):
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise bad("boolean (true/false)")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise bad("integer") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise bad("number") from None
+    if isinstance(default, str):
+        return text
+    if lowered in ("none", "null", ""):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

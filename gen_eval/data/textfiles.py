@@ -1,0 +1,47 @@
+"""Reading label and condition files with one-line errors that name the file (and line)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from gen_eval.errors import UserError
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; UserError if it is missing, a folder, empty or not text."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: {what} not found; check the path")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a {what}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if not data.strip():
+        raise UserError(f"{path}: empty {what}; regenerate or replace it")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text; is this the right {what}?") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Parse a JSON file; bad JSON gives the line and column of the problem."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}, line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from None
+
+
+def read_lines(path: str | os.PathLike, what: str = "file") -> list[str]:
+    """Lines of a text file without line endings (trailing blank lines dropped)."""
+    lines = read_text(path, what).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines

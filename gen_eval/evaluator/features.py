@@ -1,0 +1,98 @@
+"""Feature statistics of image sets and generators through a ``features`` ONNX model.
+
+Images reach the features model as uint8 first (generated images are quantised exactly as when
+saved to PNG, DESIGN.md), then as float32 in the model's value range ([0, 1] unless its metadata
+says otherwise; the exported Inception resizes to 299 and scales to [-1, 1] inside its graph). A
+features model with a fixed input size gets images resized bilinearly (align_corners=False).
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from tqdm import tqdm
+
+from gen_eval.data.images import from_uint8, to_uint8
+from gen_eval.data.imageset import ImageSet
+from gen_eval.errors import UserError
+from gen_eval.evaluator.model import OnnxModel
+from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
+from gen_eval.evaluator.sampling import sample, shard_indices
+from gen_eval.evaluator.stats import FeatureStats
+
+
+def feature_model_id(model: OnnxModel) -> str:
+    """Names the features in statistics files: family (or file stem) and a hash of the file."""
+    return f"{model.info.family or model.path.stem}-{model.sha256[:12]}"
+
+
+def new_stats(model: OnnxModel) -> FeatureStats:
+    if model.info.output_size is None:
+        raise UserError(f"{model.path}: the features output has no fixed size; export it with a static feature dimension")
+    return FeatureStats(model.info.output_size, feature_model_id(model))
+
+
+def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
+    """Features [B, D] of uint8 NCHW images."""
+    info = model.info
+    images = from_uint8(images_u8, (0.0, 1.0))
+    try:
+        batch = to_model_input(images, (0.0, 1.0), info.value_range, info.image_shape)
+    except ValueError as exc:
+        raise UserError(f"{model.path}: {exc}; give images with the channels the feature model takes") from None
+    return model.run(image=batch)["features"]
+
+
+def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int, *,
+                    conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
+                    progress: bool = True) -> FeatureStats:
+    """Statistics of ``n`` generated samples (this shard's part), quantised to uint8 like PNGs."""
+    stats = new_stats(features)
+    value_range = generator.info.value_range
+    indices = shard_indices(n, shard)
+    pending: list[np.ndarray] = []
+    for batch in sample(generator, n, seed, conditions=conditions, indices=indices, progress=progress):
+        pending.append(to_uint8(batch.images, value_range))
+        if sum(len(p) for p in pending) >= features.batch_size:
+            stats.update(features_of_uint8(features, np.concatenate(pending)))
+            pending = []
+    if pending:
+        stats.update(features_of_uint8(features, np.concatenate(pending)))
+    return stats
+
+
+def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
+                   progress: bool = True, workers: int = 4) -> FeatureStats:
+    """Statistics of a data set's images (this shard's part); decoding runs in a few threads."""
+    stats = new_stats(features)
+    indices = shard_indices(len(images), shard)
+    step = features.batch_size
+    chunks = [indices[i : i + step] for i in range(0, len(indices), step)]
+
+    def load(chunk: range) -> np.ndarray:
+        return hwc_to_nchw([images.image(i) for i in chunk])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
+        total=len(indices), unit="img", desc="features", disable=not progress or None, leave=False
+    ) as bar:
+        # at most `workers` chunks decoded ahead, so memory stays flat in the number of images
+        futures = [pool.submit(load, c) for c in chunks[:workers]]
+        for k in range(len(chunks)):
+            batch = futures[k].result()
+            if k + workers < len(chunks):
+                futures.append(pool.submit(load, chunks[k + workers]))
+            futures[k] = None
+            stats.update(features_of_uint8(features, batch))
+            bar.update(len(batch))
+    return stats
+
+
+def warn_small(stats: FeatureStats, what: str) -> None:
+    if stats.n < stats.dim:
+        print(
+            f"warning: {what} has {stats.n} images, fewer than the {stats.dim} feature dimensions: its covariance is "
+            "singular and the distance is biased upwards; use more images to compare with published numbers",
+            file=sys.stderr,
+        )

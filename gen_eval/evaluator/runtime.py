@@ -1,0 +1,240 @@
+"""onnxruntime sessions: which provider runs, how many threads, and fixed-shape batched runs.
+
+``--device auto`` uses CUDAExecutionProvider only when it really works: onnxruntime-gpu lists CUDA
+as available on any machine and silently falls back to CPU when a session cannot use it, so the
+driver is probed first and ``session.get_providers()`` is checked after the session exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from gen_eval.errors import UserError
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+DEVICES = ("auto", "cuda", "cpu")
+
+# 3 = errors only: onnxruntime's warnings (e.g. nodes assigned to CPU next to CUDA) are expected here.
+ort.set_default_logger_severity(3)
+
+
+def default_threads() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        count = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> (kind, device id)."""
+    text = str(device).strip().lower()
+    kind, _, index = text.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return kind, int(index or 0)
+
+
+def cuda_problem(device_id: int = 0) -> str | None:
+    """Why CUDA cannot run here, or None when the driver sees GPU ``device_id``."""
+    if CUDA not in ort.get_available_providers():
+        return f"this onnxruntime build ({ort.__version__}) has no CUDA support; install onnxruntime-gpu"
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver found (libcuda.so.1 is missing)"
+    if libcuda.cuInit(0) != 0:
+        return "the NVIDIA driver failed to initialise (cuInit)"
+    count = ctypes.c_int(0)
+    if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return "no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES)"
+    if device_id >= count.value:
+        return f"there is no GPU cuda:{device_id}; this machine has {count.value}"
+    return None
+
+
+_dlls_preloaded = False
+
+
+def _preload_cuda_dlls() -> None:
+    """Load CUDA/cuDNN from the pip nvidia-* packages (no-op where they are not installed)."""
+    global _dlls_preloaded
+    if _dlls_preloaded or not hasattr(ort, "preload_dlls"):
+        return
+    _dlls_preloaded = True
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints warnings we report our own way
+        try:
+            ort.preload_dlls()
+        except Exception:  # noqa: BLE001 - a failed preload shows up as a failed CUDA session below
+            pass
+
+
+@dataclass
+class Runtime:
+    """Creates every session of one command on the same provider and remembers which one that is.
+
+    ``device`` is auto, cpu, cuda or cuda:N. With auto the first session tries CUDA; if that fails
+    every session runs on CPU. ``threads`` sets intra-op threads on CPU (default: usable CPUs).
+    """
+
+    device: str = "auto"
+    threads: int | None = None
+    provider: str | None = field(default=None, init=False)
+    fallback_reason: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._kind, self._device_id = parse_device(self.device)
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.threads}")
+        if self._kind == "cpu":
+            self.provider = CPU
+        elif self._kind == "cuda":
+            problem = cuda_problem(self._device_id)
+            if problem:
+                raise UserError(f"--device cuda: {problem}; use --device cpu (or auto) on this machine")
+        else:
+            problem = cuda_problem(self._device_id)
+            if problem:
+                self.provider, self.fallback_reason = CPU, problem
+
+    def _options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return options
+
+    def session(self, path: str | os.PathLike, model_bytes: bytes | None = None) -> ort.InferenceSession:
+        """A session for the ONNX file ``path`` (or its already-read bytes) on this runtime's provider."""
+        source = model_bytes if model_bytes is not None else str(path)
+        if self.provider in (None, CUDA):
+            _preload_cuda_dlls()
+            cuda_options = {"device_id": self._device_id, "cudnn_conv_algo_search": "HEURISTIC"}
+            previous = 3
+            ort.set_default_logger_severity(4)  # a CUDA provider that fails to load is reported below
+            try:
+                session = _create(source, path, self._options(), [(CUDA, cuda_options), CPU])
+            finally:
+                ort.set_default_logger_severity(previous)
+            if session.get_providers()[0] == CUDA:
+                self.provider = CUDA
+                return session
+            problem = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 libraries missing?)"
+            if self._kind == "cuda" or self.provider == CUDA:
+                raise UserError(f"--device {self.device}: {problem}; use --device cpu")
+            self.provider, self.fallback_reason = CPU, problem
+            return session
+        return _create(source, path, self._options(), [CPU])
+
+    @property
+    def uses_cuda(self) -> bool:
+        return self.provider == CUDA
+
+    def describe(self) -> str:
+        """One line: which provider runs (and why not CUDA, when auto fell back)."""
+        name = self.provider or "(no session yet)"
+        if self.provider == CUDA:
+            detail = f"GPU cuda:{self._device_id}"
+        else:
+            detail = f"{self.threads or default_threads()} threads"
+        line = f"onnxruntime {ort.__version__} on {name} ({detail})"
+        if self._kind == "auto" and self.fallback_reason and self.provider == CPU:
+            line += f"; CUDA not used: {self.fallback_reason}"
+        return line
+
+
+def _create(source, path, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if len(reason) > 200:
+            reason = reason[:200] + "..."
+        raise UserError(f"{path}: onnxruntime cannot load this model ({reason}); give a valid .onnx file") from None
+
+
+@dataclass
+class BatchRunner:
+    """Runs a session on fixed-size batches: the last batch is padded, so every run has one shape.
+
+    On CUDA, inputs are copied into device buffers allocated once and outputs stay on the device
+    until fetched (IO binding), so onnxruntime neither re-plans nor re-allocates per batch.
+    """
+
+    session: ort.InferenceSession
+    batch_size: int
+    io_binding: bool = False
+    device_id: int = 0
+    _buffers: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs for any number of rows (all inputs share the first dimension), batch by batch."""
+        rows = {len(v) for v in feeds.values()}
+        if len(rows) != 1:
+            raise ValueError(f"inputs differ in length: {sorted(rows)}")
+        (n,) = rows
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            batch = {name: _pad(np.ascontiguousarray(v[start:stop]), self.batch_size) for name, v in feeds.items()}
+            outputs = self._run_batch(batch)
+            for name, value in zip(self.output_names, outputs):
+                parts[name].append(value[: stop - start])
+        return {name: np.concatenate(chunks) if chunks else np.empty((0,)) for name, chunks in parts.items()}
+
+    def _run_batch(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if not self.io_binding:
+            return self.session.run(self.output_names, dict(batch))
+        device = "cuda" if self.session.get_providers()[0] == CUDA else "cpu"
+        binding = self._buffers.get("binding")
+        if binding is None:
+            binding = self.session.io_binding()
+            for name, value in batch.items():
+                buffer = ort.OrtValue.ortvalue_from_shape_and_type(value.shape, value.dtype, device, self.device_id)
+                self._buffers[name] = buffer
+                binding.bind_ortvalue_input(name, buffer)
+            for name in self.output_names:
+                binding.bind_output(name, device, self.device_id)
+            self._buffers["binding"] = binding
+        for name, value in batch.items():
+            self._buffers[name].update_inplace(value)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+
+def _pad(array: np.ndarray, size: int) -> np.ndarray:
+    if len(array) == size:
+        return array
+    padding = np.zeros((size - len(array), *array.shape[1:]), dtype=array.dtype)
+    return np.concatenate([array, padding])
+
+
+def batches(n: int, batch_size: int, start: int = 0) -> Iterator[range]:
+    """Consecutive ranges of at most ``batch_size`` indices covering ``start .. start + n - 1``."""
+    for lo in range(start, start + n, batch_size):
+        yield range(lo, min(lo + batch_size, start + n))

@@ -1,0 +1,188 @@
+"""Seeded sampling from an ONNX generator, in shards, to a PNG folder, a grid PNG or an .npz.
+
+Sample ``i`` of a run is fixed by (model, seed, i) — see :mod:`gen_eval.evaluator.noise` — and, for
+conditional generators, takes condition ``i % len(conditions)``. PNG files are named by the global
+index (``000123.png``), so shards of one run fill one folder without gaps, and a killed shard is
+resumed by running it again: files already there (each written atomically) are skipped. A hidden
+manifest in the folder records the run, so a different run is never mixed into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from gen_eval.data.images import save_png, to_uint8
+from gen_eval.errors import UserError
+from gen_eval.evaluator.grid import save_grid
+from gen_eval.evaluator.model import OnnxModel
+from gen_eval.evaluator.noise import NOISE_BLOCK, cycle_conditions, latent_noise
+from gen_eval.fileio import atomic_path, atomic_write_json
+
+MANIFEST = ".gen-eval-sample.json"
+
+
+@dataclass
+class SampleBatch:
+    indices: np.ndarray  # global sample indices, int64 [B]
+    images: np.ndarray  # float32 [B, C, H, W] in the generator's value range
+    conditions: np.ndarray | None  # float32 [B, L]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"k/N"`` (k = 1..N) -> (k, N); None -> None (the whole run)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UserError(f"--shard must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def shard_indices(n: int, shard: tuple[int, int] | None) -> range:
+    """The contiguous block of ``range(n)`` that shard k of N does (blocks differ in size by at most 1)."""
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    if shard is None:
+        return range(n)
+    k, count = shard
+    return range((k - 1) * n // count, k * n // count)
+
+
+def sample(
+    generator: OnnxModel,
+    n: int,
+    seed: int,
+    *,
+    conditions: np.ndarray | None = None,
+    indices: range | np.ndarray | None = None,
+    progress: bool = False,
+) -> Iterator[SampleBatch]:
+    """Yield batches of samples ``indices`` (default ``range(n)``) of the run (generator, seed, conditions)."""
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    if generator.info.conditional and conditions is None:
+        raise UserError(f"{generator.path} is a conditional generator; give a condition file with --conditions")
+    if not generator.info.conditional and conditions is not None:
+        raise UserError(f"{generator.path} is unconditional; leave out --conditions")
+    indices = np.asarray(range(n) if indices is None else indices, dtype=np.int64)
+    step = generator.batch_size
+    with tqdm(total=len(indices), unit="img", desc="sampling", disable=not progress or None, leave=False) as bar:
+        for start in range(0, len(indices), step):
+            chunk = indices[start : start + step]
+            z = latent_noise(seed, chunk, generator.info.latent_dim)
+            labels = cycle_conditions(conditions, chunk) if conditions is not None else None
+            images = generator.generate(z, labels)
+            bar.update(len(chunk))
+            yield SampleBatch(chunk, images, labels)
+
+
+def run_manifest(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None) -> dict:
+    """What identifies a sampling run (written into the output folder)."""
+    return {
+        "model_sha256": generator.sha256,
+        "seed": int(seed),
+        "n": int(n),
+        "conditions_sha256": hashlib.sha256(conditions.tobytes()).hexdigest() if conditions is not None else None,
+        "noise": f"SeedSequence(seed, spawn_key=(i // {NOISE_BLOCK},)), float32 standard normal",
+        "value_range": list(generator.info.value_range),
+    }
+
+
+def _claim_folder(out: Path, manifest: dict, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder, a .png (grid) or an .npz path")
+    path = out / MANIFEST
+    if path.exists() and not force:
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, ValueError):
+            existing = None
+        if existing != manifest:
+            what = "another run" if existing is None else ", ".join(
+                f"{k} {existing.get(k)!r} here, {manifest[k]!r} now" for k in manifest if existing.get(k) != manifest[k]
+            )
+            raise UserError(f"{out} holds samples of a different run ({what}); choose another folder or pass --force")
+        return
+    if not force and out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
+        raise UserError(f"{out} already holds PNG files not written by gen-eval sample; choose an empty folder or pass --force")
+    try:
+        atomic_write_json(path, manifest, force=True)
+    except UserError:
+        raise
+    except OSError as exc:
+        raise UserError(f"cannot write in {out}: {exc.strerror}") from None
+
+
+def png_name(index: int, n: int) -> str:
+    return f"{index:0{max(6, len(str(n - 1)))}d}.png"
+
+
+def write_png_folder(
+    generator: OnnxModel,
+    out: str | os.PathLike,
+    n: int,
+    seed: int,
+    *,
+    conditions: np.ndarray | None = None,
+    shard: tuple[int, int] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Write this shard's samples as ``out/<index>.png``; returns (written, already there)."""
+    out = Path(out)
+    _claim_folder(out, run_manifest(generator, n, seed, conditions), force)
+    todo = shard_indices(n, shard)
+    missing = [i for i in todo if force or not (out / png_name(i, n)).is_file()]
+    done = len(todo) - len(missing)
+    if done and missing:
+        print(f"resuming: {done} of {len(todo)} images of this shard are already in {out}")
+    lo, hi = generator.info.value_range
+    for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress):
+        images = to_uint8(batch.images, (lo, hi)).transpose(0, 2, 3, 1)
+        for index, image in zip(batch.indices, images):
+            save_png(image, out / png_name(int(index), n), force=force)
+    return len(missing), done
+
+
+def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndarray | None = None,
+                 shard: tuple[int, int] | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """This shard's samples in memory: (indices, uint8 NCHW images, conditions or None)."""
+    indices, images, labels = [], [], []
+    value_range = generator.info.value_range
+    for batch in sample(generator, n, seed, conditions=conditions, indices=shard_indices(n, shard), progress=progress):
+        indices.append(batch.indices)
+        images.append(to_uint8(batch.images, value_range))
+        if batch.conditions is not None:
+            labels.append(batch.conditions)
+    return np.concatenate(indices), np.concatenate(images), (np.concatenate(labels) if labels else None)
+
+
+def write_npz(path: str | os.PathLike, indices: np.ndarray, images_u8: np.ndarray, conditions: np.ndarray | None,
+              seed: int, generator: OnnxModel, force: bool = False) -> Path:
+    """``images`` uint8 [N, H, W, C], ``indices``, ``seed``, ``conditions`` float32 [N, L] when conditional."""
+    arrays = {
+        "images": np.ascontiguousarray(images_u8.transpose(0, 2, 3, 1)),
+        "indices": indices,
+        "seed": np.int64(seed),
+        "model_sha256": np.str_(generator.sha256),
+    }
+    if conditions is not None:
+        arrays["conditions"] = conditions.astype(np.float32)
+    path = Path(path)
+    with atomic_path(path, force) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return path
+
+
+def write_grid(path: str | os.PathLike, images_u8: np.ndarray, force: bool = False, nrow: int = 8) -> Path:
+    return save_grid(images_u8, path, nrow=nrow, force=force)

@@ -1,0 +1,127 @@
+"""The classifier score of a conditional generator (DESIGN.md, the S4 TA evaluator).
+
+Multilabel: for each image, k = its number of true labels; the classifier's top-k indices are
+compared with the true labels; score = sum(correct) / sum(k) over the whole set (pooled).
+Ties among probabilities: the top-k are the first k indices of a *stable* descending sort, i.e. the
+lowest index wins among equal values. ``torch.topk`` does not specify its tie order (on CPU,
+``torch.full((24,), .5).topk(3)`` returns indices 15, 17, 16), so on exact ties the TA's code is
+itself arbitrary; ties occur in practice when sigmoid outputs saturate to exactly 1.0 in float32.
+Categorical heads: per-head argmax accuracy (first maximum on ties) and their mean.
+Binary attribute: accuracy of ``prob > 0.5`` against the 0/1 condition (top-k needs k >= 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
+from gen_eval.evaluator.model import OnnxModel
+from gen_eval.evaluator.noise import latent_noise
+from gen_eval.evaluator.preprocess import quantize as quantize_images
+from gen_eval.evaluator.preprocess import to_model_input
+
+
+@dataclass
+class ScoreResult:
+    value: float
+    correct: int
+    total: int
+    per_head: dict[str, float] = field(default_factory=dict)
+
+
+def topk_indices(probs: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values of each row; equal values: lower index first."""
+    return np.argsort(-np.asarray(probs), axis=-1, kind="stable")[..., :k]
+
+
+def classifier_score(probs: np.ndarray, conditions: np.ndarray) -> float:
+    """Pooled top-k accuracy: sum over images of |top-k(probs) & true labels| / sum of k."""
+    return multilabel_score(probs, conditions).value
+
+
+def multilabel_score(probs: np.ndarray, conditions: np.ndarray) -> ScoreResult:
+    probs, conditions = _check(probs, conditions)
+    k = conditions.sum(axis=1).astype(np.int64)
+    if k.sum() == 0:
+        raise ValueError("no true labels in the conditions; the top-k score needs at least one")
+    order = np.argsort(-probs, axis=1, kind="stable")
+    truth_in_rank_order = np.take_along_axis(conditions, order, axis=1)
+    within_k = np.arange(probs.shape[1])[None, :] < k[:, None]
+    correct = int((truth_in_rank_order * within_k).sum())
+    total = int(k.sum())
+    return ScoreResult(correct / total, correct, total)
+
+
+def categorical_score(probs: np.ndarray, conditions: np.ndarray, label_space: LabelSpace) -> ScoreResult:
+    """Per-head argmax accuracy; ``value`` is their mean."""
+    probs, conditions = _check(probs, conditions)
+    per_head, correct = {}, 0
+    for head, sl in label_space.head_slices():
+        hits = np.argmax(probs[:, sl], axis=1) == np.argmax(conditions[:, sl], axis=1)
+        per_head[head] = float(hits.mean())
+        correct += int(hits.sum())
+    total = len(probs) * len(per_head)
+    return ScoreResult(float(np.mean(list(per_head.values()))), correct, total, per_head)
+
+
+def binary_score(probs: np.ndarray, conditions: np.ndarray) -> ScoreResult:
+    """Accuracy of ``probs > 0.5`` against 0/1 conditions."""
+    probs, conditions = _check(probs, conditions)
+    hits = (probs[:, 0] > 0.5) == (conditions[:, 0] > 0.5)
+    return ScoreResult(float(hits.mean()), int(hits.sum()), len(hits))
+
+
+def score_probs(probs: np.ndarray, conditions: np.ndarray, label_space: LabelSpace | None) -> ScoreResult:
+    """The score for the kind of ``label_space`` (multilabel when unknown)."""
+    kind = label_space.kind if label_space is not None else "multilabel"
+    if kind == "categorical":
+        return categorical_score(probs, conditions, label_space)
+    if kind == "binary":
+        return binary_score(probs, conditions)
+    return multilabel_score(probs, conditions)
+
+
+def _check(probs: np.ndarray, conditions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    conditions = np.asarray(conditions, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape != conditions.shape:
+        raise ValueError(f"probabilities {probs.shape} and conditions {conditions.shape} must both be [N, L]")
+    return probs, conditions
+
+
+def generate_for_conditions(generator: OnnxModel, conditions: np.ndarray, seed: int) -> np.ndarray:
+    """One image per condition row; sample ``i`` uses the noise of (seed, i)."""
+    z = latent_noise(seed, np.arange(len(conditions)), generator.info.latent_dim)
+    return generator.generate(z, conditions)
+
+
+def classify_generated(classifier: OnnxModel, images: np.ndarray, value_range, quantize: bool = False) -> np.ndarray:
+    """Classifier probabilities for generator images in ``value_range`` (optionally PNG-quantised)."""
+    if quantize:
+        images = quantize_images(images, value_range)
+    info = classifier.info
+    batch = to_model_input(images, value_range, info.value_range, info.image_shape)
+    return classifier.run(image=batch)["probs"]
+
+
+def score_generator(
+    generator: OnnxModel,
+    classifier: OnnxModel,
+    conditions: np.ndarray,
+    seed: int,
+    *,
+    label_space: LabelSpace | None = None,
+    quantize: bool = False,
+) -> tuple[ScoreResult, np.ndarray]:
+    """Generate one image per condition with noise ``seed``, classify, score; also returns the images."""
+    images = generate_for_conditions(generator, conditions, seed)
+    probs = classify_generated(classifier, images, generator.info.value_range, quantize)
+    if probs.shape[1] != conditions.shape[1]:
+        raise UserError(
+            f"{classifier.path}: the classifier gives {probs.shape[1]} probabilities but the conditions have "
+            f"{conditions.shape[1]} labels; use the classifier trained on this label space"
+        )
+    return score_probs(probs, conditions, label_space), images

@@ -1,0 +1,229 @@
+"""ExportGraph -> parity-checked .onnx file with the gen-eval metadata; checkpoints -> their graphs.
+
+Every graph of one export is converted and verified in memory first; files are written (atomically)
+only when all of them passed, so a failed verification leaves no output file behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gen_eval import contract
+from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
+from gen_eval.exporter.convert import module_to_onnx, serialize, set_metadata, to_fp16
+from gen_eval.exporter.parity import ParityReport, check_parity, parity_inputs
+from gen_eval.fileio import atomic_path, ensure_can_write
+from gen_eval.trainers.base import ExportGraph
+
+# Input and output names each role must have (DESIGN.md, the ONNX model contract).
+ROLE_OUTPUTS = {
+    "generator": [contract.OUTPUT_IMAGE],
+    "encoder": [contract.OUTPUT_MU, contract.OUTPUT_LOGVAR],
+    "classifier": [contract.OUTPUT_PROBS],
+    "features": [contract.OUTPUT_FEATURES],
+}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    role: str
+    max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch size -> max |onnx - torch|; empty if not verified
+    tolerance: dict[int, float] = field(default_factory=dict)
+    provider: str = ""
+    fp16: bool = False
+    size_bytes: int = 0
+
+    def describe(self) -> str:
+        text = f"wrote {self.path} ({self.role}{', fp16 weights' if self.fp16 else ''}, {self.size_bytes / 1e6:.1f} MB)"
+        if self.max_abs_diff:
+            text += "; " + ParityReport(self.max_abs_diff, self.tolerance, self.provider).describe()
+        else:
+            text += "; not verified (--no-verify)"
+        return text
+
+
+@dataclass
+class _Built:
+    graph: ExportGraph
+    path: Path
+    data: bytes
+    parity: ParityReport | None
+
+
+def check_graph_contract(graph: ExportGraph) -> None:
+    """The input/output names and metadata the evaluator relies on for this role."""
+    if graph.role not in ROLE_OUTPUTS:
+        raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
+    if list(graph.output_names) != ROLE_OUTPUTS[graph.role]:
+        raise ValueError(f"a {graph.role} graph outputs {ROLE_OUTPUTS[graph.role]}, got {graph.output_names}")
+    if len(graph.input_names) != len(graph.input_shapes):
+        raise ValueError("ExportGraph needs one input shape per input name")
+    if graph.role == "generator":
+        expected = [contract.INPUT_Z] + ([contract.INPUT_LABELS] if graph.label_space is not None else [])
+        if list(graph.input_names) != expected:
+            raise ValueError(f"a generator takes {expected} (labels only with a label space), got {graph.input_names}")
+        if graph.latent_dim is None or tuple(graph.input_shapes[0]) != (graph.latent_dim,):
+            raise ValueError(f"a generator's z input has shape (latent_dim,), got {graph.input_shapes[0]} "
+                             f"with latent_dim={graph.latent_dim}")
+        if graph.label_space is not None and tuple(graph.input_shapes[1]) != (graph.label_space.size,):
+            raise ValueError(f"labels input shape {graph.input_shapes[1]} does not fit the label space "
+                             f"({graph.label_space.size} values)")
+    elif list(graph.input_names) != [contract.INPUT_IMAGE]:
+        raise ValueError(f"a {graph.role} graph takes one input named 'image', got {graph.input_names}")
+
+
+def graph_metadata(graph: ExportGraph, family: str, extra: Mapping[str, str] | None = None, *,
+                   dynamic_image_size: bool = False) -> dict[str, str]:
+    """The ``metadata_props`` of DESIGN.md for this graph.
+
+    A graph that takes images of any size (``dynamic_image_size``) records no image shape, so the
+    evaluator feeds images at their own size instead of resizing them first.
+    """
+    meta = {
+        contract.KEY_ROLE: graph.role,
+        contract.KEY_FAMILY: family,
+        contract.KEY_VALUE_RANGE: contract.format_value_range(graph.value_range),
+        contract.KEY_CONTRACT: contract.CONTRACT_VERSION,
+    }
+    if not dynamic_image_size:
+        meta[contract.KEY_IMAGE_SHAPE] = contract.format_image_shape(graph.image_shape)
+    if graph.latent_dim is not None:
+        meta[contract.KEY_LATENT_DIM] = str(int(graph.latent_dim))
+    if graph.label_space is not None:
+        meta[contract.KEY_LABEL_SPACE] = graph.label_space.to_json()
+    meta.update(extra or {})
+    return meta
+
+
+def _check_eager_shapes(graph: ExportGraph, example: Sequence[torch.Tensor]) -> None:
+    module = graph.module
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            outputs = module(*example)
+    finally:
+        module.train(was_training)
+    outputs = (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+    batch = example[0].shape[0]
+    if len(outputs) != len(graph.output_names):
+        raise ValueError(f"the {graph.role} module returns {len(outputs)} outputs for {graph.output_names}")
+    first = tuple(outputs[0].shape)
+    if graph.role == "generator" and first != (batch, *graph.image_shape):
+        raise ValueError(f"the generator makes images of shape {first[1:]}, its ExportGraph says {graph.image_shape}")
+    if graph.role == "classifier" and graph.label_space is not None and first != (batch, graph.label_space.size):
+        raise UserError(f"the classifier outputs {first[1:]} probabilities but the label space has "
+                        f"{graph.label_space.size} names; give the objects.json it was trained on")
+    if graph.role in ("classifier", "features", "encoder") and len(first) != 2:
+        raise ValueError(f"a {graph.role} graph outputs [B, D], got shape {first}")
+
+
+def build_graph(graph: ExportGraph, family: str, *, verify: bool = True, fp16: bool = False,
+                dynamic_image_size: bool = False, extra_metadata: Mapping[str, str] | None = None
+                ) -> tuple[bytes, ParityReport | None]:
+    """Convert (and verify) one graph in memory: the .onnx bytes and the parity report (None unverified)."""
+    check_graph_contract(graph)
+    example = [torch.from_numpy(a) for a in parity_inputs(graph, batch=2)]
+    _check_eager_shapes(graph, example)
+    spatial = [contract.INPUT_IMAGE] if dynamic_image_size else []
+    model = module_to_onnx(graph.module, example, graph.input_names, graph.output_names, spatial_inputs=spatial)
+    if fp16:
+        model = to_fp16(model)
+    set_metadata(model, graph_metadata(graph, family, extra_metadata, dynamic_image_size=dynamic_image_size))
+    data = serialize(model)
+    report = check_parity(graph.module, data, graph, fp16=fp16) if verify else None
+    return data, report
+
+
+def _write(built: Sequence[_Built], force: bool, fp16: bool) -> list[ExportResult]:
+    results = []
+    for item in built:
+        with atomic_path(item.path, force=force) as tmp:
+            tmp.write_bytes(item.data)
+        report = item.parity or ParityReport()
+        results.append(ExportResult(item.path, item.graph.role, report.max_abs_diff, report.tolerance,
+                                    report.provider, fp16, len(item.data)))
+    return results
+
+
+def export_graph(graph: ExportGraph, out: str | os.PathLike, *, family: str, verify: bool = True,
+                 fp16: bool = False, force: bool = False, dynamic_image_size: bool = False,
+                 extra_metadata: Mapping[str, str] | None = None) -> ExportResult:
+    """Export one graph to ``out`` (one self-contained .onnx file), verified against torch unless ``verify=False``.
+
+    ``dynamic_image_size`` makes the image input's height and width dynamic too (the graph must accept any size).
+    """
+    path = ensure_can_write(out, force)
+    data, report = build_graph(graph, family, verify=verify, fp16=fp16, dynamic_image_size=dynamic_image_size,
+                               extra_metadata=extra_metadata)
+    return _write([_Built(graph, path, data, report)], force, fp16)[0]
+
+
+def output_paths(out: str | os.PathLike, graphs: Sequence[ExportGraph]) -> list[Path]:
+    """The main graph goes to ``out``; a graph with suffix S to ``<out stem>.S.onnx`` (e.g. vae.encoder.onnx)."""
+    out = Path(out)
+    main = [g for g in graphs if not g.suffix]
+    if len(main) != 1:
+        raise ValueError(f"a family exports exactly one main graph (suffix ''), got {len(main)}")
+    extension = out.suffix or ".onnx"
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    paths = [out if not g.suffix else out.with_name(f"{stem}.{g.suffix}{extension}") for g in graphs]
+    if len(set(paths)) != len(paths):
+        raise ValueError("two export graphs share one file name; give them different suffixes")
+    return paths
+
+
+def rebuild_family(checkpoint_data: Mapping, source: str):
+    """The family object and its networks with the checkpoint's weights (interfaces.md recipe)."""
+    from gen_eval.trainers import get_family
+
+    family_cls = get_family(checkpoint_data["family"])
+    raw_space = checkpoint_data.get("label_space")
+    try:
+        label_space = LabelSpace.from_dict(raw_space) if raw_space else None
+    except ValueError as exc:
+        raise UserError(f"checkpoint {source} has a bad label space: {exc}") from None
+    family = family_cls(dict(checkpoint_data["config"]), label_space)
+    networks = family.build_networks()
+    saved = checkpoint_data["networks"]
+    for name, network in networks.items():
+        if name not in saved:
+            raise UserError(f"checkpoint {source} has no weights for network {name!r} of family "
+                            f"{checkpoint_data['family']!r}; it is incomplete")
+        try:
+            network.load_state_dict(saved[name])
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise UserError(f"checkpoint {source}: the {name} weights do not fit the family's networks "
+                            f"({detail}); was the checkpoint written by another gen-eval version?") from None
+        network.eval()
+    return family, networks
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
+                      fp16: bool = False, force: bool = False) -> list[ExportResult]:
+    """Export a gen-eval checkpoint: the generator to ``out``, a VAE's encoder to ``<out stem>.encoder.onnx``."""
+    from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint
+
+    data = require_gen_eval_checkpoint(load_checkpoint(checkpoint), checkpoint)
+    family, networks = rebuild_family(data, str(checkpoint))
+    graphs = family.export_graphs(networks)
+    paths = output_paths(out, graphs)
+    for path in paths:
+        ensure_can_write(path, force)
+    built = []
+    for graph, path in zip(graphs, paths):
+        payload, report = build_graph(graph, data["family"], verify=verify, fp16=fp16)
+        built.append(_Built(graph, path, payload, report))
+    return _write(built, force, fp16)
+
+
+__all__ = ["ExportResult", "export_graph", "export_checkpoint", "build_graph", "graph_metadata", "output_paths",
+           "rebuild_family", "check_graph_contract"]

@@ -1,0 +1,194 @@
+"""The FID Inception-v3, built exactly as pytorch-fid 0.3.0 builds it, as an ONNX ``features`` model.
+
+pytorch-fid ports TensorFlow's 2015 Inception graph to torchvision's ``Inception3`` with three
+patches: the average-pool branches of the A, C and first E blocks ignore padded zeros
+(``count_include_pad=False``, as TensorFlow does), the last E block pools with max instead of
+average, and the classifier has 1008 classes. We build the same network from torchvision's blocks so
+the weights file ``pt_inception-2015-12-05-6726825d.pth`` loads unchanged, and put pytorch-fid's
+input handling (bilinear resize to 299, align_corners=False, then 2x-1) inside the graph: the ONNX
+model takes float32 [B, 3, H, W] in [0, 1] of any size and returns pool3 features [B, 2048].
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.inception import BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD, InceptionE
+
+from gen_eval.errors import UserError
+from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, check_weights_file
+
+if TYPE_CHECKING:
+    from gen_eval.trainers.base import ExportGraph
+
+FID_NUM_CLASSES = 1008
+FID_INPUT_SIZE = 299
+FID_FEATURE_DIM = 2048
+INCEPTION_FAMILY = "pytorch-fid-inception-v3"  # gen_eval.family of the exported model
+
+def _tf_avg_pool(x: Tensor) -> Tensor:
+    """TensorFlow's 3x3 average pool: padded zeros do not count in the mean."""
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class FIDInceptionA(InceptionA):
+    """InceptionA with TensorFlow's average pool."""
+
+    def _forward(self, x: Tensor) -> list[Tensor]:
+        branch1x1 = self.branch1x1(x)
+        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        branch_pool = self.branch_pool(_tf_avg_pool(x))
+        return [branch1x1, branch5x5, branch3x3dbl, branch_pool]
+
+
+class FIDInceptionC(InceptionC):
+    """InceptionC with TensorFlow's average pool."""
+
+    def _forward(self, x: Tensor) -> list[Tensor]:
+        branch1x1 = self.branch1x1(x)
+        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        branch7x7dbl = x
+        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3,
+                      self.branch7x7dbl_4, self.branch7x7dbl_5):
+            branch7x7dbl = layer(branch7x7dbl)
+        branch_pool = self.branch_pool(_tf_avg_pool(x))
+        return [branch1x1, branch7x7, branch7x7dbl, branch_pool]
+
+
+class FIDInceptionE(InceptionE):
+    """InceptionE with TensorFlow's average pool, or (``max_pool=True``, the last block) a max pool."""
+
+    def __init__(self, in_channels: int, max_pool: bool = False) -> None:
+        super().__init__(in_channels)
+        self.max_pool = max_pool
+
+    def _forward(self, x: Tensor) -> list[Tensor]:
+        branch1x1 = self.branch1x1(x)
+        branch3x3 = self.branch3x3_1(x)
+        branch3x3 = torch.cat([self.branch3x3_2a(branch3x3), self.branch3x3_2b(branch3x3)], 1)
+        branch3x3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        branch3x3dbl = torch.cat([self.branch3x3dbl_3a(branch3x3dbl), self.branch3x3dbl_3b(branch3x3dbl)], 1)
+        if self.max_pool:
+            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        else:
+            pooled = _tf_avg_pool(x)
+        branch_pool = self.branch_pool(pooled)
+        return [branch1x1, branch3x3, branch3x3dbl, branch_pool]
+
+
+def fid_inception_v3(state_dict: dict[str, Tensor] | None = None) -> Inception3:
+    """torchvision's Inception3 patched like pytorch-fid (1008 classes, no aux head).
+
+    ``state_dict`` (pytorch-fid's weights file) is loaded strictly; without it the weights are
+    torchvision's random initialisation.
+    """
+    blocks = [BasicConv2d, FIDInceptionA, InceptionB, FIDInceptionC, InceptionD, FIDInceptionE, InceptionAux]
+    net = Inception3(num_classes=FID_NUM_CLASSES, aux_logits=False, inception_blocks=blocks,
+                     init_weights=state_dict is None)
+    net.Mixed_7c = FIDInceptionE(2048, max_pool=True)
+    if state_dict is not None:
+        net.load_state_dict(state_dict)
+    return net.eval()
+
+
+class FIDInceptionFeatures(nn.Module):
+    """Images [B, 3, H, W] in [0, 1] -> pool3 features [B, 2048], as pytorch-fid's ``InceptionV3([3])``."""
+
+    def __init__(self, inception: Inception3) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3, inception.maxpool1,
+            inception.Conv2d_3b_1x1, inception.Conv2d_4a_3x3, inception.maxpool2,
+            inception.Mixed_5b, inception.Mixed_5c, inception.Mixed_5d,
+            inception.Mixed_6a, inception.Mixed_6b, inception.Mixed_6c, inception.Mixed_6d, inception.Mixed_6e,
+            inception.Mixed_7a, inception.Mixed_7b, inception.Mixed_7c,
+            nn.AdaptiveAvgPool2d((1, 1)),
+            nn.Flatten(1),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = F.interpolate(images, size=(FID_INPUT_SIZE, FID_INPUT_SIZE), mode="bilinear", align_corners=False)
+        return self.layers(2 * x - 1)
+
+
+def load_fid_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], str]:
+    """pytorch-fid's weights file (a plain state dict, loaded with ``weights_only=True``) and its SHA-256."""
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Inception weights {path} do not exist; get {FID_WEIGHTS_NAME} with "
+                        "'gen-eval fetch-inception --out PATH' on a machine with network, then pass its path")
+    digest = check_weights_file(path)
+    state_dict = load_checkpoint(path)
+    if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
+        raise UserError(f"{path} is not a state dict of tensors; give pytorch-fid's {FID_WEIGHTS_NAME}")
+    return state_dict, digest
+
+
+def build_fid_features(state_dict: dict[str, Tensor] | None, source: str = "weights") -> FIDInceptionFeatures:
+    """The features module from a pytorch-fid state dict; a one-line error if the keys or shapes do not fit."""
+    try:
+        inception = fid_inception_v3(state_dict)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise UserError(f"{source} do not fit pytorch-fid's Inception-v3 ({detail[:200]}); "
+                        f"give pytorch-fid's {FID_WEIGHTS_NAME}") from None
+    return FIDInceptionFeatures(inception).eval()
+
+
+def random_fid_weights(seed: int = 0, calibration_batch: int = 4) -> dict[str, Tensor]:
+    """A random state dict in pytorch-fid's format, for tests and benchmarks where the real file is absent.
+
+    torchvision's initialisation alone makes pool3 features explode (~1e10) through 90 layers, so the
+    BatchNorm statistics are set from one forward pass over random images: features stay O(1), as
+    with the real weights, and a 1e-4 parity tolerance means what it says.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        inception = fid_inception_v3(None)
+        features = FIDInceptionFeatures(inception)
+        norms = [m for m in features.modules() if isinstance(m, nn.BatchNorm2d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+        features.train()
+        with torch.no_grad():
+            features(torch.rand(calibration_batch, 3, 64, 64))  # the size of the images gen-eval scores
+        for norm in norms:
+            norm.momentum = 0.1
+    return {key: value.clone() for key, value in inception.eval().state_dict().items()}
+
+
+def inception_graph(features: FIDInceptionFeatures, example_size: int = 64) -> ExportGraph:
+    """The features ExportGraph; parity runs on ``example_size`` images so the in-graph resize is exercised."""
+    from gen_eval import contract
+    from gen_eval.trainers.base import ExportGraph
+
+    shape = (3, example_size, example_size)
+    return ExportGraph("features", features, [contract.INPUT_IMAGE], [shape], [contract.OUTPUT_FEATURES],
+                       image_shape=shape, value_range=(0.0, 1.0))
+
+
+def export_inception(weights: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
+                     force: bool = False):
+    """pytorch-fid's weights file -> ``features`` ONNX model (input [B,3,H,W] in [0,1], any H,W; output [B,2048]).
+
+    Returns the ExportResult. The weights' SHA-256 goes into the metadata (``gen_eval.weights_sha256``)
+    so reports can tell the published FID weights from others.
+    """
+    from gen_eval import contract
+    from gen_eval.exporter.graphs import export_graph
+    from gen_eval.fileio import ensure_can_write
+
+    ensure_can_write(out, force)
+    state_dict, digest = load_fid_weights(weights)
+    features = build_fid_features(state_dict, source=str(weights))
+    return export_graph(inception_graph(features), out, family=INCEPTION_FAMILY, verify=verify, force=force,
+                        dynamic_image_size=True, extra_metadata={contract.KEY_WEIGHTS_SHA256: digest})

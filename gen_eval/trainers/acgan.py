@@ -1,0 +1,164 @@
+"""ACGAN (Odena et al. 2017) on any label space: S1 (one CelebA attribute) and S4 (24 iCLEVR labels).
+
+Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU`` (S4), body selectable with
+``--set generator=dcgan|upsample|srgan`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
+adversarial head and an auxiliary head (gen_eval.trainers.discriminators); ``d_label_channel=true`` also
+feeds the condition as an extra input channel, as S4's ACGAN did.
+
+Losses (S4): discriminator ``((adv(real, 1) + w_aux*aux(real)) + (adv(fake, 0) + w_aux*aux(fake))) / 2``
+(``d_aux_fake=false`` drops the fake auxiliary term), the auxiliary loss being BCE per label
+(multilabel, binary) or cross-entropy per head (categorical). Generator:
+``w_adv*adv(fake, 1) + w_aux*aux(fake) + w_l2*MSE(fake, real) + w_perc*MSE(judge features)
++ w_tv*TV(fake) + w_judge*BCE(judge(fake), labels)``, where ``real`` is the real image of the same
+condition and the judge is a frozen classifier (``--set judge=PATH``: a classifier run's last.pt or a
+TA ``{'model': ...}`` file). The last term optimises the classifier score directly; it is off by default.
+
+S4's best recipe ("new acgan+dcgan", score 0.85) in these terms: generator=upsample, lr_g=1e-4,
+lr_d=4e-4, n_d=4, n_g=4, aux_weight=0.2 (generator side; 1 on the discriminator side),
+adv_weight=0.0008, l2_weight=0.8, perceptual_weight=0.08, tv_weight=1.6e-8, d_label_channel=true.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
+from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.dcgan import generator_graph
+from gen_eval.trainers.discriminators import ConditionalDiscriminator
+from gen_eval.trainers.generators import build_generator
+from gen_eval.trainers.losses import (FrozenJudge, adversarial_loss, auxiliary_loss, bce_on_probs, image_l2,
+                                      perceptual_loss, total_variation)
+
+
+class ACGAN(Family):
+    name: ClassVar[str] = "acgan"
+    conditional: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    default_batch_size: ClassVar[int] = 64
+    default_epochs: ClassVar[int] = 200           # S4
+    auxiliary_head: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "image_size": 64, "image_channels": None,   # None: the data's channel count
+        "latent_dim": 100, "cond_embed": 256,
+        "generator": "upsample", "ngf": 64, "ndf": 64, "g_start_size": 0, "g_res_blocks": 5,
+        "d_label_channel": False, "d_batch_norm": True, "d_dropout": 0.0,
+        "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.5, "beta2": 0.999,
+        "n_d": 1, "n_g": 1,                          # discriminator / generator updates per step
+        "real_label": 1.0,                           # < 1 for one-sided label smoothing
+        "adv_weight": 1.0, "aux_weight": 1.0, "d_aux_weight": 1.0, "d_aux_fake": True,
+        "l2_weight": 0.0, "perceptual_weight": 0.0, "tv_weight": 0.0, "judge_weight": 0.0,
+        "judge": "",                                 # classifier checkpoint for perceptual/judge losses
+    }
+
+    def __init__(self, config: dict[str, Any], label_space: LabelSpace | None = None) -> None:
+        super().__init__(config, label_space)
+        self._judge: FrozenJudge | None = None
+
+    @property
+    def label_dim(self) -> int:
+        if self.label_space is None:
+            raise UserError(f"{self.name} needs a labelled data set")
+        return self.label_space.size
+
+    def judge(self) -> FrozenJudge | None:
+        """The frozen classifier for the perceptual and judge losses (None when both are off)."""
+        c = self.config
+        if not (c["perceptual_weight"] or c["judge_weight"]):
+            return None
+        if self._judge is None:
+            if not c["judge"]:
+                raise UserError("perceptual_weight/judge_weight need a classifier: pass --set judge=PATH "
+                                "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
+            self._judge = FrozenJudge(c["judge"], num_labels=self.label_dim)
+        return self._judge
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        c = self.config
+        generator = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=self.label_dim,
+                                    image_shape=self.image_shape, width=c["ngf"], cond_embed=c["cond_embed"],
+                                    start_size=c["g_start_size"], res_blocks=c["g_res_blocks"])
+        discriminator = ConditionalDiscriminator(self.image_shape, c["ndf"], self.label_dim,
+                                                 label_channel=c["d_label_channel"], aux_head=self.auxiliary_head,
+                                                 batch_norm=c["d_batch_norm"], dropout=c["d_dropout"])
+        self.judge()   # fail now, not at the first step, when the judge file is missing or wrong
+        return {"generator": generator, "discriminator": discriminator}
+
+    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c["beta1"], c["beta2"])
+        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c["lr_g"], betas=betas),
+                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"], betas=betas)}
+
+    def noise(self, count: int, device: torch.device) -> torch.Tensor:
+        return torch.randn(count, self.config["latent_dim"], device=device)
+
+    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   batch: Batch, step: int) -> dict[str, float]:
+        c = self.config
+        generator, discriminator = networks["generator"], networks["discriminator"]
+        real, labels = batch.images, batch.labels
+        out: dict[str, float] = {}
+
+        for _ in range(c["n_d"]):
+            with torch.no_grad():
+                fake = generator(self.noise(len(real), real.device), labels)
+            real_adv, real_aux = discriminator(real, labels)
+            fake_adv, fake_aux = discriminator(fake, labels)
+            loss_real = adversarial_loss(real_adv, c["real_label"])
+            loss_fake = adversarial_loss(fake_adv, 0.0)
+            if self.auxiliary_head:
+                loss_real = loss_real + c["d_aux_weight"] * auxiliary_loss(real_aux, labels, self.label_space)
+                if c["d_aux_fake"]:
+                    loss_fake = loss_fake + c["d_aux_weight"] * auxiliary_loss(fake_aux, labels, self.label_space)
+            loss_d = (loss_real + loss_fake) / 2
+            optimizers["discriminator"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            optimizers["discriminator"].step()
+        out["loss_d"] = loss_d.item()
+        out["d_real"] = torch.sigmoid(real_adv).mean().item()
+        out["d_fake"] = torch.sigmoid(fake_adv).mean().item()
+
+        for _ in range(c["n_g"]):
+            fake = generator(self.noise(len(real), real.device), labels)
+            adv, aux = discriminator(fake, labels)
+            terms = self.generator_terms(fake, real, labels, adv, aux)
+            loss_g = sum(weight * value for weight, value in terms.values())
+            optimizers["generator"].zero_grad(set_to_none=True)
+            loss_g.backward()
+            optimizers["generator"].step()
+        out["loss_g"] = loss_g.item()
+        out.update({f"g_{name}": value.item() for name, (_, value) in terms.items() if name != "adv"})
+        return out
+
+    def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, adv: torch.Tensor,
+                        aux: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
+        """Each generator loss with its weight; terms of weight 0 are not computed."""
+        c = self.config
+        terms = {"adv": (c["adv_weight"], adversarial_loss(adv, 1.0))}
+        if aux is not None and c["aux_weight"]:
+            terms["aux"] = (c["aux_weight"], auxiliary_loss(aux, labels, self.label_space))
+        if c["l2_weight"]:
+            terms["l2"] = (c["l2_weight"], image_l2(fake, real))
+        if c["tv_weight"]:
+            terms["tv"] = (c["tv_weight"], total_variation(fake))
+        judge = self.judge()
+        if judge is not None and c["perceptual_weight"]:
+            terms["perceptual"] = (c["perceptual_weight"], perceptual_loss(judge, fake, real))
+        if judge is not None and c["judge_weight"]:
+            terms["judge"] = (c["judge_weight"], bce_on_probs(judge.probs(fake), labels))
+        return terms
+
+    def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return networks["generator"](z, labels)
+
+    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
+        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape,
+                                self.value_range, self.label_space)]
+
+
+FAMILY = ACGAN

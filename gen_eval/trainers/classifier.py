@@ -1,0 +1,94 @@
+"""The judge: the TA's iCLEVR ResNet18 (torchvision resnet18, fc = Linear(512, L) + Sigmoid), trained with BCE.
+
+Input 64x64 in [-1, 1]. Light augmentation (random horizontal flips, on by default) keeps the labels
+of iCLEVR-like scenes. Each epoch the held-out split (``heldout`` in the shapes set) is scored with the
+TA semantics (gen_eval.evaluator.score: pooled top-k for multilabel, per-head accuracy for categorical,
+threshold accuracy for binary). At the end the weights are also written in the TA's format,
+``<run>/classifier_ta.pth`` = ``{'model': state_dict}``, which the TA's evaluator code loads unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from gen_eval import contract
+from gen_eval.fileio import atomic_path
+from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.judge import penultimate, ta_resnet18
+from gen_eval.trainers.losses import bce_on_probs
+
+TA_FILE = "classifier_ta.pth"
+
+
+def score(probs: np.ndarray, labels: np.ndarray, label_space) -> float:
+    """The TA-semantics accuracy of ``probs`` against ``labels`` (see gen_eval.evaluator.score)."""
+    from gen_eval.evaluator.score import score_probs
+
+    return score_probs(probs, labels, label_space).value
+
+
+class Classifier(Family):
+    name: ClassVar[str] = "classifier"
+    conditional: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    default_batch_size: ClassVar[int] = 64
+    default_epochs: ClassVar[int] = 10
+    defaults: ClassVar[dict[str, Any]] = {
+        "image_size": 64, "image_channels": 3,
+        "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0,
+        "flip": True,                      # random horizontal flips (label-preserving for iCLEVR scenes)
+    }
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        return {"classifier": ta_resnet18(self.label_space.size)}
+
+    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"classifier": torch.optim.Adam(networks["classifier"].parameters(), lr=c["lr"],
+                                               betas=(c["beta1"], c["beta2"]), weight_decay=c["weight_decay"])}
+
+    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   batch: Batch, step: int) -> dict[str, float]:
+        images, labels = batch.images, batch.labels
+        if self.config["flip"]:
+            flip = torch.rand(len(images), device=images.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        probs = networks["classifier"](images)
+        loss = bce_on_probs(probs, labels)
+        optimizers["classifier"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["classifier"].step()
+        return {"loss": loss.item()}
+
+    def evaluate(self, networks: dict[str, nn.Module], batches: Iterable[Batch]) -> dict[str, float]:
+        probs, labels = [], []
+        for batch in batches:
+            probs.append(networks["classifier"](batch.images).float().cpu().numpy())
+            labels.append(batch.labels.cpu().numpy())
+        if not probs:
+            return {}
+        return {"accuracy": score(np.concatenate(probs), np.concatenate(labels), self.label_space)}
+
+    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
+        model = networks["classifier"]
+        common = dict(input_names=[contract.INPUT_IMAGE], input_shapes=[self.image_shape],
+                      image_shape=self.image_shape, value_range=self.value_range, label_space=self.label_space)
+        return [ExportGraph(role="classifier", module=model, output_names=[contract.OUTPUT_PROBS], **common),
+                ExportGraph(role="features", module=penultimate(model), output_names=[contract.OUTPUT_FEATURES],
+                            suffix="features", **common)]
+
+    def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
+        path = Path(out_dir) / TA_FILE
+        state = {k: v.detach().cpu() for k, v in networks["classifier"].state_dict().items()}
+        with atomic_path(path, force=force) as tmp:
+            torch.save({"model": state}, tmp)
+        return [path]
+
+
+FAMILY = Classifier

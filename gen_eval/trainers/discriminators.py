@@ -1,0 +1,42 @@
+"""Conditional discriminators for the ACGAN and cGAN families (S4).
+
+A DCGAN body (stride-2 Conv + LeakyReLU(0.2), BatchNorm from the second block) down to 4x4, flattened,
+then an adversarial head (one logit) and, for ACGAN, an auxiliary head (one logit per label). With
+``label_channel`` the condition enters as an extra input channel: ``Linear(L, H*W) + LeakyReLU(0.01)``
+reshaped to 1xHxW (S4's ``convert_label_layer``; the cGAN discriminator, also used by S4's ACGAN).
+Heads return logits; the losses apply the sigmoid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gen_eval.trainers.dcgan import dcgan_init, strided_features
+
+
+class ConditionalDiscriminator(nn.Module):
+    """``forward(images, labels=None) -> (adversarial logits [B], auxiliary logits [B, L] or None)``."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int, label_dim: int = 0,
+                 label_channel: bool = False, aux_head: bool = False, batch_norm: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        channels, height, width_px = image_shape
+        self.label_map = (nn.Sequential(nn.Linear(label_dim, height * width_px), nn.LeakyReLU(0.01),
+                                        nn.Unflatten(1, (1, height, width_px)))
+                          if label_channel else None)
+        self.features, ch = strided_features(height, channels + (1 if label_channel else 0), width, batch_norm)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        flat = ch * 4 * 4
+        self.adversarial = nn.Linear(flat, 1)
+        self.auxiliary = nn.Linear(flat, label_dim) if aux_head else None
+        self.features.apply(dcgan_init)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.label_map is not None:
+            images = torch.cat([images, self.label_map(labels)], dim=1)
+        hidden = self.dropout(self.features(images).flatten(1))
+        aux = self.auxiliary(hidden) if self.auxiliary is not None else None
+        return self.adversarial(hidden).squeeze(1), aux

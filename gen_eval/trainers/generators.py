@@ -1,0 +1,122 @@
+"""Generators selectable by name for the GAN families (S4), conditional or not.
+
+Every generator maps ``z`` [B, latent_dim] (+ ``labels`` [B, L]) to an image in [-1, 1] (Tanh). When
+conditional, the condition is expanded by ``Linear(L, cond_embed) + ReLU`` and concatenated to ``z``
+(S4's ``conditionExpand``); the body then sees a vector of ``latent_dim + cond_embed``. Bodies:
+
+- ``dcgan``: transposed convolutions from 1x1 (Radford; the DCGAN family's builder);
+- ``upsample``: S4's ACGAN generator: Linear to ``start_size``^2 x 2*width, then per doubling
+  Upsample(nearest) + Conv3x3 + BatchNorm(eps 0.8) + LeakyReLU(0.2), a Conv3x3 to the image and Tanh;
+- ``srgan``: SRGAN's generator (Ledig et al.; S4's cgan+srgan): Linear to ``start_size``^2 x width,
+  Conv9x9 + PReLU, residual blocks, Conv3x3 + BatchNorm with the long skip, per doubling
+  Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh.
+
+Widths are set by ``width`` (ngf) so tests can build tiny ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gen_eval.errors import UserError
+from gen_eval.trainers.dcgan import dcgan_init, doublings, transposed_generator
+
+GENERATORS = ("dcgan", "upsample", "srgan")
+DEFAULT_START_SIZE = {"upsample": 16, "srgan": 4}
+
+
+class ConditionalGenerator(nn.Module):
+    """``forward(z, labels=None)``: the condition (when there is one) expanded and concatenated to ``z``."""
+
+    def __init__(self, body: nn.Module, label_dim: int, cond_embed: int) -> None:
+        super().__init__()
+        self.condition_expand = (nn.Sequential(nn.Linear(label_dim, cond_embed), nn.ReLU())
+                                 if label_dim else None)
+        self.body = body
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.condition_expand is not None:
+            z = torch.cat([z, self.condition_expand(labels)], dim=1)
+        return self.body(z)
+
+
+def _up_count(image_size: int, start_size: int, kind: str) -> int:
+    count = math.log2(image_size / start_size) if start_size > 0 else -1
+    if start_size < 1 or count < 1 or count != int(count):
+        raise UserError(f"the {kind} generator needs image_size / g_start_size to be a power of two >= 2, "
+                        f"got {image_size} / {start_size}; set e.g. --set g_start_size={DEFAULT_START_SIZE[kind]}")
+    return int(count)
+
+
+def upsample_body(in_dim: int, image_size: int, channels: int, width: int, start_size: int) -> nn.Sequential:
+    """S4's nearest-upsampling generator body; 64 px from 16 px with width 64 is S4's exact network."""
+    n_up = _up_count(image_size, start_size, "upsample")
+    widths = [width * 2 ** (n_up - 1 - i) for i in range(n_up)]
+    layers: list[nn.Module] = [nn.Linear(in_dim, widths[0] * start_size ** 2),
+                               nn.Unflatten(1, (widths[0], start_size, start_size)), nn.BatchNorm2d(widths[0])]
+    ch = widths[0]
+    for out in widths:
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, 1, 1),
+                   nn.BatchNorm2d(out, eps=0.8), nn.LeakyReLU(0.2, inplace=True)]
+        ch = out
+    layers += [nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """SRGAN residual block: Conv3x3-BN-PReLU-Conv3x3-BN plus the input."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width), nn.PReLU(),
+                                   nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class SRGANBody(nn.Module):
+    def __init__(self, in_dim: int, image_size: int, channels: int, width: int, start_size: int,
+                 res_blocks: int) -> None:
+        super().__init__()
+        n_up = _up_count(image_size, start_size, "srgan")
+        self.project = nn.Sequential(nn.Linear(in_dim, width * start_size ** 2),
+                                     nn.Unflatten(1, (width, start_size, start_size)))
+        self.head = nn.Sequential(nn.Conv2d(width, width, 9, 1, 4), nn.PReLU())
+        self.residuals = nn.Sequential(*[ResidualBlock(width) for _ in range(res_blocks)],
+                                       nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width))
+        ups: list[nn.Module] = []
+        for _ in range(n_up):
+            ups += [nn.Conv2d(width, width * 4, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU()]
+        self.upsample = nn.Sequential(*ups, nn.Conv2d(width, channels, 9, 1, 4), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.project(x))
+        return self.upsample(x + self.residuals(x))
+
+
+def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: tuple[int, int, int],
+                    width: int, cond_embed: int = 256, start_size: int = 0, res_blocks: int = 5) -> ConditionalGenerator:
+    """A generator of ``kind`` (one of GENERATORS); ``label_dim`` 0 makes it unconditional.
+
+    ``start_size`` 0 picks the kind's default spatial size after the first projection (upsample 16,
+    srgan 4; the dcgan body always starts at 1x1).
+    """
+    channels, image_size, _ = image_shape
+    in_dim = latent_dim + (cond_embed if label_dim else 0)
+    start = start_size or DEFAULT_START_SIZE.get(kind, 0)
+    if kind == "dcgan":
+        doublings(image_size)
+        body: nn.Module = transposed_generator(in_dim, image_size, channels, width)
+        body.apply(dcgan_init)
+    elif kind == "upsample":
+        body = upsample_body(in_dim, image_size, channels, width, start)
+        body.apply(dcgan_init)
+    elif kind == "srgan":
+        body = SRGANBody(in_dim, image_size, channels, width, start, res_blocks)
+    else:
+        raise UserError(f"unknown generator {kind!r}; choose --set generator= one of {', '.join(GENERATORS)}")
+    return ConditionalGenerator(body, label_dim, cond_embed)

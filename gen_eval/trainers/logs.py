@@ -1,0 +1,158 @@
+"""Training logs: CSV of losses, loss-curve PNG, image grids, latent scatter plots.
+
+Every file is written atomically (gen_eval.fileio) and, inside a run folder the loop owns, replaced
+as training goes on. Matplotlib is driven through ``Figure`` objects (no pyplot global state).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gen_eval.fileio import atomic_path, atomic_write_text
+
+
+class CsvLog:
+    """Rows of numbers keyed by column name, rewritten atomically on :meth:`flush`.
+
+    Columns are the union of the keys seen, in first-seen order. On resume, :meth:`resume` reloads an
+    existing file and drops rows past the checkpoint's step, so the log matches the weights.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, float]] = []
+        self.columns: list[str] = []
+
+    def append(self, row: dict[str, float]) -> None:
+        for key in row:
+            if key not in self.columns:
+                self.columns.append(key)
+        self.rows.append(dict(row))
+
+    def resume(self, max_step: int) -> None:
+        """Load the existing file (if readable), keeping rows with ``step <= max_step``."""
+        self.rows, self.columns = [], []
+        try:
+            with self.path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    values = {k: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
+                    if values.get("step", math.inf) <= max_step:
+                        self.append(values)
+        except (OSError, ValueError, csv.Error):
+            self.rows, self.columns = [], []
+
+    def flush(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: _format_number(v) for k, v in row.items()})
+        atomic_write_text(self.path, buffer.getvalue(), force=True)
+
+
+def _format_number(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def save_loss_curve(rows: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
+                    skip: Sequence[str] = ("step", "epoch", "time")) -> Path | None:
+    """One line per logged quantity against the step; None when there is nothing to plot."""
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+
+    keys = [k for k in rows[0] if k not in skip]
+    for row in rows[1:]:
+        keys += [k for k in row if k not in skip and k not in keys]
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for key in keys:
+        points = [(row["step"], row[key]) for row in rows if key in row and math.isfinite(row[key])]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=key, linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if keys:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, force=True) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def to_unit_range(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Images in ``value_range`` -> [0, 1], clamped (what torchvision's save_image expects)."""
+    low, high = value_range
+    return ((images.detach().float().cpu() - low) / (high - low)).clamp_(0, 1)
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, value_range: tuple[float, float],
+              nrow: int | None = None) -> Path:
+    """A grid PNG of images (NCHW in ``value_range``) via torchvision's make_grid/save_image."""
+    from torchvision.utils import save_image
+
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    with atomic_path(path, force=True) as tmp:
+        save_image(to_unit_range(images, value_range), tmp, nrow=nrow, padding=2, format="png")
+    return Path(path)
+
+
+def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
+                             value_range: tuple[float, float], per_row: int = 8) -> Path:
+    """Rows alternate: ``per_row`` originals, then their reconstructions below them."""
+    n = min(originals.shape[0], reconstructions.shape[0])
+    per_row = min(per_row, n)
+    rows = []
+    for start in range(0, n - n % per_row, per_row):
+        rows += [originals[start:start + per_row].cpu(), reconstructions[start:start + per_row].cpu()]
+    return save_grid(torch.cat(rows), path, value_range, nrow=per_row)
+
+
+def project_2d(latents: np.ndarray) -> tuple[np.ndarray, str]:
+    """2-D coordinates of latent vectors: as they are when 2-D, else the first two principal components."""
+    latents = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    if latents.shape[1] == 1:
+        return np.concatenate([latents, np.zeros_like(latents)], axis=1), "z"
+    if latents.shape[1] == 2:
+        return latents, "z"
+    centred = latents - latents.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, "PC"
+
+
+def save_latent_plot(latents: np.ndarray | torch.Tensor, colours: np.ndarray | None, path: str | os.PathLike,
+                     colour_name: str = "", title: str = "") -> Path:
+    """Scatter of latent means in 2-D (PCA when D > 2), coloured by an attribute (S1 fig. 1-5)."""
+    from matplotlib.figure import Figure
+
+    if isinstance(latents, torch.Tensor):
+        latents = latents.detach().float().cpu().numpy()
+    points, axis = project_2d(latents)
+    fig = Figure(figsize=(5.5, 5), dpi=100)
+    ax = fig.add_subplot()
+    if colours is None:
+        ax.scatter(points[:, 0], points[:, 1], s=6)
+    else:
+        scatter = ax.scatter(points[:, 0], points[:, 1], s=6, c=np.asarray(colours, dtype=np.float64), cmap="viridis")
+        bar = fig.colorbar(scatter, ax=ax)
+        bar.set_label(colour_name)
+    ax.set_xlabel(f"{axis}1")
+    ax.set_ylabel(f"{axis}2")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path, force=True) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)

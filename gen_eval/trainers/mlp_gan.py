@@ -1,0 +1,83 @@
+"""MLP GAN on MNIST 28x28 (S2; Goodfellow et al. 2014): BCE, Adam.
+
+Generator: 100 -> 128 -> 256 -> 512 -> 600 -> 784, each hidden layer Linear + ReLU then BatchNorm1d (S2's
+order), Sigmoid out; images 1x28x28 in [0, 1].
+Discriminator: Dropout(0.5) on the input, 784 -> 1024 (ReLU) -> 512 (ReLU) -> 1; S2's Sigmoid is folded
+into the loss (BCE on logits, the same function, numerically stable).
+
+S2's best run: the discriminator at Adam's default (1e-3), the generator slowed to 5e-5, and the
+discriminator skipped every 50th minibatch (``d_skip_every``; 0 never skips). S2 gives no batch size; it
+counts "every 500th minibatch" of an MNIST epoch, so at most ~120: we use 64. 200 epochs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.dcgan import gan_step, generator_graph
+
+
+def mlp_generator(latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = latent_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU(), nn.BatchNorm1d(h)]
+        width = h
+    c, hh, ww = image_shape
+    layers += [nn.Linear(width, c * hh * ww), nn.Sigmoid(), nn.Unflatten(1, image_shape)]
+    return nn.Sequential(*layers)
+
+
+def mlp_discriminator(in_features: int, hidden: list[int], dropout: float) -> nn.Sequential:
+    """Image -> one logit per image ``[B]``."""
+    layers: list[nn.Module] = [nn.Flatten(1), nn.Dropout(dropout)]
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers += [nn.Linear(width, 1), nn.Flatten(0)]
+    return nn.Sequential(*layers)
+
+
+class MLPGAN(Family):
+    name: ClassVar[str] = "mlp-gan"
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    default_batch_size: ClassVar[int] = 64
+    default_epochs: ClassVar[int] = 200
+    defaults: ClassVar[dict[str, Any]] = {
+        "image_size": 28, "image_channels": 1, "latent_dim": 100,
+        "g_hidden": [128, 256, 512, 600], "d_hidden": [1024, 512], "dropout": 0.5,
+        "lr_g": 5e-5, "lr_d": 1e-3, "betas": [0.9, 0.999], "d_skip_every": 50,
+    }
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        c = self.config
+        shape = self.image_shape
+        return {"generator": mlp_generator(c["latent_dim"], [int(h) for h in c["g_hidden"]], shape),
+                "discriminator": mlp_discriminator(shape[0] * shape[1] * shape[2], [int(h) for h in c["d_hidden"]],
+                                                   c["dropout"])}
+
+    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = tuple(c["betas"])
+        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c["lr_g"], betas=betas),
+                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"], betas=betas)}
+
+    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   batch: Batch, step: int) -> dict[str, float]:
+        skip = int(self.config["d_skip_every"])
+        update_d = not (skip > 0 and (step + 1) % skip == 0)
+        return gan_step(networks, optimizers, batch.images, self.config["latent_dim"], update_discriminator=update_d)
+
+    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
+        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range)]
+
+    def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return networks["generator"](z)
+
+
+FAMILY = MLPGAN

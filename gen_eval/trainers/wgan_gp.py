@@ -1,0 +1,158 @@
+"""Conditional WGAN-GP with auxiliary classifier heads (S3, Cartoon Set at 128 px; Gulrajani et al. 2017).
+
+Generator: DCGAN (gen_eval.trainers.dcgan) one block deeper: ``[z (100), labels (15)]`` -> 1024 channels at
+4x4 -> ... -> 64 -> 3 channels at 128x128 (the last ConvTranspose has a bias, as S3 prints), Tanh.
+Critic: stride-2 Conv (no bias) + LeakyReLU(0.2) blocks 64 ... 1024 with no BatchNorm and no Sigmoid; the
+Wasserstein score is a 4x4 Conv; a 4x4 Conv "bottleneck" (1024) + LeakyReLU feeds one classifier per
+label-space head: Linear(1024, 128) + LeakyReLU + Linear(128, choices) (S3: hair 6, eye 4, face 3,
+glasses 2). S3's LogSoftmax + NLL is cross-entropy on logits.
+
+Losses (S3's base setting): critic = D(fake) - D(real) + lambda * GP + sum over heads of CE on real
+images; generator = -D(fake) + sum over heads of CE on fake images for the conditions they were made
+from. Fake conditions are the batch's real conditions in a random order (the data's distribution).
+Non-categorical label spaces (iCLEVR, CelebA) get one head trained with BCE.
+
+Schedule: every ``train_step`` is one critic iteration on a fresh batch; the generator is updated after
+every ``n_critic``-th (5). lambda 10, Adam 1e-4, batch 64 (S3). S3 gives no betas: we use the WGAN-GP
+paper's Algorithm 1 defaults, beta1 = 0, beta2 = 0.9.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
+from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.dcgan import generator_graph, strided_features, transposed_generator
+from gen_eval.trainers.losses import auxiliary_loss, gradient_penalty
+
+
+class ConditionalGenerator(nn.Module):
+    """(z ``[B, latent_dim]``, labels ``[B, L]``) -> image in [-1, 1]."""
+
+    def __init__(self, latent_dim: int, num_labels: int, image_size: int, channels: int, width: int) -> None:
+        super().__init__()
+        self.gen = transposed_generator(latent_dim + num_labels, image_size, channels, width, final_bias=True)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.gen(torch.cat([z, labels], dim=1))
+
+
+class AuxCritic(nn.Module):
+    """Image -> (Wasserstein score ``[B]``, concatenated head logits ``[B, L]``)."""
+
+    def __init__(self, image_size: int, channels: int, width: int, head_sizes: list[int], head_hidden: int) -> None:
+        super().__init__()
+        self.conv_layers, ch = strided_features(image_size, channels, width, batch_norm=False)
+        self.discriminator_layer = nn.Conv2d(ch, 1, 4, 1, 0)
+        self.bottleneck = nn.Sequential(nn.Conv2d(ch, ch, 4, 1, 0), nn.LeakyReLU(0.2), nn.Flatten(1))
+        self.classifiers = nn.ModuleList(
+            nn.Sequential(nn.Linear(ch, head_hidden), nn.LeakyReLU(0.2), nn.Linear(head_hidden, n)) for n in head_sizes)
+
+    def score(self, image: torch.Tensor) -> torch.Tensor:
+        return self.discriminator_layer(self.conv_layers(image)).flatten()
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.conv_layers(image)
+        hidden = self.bottleneck(features)
+        logits = torch.cat([classifier(hidden) for classifier in self.classifiers], dim=1)
+        return self.discriminator_layer(features).flatten(), logits
+
+
+def head_sizes(label_space: LabelSpace) -> list[int]:
+    """One classifier per categorical head; one multi-label classifier otherwise."""
+    if label_space.kind == "categorical":
+        return [len(values) for _, values in label_space.heads]
+    return [label_space.size]
+
+
+class WGANGP(Family):
+    name: ClassVar[str] = "wgan-gp"
+    conditional: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    default_batch_size: ClassVar[int] = 64
+    default_epochs: ClassVar[int] = 30
+    defaults: ClassVar[dict[str, Any]] = {
+        "image_size": 128, "image_channels": 3, "latent_dim": 100,
+        "g_width": 64, "d_width": 64, "head_hidden": 128,
+        "gp_weight": 10.0, "n_critic": 5, "aux_weight": 1.0,
+        "lr": 1e-4, "betas": [0.0, 0.9],
+    }
+
+    def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
+        if label_space is None:
+            raise UserError("wgan-gp is conditional but the data has no labels; give a labelled data set "
+                            "(Cartoon Set with cartoon_attr.txt, iCLEVR with train.json, or CelebA with --attribute)")
+        super().fit_data(image_shape, label_space)
+
+    def _label_space(self) -> LabelSpace:
+        if self.label_space is None:
+            raise UserError("wgan-gp needs a label space; train it on a labelled data set")
+        return self.label_space
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        c, space = self.config, self._label_space()
+        channels, size, _ = self.image_shape
+        return {"generator": ConditionalGenerator(c["latent_dim"], space.size, size, channels, c["g_width"]),
+                "critic": AuxCritic(size, channels, c["d_width"], head_sizes(space), c["head_hidden"])}
+
+    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        lr, betas = self.config["lr"], tuple(self.config["betas"])
+        return {name: torch.optim.Adam(networks[name].parameters(), lr=lr, betas=betas)
+                for name in ("generator", "critic")}
+
+    def _aux_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        space = self._label_space()
+        # auxiliary_loss averages the heads' cross-entropies; S3 sums them.
+        heads = len(space.heads) if space.kind == "categorical" else 1
+        return self.config["aux_weight"] * heads * auxiliary_loss(logits, labels, space)
+
+    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   batch: Batch, step: int) -> dict[str, float]:
+        c = self.config
+        generator, critic = networks["generator"], networks["critic"]
+        real, labels = batch.images, batch.labels
+        if labels is None:
+            raise UserError("wgan-gp got a batch without labels; train it on a labelled data set")
+        batch_size = real.shape[0]
+
+        with torch.no_grad():
+            fake = generator(torch.randn(batch_size, c["latent_dim"], device=real.device),
+                             labels[torch.randperm(batch_size, device=real.device)])
+        real_score, real_logits = critic(real)
+        fake_score = critic.score(fake)
+        wasserstein = real_score.mean() - fake_score.mean()
+        penalty = gradient_penalty(critic.score, real, fake)
+        aux_real = self._aux_loss(real_logits, labels)
+        loss_critic = -wasserstein + c["gp_weight"] * penalty + aux_real
+        optimizers["critic"].zero_grad(set_to_none=True)
+        loss_critic.backward()
+        optimizers["critic"].step()
+        logs = {"loss_critic": loss_critic.item(), "wasserstein": wasserstein.item(), "gp": penalty.item(),
+                "aux_real": aux_real.item()}
+
+        if (step + 1) % int(c["n_critic"]) == 0:
+            fake_labels = labels[torch.randperm(batch_size, device=real.device)]
+            fake = generator(torch.randn(batch_size, c["latent_dim"], device=real.device), fake_labels)
+            fake_score, fake_logits = critic(fake)
+            aux_fake = self._aux_loss(fake_logits, fake_labels)
+            loss_g = -fake_score.mean() + aux_fake
+            optimizers["generator"].zero_grad(set_to_none=True)
+            loss_g.backward()
+            optimizers["generator"].step()
+            logs.update(loss_g=loss_g.item(), aux_fake=aux_fake.item())
+        return logs
+
+    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
+        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range,
+                                self._label_space())]
+
+    def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return networks["generator"](z, labels)
+
+
+FAMILY = WGANGP
