@@ -370,6 +370,20 @@ def test_cli_check(iclevr: Path, tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "pink cube" in lines[0]
     root = write_dlcv(tmp_path / "face", ["00000.png,0,1,1"])
     ok = runner.invoke(cli, ["data", "check", str(root), "--attribute", "Smiling"])
-    assert ok.exit_code == 0 and "label space: binary, 1 names (Smiling)" in ok.output
+    assert ok.exit_code == 0 and "label space: binary, 1 name (Smiling)" in ok.output
     wrong = runner.invoke(cli, ["data", "check", str(iclevr), "--format", "mnist"])
     assert wrong.exit_code == 2 and wrong.output.startswith("error: ") and "Traceback" not in wrong.output
+
+
+def test_data_package_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import gen_eval.data.datasets, gen_eval.data.shapes, gen_eval.data.conditions, gen_eval.data.images\n"
+        "import gen_eval.data.cartoon, gen_eval.data.celeba, gen_eval.data.mnist, gen_eval.data.iclevr\n"
+        "import gen_eval.commands.data\n"
+        "assert 'torch' not in sys.modules, 'gen_eval.data imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

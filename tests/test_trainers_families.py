@@ -41,11 +41,11 @@ CARTOON = LabelSpace.categorical(CARTOON_HEADS)
 TINY = {
     "mlp-vae": ("mnist", {"hidden": [32, 16], "latent_dim": 4}),
     "mlp-gan": ("mnist", {"g_hidden": [16, 32], "d_hidden": [32], "latent_dim": 8}),
-    "vae": ("rgb", {"image_size": 32, "width": 8, "latent_dim": 8}),
-    "dcgan": ("rgb", {"image_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16}),
-    "wgan-gp": ("cartoon", {"image_size": 32, "g_width": 4, "d_width": 4, "head_hidden": 8, "latent_dim": 8,
+    "vae": ("rgb", {"image_size": 16, "width": 8, "latent_dim": 8}),
+    "dcgan": ("rgb", {"image_size": 16, "g_width": 8, "d_width": 8, "latent_dim": 16}),
+    "wgan-gp": ("cartoon", {"image_size": 16, "g_width": 4, "d_width": 4, "head_hidden": 8, "latent_dim": 8,
                             "n_critic": 2}),
-    "vae-gan": ("rgb", {"image_size": 32, "width": 4, "latent_dim": 8}),
+    "vae-gan": ("rgb", {"image_size": 16, "width": 4, "latent_dim": 8}),
 }
 VAE_FAMILIES = ("mlp-vae", "vae", "vae-gan")
 
@@ -78,13 +78,13 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 
     rgb = root / "rgb"
     rgb.mkdir()
-    for i, image in enumerate(_blobs(rng, N_IMAGES, 32, 3)):
+    for i, image in enumerate(_blobs(rng, N_IMAGES, 16, 3)):
         Image.fromarray(image).save(rgb / f"{i:03d}.png")
 
     cartoon = root / "cartoon"
     (cartoon / "images").mkdir(parents=True)
     lines = [str(N_IMAGES), " ".join(name.split(":")[1] for name in CARTOON.names)]
-    for i, image in enumerate(_blobs(rng, N_IMAGES, 32, 3)):
+    for i, image in enumerate(_blobs(rng, N_IMAGES, 16, 3)):
         Image.fromarray(image).save(cartoon / "images" / f"cs{i:03d}.png")
         bits = np.concatenate([np.eye(len(v), dtype=int)[rng.integers(len(v))] for v in CARTOON_HEADS.values()])
         lines.append(f"cs{i:03d}.png " + " ".join(str(b) for b in bits))

@@ -60,7 +60,7 @@ class ImageSet:
                 heads = ", ".join(f"{h} {len(v)}" for h, v in space.heads)
                 lines.append(f"label space: categorical, {space.size} values in heads {heads}")
             else:
-                lines.append(f"label space: {space.kind}, {space.size} names ({', '.join(space.names[:4])}{', ...' if space.size > 4 else ''})")
+                lines.append(f"label space: {space.kind}, {space.size} name{'s' if space.size != 1 else ''} ({', '.join(space.names[:4])}{', ...' if space.size > 4 else ''})")
             if self.labels is not None and len(self.labels):
                 per_image = self.labels.sum(axis=1)
                 lines.append(f"labels per image: min {per_image.min():g}, mean {per_image.mean():.2f}, max {per_image.max():g}")

@@ -309,6 +309,7 @@ def load_model(
     image_shape: tuple[int, int, int] | None = None,
     batch_size: int | None = None,
     flag_prefix: str = "",
+    label_space_source: str | None = None,
     require: bool = True,
 ) -> OnnxModel:
     """Open ``path`` as a model of ``role`` (checked against its metadata and graph).
@@ -348,14 +349,15 @@ def load_model(
            flags["value_range"], flags["value_range"])
     _agree(path, info, "image_shape", tuple(image_shape) if image_shape else None, flags["image_shape"], flags["image_shape"])
     if label_space is not None:
+        given = label_space_source or flags["label_space"]
         if info.label_space is not None and info.label_space != label_space:
             raise UserError(
-                f"{path}: the labels from {flags['label_space']} differ from the model's label space metadata "
-                f"({info.label_space.kind}, {info.label_space.size} names); leave out {flags['label_space']}"
+                f"{path}: the label space from {given} ({label_space.kind}, {label_space.size} names) differs from "
+                f"the model's metadata ({info.label_space.kind}, {info.label_space.size} names); use matching models/files"
             )
         if info.label_space is None:
             info.label_space = label_space
-            info.sources["label_space"] = flags["label_space"]
+            info.sources["label_space"] = given
 
     _check_role(path, info, inputs, outputs, flags, require)
     default_batch = DEFAULT_BATCH_SIZE["cuda" if runtime.uses_cuda else "cpu"]
@@ -420,7 +422,7 @@ def _check_role(path: Path, info: ModelInfo, inputs: dict[str, TensorSpec], outp
             raise UserError(f"{path}: conditional model without label names in its metadata; pass {flags['label_space']} objects.json")
         if info.label_size is None:
             info.label_size = info.label_space.size if info.label_space else None
-    elif info.label_space is not None and role in ("generator", "encoder") and info.sources.get("label_space") != "metadata":
+    elif info.label_space is not None and role in ("generator", "encoder") and info.sources.get("label_space") == flags["label_space"]:
         raise UserError(f"{path}: {flags['label_space']} was given but this {role} takes no labels input; leave it out")
     if role == "classifier" and info.label_space is not None and info.output_size and info.output_size != info.label_space.size:
         raise UserError(
