@@ -12,6 +12,7 @@ import click
 
 from gen_eval import __version__
 from gen_eval.commands import data as data_commands
+from gen_eval.commands import demo as demo_commands
 from gen_eval.commands import evaluate as evaluate_commands
 from gen_eval.commands import export as export_commands
 from gen_eval.commands import train as train_commands
@@ -46,7 +47,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _module in (data_commands, evaluate_commands, export_commands, train_commands):
+for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands):
     _module.register(cli)
 
 

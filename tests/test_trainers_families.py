@@ -29,8 +29,6 @@ from gen_eval.trainers.base import Batch
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
 from gen_eval.trainers.loop import train
 
-torch.set_num_threads(2)
-
 N_IMAGES = 16
 BATCH = 8
 CARTOON_HEADS = {"hair": ["h0", "h1", "h2", "h3", "h4", "h5"], "eye": ["e0", "e1", "e2", "e3"],
@@ -48,6 +46,15 @@ TINY = {
     "vae-gan": ("rgb", {"image_size": 16, "width": 4, "latent_dim": 8}),
 }
 VAE_FAMILIES = ("mlp-vae", "vae", "vae-gan")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from threads, and on a shared 2-core machine threads spin-wait."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 # -- tiny data sets in the real formats ------------------------------------------------------------
@@ -160,7 +167,8 @@ def test_checkpoint_exports_to_onnx_with_parity(name, trained, tmp_path):
         assert result.max_abs_diff and all(d <= result.tolerance[b] for b, d in result.max_abs_diff.items())
 
     ckpt = load_checkpoint(trained[name])
-    family = get_family(name)(ckpt["config"], LabelSpace.from_dict(ckpt["label_space"]) if ckpt["label_space"] else None)
+    space = LabelSpace.from_dict(ckpt["label_space"]) if ckpt["label_space"] else None
+    family = get_family(name)(ckpt["config"], space)
     generator_file = tmp_path / f"{name}.onnx"
     meta = {p.key: p.value for p in onnx.load(generator_file).metadata_props}
     assert meta[contract.KEY_ROLE] == "generator"

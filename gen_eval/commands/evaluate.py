@@ -365,6 +365,8 @@ def fid_command(features_path, ref, ref_split, data, split, model, n, seed, cond
     if Path(ref).suffix.lower() == ".npz":
         reference = load_stats(ref)
         ref_mu, ref_sigma, ref_n, ref_model = reference.mu, reference.sigma, reference.n, reference.feature_model
+        if ref_n is not None and ref_n < 2:
+            raise UserError(f"{ref}: statistics of {ref_n} image; a distance needs at least 2 (merge the shards first)")
         if len(ref_mu) != features.info.output_size:
             raise UserError(
                 f"{ref}: statistics are {len(ref_mu)}-d but {features_path} gives {features.info.output_size}-d "
@@ -435,6 +437,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
                                       conditions=conditions, shard=shard_spec, batch_size=batch_size,
                                       latent_dim=latent_dim, value_range=value_range, objects=objects, what="")
     if shard_spec is None:
+        stats.sigma  # noqa: B018 - a whole set needs 2+ images (one-line error otherwise); a shard may hold 1
         warn_small(stats, described)
     stats.save(out, force=force)
     part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""

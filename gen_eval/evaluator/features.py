@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
+from gen_eval import contract
 from gen_eval.data.images import from_uint8, to_uint8
 from gen_eval.data.imageset import ImageSet
 from gen_eval.errors import UserError
@@ -22,10 +23,15 @@ from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
 from gen_eval.evaluator.sampling import sample, shard_indices
 from gen_eval.evaluator.stats import FeatureStats
 
+WEIGHTS_KEY = getattr(contract, "KEY_WEIGHTS_SHA256", contract.PREFIX + "weights_sha256")
+
 
 def feature_model_id(model: OnnxModel) -> str:
-    """Names the features in statistics files: family (or file stem) and a hash of the file."""
-    return f"{model.info.family or model.path.stem}-{model.sha256[:12]}"
+    """Names the features in statistics files: family (or file stem) and a hash of the weights file the
+    exporter recorded (``gen_eval.weights_sha256``), else of the ONNX file."""
+    weights = model.info.metadata.get(WEIGHTS_KEY)
+    digest = f"weights-{weights[:12]}" if weights else model.sha256[:12]
+    return f"{model.info.family or model.path.stem}-{digest}"
 
 
 def new_stats(model: OnnxModel) -> FeatureStats:

@@ -26,18 +26,23 @@ def rescale(images: np.ndarray, source: Sequence[float], target: Sequence[float]
 
 @lru_cache(maxsize=16)
 def _bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
-    """[out, in] interpolation weights of torch's bilinear, align_corners=False, along one axis."""
-    scale = in_size / out_size
-    src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
-    src = np.maximum(src, 0.0)  # torch clamps negative source coordinates to 0
-    lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    """[out, in] interpolation weights of torch's bilinear, align_corners=False, along one axis.
+
+    Computed in float32 as torch's CPU kernel does (scale = in/out, src = scale*(dst+0.5)-0.5
+    clamped at 0), so the weights are torch's to the last bit.
+    """
+    f32 = np.float32
+    scale = f32(in_size) / f32(out_size)
+    src = scale * (np.arange(out_size, dtype=f32) + f32(0.5)) - f32(0.5)
+    src = np.maximum(src, f32(0))
+    lo = np.minimum(src.astype(np.int64), in_size - 1)
     hi = np.minimum(lo + 1, in_size - 1)
-    frac = src - lo
-    weights = np.zeros((out_size, in_size), dtype=np.float64)
+    frac = np.clip(src - lo.astype(f32), f32(0), f32(1))
+    weights = np.zeros((out_size, in_size), dtype=f32)
     rows = np.arange(out_size)
-    np.add.at(weights, (rows, lo), 1.0 - frac)
+    np.add.at(weights, (rows, lo), f32(1) - frac)
     np.add.at(weights, (rows, hi), frac)
-    return weights.astype(np.float32)
+    return weights
 
 
 def resize_bilinear(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:

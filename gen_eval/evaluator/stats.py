@@ -70,11 +70,17 @@ class FeatureStats:
             raise UserError(f"statistics need at least {count} image{'s' if count > 1 else ''}, got {self.n}")
 
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
-        """Write ``mu``, ``sigma``, ``n``, ``sum``, ``sum_outer``, ``feature_model`` to an .npz, atomically."""
+        """Write ``mu``, ``sigma``, ``n``, ``sum``, ``sum_outer``, ``feature_model`` to an .npz, atomically.
+
+        With a single image (a tiny shard) ``sigma`` is NaN: only merged files are used for distances.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             raise UserError(f"{path}: statistics files end in .npz; rename the output")
-        arrays = dict(mu=self.mu, sigma=self.sigma, n=np.int64(self.n), sum=self.sum, sum_outer=self.sum_outer,
+        self._need(1)
+        # a shard of one image has no covariance yet; its sums still merge exactly
+        sigma = self.sigma if self.n >= 2 else np.full((self.dim, self.dim), np.nan)
+        arrays = dict(mu=self.mu, sigma=sigma, n=np.int64(self.n), sum=self.sum, sum_outer=self.sum_outer,
                       feature_model=np.str_(self.feature_model))
         with atomic_path(path, force) as tmp:
             with open(tmp, "wb") as handle:

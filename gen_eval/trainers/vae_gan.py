@@ -66,8 +66,9 @@ class Generator(nn.Module):
     def __init__(self, channels: int, image_size: int, width: int, latent_dim: int) -> None:
         super().__init__()
         ch, side = width * 2 ** (HALVINGS - 1), image_size // 2 ** HALVINGS
-        self.linearT_layer = nn.Sequential(nn.Linear(latent_dim, ch * side * side, bias=False),
-                                           nn.BatchNorm1d(ch * side * side), _leaky(), nn.Unflatten(1, (ch, side, side)))
+        flat = ch * side * side
+        self.linearT_layer = nn.Sequential(nn.Linear(latent_dim, flat, bias=False), nn.BatchNorm1d(flat), _leaky(),
+                                           nn.Unflatten(1, (ch, side, side)))
         layers: list[nn.Module] = []
         for _ in range(HALVINGS - 1):
             layers.append(nn.Sequential(nn.ConvTranspose2d(ch, ch // 2, 5, 2, 2, output_padding=1, bias=False),
