@@ -91,13 +91,13 @@ FULL = Recipe(
 
 QUICK = Recipe(
     name="quick",
-    n_train=256, n_heldout=64,
-    classifier_epochs=1, classifier_batch_size=32,
+    n_train=128, n_heldout=32,
+    classifier_epochs=2, classifier_batch_size=32,
     classifier_settings={"lr": 1e-3},
-    acgan_steps=16, acgan_batch_size=32,
+    acgan_steps=8, acgan_batch_size=16,
     acgan_settings={"generator": "upsample", "ngf": 8, "g_start_size": 16, "ndf": 8, "cond_embed": 32,
                     "lr_g": 2e-4, "lr_d": 2e-4, "perceptual_weight": 1.0},
-    score_repeats=5, fid_samples=128, enforce_targets=False,
+    score_repeats=5, fid_samples=64, enforce_targets=False,
 )
 
 STEPS = ("data", "classifier", "acgan", "export", "evaluate")
@@ -193,6 +193,7 @@ class StepRunner:
         self.paths, self.recipe, self.seed, self.force, self.echo = paths, recipe, seed, force, echo
         self.records: dict[str, StepRecord] = {}
         self._chain = _fingerprint({"seed": seed})
+        self._redoing = False   # once a step is redone, every later step is redone too
 
     def run(self, step: str, title: str, action: Callable[[bool], dict[str, Any]]) -> StepRecord:
         """``action(overwrite)`` does the step and returns its results; ``overwrite`` is True when earlier
@@ -206,6 +207,7 @@ class StepRunner:
             self.echo(f"{number} {title}: done already ({done.seconds:.0f} s earlier); --force redoes it")
             return done
         self.echo(f"{number} {title}")
+        self._redoing = True
         self.paths.marker(step).unlink(missing_ok=True)
         started = time.perf_counter()
         results = action(True)
@@ -216,7 +218,7 @@ class StepRunner:
         return record
 
     def _done(self, step: str, fingerprint: str) -> StepRecord | None:
-        if self.force:
+        if self.force or self._redoing:
             return None
         marker = self.paths.marker(step)
         try:

@@ -23,7 +23,7 @@ from torch import nn
 from gen_eval import contract
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.exporter.graphs import export_checkpoint
+from gen_eval.exporter import export_checkpoint
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Batch
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
@@ -73,11 +73,9 @@ def _blobs(rng: np.random.Generator, count: int, size: int, channels: int) -> np
     return images
 
 
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("family-data")
+def write_tiny_datasets(root: Path) -> dict[str, Path]:
+    """MNIST idx files, a folder of PNGs and a Cartoon Set (attr file + PNGs), N_IMAGES each."""
     rng = np.random.default_rng(0)
-
     mnist = root / "mnist"
     mnist.mkdir()
     (mnist / "train-images-idx3-ubyte").write_bytes(_idx_bytes(_blobs(rng, N_IMAGES, 28, 1)[..., 0]))
@@ -97,6 +95,11 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
         lines.append(f"cs{i:03d}.png " + " ".join(str(b) for b in bits))
     (cartoon / "cartoon_attr.txt").write_text("\n".join(lines) + "\n")
     return {"mnist": mnist, "rgb": rgb, "cartoon": cartoon}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    return write_tiny_datasets(tmp_path_factory.mktemp("family-data"))
 
 
 def _train(name: str, datasets, out: Path, steps: int, resume: bool = False) -> Path:

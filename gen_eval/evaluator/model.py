@@ -177,6 +177,9 @@ class OnnxModel:
             rows.append(("input", spec.describe()))
         for spec in self.outputs.values():
             rows.append(("output", spec.describe()))
+        for what in ("inputs", "outputs"):
+            if what in info.sources:
+                rows.append((f"{what} taken", info.sources[what]))
         if info.latent_dim is not None:
             rows.append(("latent dim", f"{info.latent_dim}{src('latent_dim')}"))
         if info.image_shape is not None:

@@ -129,7 +129,8 @@ class Runtime:
         source = model_bytes if model_bytes is not None else str(path)
         if self.provider in (None, CUDA):
             _preload_cuda_dlls()
-            cuda_options = {"device_id": self._device_id, "cudnn_conv_algo_search": "HEURISTIC"}
+            # default cuDNN algorithm search (exhaustive) runs once: every batch has the same shape
+            cuda_options = {"device_id": self._device_id}
             previous = 3
             ort.set_default_logger_severity(4)  # a CUDA provider that fails to load is reported below
             try:

@@ -107,10 +107,13 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     code that ships inside onnxruntime), which keeps ops that have no float16 kernels in float32.
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert_float_to_float16(model, keep_io_types=True)
+        converted = convert_float_to_float16(model, keep_io_types=True)
+    OnnxModel.graph_topological_sort(converted.graph, is_deterministic=True)  # the converter appends its Casts
+    return converted
 
 
 def serialize(model: onnx.ModelProto) -> bytes:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.losses import bce_on_probs
 from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs, vae_optimizer
 
 
@@ -81,7 +81,7 @@ class MLPVAE(VAEHooks, Family):
         x = batch.images
         mu, logvar = networks["encoder"](x)
         recon = networks["decoder"](reparameterize(mu, logvar))
-        bce = F.binary_cross_entropy(recon, x, reduction="sum") / x.shape[0]
+        bce = bce_on_probs(recon, x) * recon[0].numel()     # mean over pixels * pixels = BCE summed per image
         kld = kl_divergence(mu, logvar)
         loss = bce + self.config["kl_weight"] * kld
         optimizers["vae"].zero_grad(set_to_none=True)

@@ -1,0 +1,144 @@
+"""`gen-eval demo --quick`: the whole chain on the shapes set, its report against references, and reruns."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from gen_eval.cli import cli
+from gen_eval.data.conditions import read_condition_file, read_objects
+from gen_eval.data.datasets import open_dataset
+from gen_eval.demo import QUICK, SCORE_FILES, STEPS
+from gen_eval.evaluator.noise import latent_noise
+from gen_eval.trainers.judge import load_judge
+
+torch.set_num_threads(2)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, ["demo", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = invoke("--quick", "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def ta_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The TA's evaluator written out: per image top-k (k = true labels) hits, pooled over the set."""
+    correct = total = 0
+    for p, truth in zip(probs, labels):
+        k = int(truth.sum())
+        top = np.argsort(-p, kind="stable")[:k]
+        correct += int(truth[top].sum())
+        total += k
+    return correct / total
+
+
+def test_quick_demo_writes_every_artefact(demo):
+    out, output = demo
+    for name in ("classifier.onnx", "classifier.features.onnx", "acgan.onnx", "loss_curves.png", "report.json",
+                 "shapes/test.json", "shapes/new_test.json", "classifier/classifier_ta.pth",
+                 "acgan/checkpoints/last.pt"):
+        assert (out / name).is_file(), name
+    for which in SCORE_FILES:
+        grid = Image.open(out / f"{which}_grid.png")
+        conditions = json.loads((out / "shapes" / f"{which}.json").read_text())
+        rows = math.ceil(len(conditions) / 8)
+        assert grid.size == (8 * 66 + 2, rows * 66 + 2)   # make_grid: 8 per row, padding 2
+    for step in STEPS:
+        assert f"[{STEPS.index(step) + 1}/{len(STEPS)}]" in output
+    assert "ACGAN score, test.json (5 seeds)" in output
+
+
+def test_report_holds_the_measurements(demo):
+    out, _ = demo
+    report = json.loads((out / "report.json").read_text())
+    assert report["recipe"]["name"] == "quick" and report["targets_enforced"] is False
+    for which in SCORE_FILES:
+        s = report["scores"][which]
+        assert len(s["scores"]) == QUICK.score_repeats == 5
+        assert s["mean"] == pytest.approx(np.mean(s["scores"]))
+        assert s["std"] == pytest.approx(np.std(s["scores"]))
+        assert s["min"] == min(s["scores"]) and s["max"] == max(s["scores"])
+        assert all(0.0 <= v <= 1.0 for v in s["scores"])
+    assert 0.0 <= report["classifier_accuracy"] <= 1.0
+    assert math.isfinite(report["frechet"]["value"]) and report["frechet"]["value"] >= 0
+    assert report["frechet"]["generated"] == QUICK.fid_samples
+    assert report["frechet"]["reference"] == QUICK.n_train
+    assert set(report["checks"]) == {"classifier_accuracy", "score_test", "minutes"}
+    assert report["total_seconds"] == pytest.approx(sum(s["seconds"] for s in report["steps"].values()), abs=0.5)
+    uses_judge = bool(QUICK.acgan_settings.get("perceptual_weight") or QUICK.acgan_settings.get("judge_weight"))
+    assert bool(report["judge_in_generator_loss"]) == uses_judge
+
+
+def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
+    """Seed 0 of test.json, recomputed with bare onnxruntime and the TA's top-k rule."""
+    out, _ = demo
+    report = json.loads((out / "report.json").read_text())
+    space = read_objects(out / "shapes" / "objects.json")
+    conditions = read_condition_file(out / "shapes" / "test.json", space)
+    generator = ort.InferenceSession(str(out / "acgan.onnx"), providers=["CPUExecutionProvider"])
+    judge = ort.InferenceSession(str(out / "classifier.onnx"), providers=["CPUExecutionProvider"])
+    latent_dim = generator.get_inputs()[0].shape[1]
+    z = latent_noise(0, np.arange(len(conditions)), latent_dim)
+    images = generator.run(None, {"z": z, "labels": conditions})[0]     # [-1, 1], what the judge takes
+    probs = judge.run(None, {"image": images.astype(np.float32)})[0]
+    assert report["scores"]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=1e-12)
+
+
+def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
+    """The judge's held-out accuracy, recomputed in torch from the TA-format file the classifier wrote."""
+    out, _ = demo
+    report = json.loads((out / "report.json").read_text())
+    model, _ = load_judge(out / "classifier" / "classifier_ta.pth")
+    heldout = open_dataset(out / "shapes", split="heldout")
+    images = np.stack([heldout.image(i) for i in range(len(heldout))]).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        probs = model(torch.from_numpy(images).float() / 127.5 - 1).numpy()
+    assert report["classifier_accuracy"] == pytest.approx(ta_score(probs, np.asarray(heldout.labels)), abs=1e-12)
+
+
+def test_rerun_skips_finished_steps_and_redoes_missing_ones(demo):
+    out, _ = demo
+    trained = (out / "acgan" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    result = invoke("--quick", "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("done already") == len(STEPS)
+
+    (out / "test_grid.png").unlink()          # an artefact of the last step is missing: only that step reruns
+    result = invoke("--quick", "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("done already") == len(STEPS) - 1
+    assert (out / "test_grid.png").is_file()
+    assert (out / "acgan" / "checkpoints" / "last.pt").stat().st_mtime_ns == trained
+
+
+def test_other_settings_in_the_same_folder_need_force(demo):
+    out, _ = demo
+    result = invoke("--quick", "--out", str(out), "--seed", "1")
+    assert result.exit_code == 2
+    assert "--force" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_output_folders_are_refused(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    result = invoke("--quick", "--out", str(a_file))
+    assert result.exit_code == 2 and "is a file" in result.output
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    result = invoke("--quick", "--out", str(tmp_path / "other"))
+    assert result.exit_code == 2 and "holds no demo" in result.output
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
