@@ -100,7 +100,7 @@ class OnnxModel:
         static = {spec.static_batch for spec in inputs.values()} - {None}
         self.batch_size = static.pop() if static else batch_size
         self._runner = BatchRunner(session, self.batch_size, io_binding=runtime.uses_cuda,
-                                   device_id=runtime._device_id)
+                                   device_id=runtime.device_id)
         self._warned_range = False
 
     @functools.cached_property

@@ -151,6 +151,10 @@ class Runtime:
     def uses_cuda(self) -> bool:
         return self.provider == CUDA
 
+    @property
+    def device_id(self) -> int:
+        return self._device_id
+
     def describe(self) -> str:
         """One line: which provider runs (and why not CUDA, when auto fell back)."""
         name = self.provider or "(no session yet)"

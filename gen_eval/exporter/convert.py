@@ -1,8 +1,12 @@
 """A PyTorch module -> one self-contained ONNX model (in memory), its metadata and an fp16 variant.
 
-``torch.onnx.export`` with the torch.export-based ("dynamo") exporter is tried first; modules it
-cannot capture fall back to the TorchScript exporter. Either way the result is a ``ModelProto``
-whose weights live inside it (no external-data sidecar), with a dynamic batch dimension.
+Exporter choice: ``torch.onnx.export``'s TorchScript path first, the torch.export-based ("dynamo")
+path when tracing fails. In torch 2.14 the dynamo path rebuilds its op registry on every call:
+measured here, 4.5 s vs 0.03 s for a 3-layer generator, 9 s vs 0.9 s for ResNet18 and 30 s vs 2 s
+for the FID Inception, with the same graphs as far as onnxruntime is concerned. TorchScript is
+deprecated upstream but present in the pinned torch; the parity check guards either path. The
+result is always a ``ModelProto`` with every weight inside it (no external-data sidecar) and a
+dynamic batch dimension.
 """
 
 from __future__ import annotations
@@ -69,14 +73,14 @@ def module_to_onnx(module: nn.Module, example_inputs: Sequence[torch.Tensor], in
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
-                model = _dynamo_export(module, args, input_names, output_names, spatial)
-            except Exception as dynamo_error:  # torch.export cannot capture every module; try TorchScript
+                model = _torchscript_export(module, args, input_names, output_names, spatial)
+            except Exception as script_error:  # tracing cannot capture every module; try torch.export
                 try:
-                    model = _torchscript_export(module, args, input_names, output_names, spatial)
-                except Exception as script_error:
+                    model = _dynamo_export(module, args, input_names, output_names, spatial)
+                except Exception as dynamo_error:
                     raise UserError(
-                        f"cannot export {type(module).__name__} to ONNX: {_first_line(dynamo_error)} "
-                        f"(TorchScript exporter: {_first_line(script_error)}); rerun with --debug for the trace"
+                        f"cannot export {type(module).__name__} to ONNX: {_first_line(script_error)} "
+                        f"(torch.export-based exporter: {_first_line(dynamo_error)}); rerun with --debug for the trace"
                     ) from dynamo_error
     finally:
         module.train(was_training)

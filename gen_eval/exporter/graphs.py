@@ -200,7 +200,8 @@ def rebuild_family(checkpoint_data: Mapping, source: str):
         try:
             network.load_state_dict(saved[name])
         except RuntimeError as exc:
-            detail = " ".join(str(exc).split())[:200]
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "shape mismatch")[:200]
             raise UserError(f"checkpoint {source}: the {name} weights do not fit the family's networks "
                             f"({detail}); was the checkpoint written by another gen-eval version?") from None
         network.eval()

@@ -20,7 +20,7 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, label_dim: int = 0,
                  label_channel: bool = False, aux_head: bool = False, batch_norm: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, aux_pool: bool = False) -> None:
         super().__init__()
         channels, height, width_px = image_shape
         self.label_map = (nn.Sequential(nn.Linear(label_dim, height * width_px), nn.LeakyReLU(0.01),
@@ -30,13 +30,18 @@ class ConditionalDiscriminator(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         flat = ch * 4 * 4
         self.adversarial = nn.Linear(flat, 1)
-        self.auxiliary = nn.Linear(flat, label_dim) if aux_head else None
+        # aux_pool: the auxiliary head sees globally averaged features, so it finds objects wherever they are
+        self.aux_pool = aux_pool
+        self.auxiliary = nn.Linear(ch if aux_pool else flat, label_dim) if aux_head else None
         self.features.apply(dcgan_init)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.label_map is not None:
             images = torch.cat([images, self.label_map(labels)], dim=1)
-        hidden = self.dropout(self.features(images).flatten(1))
-        aux = self.auxiliary(hidden) if self.auxiliary is not None else None
+        features = self.features(images)
+        hidden = self.dropout(features.flatten(1))
+        aux = None
+        if self.auxiliary is not None:
+            aux = self.auxiliary(self.dropout(features.mean(dim=(2, 3))) if self.aux_pool else hidden)
         return self.adversarial(hidden).squeeze(1), aux

@@ -6,8 +6,8 @@ Decoder: 32 -> 256 (tanh) -> 512 (tanh) -> 784 (sigmoid). Images 1x28x28 in [0, 
 Departure from S2: its encoder computes ``mu`` and ``sigma`` with the same layer (``self.L3``), so both are
 always equal; we give mu and logvar their own heads, as the VAE needs. S2 uses BCE with reduction 'sum'
 plus the KL weighted by "1/L" (0.45, 1 and 0 tried); we sum BCE and KL per image and average over the
-batch, so the logged loss is per image like S2's printed ~83 (under Adam the gradient direction is the
-same). S2 gives no optimiser settings or batch size: Adam at its default 1e-3, batch 64, 50 epochs.
+batch, so the logged loss is per image like S2's printed ~83 (a constant factor of the batch size, which
+Adam's steps all but ignore). The BCE is computed in float32 outside autocast, so --amp works. S2 gives no optimiser settings or batch size: Adam at its default 1e-3, batch 64, 50 epochs.
 """
 
 from __future__ import annotations
