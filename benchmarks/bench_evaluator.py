@@ -14,15 +14,21 @@ Times are the best of ``--repeats`` runs after one warm-up; ratios are baseline 
 
 from __future__ import annotations
 
+import os
+import sys
+
+# BLAS threads must be fixed before numpy loads: --blas-threads N sets OPENBLAS/OMP/MKL_NUM_THREADS.
+if "--blas-threads" in sys.argv:
+    _n = sys.argv[sys.argv.index("--blas-threads") + 1]
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _n
+
 import argparse
 import contextlib
 import io
 import json
-import os
 import platform
-import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -206,7 +212,7 @@ def bench_frechet(repeats: int, dim: int = 2048, n: int = 5000) -> dict:
 
 # -- 4. peak memory of FID statistics ----------------------------------------------------------------
 MEMORY_CHILD = r"""
-import resource, sys, time
+import sys, time
 from gen_eval.evaluator import Runtime, load_model
 from gen_eval.evaluator.features import generator_stats
 n = int(sys.argv[3])
@@ -216,7 +222,9 @@ feats = load_model(sys.argv[2], role="features", runtime=runtime)
 start = time.perf_counter()
 stats = generator_stats(feats, gen, n, 0, progress=False)
 stats.sigma
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start)
+# VmHWM: this process image's peak RSS (ru_maxrss would include the parent's, inherited across exec)
+peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(peak_kib, time.perf_counter() - start)
 """
 
 
@@ -251,12 +259,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="score,sampling,frechet,memory")
     parser.add_argument("--json", type=Path, default=None, help="Also write the numbers here.")
+    parser.add_argument("--blas-threads", default=None,
+                        help="Threads of numpy/scipy's BLAS (set before numpy loads; default: the library's).")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}")
-    print(f"threads: {args.threads} (torch and onnxruntime); repeats: best of {args.repeats}")
+    print(f"threads: {args.threads} (torch and onnxruntime); BLAS threads: {args.blas_threads or 'default'}; "
+          f"repeats: best of {args.repeats}")
     wanted = args.only.split(",")
     everything = {}
     with tempfile.TemporaryDirectory() as folder:

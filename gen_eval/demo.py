@@ -195,9 +195,12 @@ class StepRunner:
         self._chain = _fingerprint({"seed": seed})
         self._redoing = False   # once a step is redone, every later step is redone too
 
-    def run(self, step: str, title: str, action: Callable[[bool], dict[str, Any]]) -> StepRecord:
-        """``action(overwrite)`` does the step and returns its results; ``overwrite`` is True when earlier
-        files of this step may be replaced (they are this demo's own: a forced or changed step)."""
+    def run(self, step: str, title: str, action: Callable[[], dict[str, Any]]) -> StepRecord:
+        """Do ``action`` (which returns the step's results) unless the step is done already.
+
+        A step that runs may replace its own earlier files in the demo folder: the folder is this
+        demo's (see :func:`claim_folder`), and a missing or stale marker means they are incomplete or stale.
+        """
         number = f"[{STEPS.index(step) + 1}/{len(STEPS)}]"
         self._chain = _fingerprint([self._chain, step, self.recipe.step_settings(step)])
         done = self._done(step, self._chain)
@@ -210,7 +213,7 @@ class StepRunner:
         self._redoing = True
         self.paths.marker(step).unlink(missing_ok=True)
         started = time.perf_counter()
-        results = action(True)
+        results = action()
         record = StepRecord(step, self._chain, round(time.perf_counter() - started, 1), results)
         atomic_write_json(self.paths.marker(step), asdict(record), force=True)
         self.records[step] = record
@@ -255,10 +258,10 @@ def claim_folder(paths: Paths, recipe: Recipe, seed: int, force: bool) -> None:
 
 
 # -- the steps --------------------------------------------------------------------------------------
-def write_data(paths: Paths, recipe: Recipe, seed: int, overwrite: bool) -> dict[str, Any]:
+def write_data(paths: Paths, recipe: Recipe, seed: int) -> dict[str, Any]:
     from gen_eval.data.shapes import write_shapes
 
-    write_shapes(paths.data, n_train=recipe.n_train, n_heldout=recipe.n_heldout, seed=seed, force=overwrite,
+    write_shapes(paths.data, n_train=recipe.n_train, n_heldout=recipe.n_heldout, seed=seed, force=True,
                  progress=True)
     return {"n_train": recipe.n_train, "n_heldout": recipe.n_heldout, "folder": str(paths.data)}
 
@@ -542,16 +545,16 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     runner = StepRunner(paths, recipe, seed, force, echo)
     echo(f"gen-eval demo in {paths.root} ({recipe.name} recipe, seed {seed}, device {device})")
     runner.run("data", f"writing the shapes data set ({recipe.n_train} training, {recipe.n_heldout} held-out images)",
-               lambda overwrite: write_data(paths, recipe, seed, overwrite))
+               lambda: write_data(paths, recipe, seed))
     runner.run("classifier", f"training the ResNet18 judge ({recipe.classifier_epochs} epochs, "
                              f"batch {recipe.classifier_batch_size})",
-               lambda overwrite: train_classifier(paths, recipe, seed, device, echo))
+               lambda: train_classifier(paths, recipe, seed, device, echo))
     runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
-               lambda overwrite: train_acgan(paths, recipe, seed, device, echo))
+               lambda: train_acgan(paths, recipe, seed, device, echo))
     runner.run("export", "exporting the judge, its features and the ACGAN to ONNX (with parity checks)",
-               lambda overwrite: export_models(paths, echo))
+               lambda: export_models(paths, echo))
     runner.run("evaluate", "evaluating with onnxruntime (no torch)",
-               lambda overwrite: evaluate(paths, recipe, seed, device, echo))
+               lambda: evaluate(paths, recipe, seed, device, echo))
     save_loss_curves(paths)
     report = build_report(paths, recipe, seed, device, runner.records, load_before, time.perf_counter() - started)
     atomic_write_json(paths.report, report, force=True)

@@ -239,3 +239,21 @@ def test_score_bad_inputs_are_one_line_errors(no_torch_env, score_models, tmp_pa
                                   "--report", tmp_path / "exists.json"), "--force")
     assert_one_line_error(run_cli_here("score", "--model", gen, "--test", test, "--classifier", cls,
                                   "--repeats", 0), "--repeats")
+
+
+def test_score_cli_categorical_heads(tmp_path):
+    space = LabelSpace.categorical({"hair": list("abcdef"), "eye": list("abcd"), "face": list("abc"), "glasses": ["no", "yes"]})
+    gen = make_generator(tmp_path / "g.onnx", labels=space.size, label_space=space)
+    cls = make_dense_head(tmp_path / "c.onnx", role="classifier", out_dim=space.size, label_space=space,
+                          activation="Softmax")
+    rng = np.random.default_rng(0)
+    items = [[f"{head}:{rng.choice(values)}" for head, values in space.heads] for _ in range(20)]
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps(items))
+    report = tmp_path / "r.json"
+    result = run_cli_here("score", "--model", gen, "--test", test, "--classifier", cls, "--report", report)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["label_space"] == "categorical" and set(data["per_head"]) == {"hair", "eye", "face", "glasses"}
+    assert data["value"] == pytest.approx(np.mean(list(data["per_head"].values())), abs=1e-15)
+    assert "per_head hair" in result.stdout

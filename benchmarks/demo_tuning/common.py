@@ -3,9 +3,17 @@ import os
 import numpy as np
 import torch
 
-def score_checkpoint(ckpt_path, judge_path, cond_files, seeds=(0, 1, 2, 3, 4), device=os.environ.get("DEV","cuda")):
-    from gen_eval.trainers.checkpoint import load_checkpoint
+DEV = os.environ.get("DEV", "cuda")
+_cache = {}
+
+def _judge(path):
     from gen_eval.trainers.judge import load_judge
+    if path not in _cache:
+        _cache[path] = load_judge(path)[0].eval().to(DEV)
+    return _cache[path]
+
+def score_checkpoint(ckpt_path, judge_path, cond_files, seeds=(0, 1, 2, 3, 4)):
+    from gen_eval.trainers.checkpoint import load_checkpoint
     from gen_eval.trainers.generators import build_generator
     from gen_eval.data.labels import LabelSpace
     from gen_eval.data.conditions import read_condition_file
@@ -15,14 +23,14 @@ def score_checkpoint(ckpt_path, judge_path, cond_files, seeds=(0, 1, 2, 3, 4), d
     c = ck["config"]
     g = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=space.size, image_shape=(3, 64, 64),
                         width=c["ngf"], cond_embed=c["cond_embed"], start_size=c["g_start_size"], res_blocks=c["g_res_blocks"])
-    g.load_state_dict(ck["networks"]["generator"]); g.eval().to(device)
-    judge, _ = load_judge(judge_path); judge.eval().to(device)
+    g.load_state_dict(ck["networks"]["generator"]); g.eval().to(DEV)
+    judge = _judge(judge_path)
     out = {}
     for name, f in cond_files.items():
-        conds = torch.from_numpy(read_condition_file(f, space)).to(device)
+        conds = torch.from_numpy(read_condition_file(f, space)).to(DEV)
         vals = []
         for s in seeds:
-            z = torch.randn(len(conds), c["latent_dim"], generator=torch.Generator().manual_seed(1000 + s)).to(device)
+            z = torch.randn(len(conds), c["latent_dim"], generator=torch.Generator().manual_seed(1000 + s)).to(DEV)
             with torch.no_grad():
                 probs = judge(g(z, conds)).float().cpu().numpy()
             vals.append(multilabel_score(probs, conds.cpu().numpy()).value)

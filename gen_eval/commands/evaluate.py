@@ -295,11 +295,33 @@ def _features_model(path, runtime, batch_size):
 
 
 def _image_set(path: str, split: str, channels: int | None = None):
+    """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes."""
     from gen_eval.data.datasets import detect_format, open_dataset
 
+    if Path(path).suffix.lower() == ".npz":
+        return _npz_image_set(Path(path))
     fmt = detect_format(path, split)
     kw = {"mode": "L"} if fmt == "folder" and channels == 1 else {}
     return open_dataset(path, split=split, fmt=fmt, **kw)
+
+
+def _npz_image_set(path: Path):
+    import zipfile
+
+    import numpy as np
+
+    from gen_eval.data.imageset import ArrayImageSet
+
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; check the path")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images = data["images"] if "images" in data.files else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npz ({exc})") from None
+    if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise UserError(f"{path}: needs 'images', uint8 [N, H, W, C] (what `gen-eval sample --out x.npz` writes)")
+    return ArrayImageSet(images, format="npz", source=str(path))
 
 
 def _side_stats(features, runtime, *, data, split, model, n, seed, conditions, shard, batch_size,
@@ -325,7 +347,7 @@ def _side_stats(features, runtime, *, data, split, model, n, seed, conditions, s
 def source_options(func):
     for option in reversed([
         click.option("--data", type=click.Path(), default=None,
-                     help="Images: a folder, or a data set (iCLEVR layout, CelebA, Cartoon Set, MNIST)."),
+                     help="Images: a folder, a data set (iCLEVR layout, CelebA, Cartoon Set, MNIST) or a sample .npz."),
         click.option("--split", default="train", show_default=True, help="Split of --data when it is a data set."),
         click.option("--model", type=click.Path(dir_okay=False), default=None, help="Or a generator .onnx to sample from."),
         click.option("--n", "n", type=int, default=None, help="Images to generate from --model."),

@@ -62,7 +62,7 @@ def _psd_factor(sigma: np.ndarray) -> np.ndarray | None:
             return factor
     except linalg.LinAlgError:
         pass
-    w, v = linalg.eigh(sigma, check_finite=False, driver="evr")
+    w, v = linalg.eigh(sigma, check_finite=False, driver="evd")
     if w.min() < -1e3 * tol:  # clearly indefinite: not a covariance
         return None
     keep = w > tol
@@ -77,7 +77,7 @@ def _trace_sqrt_symmetric(sigma1: np.ndarray, sigma2: np.ndarray) -> float | Non
         return 0.0
     inner = factor.T @ sigma2 @ factor
     inner = (inner + inner.T) / 2
-    eigenvalues = linalg.eigvalsh(inner, check_finite=False)
+    eigenvalues = linalg.eigvalsh(inner, check_finite=False, driver="evd")
     if eigenvalues.min() < -1e-6 * max(eigenvalues.max(), 1e-300):  # sigma2 clearly indefinite
         return None
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())

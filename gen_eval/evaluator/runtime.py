@@ -122,6 +122,9 @@ class Runtime:
         options.intra_op_num_threads = self.threads or default_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # no busy-waiting between ops: on a shared or oversubscribed CPU spinning threads steal the
+        # cores the other threads need (measured in benchmarks/RESULTS.md); large batched ops lose nothing
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
     def session(self, path: str | os.PathLike, model_bytes: bytes | None = None) -> ort.InferenceSession:

@@ -364,12 +364,19 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
                     _end_of_epoch(family, networks, pictures, heldout, log, eval_log, step, steps_per_epoch, say)
                 if step >= total_steps:
                     break
+    except KeyboardInterrupt:
+        bar.close()
+        saved = f"step {last_saved}" if last_saved >= 0 else "none yet"
+        say(f"interrupted at step {step} (last checkpoint: {saved}); continue with --resume")
+        raise
     finally:
         bar.close()
         if log.rows:
             log.flush()
     if last_saved != step:
         checkpointer.save(payload())
+    if step % steps_per_epoch and not (eval_log.rows and eval_log.rows[-1]["step"] == step):
+        _evaluate(family, networks, heldout, eval_log, step, steps_per_epoch, torch_device, say)
     pictures.samples(run / "samples" / "last.png")
     save_loss_curve(log.rows, run / "loss_curve.png", title=f"{family_name} on {Path(data_name).name}")
     extra_files = family.on_train_end(networks, run, force=True)
@@ -398,17 +405,23 @@ def _heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_
 
 def _end_of_epoch(family: Family, networks, pictures: "_Pictures", heldout, log: CsvLog, eval_log: CsvLog,
                   step: int, steps_per_epoch: int, say: Callable[[str], None]) -> None:
-    epoch = step // steps_per_epoch
-    pictures.epoch(epoch)
+    pictures.epoch(step // steps_per_epoch)
     save_loss_curve(log.rows, pictures.run / "loss_curve.png", title=family.name)
-    if heldout is not None:
-        with evaluating(networks):
-            batches = iterate_all(heldout, 128, family.value_range, pictures.device)
-            metrics = family.evaluate(networks, batches)
-        if metrics:
-            eval_log.append({"step": step, "epoch": epoch, **metrics})
-            eval_log.flush()
-            say(f"epoch {epoch}: " + ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))
+    _evaluate(family, networks, heldout, eval_log, step, steps_per_epoch, pictures.device, say)
+
+
+def _evaluate(family: Family, networks, heldout, eval_log: CsvLog, step: int, steps_per_epoch: int,
+              device: torch.device, say: Callable[[str], None]) -> None:
+    """Held-out metrics (families with evaluate() on data with a held-out split) -> eval.csv."""
+    if heldout is None:
+        return
+    with evaluating(networks):
+        metrics = family.evaluate(networks, iterate_all(heldout, 128, family.value_range, device))
+    if metrics:
+        epoch = step / steps_per_epoch
+        eval_log.append({"step": step, "epoch": epoch, **metrics})
+        eval_log.flush()
+        say(f"step {step} (epoch {epoch:g}): " + ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))
 
 
 class _Pictures:

@@ -1,0 +1,810 @@
+"""Bad input through the command line: one table of cases across every command.
+
+Each row builds its inputs in a fresh folder, runs ``gen-eval ...`` and checks what a user relies on:
+- the exit code (2 for bad input, 1 for a missed gate);
+- exactly one ``error: ...`` line on stderr (besides the informational ``runtime:`` line the
+  evaluator prints), holding key words for the problem AND for the fix; no traceback;
+- nothing written and nothing changed: every file under the row's folder and under the shared
+  inputs has the same bytes afterwards, and no file or folder appeared (no temp file, no partial
+  output, no folder created for an output that was never written).
+
+Rows run in this process through click's CliRunner (an uncaught exception fails the row even though
+CliRunner hides it from stderr); rows marked ``process=True`` run ``python -m gen_eval.cli`` in a real
+process, for what CliRunner cannot see (onnxruntime's C++ logger writes to file descriptor 2, and
+only a real process shows what the user's terminal shows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from gen_eval.data.labels import LabelSpace
+from gen_eval.evaluator.stats import FeatureStats
+from test_evaluator_graphs import (ICLEVR_NAMES, ICLEVR_SPACE, REPO, _model, _save, make_dense_head, make_encoder,
+                                   make_generator, make_linear_decoder)
+
+CARTOON_SPACE = LabelSpace.categorical({"hair": ["h0", "h1", "h2"], "eye": ["e0", "e1"]})
+GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_eval.latent_dim": "8",
+                  "gen_eval.image_shape": "3,8,8", "gen_eval.value_range": "-1,1", "gen_eval.contract": "1"}
+BIG_JSON_BYTES = 50 * 2**20  # "very large JSON": a 50 MB condition file
+
+
+# -- graphs the evaluator's builders do not make: broken generators ---------------------------------
+def _tensor(name: str, shape) -> object:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _broken_generator(path: Path, kind: str) -> Path:
+    """A generator graph broken in one way (``kind``), with gen-eval metadata that says 3x8x8 images."""
+    rng = np.random.default_rng(0)
+    weight = lambda rows, cols: numpy_helper.from_array(rng.standard_normal((rows, cols)).astype(np.float32), "W")  # noqa: E731
+    shape = lambda *dims: numpy_helper.from_array(np.array(dims, dtype=np.int64), "shape")  # noqa: E731
+    meta = dict(GENERATOR_META)
+    z = _tensor("z", ["B", 8])
+    image = _tensor("image", ["B", 3, 8, 8])
+    if kind == "inf":  # 1 / (x * 0) = inf everywhere
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Mul", ["lin", "zero"], ["zeros"]),
+                 helper.make_node("Reciprocal", ["zeros"], ["inf"]), helper.make_node("Reshape", ["inf", "shape"], ["image"])]
+        init = [weight(8, 192), shape(-1, 3, 8, 8), numpy_helper.from_array(np.array(0, np.float32), "zero")]
+        inputs, outputs = [z], [image]
+    elif kind == "flat":  # image [B, 192]: rank 2 where the contract says [B, C, H, W]
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["image"])]
+        init, inputs, outputs = [weight(8, 192)], [z], [_tensor("image", ["B", 192])]
+    elif kind == "small":  # declares dynamic C, H, W and makes 3x4x4 images; its metadata says 3,8,8
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, inputs, outputs = [weight(8, 48), shape(-1, 3, 4, 4)], [z], [_tensor("image", ["B", "C", "H", "W"])]
+    elif kind == "static16":  # static output 3x16x16 against metadata 3,8,8
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, inputs, outputs = [weight(8, 768), shape(-1, 3, 16, 16)], [z], [_tensor("image", ["B", 3, 16, 16])]
+    elif kind == "three_inputs":  # z, labels and an input the contract does not know
+        nodes = [helper.make_node("Concat", ["z", "labels", "extra"], ["cat"], axis=1),
+                 helper.make_node("MatMul", ["cat", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, outputs = [weight(33, 192), shape(-1, 3, 8, 8)], [image]
+        inputs = [z, _tensor("labels", ["B", 24]), _tensor("extra", ["B", 1])]
+        meta["gen_eval.label_space"] = ICLEVR_SPACE.to_json()
+    elif kind == "swapped":  # inputs named cond [B, 24], noise [B, 8]: by position "z" is the 24-wide one
+        nodes = [helper.make_node("Concat", ["noise", "cond"], ["cat"], axis=1),
+                 helper.make_node("MatMul", ["cat", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, outputs = [weight(32, 192), shape(-1, 3, 8, 8)], [image]
+        inputs = [_tensor("cond", ["B", 24]), _tensor("noise", ["B", 8])]
+        meta["gen_eval.label_space"] = ICLEVR_SPACE.to_json()
+    elif kind == "rank3_z":  # z [B, 8, 1]
+        nodes = [helper.make_node("Reshape", ["z", "flat"], ["zf"]), helper.make_node("MatMul", ["zf", "W"], ["lin"]),
+                 helper.make_node("Tanh", ["lin"], ["act"]), helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init = [weight(8, 192), shape(-1, 3, 8, 8), numpy_helper.from_array(np.array([0, -1], np.int64), "flat")]
+        inputs, outputs = [_tensor("z", ["B", 8, 1])], [image]
+    elif kind == "wide_z":  # static z of 16 against metadata latent_dim 8
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, inputs, outputs = [weight(16, 192), shape(-1, 3, 8, 8)], [_tensor("z", ["B", 16])], [image]
+    else:
+        raise ValueError(kind)
+    return _save(_model(nodes, inputs, outputs, init), path, meta)
+
+
+# -- files that are not what they claim -----------------------------------------------------------
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_png_bomb(path: Path, side: int = 100_000) -> Path:
+    """A 1-bit greyscale PNG that claims side x side pixels (10^10) in a few hundred bytes."""
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)
+    body = zlib.compress(row * 4, 9)  # a few rows; Pillow must refuse on the header alone
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body)
+                     + _png_chunk(b"IEND", b""))
+    return path
+
+
+def write_images(folder: Path, count: int, size: int = 8, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+class PicklePayload:
+    """Unpickling this calls open(marker, 'w'): a file that carries code which runs on load."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def write_stats(path: Path, **arrays) -> Path:
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+# -- the shared inputs -----------------------------------------------------------------------------
+@dataclass
+class Assets:
+    root: Path
+    objects: Path  # iCLEVR objects.json, 24 names
+    test_json: Path  # 4 conditions
+    gen: Path  # unconditional generator, 3x8x8 in [-1, 1], z 8
+    gen_cond: Path  # conditional generator (iCLEVR 24 labels)
+    gen_cond_bare: Path  # the same without metadata
+    gen_cartoon: Path  # conditional generator on a categorical space (hair 3, eye 2)
+    classifier: Path  # 24 labels, 3x8x8 in [-1, 1]
+    classifier10: Path  # 10 labels (the first 10 iCLEVR names)
+    classifier10_bare: Path  # 10 outputs, no metadata
+    classifier_grey: Path  # takes 1x8x8 images
+    features: Path  # 16-d features, 3x8x8 in [0, 1]
+    encoder: Path
+    decoder: Path
+    encoder4: Path  # 4-d mu (does not fit the 8-d decoder)
+    images: Path  # folder of 4 PNGs (8x8)
+    one_image: Path  # folder with one PNG
+    stats: Path  # 16-d statistics of our format
+    stats_pytorch_fid: Path  # mu, sigma only
+
+
+def build_assets(root: Path) -> Assets:
+    root.mkdir(parents=True, exist_ok=True)
+    objects = root / "objects.json"
+    objects.write_text(json.dumps({name: i for i, name in enumerate(ICLEVR_NAMES)}))
+    test_json = root / "test.json"
+    test_json.write_text(json.dumps([["red cube"], ["blue sphere", "gray cube"], ["green cylinder"], ["cyan cube"]]))
+    space10 = LabelSpace.multilabel(ICLEVR_NAMES[:10])
+    decoder_weight = np.random.default_rng(3).standard_normal((8, 192)).astype(np.float32) / 8
+    rng = np.random.default_rng(4)
+    features = rng.standard_normal((6, 16))
+    stats = FeatureStats(16, "test-features")
+    stats.update(features)
+    stats.save(root / "stats.npz")
+    return Assets(
+        root=root, objects=objects, test_json=test_json,
+        gen=make_generator(root / "gen.onnx"),
+        gen_cond=make_generator(root / "gen_cond.onnx", labels=24),
+        gen_cond_bare=make_generator(root / "gen_cond_bare.onnx", labels=24, metadata=False),
+        gen_cartoon=make_generator(root / "gen_cartoon.onnx", labels=CARTOON_SPACE.size, label_space=CARTOON_SPACE),
+        classifier=make_dense_head(root / "classifier.onnx", role="classifier"),
+        classifier10=make_dense_head(root / "classifier10.onnx", role="classifier", out_dim=10, label_space=space10),
+        classifier10_bare=make_dense_head(root / "classifier10_bare.onnx", role="classifier", out_dim=10, metadata=False),
+        classifier_grey=make_dense_head(root / "classifier_grey.onnx", role="classifier", image_shape=(1, 8, 8)),
+        features=make_dense_head(root / "features.onnx", role="features", out_dim=16, value_range="0,1",
+                                 activation="Tanh"),
+        encoder=make_encoder(root / "encoder.onnx", np.linalg.pinv(decoder_weight)),
+        decoder=make_linear_decoder(root / "decoder.onnx", decoder_weight),
+        encoder4=make_encoder(root / "encoder4.onnx", latent_dim=4),
+        images=write_images(root / "images", 4),
+        one_image=write_images(root / "one_image", 1),
+        stats=root / "stats.npz",
+        stats_pytorch_fid=write_stats(root / "pytorch_fid.npz", mu=stats.mu, sigma=stats.sigma),
+    )
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> Assets:
+    return build_assets(tmp_path_factory.mktemp("assets"))
+
+
+@pytest.fixture(scope="module")
+def torch_assets(tmp_path_factory) -> dict[str, Path]:
+    """A tiny DCGAN checkpoint and a TA-format judge file with 10 labels (torch is needed to write them)."""
+    import torch
+
+    from gen_eval.trainers import get_family
+    from gen_eval.trainers.checkpoint import save_checkpoint
+    from gen_eval.trainers.judge import ta_resnet18
+
+    root = tmp_path_factory.mktemp("torch-assets")
+    cls = get_family("dcgan")
+    family = cls(cls.resolve_config({"image_size": 16, "g_width": 8, "d_width": 8, "latent_dim": 16}), None)
+    networks = family.build_networks()
+    checkpoint = save_checkpoint(root / "dcgan.pt", {
+        "family": "dcgan", "config": family.config, "label_space": None, "step": 1, "epoch": 0,
+        "networks": {k: v.state_dict() for k, v in networks.items()}, "optimizers": {}, "rng": {}, "extra": {}})
+    ta10 = root / "ta10.pth"
+    torch.save({"model": ta_resnet18(10).state_dict()}, ta10)
+    return {"checkpoint": checkpoint, "ta10": ta10}
+
+
+# -- making a folder unwritable, also for root ------------------------------------------------------
+@contextmanager
+def unwritable(folder: Path):
+    """``folder`` refuses new files for the duration. chmod does not stop root, so as root the folder is
+    made immutable (chattr +i, needs CAP_LINUX_IMMUTABLE); if neither works the row is skipped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    made = chattr and subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode == 0
+    if not made:
+        pytest.skip("running as root (chmod cannot stop root) and chattr +i is not permitted here: "
+                    "no way to make a truly read-only folder; the 'parent is a file' rows still run")
+    try:
+        probe = folder / ".probe"
+        try:
+            probe.write_bytes(b"")
+        except OSError:
+            pass
+        else:  # pragma: no cover - a file system that ignores the immutable flag
+            probe.unlink()
+            pytest.skip("chattr +i did not make the folder read-only on this file system")
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], capture_output=True)
+
+
+# -- the table ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[Assets, Path], list]  # builds the row's inputs in its folder, returns gen-eval's arguments
+    says: tuple[str, ...]  # key words of the one error line: the problem and the fix
+    code: int = 2
+    process: bool = False  # run in a real process (python -m gen_eval.cli) instead of CliRunner
+    readonly: str | None = None  # a folder (relative to the row's) made unwritable during the run
+    needs_torch: bool = False  # uses torch_assets
+    marker: str | None = None  # a file a pickle payload would create: must not exist afterwards
+    xfail: str | None = None
+
+    @property
+    def command(self) -> str:
+        return self.id.split(":")[0]
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def _conditions(t: Path, content: bytes | str, name: str = "cond.json") -> Path:
+    return _write(t / name, content)
+
+
+def _big_conditions(t: Path) -> Path:
+    item = b'["red cube", "blue sphere"], '
+    count = BIG_JSON_BYTES // len(item)
+    return _write(t / "big.json", b"[" + item * count + b'["red cube"]]')
+
+
+def _iclevr(t: Path, train_json: bytes | str) -> Path:
+    root = t / "iclevr"
+    write_images(root / "images", 2)
+    _write(root / "objects.json", json.dumps({name: i for i, name in enumerate(ICLEVR_NAMES)}))
+    _write(root / "train.json", train_json)
+    return root
+
+
+def _existing(t: Path, name: str, data: bytes = b"precious bytes, must survive") -> Path:
+    return _write(t / name, data)
+
+
+def _sample(a: Assets, t: Path, *extra, model=None) -> list:
+    return ["sample", "--model", model or a.gen, "--n", 4, "--out", t / "out", *extra]
+
+
+def _sample_cond(a: Assets, t: Path, conditions: Path, model=None) -> list:
+    return ["sample", "--model", model or a.gen_cond, "--conditions", conditions, "--out", t / "out"]
+
+
+def _score(a: Assets, t: Path, *extra, model=None, classifier=None, test=None) -> list:
+    return ["score", "--model", model or a.gen_cond, "--test", test or a.test_json,
+            "--classifier", classifier or a.classifier, *extra]
+
+
+def _fid(a: Assets, t: Path, *extra, ref=None, data=None) -> list:
+    return ["fid", "--features", a.features, "--ref", ref or a.stats, "--data", data or a.images, *extra]
+
+
+def _corrupt_folder(t: Path, bad_name: str, data: bytes) -> Path:
+    folder = write_images(t / "imgs", 3)
+    _write(folder / bad_name, data)
+    return folder
+
+
+def _truncated_png(t: Path) -> bytes:
+    write_images(t / "src", 1, size=32)
+    data = (t / "src" / "000.png").read_bytes()
+    shutil.rmtree(t / "src")
+    return data[: len(data) // 2]
+
+
+def _npz_with_pickle(t: Path) -> Path:
+    """An .npz whose 'mu' is an object array: loading it with pickle allowed would run the payload."""
+    path = t / "evil.npz"
+    payload = np.empty(1, dtype=object)
+    payload[0] = PicklePayload(t / "payload-ran")
+    with open(path, "wb") as handle:
+        np.savez(handle, mu=payload, sigma=np.eye(16))
+    return path
+
+
+def _evil_checkpoint(t: Path, name: str = "evil.pt", ta: bool = False) -> Path:
+    import torch
+
+    payload = PicklePayload(t / "payload-ran")
+    data = ({"model": {"fc.0.weight": payload}} if ta else
+            {"format": "gen_eval.checkpoint", "version": 1, "family": "dcgan", "config": {},
+             "networks": {"generator": payload}})
+    path = t / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data, path)
+    return path
+
+
+def _truncated(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    return _write(dst, data[: len(data) // 2])
+
+
+def _run_with_last(t: Path, last: Path) -> Path:
+    """A run folder whose checkpoints/last.pt is ``last`` (for --resume)."""
+    run = t / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.move(last, run / "checkpoints" / "last.pt")
+    return run
+
+
+CASES: list[Case] = [
+    # ---- data check / data shapes -----------------------------------------------------------------
+    Case("data check: empty folder", lambda a, t: ["data", "check", _mkdir(t / "empty")],
+         ("holds no image files",)),
+    Case("data check: zero-byte image", lambda a, t: ["data", "check", "--full", _corrupt_folder(t, "bad.png", b"")],
+         ("bad.png", "empty file", "replace it")),
+    Case("data check: corrupt image", lambda a, t: ["data", "check", "--full",
+                                                    _corrupt_folder(t, "bad.png", os.urandom(300))],
+         ("bad.png", "not an image", "remove it")),
+    Case("data check: truncated image", lambda a, t: ["data", "check", "--full",
+                                                      _corrupt_folder(t, "bad.png", _truncated_png(t))],
+         ("bad.png", "truncated", "replace it")),
+    Case("data check: decompression bomb", lambda a, t: ["data", "check", "--full",
+                                                         write_png_bomb(write_images(t / "imgs", 2) / "bomb.png").parent],
+         ("bomb.png", "decompression bomb", "remove it")),
+    Case("data check: malformed label JSON", lambda a, t: ["data", "check", _iclevr(t, '{"000.png": ["red cube"],')],
+         ("train.json", "invalid JSON")),
+    Case("data check: empty label JSON", lambda a, t: ["data", "check", _iclevr(t, "")],
+         ("train.json", "empty", "replace it")),
+    Case("data check: unknown label name", lambda a, t: ["data", "check", _iclevr(
+        t, json.dumps({"000.png": ["red cube"], "001.png": ["pink cube"]}))],
+         ("001.png", "unknown label 'pink cube'", "valid names include")),
+    Case("data check: deeply nested JSON", lambda a, t: ["data", "check", _iclevr(t, "[" * 100_000 + "]" * 100_000)],
+         ("train.json", "nested", "JSON")),
+    Case("data check: 50 MB label JSON", lambda a, t: ["data", "check", _iclevr_big(t)],
+         ("train.json", "MiB", "limit")),
+    Case("data shapes: output exists", lambda a, t: ["data", "shapes", "--out", _existing(t / "ds", "mine.txt").parent,
+                                                     "--train", 2, "--heldout", 0],
+         ("exists", "--force")),
+    Case("data shapes: output under a file", lambda a, t: ["data", "shapes", "--out", _existing(t, "file") / "ds",
+                                                           "--train", 2, "--heldout", 0],
+         ("not a folder",)),
+    Case("data shapes: read-only folder", lambda a, t: ["data", "shapes", "--out", t / "ro" / "ds", "--train", 2,
+                                                        "--heldout", 0],
+         ("cannot write", "ro", "--out"), readonly="ro"),
+
+    # ---- train ------------------------------------------------------------------------------------
+    Case("train: unknown family", lambda a, t: ["train", "no-such-gan", "--data", a.images, "--out", t / "run"],
+         ("no-such-gan", "dcgan")),
+    Case("train: missing data", lambda a, t: ["train", "dcgan", "--data", t / "nowhere", "--out", t / "run"],
+         ("nowhere", "not found")),
+    Case("train: empty data folder", lambda a, t: ["train", "dcgan", "--data", _mkdir(t / "empty"), "--out", t / "run"],
+         ("holds no image files",)),
+    Case("train: corrupt image in data", lambda a, t: ["train", "dcgan", "--data", _corrupt_folder(t, "bad.png", b"xx"),
+                                                       "--out", t / "run", "--steps", 1, "--set", "image_size=8",
+                                                       "--workers", 0, "--no-progress"],
+         ("bad.png", "not an image", "remove it")),
+    Case("train: conditional family on unlabelled data", lambda a, t: [
+        "train", "acgan", "--data", a.images, "--out", t / "run", "--steps", 1],
+         ("needs labels", "gen-eval data shapes")),
+    Case("train: --set without =", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run",
+                                                 "--set", "lr_g"],
+         ("KEY=VALUE", "--set lr_g=1e-4")),
+    Case("train: out not empty", lambda a, t: ["train", "dcgan", "--data", a.images,
+                                               "--out", _existing(t / "run", "notes.txt").parent],
+         ("not empty", "--resume", "--force")),
+    Case("train: out under a file", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", _existing(t, "f") / "run",
+                                                  "--steps", 1, "--set", "image_size=8"],
+         ("is a file",), xfail=None),
+    Case("train: resume truncated checkpoint", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume",
+        "--out", _run_with_last(t, _truncated(_ta(a, "checkpoint"), t / "half.pt"))],
+         ("last.pt", "truncated"), needs_torch=True),
+    Case("train: resume checkpoint with pickle payload", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume", "--out", _run_with_last(t, _evil_checkpoint(t))],
+         ("refusing to load", "last.pt"), needs_torch=True, marker="payload-ran"),
+
+    # ---- export / export-classifier / export-inception / fetch-inception ----------------------------
+    Case("export: zero-byte checkpoint", lambda a, t: ["export", _write(t / "empty.pt", b""), "--out", t / "g.onnx"],
+         ("empty (0 bytes)", "use another checkpoint")),
+    Case("export: truncated checkpoint", lambda a, t: [
+        "export", _truncated(_ta(a, "checkpoint"), t / "half.pt"), "--out", t / "g.onnx"],
+         ("half.pt", "truncated"), needs_torch=True),
+    Case("export: checkpoint with pickle payload", lambda a, t: ["export", _evil_checkpoint(t), "--out", t / "g.onnx"],
+         ("refusing to load", "evil.pt"), needs_torch=True, marker="payload-ran", process=True),
+    Case("export: not a checkpoint", lambda a, t: ["export", _write(t / "notes.pt", "just text\n"), "--out", t / "g.onnx"],
+         ("cannot read checkpoint", "notes.pt")),
+    Case("export: ONNX given as checkpoint", lambda a, t: ["export", a.gen, "--out", t / "g.onnx"],
+         ("cannot read checkpoint", "gen.onnx")),
+    Case("export: output exists", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", _existing(t, "g.onnx")],
+         ("already exists", "--force"), needs_torch=True),
+    Case("export: read-only output folder", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", t / "ro" / "g.onnx"],
+         ("not writable", "ro"), needs_torch=True, readonly="ro"),
+    Case("export: output under a file", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", _existing(t, "f") / "g.onnx"],
+         ("not a folder",), needs_torch=True),
+    Case("export-classifier: label count differs from objects.json", lambda a, t: [
+        "export-classifier", _ta(a, "ta10"), "--objects", a.objects, "--out", t / "c.onnx"],
+         ("predicts 10 labels", "24 names", "objects.json"), needs_torch=True),
+    Case("export-classifier: no label names", lambda a, t: ["export-classifier", _ta(a, "ta10"), "--out", t / "c.onnx"],
+         ("does not record its label names", "--objects"), needs_torch=True),
+    Case("export-classifier: pickle payload", lambda a, t: [
+        "export-classifier", _evil_checkpoint(t, "ta.pth", ta=True), "--objects", a.objects, "--out", t / "c.onnx"],
+         ("refusing to load", "ta.pth"), needs_torch=True, marker="payload-ran"),
+    Case("export-classifier: malformed objects.json", lambda a, t: [
+        "export-classifier", _ta(a, "ta10"), "--objects", _write(t / "objects.json", '{"red cube": 0,'),
+        "--out", t / "c.onnx"],
+         ("objects.json", "invalid JSON"), needs_torch=True),
+    Case("export-inception: zero-byte weights", lambda a, t: [
+        "export-inception", _write(t / "pt_inception.pth", b""), "--out", t / "i.onnx"],
+         ("empty (0 bytes)",)),
+    Case("export-inception: damaged weights file", lambda a, t: [
+        "export-inception", _write(t / "pt_inception-2015-12-05-6726825d.pth", os.urandom(1000)), "--out", t / "i.onnx"],
+         ("SHA-256", "fetch-inception")),
+    Case("fetch-inception: output exists", lambda a, t: ["fetch-inception", "--out", _existing(t, "w.pth"),
+                                                         "--url", "http://127.0.0.1:9/none"],
+         ("already exists", "--force")),
+
+    # ---- info -------------------------------------------------------------------------------------
+    Case("info: not ONNX (text)", lambda a, t: ["info", _write(t / "model.onnx", "hello, I am not a model\n")],
+         ("cannot load this model", "valid .onnx"), process=True),
+    Case("info: zero-byte model", lambda a, t: ["info", _write(t / "model.onnx", b"")],
+         ("empty file (0 bytes)", "export the model again")),
+    Case("info: truncated ONNX", lambda a, t: ["info", _truncated(a.classifier, t / "half.onnx")],
+         ("half.onnx", "cannot load this model"), process=True),
+    Case("info: a PyTorch checkpoint", lambda a, t: ["info", _ta(a, "checkpoint")],
+         ("PyTorch checkpoint", "gen-eval export"), needs_torch=True),
+
+    # ---- sample -----------------------------------------------------------------------------------
+    Case("sample: generator outputs NaN", lambda a, t: _sample(a, t, model=make_generator(t / "nan.onnx", nan=True)),
+         ("NaN/Inf", "re-export"), process=True),
+    Case("sample: generator outputs Inf", lambda a, t: ["sample", "--model", _broken_generator(t / "inf.onnx", "inf"),
+                                                        "--n", 4, "--out", t / "grid.png"],
+         ("NaN/Inf", "re-export")),
+    Case("sample: generator output rank 2", lambda a, t: _sample(a, t, model=_broken_generator(t / "flat.onnx", "flat")),
+         ("flat.onnx", "rank 4")),
+    Case("sample: generator makes images of the wrong size", lambda a, t: _sample(
+        a, t, model=_broken_generator(t / "small.onnx", "small")),
+         ("small.onnx", "3x4x4", "3x8x8", "re-export")),
+    Case("sample: output shape contradicts metadata", lambda a, t: _sample(
+        a, t, model=_broken_generator(t / "g16.onnx", "static16")),
+         ("image shape", "re-export")),
+    Case("sample: three inputs", lambda a, t: _sample(a, t, model=_broken_generator(t / "g3.onnx", "three_inputs")),
+         ("at most 2 inputs", "extra", "names")),
+    Case("sample: input names not the contract's", lambda a, t: _sample(
+        a, t, "--conditions", a.test_json, model=_broken_generator(t / "gs.onnx", "swapped")),
+         ("latent dim", "re-export")),
+    Case("sample: noise of rank 3", lambda a, t: _sample(a, t, model=_broken_generator(t / "g.onnx", "rank3_z")),
+         ("rank 2 or rank 4",)),
+    Case("sample: noise size contradicts metadata", lambda a, t: _sample(a, t, model=_broken_generator(t / "g.onnx", "wide_z")),
+         ("latent dim", "16", "8", "re-export")),
+    Case("sample: malformed condition JSON", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube"], ["blue')),
+         ("cond.json", "invalid JSON")),
+    Case("sample: empty condition file", lambda a, t: _sample_cond(a, t, _conditions(t, "  \n")),
+         ("cond.json", "empty", "replace it")),
+    Case("sample: empty condition list", lambda a, t: _sample_cond(a, t, _conditions(t, "[]")),
+         ("holds no conditions", "add at least one")),
+    Case("sample: 50 MB condition file", lambda a, t: _sample_cond(a, t, _big_conditions(t)),
+         ("big.json", "MiB", "limit")),
+    Case("sample: deeply nested condition JSON", lambda a, t: _sample_cond(a, t, _conditions(t, "[" * 100_000 + "]" * 100_000)),
+         ("cond.json", "nested")),
+    Case("sample: unknown label name", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube"], ["pink cube"]]')),
+         ("item 1", "unknown label 'pink cube'", "valid names include")),
+    Case("sample: condition is not a list of names", lambda a, t: _sample_cond(a, t, _conditions(t, '["red cube"]')),
+         ("item 0", "expected a list of label names")),
+    Case("sample: condition file is an object", lambda a, t: _sample_cond(a, t, _conditions(t, '{"a": ["red cube"]}')),
+         ("expected a JSON list of conditions",)),
+    Case("sample: label repeated in a condition", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube", "red cube"]]')),
+         ("appears twice", "list each label once")),
+    Case("sample: conditions do not fit a categorical space", lambda a, t: _sample_cond(
+        a, t, _conditions(t, '[["hair:h0", "hair:h1", "eye:e0"]]'), model=a.gen_cartoon),
+         ("item 0", "head:value")),
+    Case("sample: iCLEVR names for a categorical model", lambda a, t: _sample_cond(
+        a, t, _conditions(t, '[["red cube"]]'), model=a.gen_cartoon),
+         ("unknown label 'red cube'", "hair:h0")),
+    Case("sample: --objects with other label count", lambda a, t: [
+        "sample", "--model", a.gen_cond_bare, "--conditions", a.test_json, "--out", t / "out", "--value-range", "-1,1",
+        "--objects", _write(t / "objects10.json", json.dumps({n: i for i, n in enumerate(ICLEVR_NAMES[:10])}))],
+         ("24 values", "10", "objects.json")),
+    Case("sample: --objects differs from the model's labels", lambda a, t: [
+        "sample", "--model", a.gen_cond, "--conditions", a.test_json, "--out", t / "out",
+        "--objects", _write(t / "objects10.json", json.dumps({n: i for i, n in enumerate(ICLEVR_NAMES[:10])}))],
+         ("differs from the model's metadata", "matching")),
+    Case("sample: conditional model without conditions", lambda a, t: _sample(a, t, model=a.gen_cond),
+         ("conditional generator", "--conditions")),
+    Case("sample: conditions for an unconditional model", lambda a, t: _sample(a, t, "--conditions", a.test_json),
+         ("unconditional", "leave out --conditions")),
+    Case("sample: bad shard", lambda a, t: _sample(a, t, "--shard", "3/2"), ("--shard", "k/N")),
+    Case("sample: zero images", lambda a, t: ["sample", "--model", a.gen, "--n", 0, "--out", t / "out"],
+         ("--n", "at least 1")),
+    Case("sample: bad --value-range", lambda a, t: [
+        "sample", "--model", a.gen_cond_bare, "--conditions", a.test_json, "--objects", a.objects,
+        "--value-range", "1,-1", "--out", t / "out"],
+         ("--value-range",)),
+    Case("sample: unknown device", lambda a, t: _sample(a, t, "--device", "tpu"), ("unknown device", "cpu")),
+    Case("sample: grid exists", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", _existing(t, "grid.png")],
+         ("already exists", "--force")),
+    Case("sample: npz exists", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", _existing(t, "s.npz")],
+         ("already exists", "--force")),
+    Case("sample: folder holds other PNGs", lambda a, t: ["sample", "--model", a.gen, "--n", 4,
+                                                          "--out", write_images(t / "out", 2)],
+         ("already holds PNG files", "--force")),
+    Case("sample: read-only output folder", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", t / "ro" / "out"],
+         ("ro", "not writable"), readonly="ro"),
+    Case("sample: read-only grid folder", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", t / "ro" / "g.png"],
+         ("ro", "not writable"), readonly="ro"),
+    Case("sample: output under a file", lambda a, t: ["sample", "--model", a.gen, "--n", 4,
+                                                      "--out", _existing(t, "f") / "out"],
+         ("is a file",)),
+    Case("sample: model is a folder", lambda a, t: ["sample", "--model", _mkdir(t / "m.onnx"), "--n", 4, "--out", t / "o"],
+         ("m.onnx",)),
+    Case("sample: model file missing", lambda a, t: ["sample", "--model", t / "none.onnx", "--n", 4, "--out", t / "o"],
+         ("none.onnx", "not found")),
+
+    # ---- score ------------------------------------------------------------------------------------
+    Case("score: classifier label count differs", lambda a, t: _score(a, t, classifier=a.classifier10),
+         ("24", "10", "matching")),
+    Case("score: classifier without metadata, other label count", lambda a, t: _score(
+        a, t, "--classifier-value-range", "-1,1", "--objects", a.objects, classifier=a.classifier10_bare),
+         ("10 probabilities", "24")),
+    Case("score: classifier takes grey images", lambda a, t: _score(a, t, classifier=a.classifier_grey),
+         ("1 channel", "3")),
+    Case("score: classifier is not ONNX", lambda a, t: _score(a, t, classifier=_write(t / "judge.onnx", os.urandom(512))),
+         ("judge.onnx", "valid .onnx"), process=True),
+    Case("score: classifier is a PyTorch file", lambda a, t: _score(a, t, classifier=_ta(a, "ta10")),
+         ("PyTorch checkpoint", "export-classifier"), needs_torch=True),
+    Case("score: generator given as classifier", lambda a, t: _score(a, t, classifier=a.gen),
+         ("is a generator", "classifier")),
+    Case("score: unconditional generator", lambda a, t: _score(a, t, model=a.gen), ("unconditional",)),
+    Case("score: unknown label in test file", lambda a, t: _score(
+        a, t, test=_conditions(t, '[["red cube"], ["golden cube"]]')),
+         ("item 1", "'golden cube'", "valid names include")),
+    Case("score: malformed test file", lambda a, t: _score(a, t, test=_conditions(t, '[["red cube"]')),
+         ("invalid JSON",)),
+    Case("score: repeats 0", lambda a, t: _score(a, t, "--repeats", 0), ("--repeats", "at least 1")),
+    Case("score: report exists", lambda a, t: _score(a, t, "--report", _existing(t, "r.json")),
+         ("already exists", "--force")),
+    Case("score: read-only report folder", lambda a, t: _score(a, t, "--report", t / "ro" / "r.json"),
+         ("not writable", "ro"), readonly="ro"),
+    Case("score: grid under a file", lambda a, t: _score(a, t, "--grid", _existing(t, "f") / "g.png"),
+         ("not a folder",)),
+
+    # ---- fid --------------------------------------------------------------------------------------
+    Case("fid: statistics without sigma", lambda a, t: _fid(a, t, ref=write_stats(t / "s.npz", mu=np.zeros(16))),
+         ("'mu' and 'sigma'", "statistics file")),
+    Case("fid: statistics of wrong shape", lambda a, t: _fid(
+        a, t, ref=write_stats(t / "s.npz", mu=np.zeros(16), sigma=np.eye(16)[:, :15])),
+         ("do not fit", "[D, D]")),
+    Case("fid: statistics of another dimension", lambda a, t: _fid(
+        a, t, ref=write_stats(t / "s.npz", mu=np.zeros(8), sigma=np.eye(8))),
+         ("8-d", "16-d", "feature model")),
+    Case("fid: statistics file is not an npz", lambda a, t: _fid(a, t, ref=_write(t / "s.npz", os.urandom(200))),
+         ("not a readable .npz", "gen-eval stats")),
+    Case("fid: statistics with a pickle payload", lambda a, t: _fid(a, t, ref=_npz_with_pickle(t)),
+         ("evil.npz", "gen-eval stats"), marker="payload-ran"),
+    Case("fid: one image", lambda a, t: _fid(a, t, data=a.one_image), ("at least 2",)),
+    Case("fid: statistics of one image", lambda a, t: _fid(a, t, ref=_one_image_stats(t)),
+         ("1 image", "merge")),
+    Case("fid: empty folder", lambda a, t: _fid(a, t, data=_mkdir(t / "empty")), ("holds no image files",)),
+    Case("fid: corrupt image", lambda a, t: _fid(a, t, data=_corrupt_folder(t, "bad.png", os.urandom(100))),
+         ("bad.png", "not an image", "remove it")),
+    Case("fid: decompression bomb", lambda a, t: _fid(a, t, data=write_png_bomb(write_images(t / "im", 3) / "b.png").parent),
+         ("b.png", "decompression bomb", "remove it")),
+    Case("fid: generator as features model", lambda a, t: ["fid", "--features", a.gen, "--ref", a.stats,
+                                                           "--data", a.images],
+         ("is a generator", "features")),
+    Case("fid: neither --data nor --model", lambda a, t: ["fid", "--features", a.features, "--ref", a.stats],
+         ("exactly one of", "--data", "--model")),
+    Case("fid: missed gate", lambda a, t: _fid(a, t, "--max-fid", "0"), ("--max-fid",), code=1),
+    Case("fid: report exists", lambda a, t: _fid(a, t, "--report", _existing(t, "r.json")),
+         ("already exists", "--force")),
+
+    # ---- stats compute / merge ----------------------------------------------------------------------
+    Case("stats: one image", lambda a, t: ["stats", "--features", a.features, "--data", a.one_image, "--out", t / "s.npz"],
+         ("at least 2",)),
+    Case("stats: output exists", lambda a, t: ["stats", "--features", a.features, "--data", a.images,
+                                               "--out", _existing(t, "s.npz")],
+         ("already exists", "--force")),
+    Case("stats: output not .npz", lambda a, t: ["stats", "--features", a.features, "--data", a.images,
+                                                 "--out", t / "s.json"],
+         (".npz",)),
+    Case("stats: read-only output folder", lambda a, t: ["stats", "--features", a.features, "--data", a.images,
+                                                         "--out", t / "ro" / "s.npz"],
+         ("not writable", "ro"), readonly="ro"),
+    Case("stats merge: pytorch-fid file", lambda a, t: ["stats", "merge", a.stats, a.stats_pytorch_fid, "--out", t / "m.npz"],
+         ("cannot be merged exactly", "gen-eval stats")),
+    Case("stats merge: other dimension", lambda a, t: ["stats", "merge", a.stats, _stats_of_dim(t, 8), "--out", t / "m.npz"],
+         ("dimension", "one feature model")),
+    Case("stats merge: sums do not fit", lambda a, t: ["stats", "merge", a.stats, _damaged_stats(t), "--out", t / "m.npz"],
+         ("do not match", "damaged")),
+    Case("stats merge: zero-byte file", lambda a, t: ["stats", "merge", a.stats, _write(t / "z.npz", b""), "--out",
+                                                      t / "m.npz"],
+         ("z.npz",)),
+
+    # ---- mse --------------------------------------------------------------------------------------
+    Case("mse: encoder and decoder do not fit", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.encoder4,
+                                                              "--data", a.images],
+         ("4-d", "8-d", "one VAE")),
+    Case("mse: zero-byte image", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.encoder,
+                                               "--data", _corrupt_folder(t, "zero.png", b"")],
+         ("zero.png", "empty file")),
+    Case("mse: images of another size", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.encoder,
+                                                      "--data", write_images(t / "big", 2, size=16)],
+         ("16x16", "8x8", "resolution")),
+    Case("mse: classifier as encoder", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.classifier,
+                                                     "--data", a.images],
+         ("is a classifier", "encoder")),
+    Case("mse: missed gate", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.encoder,
+                                           "--data", a.images, "--max-mse", "-1"],
+         ("--max-mse",), code=1),
+
+    # ---- demo -------------------------------------------------------------------------------------
+    Case("demo: output under a file", lambda a, t: ["demo", "--quick", "--device", "cpu", "--out", _existing(t, "f") / "d"],
+         ("f",)),
+]
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _iclevr_big(t: Path) -> Path:
+    item = b'"000.png": ["red cube"], '
+    return _iclevr(t, b"{" + item * (BIG_JSON_BYTES // len(item)) + b'"001.png": ["red cube"]}')
+
+
+def _one_image_stats(t: Path) -> Path:
+    stats = FeatureStats(16, "test-features")
+    stats.update(np.ones((1, 16)))
+    return stats.save(t / "one.npz")
+
+
+def _stats_of_dim(t: Path, dim: int) -> Path:
+    stats = FeatureStats(dim, "test-features")
+    stats.update(np.random.default_rng(0).standard_normal((4, dim)))
+    return stats.save(t / f"d{dim}.npz")
+
+
+def _damaged_stats(t: Path) -> Path:
+    stats = FeatureStats(16, "test-features")
+    stats.update(np.random.default_rng(0).standard_normal((4, 16)))
+    return write_stats(t / "damaged.npz", mu=stats.mu, sigma=stats.sigma, n=np.int64(4), sum=stats.sum[:8],
+                       sum_outer=stats.sum_outer)
+
+
+_TORCH_ASSETS: dict[str, Path] = {}
+
+
+def _ta(a: Assets, key: str) -> Path:
+    return _TORCH_ASSETS[key]
+
+
+# -- running one row ------------------------------------------------------------------------------
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every path under ``roots`` -> 'dir' or the SHA-256 of the file."""
+    listing = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_symlink():
+                listing[str(path)] = "link -> " + os.readlink(path)
+            elif path.is_dir():
+                listing[str(path)] = "dir"
+            else:
+                listing[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return listing
+
+
+def run_gen_eval(args: list, process: bool) -> tuple[int, str, str]:
+    args = [str(a) for a in args]
+    if process:
+        env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+        result = subprocess.run([sys.executable, "-m", "gen_eval.cli", *args], capture_output=True, text=True,
+                                timeout=120, env=env, stdin=subprocess.DEVNULL)
+        return result.returncode, result.stdout, result.stderr
+    from click.testing import CliRunner
+
+    from gen_eval.cli import cli
+
+    result = CliRunner().invoke(cli, args, prog_name="gen-eval")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        trace = "".join(traceback.format_exception(*result.exc_info))
+        pytest.fail(f"uncaught exception (the user would see a traceback):\n{trace}")
+    return result.exit_code, result.stdout, result.stderr
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line; only the evaluator's ``runtime:`` line may accompany it."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def _params():
+    for case in CASES:
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        yield pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params()))
+def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
+    if case.needs_torch or case.command.startswith(("export", "train")):
+        _TORCH_ASSETS.update(request.getfixturevalue("torch_assets"))
+    folder = tmp_path / "case"
+    folder.mkdir()
+    args = case.make(assets, folder)
+    before = snapshot(folder, assets.root)
+    with unwritable(folder / case.readonly) if case.readonly else _nothing():
+        if case.readonly:
+            before = snapshot(folder, assets.root)
+        code, stdout, stderr = run_gen_eval(args, case.process)
+    line = error_line(stderr)
+    assert code == case.code, (code, stdout, stderr)
+    for words in case.says:
+        assert words in line, f"{words!r} not in: {line}"
+    after = snapshot(folder, assets.root)
+    appeared = sorted(set(after) - set(before))
+    changed = sorted(k for k in before if after.get(k) != before[k])
+    assert not appeared and not changed, f"left behind: {appeared}, changed: {changed}"
+    if case.marker:
+        assert not (folder / case.marker).exists(), "the pickle payload ran"
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def test_table_is_at_least_40_rows_across_every_command():
+    from gen_eval.cli import cli
+
+    counts = Counter(case.command.split()[0] for case in CASES)
+    assert sum(counts.values()) >= 40
+    assert set(cli.commands) <= set(counts), set(cli.commands) - set(counts)
+
+
+def test_gate_failure_still_writes_its_report(assets: Assets, tmp_path: Path) -> None:
+    """A missed gate (exit 1) is not bad input: the CI job gets its JSON report, and one error line."""
+    report = tmp_path / "r.json"
+    code, stdout, stderr = run_gen_eval(_fid(assets, tmp_path, "--max-fid", "0", "--report", report), False)
+    assert code == 1 and "--max-fid" in error_line(stderr)
+    assert json.loads(report.read_text())["value"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]

@@ -1,0 +1,252 @@
+"""The FID Inception: our graph against pytorch-fid's own InceptionV3 with the same (random) weights,
+`gen-eval fid` against pytorch-fid's calculate_fid_given_paths, the weights checksum, and
+fetch-inception's failure paths (no network here).
+
+Random weights stand in for pt_inception-2015-12-05-6726825d.pth (not downloadable here); they are
+made once per session. pytorch-fid gets them by replacing its download function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gen_eval import contract
+from gen_eval.errors import GateFailed, UserError
+from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, check_weights_file, fetch_inception
+from gen_eval.exporter.graphs import export_graph
+from gen_eval.exporter.inception import build_fid_features, random_fid_weights
+from gen_eval.trainers.base import ExportGraph
+from test_evaluator_graphs import assert_one_line_error, run_cli_here
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def fid_weights(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    path = tmp_path_factory.mktemp("inception") / "inception-random.pth"
+    state_dict = random_fid_weights(seed=0)
+    torch.save(state_dict, path)
+    return path, state_dict
+
+
+@pytest.fixture(scope="session")
+def inception_onnx(fid_weights) -> Path:
+    """Exported through the command line once. --no-verify: the tests below compare with pytorch-fid itself."""
+    weights, _ = fid_weights
+    out = weights.parent / "inception.onnx"
+    result = run_cli_here("export-inception", weights, "--out", out, "--no-verify")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture()
+def pytorch_fid_with(monkeypatch):
+    """pytorch-fid's InceptionV3 / calculate_fid_given_paths, loading the given state dict instead of downloading."""
+    import pytorch_fid.inception
+
+    def use(state_dict):
+        monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict)
+        return pytorch_fid.inception.InceptionV3([pytorch_fid.inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+
+    return use
+
+
+def uint8_images(count: int, seed: int, size: int = 64) -> np.ndarray:
+    """Smooth random scenes (blocks of colour plus noise), uint8 HWC, as a PNG would hold them."""
+    rng = np.random.default_rng(seed)
+    block = -(-size // 8)
+    coarse = rng.integers(0, 256, size=(count, 8, 8, 3)).astype(np.float64)
+    blocks = coarse.repeat(block, axis=1).repeat(block, axis=2)[:, :size, :size]
+    images = blocks + rng.normal(0, 20, (count, size, size, 3))
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def as_model_input(images_u8: np.ndarray) -> np.ndarray:
+    """What pytorch-fid feeds its model: ToTensor of the uint8 image (x / 255, NCHW float32)."""
+    return (images_u8.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy()
+
+
+def float32_noise(state_dict, images: np.ndarray, float32_features: np.ndarray) -> float:
+    """How far float32 torch itself is from a float64 run of the same network on the same images."""
+    exact = build_fid_features({k: v.double() if v.is_floating_point() else v for k, v in state_dict.items()}).double()
+    with torch.no_grad():
+        return float(np.abs(exact(torch.from_numpy(images).double()).numpy() - float32_features).max())
+
+
+def test_our_torch_network_is_pytorch_fids(fid_weights, pytorch_fid_with):
+    """Same weights, same images: our module and pytorch-fid's produce bit-identical pool3 features."""
+    _, state_dict = fid_weights
+    reference = pytorch_fid_with(state_dict)
+    ours = build_fid_features(state_dict)
+    images = torch.from_numpy(as_model_input(uint8_images(2, seed=1, size=48)))
+    with torch.no_grad():
+        expected = reference(images)[0].flatten(1)
+        assert torch.equal(ours(images), expected)
+    assert expected.shape == (2, 2048)
+
+
+def test_onnx_features_match_pytorch_fid(fid_weights, inception_onnx, pytorch_fid_with):
+    _, state_dict = fid_weights
+    reference = pytorch_fid_with(state_dict)
+    session = ort.InferenceSession(str(inception_onnx), providers=["CPUExecutionProvider"])
+    for count, size in ((3, 64), (1, 37)):  # any input size: the graph resizes to 299 as pytorch-fid does
+        images = as_model_input(uint8_images(count, seed=size, size=size))
+        (features,) = session.run(None, {"image": images})
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(images))[0].flatten(1).numpy()
+        assert features.shape == (count, 2048) and features.dtype == np.float32
+        diff = float(np.abs(features - expected).max())
+        # 1e-4, or 3x the error float32 torch itself makes on this 95-layer network (vs float64)
+        assert diff <= 1e-4 or diff <= 3 * float32_noise(state_dict, images, expected), diff
+        assert diff <= 1e-3 * float(np.abs(expected).max())
+
+
+def test_exported_inception_contract(fid_weights, inception_onnx):
+    weights, _ = fid_weights
+    model = onnx.load(str(inception_onnx))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta[contract.KEY_ROLE] == "features"
+    assert contract.parse_value_range(meta[contract.KEY_VALUE_RANGE]) == (0.0, 1.0)
+    assert contract.KEY_IMAGE_SHAPE not in meta  # any size: the evaluator must not resize first
+    assert meta[contract.KEY_WEIGHTS_SHA256] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert model.graph.input[0].name == "image" and dims[1] == 3 and all(isinstance(d, str) for d in dims[::2])
+    assert dims[3] and isinstance(dims[3], str)
+    out_dims = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert model.graph.output[0].name == "features" and out_dims[1] == 2048
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    assert sorted(p.name for p in inception_onnx.parent.iterdir() if "inception" in p.name) == [
+        "inception-random.pth", "inception.onnx"]
+
+
+def write_pngs(folder: Path, images_u8: np.ndarray) -> Path:
+    folder.mkdir()
+    for i, image in enumerate(images_u8):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_gen_eval_fid_equals_pytorch_fid_on_two_png_folders(fid_weights, inception_onnx, pytorch_fid_with, tmp_path):
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    _, state_dict = fid_weights
+    pytorch_fid_with(state_dict)
+    first = write_pngs(tmp_path / "a", uint8_images(6, seed=3))
+    second = write_pngs(tmp_path / "b", uint8_images(6, seed=4))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        expected = float(calculate_fid_given_paths([str(first), str(second)], batch_size=6, device="cpu",
+                                                   dims=2048, num_workers=0))
+    report = tmp_path / "fid.json"
+    result = run_cli_here("fid", "--features", inception_onnx, "--ref", first, "--data", second,
+                          "--report", report, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    value = json.loads(report.read_text())["value"]
+    assert expected > 1.0
+    assert value == pytest.approx(expected, rel=1e-4)
+
+
+# -- the weights file: checksum, errors ---------------------------------------------------------------
+
+def test_known_file_name_with_wrong_checksum_is_refused(fid_weights, tmp_path):
+    weights, _ = fid_weights
+    impostor = tmp_path / FID_WEIGHTS_NAME
+    impostor.write_bytes(weights.read_bytes())
+    result = run_cli_here("export-inception", impostor, "--out", tmp_path / "inception.onnx")
+    assert_one_line_error(result, "SHA-256", FID_WEIGHTS_SHA256[:16], "fetch-inception")
+    assert not (tmp_path / "inception.onnx").exists()
+
+
+def test_hub_style_hash_prefix_is_checked(tmp_path):
+    data = b"not really weights"
+    digest = hashlib.sha256(data).hexdigest()
+    good = tmp_path / f"weights-{digest[:8]}.pth"
+    good.write_bytes(data)
+    assert check_weights_file(good) == digest
+    bad = tmp_path / "weights-0badc0de.pth"
+    bad.write_bytes(data)
+    with pytest.raises(UserError, match="promises a SHA-256 starting 0badc0de"):
+        check_weights_file(bad)
+
+
+def test_weights_that_do_not_fit_are_a_one_line_error(fid_weights, tmp_path):
+    _, state_dict = fid_weights
+    partial = {k: v for k, v in state_dict.items() if not k.startswith("Mixed_7c")}
+    path = tmp_path / "partial.pth"
+    torch.save(partial, path)
+    assert_one_line_error(run_cli_here("export-inception", path, "--out", tmp_path / "i.onnx"),
+                          "do not fit pytorch-fid's Inception-v3", "Mixed_7c")
+    assert_one_line_error(run_cli_here("export-inception", tmp_path / "absent.pth", "--out", tmp_path / "i.onnx"),
+                          "absent.pth")
+    assert not (tmp_path / "i.onnx").exists()
+
+
+class Amplifier(nn.Module):
+    """Large outputs: float32 rounding alone exceeds 1e-4 absolute, in torch and in onnxruntime."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 256), nn.Linear(256, 32))
+        with torch.no_grad():
+            for layer in self.layers[1:]:
+                layer.weight.mul_(300.0)
+        self.scale = scale
+
+    def forward(self, image):
+        features = self.layers(image)
+        return features * self.scale if torch.onnx.is_in_onnx_export() else features
+
+
+def amplifier_graph(module: nn.Module) -> ExportGraph:
+    return ExportGraph("features", module, ["image"], [(3, 8, 8)], ["features"], (3, 8, 8), (0.0, 1.0))
+
+
+def test_parity_allows_float32_noise_of_deep_or_large_outputs_but_not_errors(tmp_path):
+    result = export_graph(amplifier_graph(Amplifier()), tmp_path / "ok.onnx", family="test")
+    assert max(result.tolerance.values()) > 1e-4, "the float64 allowance was not exercised"
+    assert all(result.max_abs_diff[b] <= result.tolerance[b] for b in result.max_abs_diff)
+    with pytest.raises(GateFailed, match="parity check failed"):
+        export_graph(amplifier_graph(Amplifier(scale=1.0 + 1e-5)), tmp_path / "bad.onnx", family="test")
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+# -- fetch-inception: the only download, never implicit -------------------------------------------------
+
+def test_fetch_inception_without_network_is_a_one_line_error(tmp_path):
+    out = tmp_path / FID_WEIGHTS_NAME
+    result = run_cli_here("fetch-inception", "--out", out, "--url", "http://127.0.0.1:9/pt_inception.pth")
+    assert_one_line_error(result, "cannot download", "export-inception")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_inception_checks_the_checksum_and_writes_atomically(tmp_path):
+    source = tmp_path / "mirror.pth"
+    source.write_bytes(b"weights" * 1000)
+    out = tmp_path / "downloads" / FID_WEIGHTS_NAME
+    with pytest.raises(UserError, match="nothing was written"):
+        fetch_inception(out, url=source.as_uri(), progress=False)  # not the published file
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert fetch_inception(out, url=source.as_uri(), sha256=digest, progress=False) == out
+    assert out.read_bytes() == source.read_bytes()
+    with pytest.raises(UserError, match="already exists"):
+        fetch_inception(out, url=source.as_uri(), sha256=digest, progress=False)
