@@ -220,3 +220,17 @@ def test_fid_warnings_and_errors(no_torch_env, tmp_path):
     assert_one_line_error(run_cli_here("fid", "--features", feats, "--model", gen, "--n", 4, "--ref", bad),
                           "bad.npz")
     assert_one_line_error(run_cli_here("stats", "merge", ref, "--out", ref), "already exists")
+
+
+def test_sample_npz_and_png_folder_give_the_same_statistics(tmp_path):
+    feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=6, activation="Relu", value_range="0,1")
+    gen = make_generator(tmp_path / "g.onnx")
+    for out in (tmp_path / "s.npz", tmp_path / "s"):
+        result = run_cli_here("sample", "--model", gen, "--n", 30, "--seed", 3, "--out", out)
+        assert result.returncode == 0, result.stderr
+    for name, data in (("npz", tmp_path / "s.npz"), ("png", tmp_path / "s")):
+        result = run_cli_here("stats", "--features", feats, "--data", data, "--out", tmp_path / f"{name}.npz")
+        assert result.returncode == 0, result.stderr
+    a, b = load_stats(tmp_path / "npz.npz"), load_stats(tmp_path / "png.npz")
+    np.testing.assert_array_equal(a.stats.sum_outer, b.stats.sum_outer)
+    assert a.n == b.n == 30

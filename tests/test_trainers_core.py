@@ -17,7 +17,7 @@ from gen_eval.trainers import get_family
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint
 from gen_eval.trainers.loop import train
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)   # tiny networks: one thread avoids spinning against other jobs on a shared CPU
 
 # 16x16 (resized from the 64x64 shapes) and widths of a few channels keep every step in milliseconds.
 TINY_GAN = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8",
@@ -80,6 +80,22 @@ def test_gan_families_train_and_export(shapes, tmp_path, family, generator):
     with torch.no_grad():
         image = graph.module(z, labels)
     assert image.shape == (3, 3, 16, 16) and image.abs().max() <= 1
+
+
+@pytest.mark.parametrize("family, overrides", [("acgan", {**TINY_GAN, "generator": "upsample"}),
+                                               ("acgan", {**TINY_GAN, "generator": "srgan", "d_aux_pool": "true"}),
+                                               ("cgan", TINY_GAN), ("classifier", TINY_CLASSIFIER)])
+def test_checkpoints_export_to_onnx_with_parity(shapes, tmp_path, family, overrides):
+    from gen_eval.exporter import export_checkpoint
+
+    last = train(family, shapes, tmp_path / "run", steps=2, batch_size=8, device="cpu", progress=False,
+                 config_overrides=overrides)
+    results = export_checkpoint(last, tmp_path / "model.onnx")
+    expected = {"classifier", "features"} if family == "classifier" else {"generator"}
+    assert {r.role for r in results} == expected
+    for result in results:
+        assert result.path.is_file()
+        assert all(diff <= result.tolerance[batch] for batch, diff in result.max_abs_diff.items())
 
 
 @pytest.mark.parametrize("space", [LabelSpace.binary("Smiling"),
@@ -180,25 +196,27 @@ def assert_same_state(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("family, overrides", [("acgan", TINY_GAN), ("classifier", TINY_CLASSIFIER)])
-def test_resume_after_a_kill_reaches_the_same_weights(shapes, tmp_path, monkeypatch, family, overrides):
-    # 48 images / batch 8 = 6 steps per epoch: 9 steps cross an epoch boundary; the kill at step 6 leaves
-    # the checkpoint of step 4 (every 2 steps), so the resumed run redoes steps 5 and 6.
-    kwargs = dict(steps=9, batch_size=8, device="cpu", progress=False, config_overrides=overrides, seed=3)
+# (family, settings, batch size, steps, step index killed at): 48 images per epoch, so every run crosses an
+# epoch boundary; checkpoints every 2 steps, so the resumed run redoes the steps after the last even one.
+@pytest.mark.parametrize("family, overrides, batch, steps, killed", [("acgan", TINY_GAN, 8, 9, 5),
+                                                                     ("classifier", TINY_CLASSIFIER, 16, 4, 3)])
+def test_resume_after_a_kill_reaches_the_same_weights(shapes, tmp_path, monkeypatch, family, overrides, batch,
+                                                      steps, killed):
+    kwargs = dict(steps=steps, batch_size=batch, device="cpu", progress=False, config_overrides=overrides, seed=3)
     train(family, shapes, tmp_path / "whole", **kwargs)
 
     cls = get_family(family)
     original = cls.train_step
 
-    def killed_at_step_6(self, networks, optimizers, batch, step):
-        if step == 5:
+    def killed_midway(self, networks, optimizers, batch, step):
+        if step == killed:
             raise KeyboardInterrupt
         return original(self, networks, optimizers, batch, step)
 
-    monkeypatch.setattr(cls, "train_step", killed_at_step_6)
+    monkeypatch.setattr(cls, "train_step", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         train(family, shapes, tmp_path / "split", checkpoint_every=2, **kwargs)
-    assert torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
+    assert torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)["step"] == killed // 2 * 2
     monkeypatch.setattr(cls, "train_step", original)
     train(family, shapes, tmp_path / "split", resume=True, **{k: v for k, v in kwargs.items() if k != "config_overrides"})
 

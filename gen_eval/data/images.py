@@ -53,7 +53,8 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
                 converted = img.convert(mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(
-            f"{path}: image is too large (over {Image.MAX_IMAGE_PIXELS} pixels, a possible decompression bomb)"
+            f"{path}: image is too large (over {Image.MAX_IMAGE_PIXELS} pixels, a possible decompression bomb); "
+            "remove it or shrink it"
         ) from None
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image file Pillow can read; remove it or convert it to PNG") from None

@@ -9,6 +9,10 @@ from typing import Any
 
 from gen_eval.errors import UserError
 
+# Label, objects and condition files are read whole: a JSON file larger than this is refused before it
+# is read (iCLEVR's train.json is ~1 MB; a condition file is cycled to --n, so a short one serves any N).
+MAX_JSON_BYTES = 32 * 2**20
+
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """The UTF-8 text of ``path``; UserError if it is missing, a folder, empty or not text."""
@@ -31,12 +35,24 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Parse a JSON file; bad JSON gives the line and column of the problem."""
+    """Parse a JSON file; bad JSON gives the line and column of the problem.
+
+    Files over :data:`MAX_JSON_BYTES` and JSON nested too deeply for Python's parser are refused.
+    """
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # read_text names the problem
+    if size > MAX_JSON_BYTES:
+        raise UserError(f"{path}: {what} is {size / 2**20:.0f} MiB, over the {MAX_JSON_BYTES // 2**20} MiB limit for "
+                        "JSON files; is this the right file? Give a smaller one")
     text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}, line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: {what} is nested too deeply to parse; is this the right file?") from None
 
 
 def read_lines(path: str | os.PathLike, what: str = "file") -> list[str]:

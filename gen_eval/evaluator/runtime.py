@@ -12,7 +12,7 @@ import ctypes
 import io
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,8 +241,3 @@ def _pad(array: np.ndarray, size: int) -> np.ndarray:
     padding = np.zeros((size - len(array), *array.shape[1:]), dtype=array.dtype)
     return np.concatenate([array, padding])
 
-
-def batches(n: int, batch_size: int, start: int = 0) -> Iterator[range]:
-    """Consecutive ranges of at most ``batch_size`` indices covering ``start .. start + n - 1``."""
-    for lo in range(start, start + n, batch_size):
-        yield range(lo, min(lo + batch_size, start + n))

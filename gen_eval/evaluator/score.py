@@ -32,11 +32,6 @@ class ScoreResult:
     per_head: dict[str, float] = field(default_factory=dict)
 
 
-def topk_indices(probs: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values of each row; equal values: lower index first."""
-    return np.argsort(-np.asarray(probs), axis=-1, kind="stable")[..., :k]
-
-
 def classifier_score(probs: np.ndarray, conditions: np.ndarray) -> float:
     """Pooled top-k accuracy: sum over images of |top-k(probs) & true labels| / sum of k."""
     return multilabel_score(probs, conditions).value

@@ -12,6 +12,9 @@ A checkpoint is one ``.pt`` file holding only tensors and plain Python values, s
       "networks": {"generator": state_dict, "discriminator": state_dict, ...},
       "optimizers": {"generator": state_dict, ...},
       "rng": {"torch": ByteTensor, "numpy": {...}, "python": [...] },  # for exact resume
+      "loop": {"seed": 0, "batch_size": 64, "data_dir": "...", "data_options": {...}, "total_steps": ...,
+               "steps_per_epoch": ..., "image_shape": [3, 64, 64], "elapsed_s": ..., "log_window": {...}},
+                                               # written by gen_eval.trainers.loop to resume a run exactly
       "extra": {...},                          # family-specific plain values
     }
 """
