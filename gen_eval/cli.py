@@ -20,7 +20,7 @@ from gen_eval.errors import GenEvalError
 
 
 class _Group(click.Group):
-    """Turns gen-eval errors into one line on stderr and an exit code, unless --debug."""
+    """Turns gen-eval errors (and click's usage errors) into one line on stderr and an exit code, unless --debug."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -29,6 +29,15 @@ class _Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # usage errors (bad option values, ...): one line too
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            message = " ".join(exc.format_message().split())
+            usage_ctx = getattr(exc, "ctx", None)
+            if usage_ctx is not None:
+                message += f" (see '{usage_ctx.command_path} --help')"
+            click.echo(f"error: {message}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             if ctx.obj and ctx.obj.get("debug"):

@@ -27,10 +27,22 @@ def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
         raise UserError(f"{path} is a folder; give a file path")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a folder")
+        raise UserError(f"cannot write {path}: {parent} is not a folder; choose another output path")
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: folder {parent} is not writable; choose another output path")
     return path
+
+
+def make_folder(folder: str | os.PathLike, what: str = "output path") -> Path:
+    """``mkdir -p folder`` with a one-line UserError that names a file standing in the way."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror
+        raise UserError(f"cannot create folder {folder}: {reason}; choose another {what}") from None
+    return folder
 
 
 @contextmanager
@@ -41,10 +53,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") 
     libraries that pick a format by extension work.
     """
     path = ensure_can_write(path, force)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create folder {path.parent}: {exc.strerror}; choose another output path") from None
+    make_folder(path.parent)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix or path.suffix, dir=path.parent)
     except OSError as exc:

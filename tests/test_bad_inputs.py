@@ -45,6 +45,21 @@ GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_
                   "gen_eval.image_shape": "3,8,8", "gen_eval.value_range": "-1,1", "gen_eval.contract": "1"}
 BIG_JSON_BYTES = 50 * 2**20  # "very large JSON": a 50 MB condition file
 
+# Failing rows in parts still in progress (brief: xfail until their owner has finished, then fix).
+EVALUATOR_FOLDER_LEFT = ("evaluator in progress: a failed `sample --out DIR` leaves DIR and its hidden manifest "
+                         "behind (gen_eval/evaluator/sampling.py: the folder is claimed before the first image)")
+EVALUATOR_CHANNELS = ("evaluator in progress: a classifier taking other channels than the generator makes raises "
+                      "ValueError from preprocess.to_model_input (score.classify_generated does not catch it)")
+EVALUATOR_NPZ_ADVICE = ("evaluator in progress: a statistics file that is not an .npz surfaces numpy's 'If you trust "
+                        "the file you can load it unsafely using allow_pickle=' (stats.load_stats)")
+EVALUATOR_STATS_FIX = ("evaluator in progress: damaged statistics (wrong shapes, sums that do not fit) are named "
+                       "but the message gives no fix (stats.load_stats)")
+EXPORTER_INCEPTION_EMPTY = ("exporter in progress: zero-byte Inception weights get the checkpoint message 'use another "
+                            "checkpoint, e.g. the run's last.pt' (inception.load_fid_weights)")
+UNSAFE_ADVICE = ("unsafe", "weights_only", "allow_pickle", "trust")
+EVALUATOR_ONE_IMAGE = ("evaluator in progress: one image for FID prints a 'fewer than D' warning, then 'statistics need "
+                       "at least 2 images, got 1' without naming the images or the fix")
+
 
 # -- graphs the evaluator's builders do not make: broken generators ---------------------------------
 def _tensor(name: str, shape) -> object:
@@ -160,9 +175,9 @@ class Assets:
     encoder: Path
     decoder: Path
     encoder4: Path  # 4-d mu (does not fit the 8-d decoder)
-    images: Path  # folder of 4 PNGs (8x8)
+    images: Path  # folder of 20 PNGs (8x8): more than the 16 feature dimensions, so no small-sample warning
     one_image: Path  # folder with one PNG
-    stats: Path  # 16-d statistics of our format
+    stats: Path  # 16-d statistics of our format (of 20 other images)
     stats_pytorch_fid: Path  # mu, sigma only
 
 
@@ -174,11 +189,8 @@ def build_assets(root: Path) -> Assets:
     test_json.write_text(json.dumps([["red cube"], ["blue sphere", "gray cube"], ["green cylinder"], ["cyan cube"]]))
     space10 = LabelSpace.multilabel(ICLEVR_NAMES[:10])
     decoder_weight = np.random.default_rng(3).standard_normal((8, 192)).astype(np.float32) / 8
-    rng = np.random.default_rng(4)
-    features = rng.standard_normal((6, 16))
-    stats = FeatureStats(16, "test-features")
-    stats.update(features)
-    stats.save(root / "stats.npz")
+    features = make_dense_head(root / "features.onnx", role="features", out_dim=16, value_range="0,1", activation="Tanh")
+    stats = reference_stats(features, write_images(root / "reference", 20, seed=1), root / "stats.npz")
     return Assets(
         root=root, objects=objects, test_json=test_json,
         gen=make_generator(root / "gen.onnx"),
@@ -189,16 +201,26 @@ def build_assets(root: Path) -> Assets:
         classifier10=make_dense_head(root / "classifier10.onnx", role="classifier", out_dim=10, label_space=space10),
         classifier10_bare=make_dense_head(root / "classifier10_bare.onnx", role="classifier", out_dim=10, metadata=False),
         classifier_grey=make_dense_head(root / "classifier_grey.onnx", role="classifier", image_shape=(1, 8, 8)),
-        features=make_dense_head(root / "features.onnx", role="features", out_dim=16, value_range="0,1",
-                                 activation="Tanh"),
-        encoder=make_encoder(root / "encoder.onnx", np.linalg.pinv(decoder_weight)),
-        decoder=make_linear_decoder(root / "decoder.onnx", decoder_weight),
+        features=features,
+        encoder=make_encoder(root / "encoder.onnx", np.linalg.pinv(decoder_weight), value_range="-1,1"),
+        decoder=make_linear_decoder(root / "decoder.onnx", decoder_weight, value_range="-1,1"),
         encoder4=make_encoder(root / "encoder4.onnx", latent_dim=4),
-        images=write_images(root / "images", 4),
+        images=write_images(root / "images", 20),
         one_image=write_images(root / "one_image", 1),
         stats=root / "stats.npz",
         stats_pytorch_fid=write_stats(root / "pytorch_fid.npz", mu=stats.mu, sigma=stats.sigma),
     )
+
+
+def reference_stats(features: Path, folder: Path, out: Path) -> FeatureStats:
+    """Statistics of ``folder`` through ``features``, as `gen-eval stats` writes them."""
+    from gen_eval.data.datasets import open_dataset
+    from gen_eval.evaluator.features import imageset_stats
+    from gen_eval.evaluator.model import load_model
+
+    stats = imageset_stats(load_model(features, role="features", device="cpu"), open_dataset(folder), progress=False)
+    stats.save(out)
+    return stats
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +293,7 @@ class Case:
     readonly: str | None = None  # a folder (relative to the row's) made unwritable during the run
     needs_torch: bool = False  # uses torch_assets
     marker: str | None = None  # a file a pickle payload would create: must not exist afterwards
+    never: tuple[str, ...] = ()  # words the error line must not hold (e.g. advice to load a file unsafely)
     xfail: str | None = None
 
     @property
@@ -395,7 +418,7 @@ CASES: list[Case] = [
         t, json.dumps({"000.png": ["red cube"], "001.png": ["pink cube"]}))],
          ("001.png", "unknown label 'pink cube'", "valid names include")),
     Case("data check: deeply nested JSON", lambda a, t: ["data", "check", _iclevr(t, "[" * 100_000 + "]" * 100_000)],
-         ("train.json", "nested", "JSON")),
+         ("train.json", "nested too deeply", "right file")),
     Case("data check: 50 MB label JSON", lambda a, t: ["data", "check", _iclevr_big(t)],
          ("train.json", "MiB", "limit")),
     Case("data shapes: output exists", lambda a, t: ["data", "shapes", "--out", _existing(t / "ds", "mine.txt").parent,
@@ -403,7 +426,7 @@ CASES: list[Case] = [
          ("exists", "--force")),
     Case("data shapes: output under a file", lambda a, t: ["data", "shapes", "--out", _existing(t, "file") / "ds",
                                                            "--train", 2, "--heldout", 0],
-         ("not a folder",)),
+         ("is a file, not a folder", "choose another --out")),
     Case("data shapes: read-only folder", lambda a, t: ["data", "shapes", "--out", t / "ro" / "ds", "--train", 2,
                                                         "--heldout", 0],
          ("cannot write", "ro", "--out"), readonly="ro"),
@@ -430,14 +453,14 @@ CASES: list[Case] = [
          ("not empty", "--resume", "--force")),
     Case("train: out under a file", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", _existing(t, "f") / "run",
                                                   "--steps", 1, "--set", "image_size=8"],
-         ("is a file",), xfail=None),
+         ("is a file, not a folder", "choose another")),
     Case("train: resume truncated checkpoint", lambda a, t: [
         "train", "dcgan", "--data", a.images, "--resume",
         "--out", _run_with_last(t, _truncated(_ta(a, "checkpoint"), t / "half.pt"))],
          ("last.pt", "truncated"), needs_torch=True),
     Case("train: resume checkpoint with pickle payload", lambda a, t: [
         "train", "dcgan", "--data", a.images, "--resume", "--out", _run_with_last(t, _evil_checkpoint(t))],
-         ("refusing to load", "last.pt"), needs_torch=True, marker="payload-ran"),
+         ("refusing to load", "last.pt"), needs_torch=True, marker="payload-ran", never=UNSAFE_ADVICE),
 
     # ---- export / export-classifier / export-inception / fetch-inception ----------------------------
     Case("export: zero-byte checkpoint", lambda a, t: ["export", _write(t / "empty.pt", b""), "--out", t / "g.onnx"],
@@ -446,17 +469,17 @@ CASES: list[Case] = [
         "export", _truncated(_ta(a, "checkpoint"), t / "half.pt"), "--out", t / "g.onnx"],
          ("half.pt", "truncated"), needs_torch=True),
     Case("export: checkpoint with pickle payload", lambda a, t: ["export", _evil_checkpoint(t), "--out", t / "g.onnx"],
-         ("refusing to load", "evil.pt"), needs_torch=True, marker="payload-ran", process=True),
+         ("refusing to load", "evil.pt"), needs_torch=True, marker="payload-ran", process=True, never=UNSAFE_ADVICE),
     Case("export: not a checkpoint", lambda a, t: ["export", _write(t / "notes.pt", "just text\n"), "--out", t / "g.onnx"],
-         ("cannot read checkpoint", "notes.pt")),
+         ("cannot read checkpoint", "notes.pt", "not a complete PyTorch file", "gen-eval train")),
     Case("export: ONNX given as checkpoint", lambda a, t: ["export", a.gen, "--out", t / "g.onnx"],
-         ("cannot read checkpoint", "gen.onnx")),
+         ("cannot read checkpoint", "gen.onnx", "not a complete PyTorch file", "gen-eval train")),
     Case("export: output exists", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", _existing(t, "g.onnx")],
          ("already exists", "--force"), needs_torch=True),
     Case("export: read-only output folder", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", t / "ro" / "g.onnx"],
          ("not writable", "ro"), needs_torch=True, readonly="ro"),
     Case("export: output under a file", lambda a, t: ["export", _ta(a, "checkpoint"), "--out", _existing(t, "f") / "g.onnx"],
-         ("not a folder",), needs_torch=True),
+         ("not a folder", "choose another output path"), needs_torch=True),
     Case("export-classifier: label count differs from objects.json", lambda a, t: [
         "export-classifier", _ta(a, "ta10"), "--objects", a.objects, "--out", t / "c.onnx"],
          ("predicts 10 labels", "24 names", "objects.json"), needs_torch=True),
@@ -464,14 +487,14 @@ CASES: list[Case] = [
          ("does not record its label names", "--objects"), needs_torch=True),
     Case("export-classifier: pickle payload", lambda a, t: [
         "export-classifier", _evil_checkpoint(t, "ta.pth", ta=True), "--objects", a.objects, "--out", t / "c.onnx"],
-         ("refusing to load", "ta.pth"), needs_torch=True, marker="payload-ran"),
+         ("refusing to load", "ta.pth"), needs_torch=True, marker="payload-ran", never=UNSAFE_ADVICE),
     Case("export-classifier: malformed objects.json", lambda a, t: [
         "export-classifier", _ta(a, "ta10"), "--objects", _write(t / "objects.json", '{"red cube": 0,'),
         "--out", t / "c.onnx"],
          ("objects.json", "invalid JSON"), needs_torch=True),
     Case("export-inception: zero-byte weights", lambda a, t: [
         "export-inception", _write(t / "pt_inception.pth", b""), "--out", t / "i.onnx"],
-         ("empty (0 bytes)",)),
+         ("empty (0 bytes)", "fetch-inception"), never=("last.pt",), xfail=EXPORTER_INCEPTION_EMPTY),
     Case("export-inception: damaged weights file", lambda a, t: [
         "export-inception", _write(t / "pt_inception-2015-12-05-6726825d.pth", os.urandom(1000)), "--out", t / "i.onnx"],
          ("SHA-256", "fetch-inception")),
@@ -491,7 +514,7 @@ CASES: list[Case] = [
 
     # ---- sample -----------------------------------------------------------------------------------
     Case("sample: generator outputs NaN", lambda a, t: _sample(a, t, model=make_generator(t / "nan.onnx", nan=True)),
-         ("NaN/Inf", "re-export"), process=True),
+         ("NaN/Inf", "re-export"), process=True, xfail=EVALUATOR_FOLDER_LEFT),
     Case("sample: generator outputs Inf", lambda a, t: ["sample", "--model", _broken_generator(t / "inf.onnx", "inf"),
                                                         "--n", 4, "--out", t / "grid.png"],
          ("NaN/Inf", "re-export")),
@@ -499,7 +522,7 @@ CASES: list[Case] = [
          ("flat.onnx", "rank 4")),
     Case("sample: generator makes images of the wrong size", lambda a, t: _sample(
         a, t, model=_broken_generator(t / "small.onnx", "small")),
-         ("small.onnx", "3x4x4", "3x8x8", "re-export")),
+         ("small.onnx", "(3, 4, 4)", "(3, 8, 8)", "re-export")),
     Case("sample: output shape contradicts metadata", lambda a, t: _sample(
         a, t, model=_broken_generator(t / "g16.onnx", "static16")),
          ("image shape", "re-export")),
@@ -521,7 +544,7 @@ CASES: list[Case] = [
     Case("sample: 50 MB condition file", lambda a, t: _sample_cond(a, t, _big_conditions(t)),
          ("big.json", "MiB", "limit")),
     Case("sample: deeply nested condition JSON", lambda a, t: _sample_cond(a, t, _conditions(t, "[" * 100_000 + "]" * 100_000)),
-         ("cond.json", "nested")),
+         ("cond.json", "nested too deeply", "right file")),
     Case("sample: unknown label name", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube"], ["pink cube"]]')),
          ("item 1", "unknown label 'pink cube'", "valid names include")),
     Case("sample: condition is not a list of names", lambda a, t: _sample_cond(a, t, _conditions(t, '["red cube"]')),
@@ -564,14 +587,14 @@ CASES: list[Case] = [
                                                           "--out", write_images(t / "out", 2)],
          ("already holds PNG files", "--force")),
     Case("sample: read-only output folder", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", t / "ro" / "out"],
-         ("ro", "not writable"), readonly="ro"),
+         ("cannot create folder", "ro/out", "choose another"), readonly="ro"),
     Case("sample: read-only grid folder", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--out", t / "ro" / "g.png"],
          ("ro", "not writable"), readonly="ro"),
     Case("sample: output under a file", lambda a, t: ["sample", "--model", a.gen, "--n", 4,
                                                       "--out", _existing(t, "f") / "out"],
-         ("is a file",)),
+         ("is a file, not a folder", "choose another")),
     Case("sample: model is a folder", lambda a, t: ["sample", "--model", _mkdir(t / "m.onnx"), "--n", 4, "--out", t / "o"],
-         ("m.onnx",)),
+         ("m.onnx", "is a directory", "--help")),
     Case("sample: model file missing", lambda a, t: ["sample", "--model", t / "none.onnx", "--n", 4, "--out", t / "o"],
          ("none.onnx", "not found")),
 
@@ -581,14 +604,20 @@ CASES: list[Case] = [
     Case("score: classifier without metadata, other label count", lambda a, t: _score(
         a, t, "--classifier-value-range", "-1,1", "--objects", a.objects, classifier=a.classifier10_bare),
          ("10 probabilities", "24")),
+    Case("score: classifier label count differs from the conditions", lambda a, t: _score(
+        a, t, "--classifier-value-range", "-1,1", classifier=a.classifier10_bare),
+         ("10 probabilities", "24 labels", "use the classifier trained on this label space")),
+    Case("score: classifier outputs NaN", lambda a, t: _score(
+        a, t, classifier=make_dense_head(t / "nan_judge.onnx", role="classifier", activation="Log")),
+         ("nan_judge.onnx", "NaN/Inf", "re-export")),
     Case("score: classifier takes grey images", lambda a, t: _score(a, t, classifier=a.classifier_grey),
-         ("1 channel", "3")),
+         ("classifier_grey.onnx", "3 channels", "takes 1"), xfail=EVALUATOR_CHANNELS),
     Case("score: classifier is not ONNX", lambda a, t: _score(a, t, classifier=_write(t / "judge.onnx", os.urandom(512))),
          ("judge.onnx", "valid .onnx"), process=True),
     Case("score: classifier is a PyTorch file", lambda a, t: _score(a, t, classifier=_ta(a, "ta10")),
-         ("PyTorch checkpoint", "export-classifier"), needs_torch=True),
+         ("PyTorch checkpoint", "gen-eval export"), needs_torch=True),
     Case("score: generator given as classifier", lambda a, t: _score(a, t, classifier=a.gen),
-         ("is a generator", "classifier")),
+         ("is a generator", "classifier is needed")),
     Case("score: unconditional generator", lambda a, t: _score(a, t, model=a.gen), ("unconditional",)),
     Case("score: unknown label in test file", lambda a, t: _score(
         a, t, test=_conditions(t, '[["red cube"], ["golden cube"]]')),
@@ -601,22 +630,23 @@ CASES: list[Case] = [
     Case("score: read-only report folder", lambda a, t: _score(a, t, "--report", t / "ro" / "r.json"),
          ("not writable", "ro"), readonly="ro"),
     Case("score: grid under a file", lambda a, t: _score(a, t, "--grid", _existing(t, "f") / "g.png"),
-         ("not a folder",)),
+         ("not a folder", "choose another output path")),
 
     # ---- fid --------------------------------------------------------------------------------------
     Case("fid: statistics without sigma", lambda a, t: _fid(a, t, ref=write_stats(t / "s.npz", mu=np.zeros(16))),
          ("'mu' and 'sigma'", "statistics file")),
     Case("fid: statistics of wrong shape", lambda a, t: _fid(
         a, t, ref=write_stats(t / "s.npz", mu=np.zeros(16), sigma=np.eye(16)[:, :15])),
-         ("do not fit", "[D, D]")),
+         ("do not fit", "[D, D]", "gen-eval stats"), xfail=EVALUATOR_STATS_FIX),
     Case("fid: statistics of another dimension", lambda a, t: _fid(
         a, t, ref=write_stats(t / "s.npz", mu=np.zeros(8), sigma=np.eye(8))),
          ("8-d", "16-d", "feature model")),
     Case("fid: statistics file is not an npz", lambda a, t: _fid(a, t, ref=_write(t / "s.npz", os.urandom(200))),
-         ("not a readable .npz", "gen-eval stats")),
+         ("not a readable .npz", "gen-eval stats"), never=UNSAFE_ADVICE, xfail=EVALUATOR_NPZ_ADVICE),
     Case("fid: statistics with a pickle payload", lambda a, t: _fid(a, t, ref=_npz_with_pickle(t)),
-         ("evil.npz", "gen-eval stats"), marker="payload-ran"),
-    Case("fid: one image", lambda a, t: _fid(a, t, data=a.one_image), ("at least 2",)),
+         ("evil.npz", "gen-eval stats"), marker="payload-ran", never=("unsafely",)),
+    Case("fid: one image", lambda a, t: _fid(a, t, data=a.one_image), ("one_image", "at least 2", "more images"),
+         xfail=EVALUATOR_ONE_IMAGE),
     Case("fid: statistics of one image", lambda a, t: _fid(a, t, ref=_one_image_stats(t)),
          ("1 image", "merge")),
     Case("fid: empty folder", lambda a, t: _fid(a, t, data=_mkdir(t / "empty")), ("holds no image files",)),
@@ -626,7 +656,7 @@ CASES: list[Case] = [
          ("b.png", "decompression bomb", "remove it")),
     Case("fid: generator as features model", lambda a, t: ["fid", "--features", a.gen, "--ref", a.stats,
                                                            "--data", a.images],
-         ("is a generator", "features")),
+         ("is a generator", "features is needed")),
     Case("fid: neither --data nor --model", lambda a, t: ["fid", "--features", a.features, "--ref", a.stats],
          ("exactly one of", "--data", "--model")),
     Case("fid: missed gate", lambda a, t: _fid(a, t, "--max-fid", "0"), ("--max-fid",), code=1),
@@ -635,7 +665,7 @@ CASES: list[Case] = [
 
     # ---- stats compute / merge ----------------------------------------------------------------------
     Case("stats: one image", lambda a, t: ["stats", "--features", a.features, "--data", a.one_image, "--out", t / "s.npz"],
-         ("at least 2",)),
+         ("one_image", "at least 2", "more images"), xfail=EVALUATOR_ONE_IMAGE),
     Case("stats: output exists", lambda a, t: ["stats", "--features", a.features, "--data", a.images,
                                                "--out", _existing(t, "s.npz")],
          ("already exists", "--force")),
@@ -650,7 +680,7 @@ CASES: list[Case] = [
     Case("stats merge: other dimension", lambda a, t: ["stats", "merge", a.stats, _stats_of_dim(t, 8), "--out", t / "m.npz"],
          ("dimension", "one feature model")),
     Case("stats merge: sums do not fit", lambda a, t: ["stats", "merge", a.stats, _damaged_stats(t), "--out", t / "m.npz"],
-         ("do not match", "damaged")),
+         ("do not match", "damaged", "gen-eval stats"), xfail=EVALUATOR_STATS_FIX),
     Case("stats merge: zero-byte file", lambda a, t: ["stats", "merge", a.stats, _write(t / "z.npz", b""), "--out",
                                                       t / "m.npz"],
          ("z.npz",)),
@@ -667,14 +697,18 @@ CASES: list[Case] = [
          ("16x16", "8x8", "resolution")),
     Case("mse: classifier as encoder", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.classifier,
                                                      "--data", a.images],
-         ("is a classifier", "encoder")),
+         ("is a classifier", "encoder is needed")),
     Case("mse: missed gate", lambda a, t: ["mse", "--model", a.decoder, "--encoder", a.encoder,
                                            "--data", a.images, "--max-mse", "-1"],
          ("--max-mse",), code=1),
 
     # ---- demo -------------------------------------------------------------------------------------
     Case("demo: output under a file", lambda a, t: ["demo", "--quick", "--device", "cpu", "--out", _existing(t, "f") / "d"],
-         ("f",)),
+         ("is a file, not a folder", "choose another")),
+    Case("demo: output is a file", lambda a, t: ["demo", "--quick", "--device", "cpu", "--out", _existing(t, "f")],
+         ("is a file",)),
+    Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
+         ("'tpu' is not one of", "--help")),
 ]
 
 
@@ -780,6 +814,9 @@ def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
     assert code == case.code, (code, stdout, stderr)
     for words in case.says:
         assert words in line, f"{words!r} not in: {line}"
+    for words in case.never:
+        assert words not in line, f"{words!r} in: {line}"
+    assert "\x1b" not in stderr, "terminal escape codes on stderr"
     after = snapshot(folder, assets.root)
     appeared = sorted(set(after) - set(before))
     changed = sorted(k for k in before if after.get(k) != before[k])

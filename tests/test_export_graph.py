@@ -188,7 +188,7 @@ def test_failed_parity_writes_nothing_no_verify_writes_and_force_overwrites(tmp_
 def test_contract_violations_are_caught_before_export(tmp_path):
     bad_names = ExportGraph("generator", TinyGenerator(), ["noise"], [(LATENT,)], ["image"], (3, 8, 8), (-1.0, 1.0),
                             latent_dim=LATENT)
-    with pytest.raises(ValueError, match="generator takes"):
+    with pytest.raises(ValueError, match="generator graph takes"):
         export_graph(bad_names, tmp_path / "a.onnx", family="tiny")
     wrong_shape = generator_graph(TinyGenerator())
     wrong_shape.image_shape = (3, 16, 16)

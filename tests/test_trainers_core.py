@@ -345,3 +345,51 @@ def test_cli_trains_refuses_to_clobber_and_resumes(shapes, tmp_path):
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
     assert run_cli(*args, "--steps", "1", "--force").exit_code == 0
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_loop_draws_reconstructions_and_latent_plots_for_families_with_those_hooks(shapes, tmp_path, monkeypatch):
+    from gen_eval.trainers import loop
+    from gen_eval.trainers.base import Family
+
+    class TinyAutoencoder(Family):
+        name = "tiny-ae"
+        value_range = (0.0, 1.0)
+        defaults = {"image_size": 16, "image_channels": 3, "latent_dim": 2}
+
+        def build_networks(self):
+            return {"encoder": nn.Sequential(nn.Flatten(), nn.Linear(768, 2)),
+                    "decoder": nn.Sequential(nn.Linear(2, 768), nn.Sigmoid(), nn.Unflatten(1, (3, 16, 16)))}
+
+        def build_optimizers(self, networks):
+            params = [p for net in networks.values() for p in net.parameters()]
+            return {"all": torch.optim.Adam(params, 1e-3)}
+
+        def train_step(self, networks, optimizers, batch, step):
+            loss = nn.functional.mse_loss(networks["decoder"](networks["encoder"](batch.images)), batch.images)
+            optimizers["all"].zero_grad()
+            loss.backward()
+            optimizers["all"].step()
+            return {"mse": loss.item()}
+
+        def sample(self, networks, z, labels):
+            return networks["decoder"](z)
+
+        def reconstruct(self, networks, images, labels):
+            return networks["decoder"](networks["encoder"](images))
+
+        def encode(self, networks, images, labels):
+            return networks["encoder"](images)
+
+        def evaluate(self, networks, batches):
+            errors = [nn.functional.mse_loss(self.reconstruct(networks, b.images, None), b.images).item() for b in batches]
+            return {"mse": sum(errors) / len(errors)}
+
+    monkeypatch.setattr(loop, "get_family", lambda name: TinyAutoencoder)
+    run = tmp_path / "run"
+    train("tiny-ae", shapes, run, epochs=2, batch_size=16, device="cpu", progress=False,
+          config_overrides={"data.resize": "true"})
+    for name in ("recon/epoch_001.png", "recon/epoch_002.png", "latent/epoch_002.png", "samples/epoch_002.png"):
+        assert (run / name).is_file(), name
+    evals = read_log(run / "eval.csv")
+    assert [row["step"] for row in evals] == ["3", "6"]           # held-out metrics once per epoch
+    assert all(0.0 <= float(row["mse"]) <= 1.0 for row in evals)

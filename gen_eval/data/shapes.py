@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from gen_eval.data.images import png_bytes
 from gen_eval.errors import UserError
+from gen_eval.fileio import make_folder
 
 IMAGE_SIZE = 64
 SUPERSAMPLE = 4  # draw at 4x and box-downscale: anti-aliased edges
@@ -212,8 +213,8 @@ def write_shapes(
     out_dir = Path(out_dir)
     replaced = _prepare_target(out_dir, force)
     parent = out_dir.parent
+    make_folder(parent, "--out")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     except OSError as exc:
         raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another --out") from None

@@ -16,19 +16,11 @@ import torch
 from gen_eval import contract
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
+from gen_eval.evaluator.model import ROLE_OUTPUTS  # the names the evaluator looks up, per role
 from gen_eval.exporter.convert import module_to_onnx, serialize, set_metadata, to_fp16
 from gen_eval.exporter.parity import ParityReport, check_parity, parity_inputs
 from gen_eval.fileio import atomic_path, ensure_can_write
 from gen_eval.trainers.base import ExportGraph
-
-# Input and output names each role must have (DESIGN.md, the ONNX model contract).
-ROLE_OUTPUTS = {
-    "generator": [contract.OUTPUT_IMAGE],
-    "encoder": [contract.OUTPUT_MU, contract.OUTPUT_LOGVAR],
-    "classifier": [contract.OUTPUT_PROBS],
-    "features": [contract.OUTPUT_FEATURES],
-}
-
 
 @dataclass
 class ExportResult:
@@ -58,25 +50,25 @@ class _Built:
 
 
 def check_graph_contract(graph: ExportGraph) -> None:
-    """The input/output names and metadata the evaluator relies on for this role."""
+    """The input/output names and shapes the evaluator relies on for this role (DESIGN.md)."""
     if graph.role not in ROLE_OUTPUTS:
         raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
-    if list(graph.output_names) != ROLE_OUTPUTS[graph.role]:
-        raise ValueError(f"a {graph.role} graph outputs {ROLE_OUTPUTS[graph.role]}, got {graph.output_names}")
+    if tuple(graph.output_names) != tuple(ROLE_OUTPUTS[graph.role]):
+        raise ValueError(f"a {graph.role} graph outputs {list(ROLE_OUTPUTS[graph.role])}, got {graph.output_names}")
     if len(graph.input_names) != len(graph.input_shapes):
         raise ValueError("ExportGraph needs one input shape per input name")
-    if graph.role == "generator":
-        expected = [contract.INPUT_Z] + ([contract.INPUT_LABELS] if graph.label_space is not None else [])
-        if list(graph.input_names) != expected:
-            raise ValueError(f"a generator takes {expected} (labels only with a label space), got {graph.input_names}")
-        if graph.latent_dim is None or tuple(graph.input_shapes[0]) != (graph.latent_dim,):
-            raise ValueError(f"a generator's z input has shape (latent_dim,), got {graph.input_shapes[0]} "
-                             f"with latent_dim={graph.latent_dim}")
-        if graph.label_space is not None and tuple(graph.input_shapes[1]) != (graph.label_space.size,):
-            raise ValueError(f"labels input shape {graph.input_shapes[1]} does not fit the label space "
-                             f"({graph.label_space.size} values)")
-    elif list(graph.input_names) != [contract.INPUT_IMAGE]:
-        raise ValueError(f"a {graph.role} graph takes one input named 'image', got {graph.input_names}")
+    first = contract.INPUT_Z if graph.role == "generator" else contract.INPUT_IMAGE
+    conditional = graph.role in ("generator", "encoder") and graph.label_space is not None
+    expected = [first] + ([contract.INPUT_LABELS] if conditional else [])
+    if list(graph.input_names) != expected:
+        raise ValueError(f"a {graph.role} graph takes {expected} (labels only with a label space, and only "
+                         f"generators and encoders take them), got {graph.input_names}")
+    if graph.role == "generator" and (graph.latent_dim is None or tuple(graph.input_shapes[0]) != (graph.latent_dim,)):
+        raise ValueError(f"a generator's z input has shape (latent_dim,), got {graph.input_shapes[0]} "
+                         f"with latent_dim={graph.latent_dim}")
+    if conditional and tuple(graph.input_shapes[1]) != (graph.label_space.size,):
+        raise ValueError(f"labels input shape {graph.input_shapes[1]} does not fit the label space "
+                         f"({graph.label_space.size} values)")
 
 
 def graph_metadata(graph: ExportGraph, family: str, extra: Mapping[str, str] | None = None, *,

@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.inception import BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD, InceptionE
+from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB, InceptionC,
+                                          InceptionD, InceptionE)
 
+from gen_eval import contract
 from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, check_weights_file
-
-if TYPE_CHECKING:
-    from gen_eval.trainers.base import ExportGraph
+from gen_eval.exporter.graphs import ExportResult, export_graph
+from gen_eval.fileio import ensure_can_write
+from gen_eval.trainers.base import ExportGraph
 
 FID_NUM_CLASSES = 1008
 FID_INPUT_SIZE = 299
-FID_FEATURE_DIM = 2048
 INCEPTION_FAMILY = "pytorch-fid-inception-v3"  # gen_eval.family of the exported model
+
 
 def _tf_avg_pool(x: Tensor) -> Tensor:
     """TensorFlow's 3x3 average pool: padded zeros do not count in the mean."""
@@ -173,25 +174,18 @@ def random_fid_weights(seed: int = 0, calibration_batch: int = 4) -> dict[str, T
 
 def inception_graph(features: FIDInceptionFeatures, example_size: int = 64) -> ExportGraph:
     """The features ExportGraph; parity runs on ``example_size`` images so the in-graph resize is exercised."""
-    from gen_eval import contract
-    from gen_eval.trainers.base import ExportGraph
-
     shape = (3, example_size, example_size)
     return ExportGraph("features", features, [contract.INPUT_IMAGE], [shape], [contract.OUTPUT_FEATURES],
                        image_shape=shape, value_range=(0.0, 1.0))
 
 
 def export_inception(weights: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
-                     force: bool = False):
+                     force: bool = False) -> ExportResult:
     """pytorch-fid's weights file -> ``features`` ONNX model (input [B,3,H,W] in [0,1], any H,W; output [B,2048]).
 
-    Returns the ExportResult. The weights' SHA-256 goes into the metadata (``gen_eval.weights_sha256``)
+    The weights' SHA-256 goes into the metadata (``gen_eval.weights_sha256``)
     so reports can tell the published FID weights from others.
     """
-    from gen_eval import contract
-    from gen_eval.exporter.graphs import export_graph
-    from gen_eval.fileio import ensure_can_write
-
     ensure_can_write(out, force)
     state_dict, digest = load_fid_weights(weights)
     features = build_fid_features(state_dict, source=str(weights))

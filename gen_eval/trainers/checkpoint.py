@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"checkpoint {path} does not exist; give the path of a .pt file written by 'gen-eval train'")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes); use another checkpoint, e.g. the run's last.pt")
+    with open(path, "rb") as handle:
+        first_byte = handle.read(1)
+    if not zipfile.is_zipfile(path) and first_byte != b"\x80":  # torch.save writes a zip (or, before 1.6, a pickle)
+        raise UserError(f"cannot read checkpoint {path}: not a complete PyTorch file (truncated, or another kind of "
+                        "file); give a .pt written by 'gen-eval train'")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        # torch's message explains how to load the file unsafely; only name what was refused
+        found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global| Please|\n|$)", str(exc))
+        first = found.group(1) if found else "unsupported object"
         raise UserError(
             f"refusing to load {path}: it holds Python objects that are not plain weights ({first[:120]}); "
             "only checkpoints of tensors and plain values are loaded"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is a one-line error
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read checkpoint {path}: {msg[:160]} (truncated or not a torch file?)") from None
     return data

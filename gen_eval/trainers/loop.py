@@ -184,6 +184,64 @@ def _overrides_match(stored: dict[str, Any], requested: dict[str, Any], what: st
                             f"is not allowed: drop --set {what}{key} or start a new run with --force")
 
 
+def _load_resumable(run: Path, checkpointer: _Checkpointer, family_name: str) -> dict[str, Any]:
+    if not checkpointer.last.is_file():
+        raise UserError(f"nothing to resume: {checkpointer.last} does not exist; start the run without --resume")
+    ckpt = require_gen_eval_checkpoint(load_checkpoint(checkpointer.last), checkpointer.last)
+    if ckpt["family"] != family_name:
+        raise UserError(f"{run} is a {ckpt['family']} run; resume it with 'gen-eval train {ckpt['family']}'")
+    return ckpt
+
+
+def _resumed_settings(cls: type[Family], ckpt: dict[str, Any], family_overrides: dict[str, Any],
+                      data_overrides: dict[str, Any], seed: int | None, batch_size: int | None
+                      ) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+    """The stored config, data options, seed and batch size; any --set/--seed/--batch-size must agree."""
+    loop_state = ckpt.get("loop") or {}
+    family_config = dict(ckpt["config"])
+    requested = cls.resolve_config(family_overrides)
+    _overrides_match(family_config, {k: requested[k] for k in family_overrides}, "")
+    data_options = dict(loop_state.get("data_options", {}))
+    _overrides_match({**DATA_OPTIONS, **data_options}, data_overrides, "data.")
+    for name, given, stored in (("--seed", seed, loop_state.get("seed")),
+                                ("--batch-size", batch_size, loop_state.get("batch_size"))):
+        if given is not None and stored is not None and given != stored:
+            raise UserError(f"this run used {name} {stored}; resume with the same value (or leave it out)")
+    return (family_config, data_options, int(loop_state.get("seed", 0)),
+            int(loop_state.get("batch_size", batch_size or cls.default_batch_size)))
+
+
+def _claim_run_folder(run: Path, force: bool) -> None:
+    """A fresh run needs an absent or empty folder, or --force (which clears an earlier run's outputs)."""
+    if run.is_dir() and any(run.iterdir()):
+        if not force:
+            raise UserError(f"{run} exists and is not empty; pass --resume to continue that run "
+                            "or --force to start over in it")
+        _clear_run_outputs(run)
+
+
+def _total_steps(steps: int | None, epochs: int | None, ckpt: dict[str, Any] | None, default_epochs: int,
+                 steps_per_epoch: int) -> int:
+    if steps is not None:
+        return int(steps)
+    if epochs is not None:
+        return int(epochs) * steps_per_epoch
+    if ckpt is not None:
+        return int((ckpt.get("loop") or {}).get("total_steps", ckpt["step"]))
+    return default_epochs * steps_per_epoch
+
+
+def _restore(ckpt: dict[str, Any], networks: dict[str, nn.Module],
+             optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, float]:
+    """Weights, optimiser and RNG states from a checkpoint; returns (step, training seconds so far)."""
+    for name, net in networks.items():
+        net.load_state_dict(ckpt["networks"][name])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(ckpt["optimizers"][name])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["step"]), float((ckpt.get("loop") or {}).get("elapsed_s", 0.0))
+
+
 def _clear_run_outputs(run: Path) -> None:
     """--force: remove what an earlier run of the loop wrote here (and nothing else)."""
     paths = [run / name for name in RUN_OUTPUTS]
@@ -224,34 +282,15 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     family_overrides, data_overrides = split_overrides(config_overrides)
     checkpointer = _Checkpointer(run, keep_checkpoints)
 
-    # -- the run folder: fresh, forced, or resumed ---------------------------------------------------
-    ckpt: dict[str, Any] | None = None
     if run.exists() and not run.is_dir():
         raise UserError(f"{run} is a file; give a folder for the run (--out)")
     if resume:
-        if not checkpointer.last.is_file():
-            raise UserError(f"nothing to resume: {checkpointer.last} does not exist; start the run without --resume")
-        ckpt = require_gen_eval_checkpoint(load_checkpoint(checkpointer.last), checkpointer.last)
-        if ckpt["family"] != family_name:
-            raise UserError(f"{run} is a {ckpt['family']} run; resume it with 'gen-eval train {ckpt['family']}'")
-        loop_state = ckpt.get("loop") or {}
-        family_config = dict(ckpt["config"])
-        requested = cls.resolve_config(family_overrides)
-        _overrides_match(family_config, {k: requested[k] for k in family_overrides}, "")
-        data_options = dict(loop_state.get("data_options", {}))
-        _overrides_match({**DATA_OPTIONS, **data_options}, data_overrides, "data.")
-        for name, given, stored in (("--seed", seed, loop_state.get("seed")),
-                                    ("--batch-size", batch_size, loop_state.get("batch_size"))):
-            if given is not None and stored is not None and given != stored:
-                raise UserError(f"this run used {name} {stored}; resume with the same value (or leave it out)")
-        seed = int(loop_state.get("seed", 0))
-        batch_size = int(loop_state.get("batch_size", batch_size or cls.default_batch_size))
+        ckpt = _load_resumable(run, checkpointer, family_name)
+        family_config, data_options, seed, batch_size = _resumed_settings(cls, ckpt, family_overrides, data_overrides,
+                                                                          seed, batch_size)
     else:
-        if run.is_dir() and any(run.iterdir()):
-            if not force:
-                raise UserError(f"{run} exists and is not empty; pass --resume to continue that run "
-                                "or --force to start over in it")
-            _clear_run_outputs(run)
+        ckpt = None
+        _claim_run_folder(run, force)
         seed = 0 if seed is None else int(seed)
         batch_size = int(batch_size or cls.default_batch_size)
         family_config = cls.resolve_config(family_overrides)
@@ -273,27 +312,14 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     dataset = ImageSetDataset(image_set, image_shape)
     source = BatchSource(dataset, batch_size, seed, family.value_range, torch_device, workers=workers)
     steps_per_epoch = source.steps_per_epoch
-    if steps is not None:
-        total_steps = int(steps)
-    elif epochs is not None:
-        total_steps = int(epochs) * steps_per_epoch
-    elif ckpt is not None:
-        total_steps = int((ckpt.get("loop") or {}).get("total_steps", ckpt["step"]))
-    else:
-        total_steps = cls.default_epochs * steps_per_epoch
+    total_steps = _total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
 
     seed_everything(seed)
     networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
     optimizers = family.build_optimizers(networks)
     step, elapsed = 0, 0.0
     if ckpt is not None:
-        for name, net in networks.items():
-            net.load_state_dict(ckpt["networks"][name])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
-        set_rng_state(ckpt["rng"])
-        step = int(ckpt["step"])
-        elapsed = float((ckpt.get("loop") or {}).get("elapsed_s", 0.0))
+        step, elapsed = _restore(ckpt, networks, optimizers)
         say(f"resuming {family_name} from step {step} of {total_steps} ({checkpointer.last})")
 
     data_name = image_set.source if is_image_set(data_dir) else str(Path(data_dir))

@@ -1,0 +1,295 @@
+"""Faults: processes killed mid-write, Ctrl-C, and CUDA asked for where there is none.
+
+Kills are placed exactly: the process runs ``gen-eval`` through a tiny wrapper that patches one
+function (``torch.save`` for checkpoints, ``os.replace`` for sample PNGs) to SIGKILL itself at the
+chosen moment, so the test does not depend on timing. Ctrl-C is a real SIGINT to the process group
+of a real ``gen-eval`` process, as a terminal sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_bad_inputs import error_line, run_gen_eval, write_images
+from test_evaluator_graphs import REPO, make_generator
+
+TINY_DCGAN = ["--set", "image_size=16", "--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16"]
+TEMP_MARK = ".tmp-"  # gen_eval.fileio's temporary files and folders: .<name>.tmp-XXXX
+
+
+def process_env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+
+
+def run_killed(args: list, patch: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``gen-eval ARGS`` in a process where ``patch`` (Python source) has been run first."""
+    code = textwrap.dedent(patch) + textwrap.dedent(f"""
+        import sys
+        from gen_eval.cli import main
+        sys.argv = ["gen-eval", *{[str(a) for a in args]!r}]
+        main()
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env=process_env(), stdin=subprocess.DEVNULL)
+
+
+def files_under(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def temp_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if TEMP_MARK in p.name)
+
+
+def cuda_visible() -> bool:
+    from gen_eval.evaluator.runtime import cuda_problem
+
+    return cuda_problem() is None
+
+
+# -- a training run killed while it writes a checkpoint ---------------------------------------------
+@pytest.fixture(scope="module")
+def rgb16(tmp_path_factory) -> Path:
+    return write_images(tmp_path_factory.mktemp("faults-data") / "rgb16", 16, size=16)
+
+
+def train_args(data: Path, run: Path, *extra) -> list:
+    return ["train", "dcgan", "--data", data, "--out", run, "--steps", 6, "--batch-size", 4, "--checkpoint-every", 2,
+            "--seed", 1, "--device", "cpu", "--threads", 1, "--workers", 0, "--no-progress", *TINY_DCGAN, *extra]
+
+
+KILL_IN_CHECKPOINT_WRITE = """
+    import os, signal, torch
+    _save = torch.save
+    def save(obj, f, *args, **kwargs):
+        _save(obj, f, *args, **kwargs)
+        if isinstance(obj, dict) and obj.get("step") == 4:  # the 2nd checkpoint: half-written, then killed
+            with open(f, "r+b") as handle:
+                handle.truncate(os.path.getsize(f) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    torch.save = save
+"""
+
+
+def network_weights(checkpoint: Path) -> dict:
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    data = load_checkpoint(checkpoint)
+    return {f"{net}.{key}": value for net, state in data["networks"].items() for key, value in state.items()}
+
+
+def test_training_killed_in_a_checkpoint_write_resumes_from_the_last_good_one(rgb16, tmp_path):
+    import torch
+
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    killed = run_killed(train_args(rgb16, tmp_path / "run"), KILL_IN_CHECKPOINT_WRITE)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert load_checkpoint(last)["step"] == 2, "last.pt must still be the last complete checkpoint"
+
+    resumed = subprocess.run([sys.executable, "-m", "gen_eval.cli", *map(str, train_args(rgb16, tmp_path / "run", "--resume"))],
+                             capture_output=True, text=True, timeout=120, env=process_env())
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming dcgan from step 2" in resumed.stderr
+    assert load_checkpoint(last)["step"] == 6
+
+    straight = subprocess.run([sys.executable, "-m", "gen_eval.cli", *map(str, train_args(rgb16, tmp_path / "straight"))],
+                              capture_output=True, text=True, timeout=120, env=process_env())
+    assert straight.returncode == 0, straight.stderr
+    got, want = network_weights(last), network_weights(tmp_path / "straight" / "checkpoints" / "last.pt")
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want), "resumed weights differ from an uninterrupted run"
+
+
+@pytest.mark.xfail(strict=True, reason="trainers core in progress: a resumed run leaves the killed write's hidden "
+                                       "temp file (.last.pt.tmp-*) in checkpoints/ (gen_eval/trainers/loop.py)")
+def test_resumed_training_removes_the_killed_writes_temp_file(rgb16, tmp_path):
+    killed = run_killed(train_args(rgb16, tmp_path / "run"), KILL_IN_CHECKPOINT_WRITE)
+    assert killed.returncode == -signal.SIGKILL
+    assert temp_files(tmp_path / "run"), "the kill should have left a temp file to clean up"
+    code, _, stderr = run_gen_eval(train_args(rgb16, tmp_path / "run", "--resume"), process=False)
+    assert code == 0, stderr
+    assert temp_files(tmp_path / "run") == []
+
+
+# -- a sampling shard killed halfway ----------------------------------------------------------------
+KILL_BEFORE_RENAMING_IMAGE_6 = """
+    import os, signal
+    _replace = os.replace
+    def replace(src, dst, *args, **kwargs):
+        if os.path.basename(str(dst)) == "000006.png":  # written to its temp file, not yet renamed
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _replace(src, dst, *args, **kwargs)
+    os.replace = replace
+"""
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory) -> Path:
+    return make_generator(tmp_path_factory.mktemp("faults-gen") / "gen.onnx")
+
+
+def sample_args(generator: Path, out: Path, *extra) -> list:
+    return ["sample", "--model", generator, "--n", 24, "--seed", 5, "--batch-size", 4, "--device", "cpu",
+            "--out", out, *extra]
+
+
+def visible(files: dict[str, str]) -> dict[str, str]:
+    return {name: digest for name, digest in files.items() if TEMP_MARK not in name}
+
+
+def test_sampling_shard_killed_halfway_resumes_without_duplicates_or_gaps(generator, tmp_path):
+    reference = tmp_path / "reference"
+    code, _, stderr = run_gen_eval(sample_args(generator, reference), process=False)
+    assert code == 0, stderr
+    want = files_under(reference)
+    assert sum(name.endswith(".png") for name in want) == 24
+
+    out = tmp_path / "shards"
+    killed = run_killed(sample_args(generator, out, "--shard", "1/2"), KILL_BEFORE_RENAMING_IMAGE_6)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"{i:06d}.png" for i in range(6)], "images before the kill are complete, none after"
+    for name in pngs:
+        Image.open(out / name).load()
+
+    code, stdout, stderr = run_gen_eval(sample_args(generator, out, "--shard", "1/2"), process=False)
+    assert code == 0 and "wrote 6 PNGs" in stdout and "6 were already there" in stdout, (stdout, stderr)
+    code, stdout, stderr = run_gen_eval(sample_args(generator, out, "--shard", "2/2"), process=False)
+    assert code == 0 and "wrote 12 PNGs" in stdout, (stdout, stderr)
+    assert visible(files_under(out)) == want, "resumed shards differ from one uninterrupted run"
+
+
+@pytest.mark.xfail(strict=True, reason="evaluator in progress: resuming a killed shard leaves the killed write's "
+                                       "hidden temp file (.000006.png.tmp-*) in the folder (evaluator/sampling.py)")
+def test_resumed_shard_removes_the_killed_writes_temp_file(generator, tmp_path):
+    out = tmp_path / "shards"
+    killed = run_killed(sample_args(generator, out, "--shard", "1/2"), KILL_BEFORE_RENAMING_IMAGE_6)
+    assert killed.returncode == -signal.SIGKILL
+    assert temp_files(out), "the kill should have left a temp file to clean up"
+    code, _, stderr = run_gen_eval(sample_args(generator, out, "--shard", "1/2"), process=False)
+    assert code == 0, stderr
+    assert temp_files(out) == []
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------------
+def interrupt_when(args: list, ready, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Start ``gen-eval ARGS``; once ``ready()`` is true send SIGINT to its process group (a terminal's Ctrl-C)."""
+    process = subprocess.Popen([sys.executable, "-m", "gen_eval.cli", *map(str, args)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=process_env(), start_new_session=True,
+                               stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if process.poll() is not None:
+                out, err = process.communicate()
+                pytest.fail(f"gen-eval ended (exit {process.returncode}) before it could be interrupted:\n{err}")
+            if time.monotonic() > deadline:
+                pytest.fail("gen-eval never reached the point where the test interrupts it")
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def assert_interrupted(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 130, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
+    assert lines == ["interrupted"], result.stderr
+
+
+def test_ctrl_c_while_sampling_leaves_only_complete_images(generator, tmp_path):
+    out = tmp_path / "out"
+    result = interrupt_when(["sample", "--model", generator, "--n", 200_000, "--batch-size", 8, "--device", "cpu",
+                             "--out", out], lambda: len(list(out.glob("*.png"))) >= 20)
+    assert_interrupted(result)
+    assert temp_files(out) == []
+    for path in out.glob("*.png"):
+        Image.open(path).load()
+
+
+def test_ctrl_c_while_training_leaves_no_temp_files(rgb16, tmp_path):
+    run = tmp_path / "run"
+    args = train_args(rgb16, run)
+    args[args.index("--steps") + 1] = 100_000
+    args[args.index("--checkpoint-every") + 1] = 1
+    args[args.index("--workers") + 1] = 2
+    result = interrupt_when(args, lambda: (run / "checkpoints" / "last.pt").is_file())
+    assert_interrupted(result)
+    assert temp_files(run) == []
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] >= 1
+
+
+def test_ctrl_c_while_writing_the_shapes_set_leaves_nothing(tmp_path):
+    out = tmp_path / "shapes"
+    result = interrupt_when(["data", "shapes", "--out", out, "--train", 100_000, "--heldout", 0],
+                            lambda: any(TEMP_MARK in p.name for p in tmp_path.iterdir()))
+    assert_interrupted(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- CUDA requested where there is none -----------------------------------------------------------
+no_cuda = pytest.mark.skipif("cuda_visible()", reason="a CUDA GPU is visible: the no-CUDA messages cannot be shown here")
+
+
+@no_cuda
+@pytest.mark.parametrize("command", ["train", "sample", "score", "fid", "demo"])
+def test_cuda_request_without_cuda_is_one_line(command, rgb16, generator, tmp_path):
+    args = {
+        "train": train_args(rgb16, tmp_path / "run"),
+        "sample": sample_args(generator, tmp_path / "out"),
+        "score": ["score", "--model", generator, "--test", tmp_path / "t.json", "--classifier", generator],
+        "fid": ["fid", "--features", generator, "--ref", tmp_path / "s.npz", "--data", rgb16],
+        "demo": ["demo", "--quick", "--out", tmp_path / "demo"],
+    }[command]
+    if "--device" in args:
+        args[args.index("--device") + 1] = "cuda"
+    else:
+        args += ["--device", "cuda"]
+    code, _, stderr = run_gen_eval(args, process=False)
+    line = error_line(stderr)
+    assert code == 2
+    assert "cuda" in line.lower() and "--device cpu" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_device_auto_runs_where_it_can(rgb16, generator, tmp_path):
+    """--device auto: CUDA when it really works, else CPU, and the runtime line says which."""
+    expected = "CUDAExecutionProvider" if cuda_visible() else "CPUExecutionProvider"
+    code, _, stderr = run_gen_eval(["sample", "--model", generator, "--n", 4, "--device", "auto",
+                                    "--out", tmp_path / "grid.png"], process=False)
+    assert code == 0, stderr
+    runtime = [line for line in stderr.splitlines() if line.startswith("runtime: ")]
+    assert len(runtime) == 1 and expected in runtime[0], stderr
+    if expected == "CPUExecutionProvider":
+        assert "CUDA not used:" in runtime[0]
+
+    args = train_args(rgb16, tmp_path / "run")
+    args[args.index("--device") + 1] = "auto"
+    args[args.index("--steps") + 1] = 1
+    code, _, stderr = run_gen_eval(args, process=False)
+    assert code == 0, stderr
+    device = json.loads((tmp_path / "run" / "run.json").read_text())["device"]
+    assert device.startswith("cuda" if cuda_visible() else "cpu"), device
