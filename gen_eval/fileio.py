@@ -70,6 +70,19 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") 
             tmp.unlink()
 
 
+def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a process was killed mid-write.
+
+    Only for folders no other process is writing to (e.g. a run folder being resumed).
+    """
+    folder = Path(folder)
+    found = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
+    stale = [path for path in found if path.is_file()]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> Path:
     with atomic_path(path, force) as tmp:
         tmp.write_bytes(data)

@@ -27,7 +27,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,11 @@ EVALUATOR_STATS_FIX = ("evaluator in progress: damaged statistics (wrong shapes,
                        "but the message gives no fix (stats.load_stats)")
 EXPORTER_INCEPTION_EMPTY = ("exporter in progress: zero-byte Inception weights get the checkpoint message 'use another "
                             "checkpoint, e.g. the run's last.pt' (inception.load_fid_weights)")
+EVALUATOR_RUN_ERRORS = ("evaluator in progress: onnxruntime errors while a session runs (an input of another type, "
+                        "a graph that fails at run time) escape as tracebacks, and onnxruntime's C++ logger prints "
+                        "its own coloured line (runtime.BatchRunner.run)")
+EVALUATOR_BATCH_ZERO = ("evaluator in progress: --batch-size 0 is taken as 'default' (`batch_size or default` in "
+                        "model.load_model) and the run succeeds")
 UNSAFE_ADVICE = ("unsafe", "weights_only", "allow_pickle", "trust")
 EVALUATOR_ONE_IMAGE = ("evaluator in progress: one image for FID prints a 'fewer than D' warning, then 'statistics need "
                        "at least 2 images, got 1' without naming the images or the fix")
@@ -109,6 +114,22 @@ def _broken_generator(path: Path, kind: str) -> Path:
                  helper.make_node("Tanh", ["lin"], ["act"]), helper.make_node("Reshape", ["act", "shape"], ["image"])]
         init = [weight(8, 192), shape(-1, 3, 8, 8), numpy_helper.from_array(np.array([0, -1], np.int64), "flat")]
         inputs, outputs = [_tensor("z", ["B", 8, 1])], [image]
+    elif kind == "int_z":  # z declared int64: the evaluator's float noise does not fit
+        nodes = [helper.make_node("Cast", ["z", ], ["zf"], to=TensorProto.FLOAT),
+                 helper.make_node("MatMul", ["zf", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, outputs = [weight(8, 192), shape(-1, 3, 8, 8)], [image]
+        inputs = [helper.make_tensor_value_info("z", TensorProto.INT64, ["B", 8])]
+    elif kind == "fails_when_run":  # 192 values per row cannot be reshaped to 3x7x7
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, inputs, outputs = [weight(8, 192), shape(-1, 3, 7, 7)], [z], [_tensor("image", ["B", 3, "H", "W"])]
+        meta["gen_eval.image_shape"] = "3,7,7"
+    elif kind == "bad_metadata":
+        nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+                 helper.make_node("Reshape", ["act", "shape"], ["image"])]
+        init, inputs, outputs = [weight(8, 192), shape(-1, 3, 8, 8)], [z], [image]
+        meta["gen_eval.latent_dim"] = "eight"
     elif kind == "wide_z":  # static z of 16 against metadata latent_dim 8
         nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
                  helper.make_node("Reshape", ["act", "shape"], ["image"])]
@@ -179,6 +200,7 @@ class Assets:
     one_image: Path  # folder with one PNG
     stats: Path  # 16-d statistics of our format (of 20 other images)
     stats_pytorch_fid: Path  # mu, sigma only
+    torch_files: dict[str, Path] = field(default_factory=dict)  # from the torch_assets fixture, for rows that need it
 
 
 def build_assets(root: Path) -> Assets:
@@ -387,6 +409,30 @@ def _truncated(src: Path, dst: Path) -> Path:
     return _write(dst, data[: len(data) // 2])
 
 
+def _future_opset(src: Path, dst: Path) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    model.opset_import[0].version = 99
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _external_data(src: Path, dst: Path) -> Path:
+    """A model whose weights live in a sidecar file, which is then lost."""
+    import onnx
+
+    model = onnx.load(str(src))
+    onnx.save(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.data",
+              size_threshold=0)
+    (dst.parent / "ext.data").unlink()
+    return dst
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    return Path(shutil.copy(src, folder / src.name))
+
+
 def _run_with_last(t: Path, last: Path) -> Path:
     """A run folder whose checkpoints/last.pt is ``last`` (for --resume)."""
     run = t / "run"
@@ -462,6 +508,34 @@ CASES: list[Case] = [
         "train", "dcgan", "--data", a.images, "--resume", "--out", _run_with_last(t, _evil_checkpoint(t))],
          ("refusing to load", "last.pt"), needs_torch=True, marker="payload-ran", never=UNSAFE_ADVICE),
 
+    Case("train: resume without a checkpoint", lambda a, t: ["train", "dcgan", "--data", a.images, "--resume",
+                                                             "--out", _mkdir(t / "run")],
+         ("nothing to resume", "without --resume")),
+    Case("train: resume and force", lambda a, t: ["train", "dcgan", "--data", a.images, "--resume", "--force",
+                                                  "--out", t / "run"],
+         ("--resume and --force exclude each other",)),
+    Case("train: resume another family's run", lambda a, t: [
+        "train", "vae", "--data", a.images, "--resume", "--out", _run_with_last(t, _copy(_ta(a, "checkpoint"), t))],
+         ("is a dcgan run", "gen-eval train dcgan"), needs_torch=True),
+    Case("train: resume with other settings", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume", "--set", "g_width=4",
+        "--out", _run_with_last(t, _copy(_ta(a, "checkpoint"), t))],
+         ("g_width=8", "drop --set g_width", "--force"), needs_torch=True),
+    Case("train: unknown setting", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run",
+                                                 "--set", "no_such_setting=1"],
+         ("has no setting 'no_such_setting'", "valid --set keys")),
+    Case("train: setting of the wrong type", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run",
+                                                           "--set", "lr=fast"],
+         ("lr", "fast", "number")),
+    Case("train: zero steps", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run", "--steps", 0],
+         ("--steps", "positive integer")),
+    Case("train: --amp on CPU", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run", "--amp",
+                                              "--device", "cpu"],
+         ("--amp needs a CUDA device", "drop --amp")),
+    Case("train: images of another size", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run",
+                                                        "--steps", 1, "--set", "image_size=16"],
+         ("8x8", "16x16", "data.resize=true")),
+
     # ---- export / export-classifier / export-inception / fetch-inception ----------------------------
     Case("export: zero-byte checkpoint", lambda a, t: ["export", _write(t / "empty.pt", b""), "--out", t / "g.onnx"],
          ("empty (0 bytes)", "use another checkpoint")),
@@ -509,6 +583,10 @@ CASES: list[Case] = [
          ("empty file (0 bytes)", "export the model again")),
     Case("info: truncated ONNX", lambda a, t: ["info", _truncated(a.classifier, t / "half.onnx")],
          ("half.onnx", "cannot load this model"), process=True),
+    Case("info: ONNX from a newer opset", lambda a, t: ["info", _future_opset(a.gen, t / "future.onnx")],
+         ("future.onnx", "cannot load this model", "valid .onnx"), process=True),
+    Case("info: ONNX with missing external weights", lambda a, t: ["info", _external_data(a.gen, t / "ext.onnx")],
+         ("ext.onnx", "cannot load this model")),
     Case("info: a PyTorch checkpoint", lambda a, t: ["info", _ta(a, "checkpoint")],
          ("PyTorch checkpoint", "gen-eval export"), needs_torch=True),
 
@@ -535,6 +613,16 @@ CASES: list[Case] = [
          ("rank 2 or rank 4",)),
     Case("sample: noise size contradicts metadata", lambda a, t: _sample(a, t, model=_broken_generator(t / "g.onnx", "wide_z")),
          ("latent dim", "16", "8", "re-export")),
+    Case("sample: noise input of integer type", lambda a, t: _sample(a, t, model=_broken_generator(t / "gi.onnx", "int_z")),
+         ("gi.onnx", "float"), xfail=EVALUATOR_RUN_ERRORS),
+    Case("sample: generator fails when run", lambda a, t: _sample(
+        a, t, model=_broken_generator(t / "gf.onnx", "fails_when_run")),
+         ("gf.onnx", "onnxruntime", "re-export"), process=True, xfail=EVALUATOR_RUN_ERRORS),
+    Case("sample: unreadable metadata", lambda a, t: _sample(a, t, model=_broken_generator(t / "gm.onnx", "bad_metadata")),
+         ("gen_eval.latent_dim='eight'", "re-export")),
+    Case("sample: batch size 0", lambda a, t: _sample(a, t, "--batch-size", 0), ("--batch-size", "at least 1"),
+         xfail=EVALUATOR_BATCH_ZERO),
+    Case("sample: negative batch size", lambda a, t: _sample(a, t, "--batch-size", -4), ("--batch-size", "at least 1")),
     Case("sample: malformed condition JSON", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube"], ["blue')),
          ("cond.json", "invalid JSON")),
     Case("sample: empty condition file", lambda a, t: _sample_cond(a, t, _conditions(t, "  \n")),
@@ -741,11 +829,8 @@ def _damaged_stats(t: Path) -> Path:
                        sum_outer=stats.sum_outer)
 
 
-_TORCH_ASSETS: dict[str, Path] = {}
-
-
 def _ta(a: Assets, key: str) -> Path:
-    return _TORCH_ASSETS[key]
+    return a.torch_files[key]
 
 
 # -- running one row ------------------------------------------------------------------------------
@@ -800,15 +885,15 @@ def _params():
 
 @pytest.mark.parametrize("case", list(_params()))
 def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
-    if case.needs_torch or case.command.startswith(("export", "train")):
-        _TORCH_ASSETS.update(request.getfixturevalue("torch_assets"))
+    watched = [assets.root]
+    if case.needs_torch:
+        assets.torch_files.update(request.getfixturevalue("torch_assets"))
+        watched.append(assets.torch_files["checkpoint"].parent)
     folder = tmp_path / "case"
     folder.mkdir()
     args = case.make(assets, folder)
-    before = snapshot(folder, assets.root)
     with unwritable(folder / case.readonly) if case.readonly else _nothing():
-        if case.readonly:
-            before = snapshot(folder, assets.root)
+        before = snapshot(folder, *watched)
         code, stdout, stderr = run_gen_eval(args, case.process)
     line = error_line(stderr)
     assert code == case.code, (code, stdout, stderr)
@@ -817,7 +902,7 @@ def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
     for words in case.never:
         assert words not in line, f"{words!r} in: {line}"
     assert "\x1b" not in stderr, "terminal escape codes on stderr"
-    after = snapshot(folder, assets.root)
+    after = snapshot(folder, *watched)
     appeared = sorted(set(after) - set(before))
     changed = sorted(k for k in before if after.get(k) != before[k])
     assert not appeared and not changed, f"left behind: {appeared}, changed: {changed}"

@@ -92,39 +92,43 @@ def network_weights(checkpoint: Path) -> dict:
     return {f"{net}.{key}": value for net, state in data["networks"].items() for key, value in state.items()}
 
 
-def test_training_killed_in_a_checkpoint_write_resumes_from_the_last_good_one(rgb16, tmp_path):
+@pytest.fixture(scope="module")
+def killed_training(rgb16, tmp_path_factory) -> dict:
+    """A run SIGKILLed while writing its 2nd checkpoint, then resumed; and the same run uninterrupted."""
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    root = tmp_path_factory.mktemp("killed-training")
+    run, last = root / "run", root / "run" / "checkpoints" / "last.pt"
+    killed = run_killed(train_args(rgb16, run), KILL_IN_CHECKPOINT_WRITE)
+    facts = {"killed": killed, "step_after_kill": load_checkpoint(last)["step"], "temp_after_kill": temp_files(run)}
+    facts["resumed"] = run_gen_eval(train_args(rgb16, run, "--resume"), process=False)
+    facts["temp_after_resume"] = temp_files(run)
+    facts["straight"] = run_gen_eval(train_args(rgb16, root / "straight"), process=False)
+    facts["last"], facts["straight_last"] = last, root / "straight" / "checkpoints" / "last.pt"
+    return facts
+
+
+def test_training_killed_in_a_checkpoint_write_resumes_from_the_last_good_one(killed_training):
     import torch
 
     from gen_eval.trainers.checkpoint import load_checkpoint
 
-    killed = run_killed(train_args(rgb16, tmp_path / "run"), KILL_IN_CHECKPOINT_WRITE)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    last = tmp_path / "run" / "checkpoints" / "last.pt"
-    assert load_checkpoint(last)["step"] == 2, "last.pt must still be the last complete checkpoint"
-
-    resumed = subprocess.run([sys.executable, "-m", "gen_eval.cli", *map(str, train_args(rgb16, tmp_path / "run", "--resume"))],
-                             capture_output=True, text=True, timeout=120, env=process_env())
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming dcgan from step 2" in resumed.stderr
-    assert load_checkpoint(last)["step"] == 6
-
-    straight = subprocess.run([sys.executable, "-m", "gen_eval.cli", *map(str, train_args(rgb16, tmp_path / "straight"))],
-                              capture_output=True, text=True, timeout=120, env=process_env())
-    assert straight.returncode == 0, straight.stderr
-    got, want = network_weights(last), network_weights(tmp_path / "straight" / "checkpoints" / "last.pt")
+    facts = killed_training
+    assert facts["killed"].returncode == -signal.SIGKILL, facts["killed"].stderr
+    assert facts["step_after_kill"] == 2, "last.pt must still be the last complete checkpoint"
+    code, _, stderr = facts["resumed"]
+    assert code == 0 and "resuming dcgan from step 2" in stderr, stderr
+    assert load_checkpoint(facts["last"])["step"] == 6
+    code, _, stderr = facts["straight"]
+    assert code == 0, stderr
+    got, want = network_weights(facts["last"]), network_weights(facts["straight_last"])
     assert got.keys() == want.keys()
     assert all(torch.equal(got[k], want[k]) for k in want), "resumed weights differ from an uninterrupted run"
 
 
-@pytest.mark.xfail(strict=True, reason="trainers core in progress: a resumed run leaves the killed write's hidden "
-                                       "temp file (.last.pt.tmp-*) in checkpoints/ (gen_eval/trainers/loop.py)")
-def test_resumed_training_removes_the_killed_writes_temp_file(rgb16, tmp_path):
-    killed = run_killed(train_args(rgb16, tmp_path / "run"), KILL_IN_CHECKPOINT_WRITE)
-    assert killed.returncode == -signal.SIGKILL
-    assert temp_files(tmp_path / "run"), "the kill should have left a temp file to clean up"
-    code, _, stderr = run_gen_eval(train_args(rgb16, tmp_path / "run", "--resume"), process=False)
-    assert code == 0, stderr
-    assert temp_files(tmp_path / "run") == []
+def test_resumed_training_removes_the_killed_writes_temp_file(killed_training):
+    assert killed_training["temp_after_kill"], "the kill should have left a temp file to clean up"
+    assert killed_training["temp_after_resume"] == []
 
 
 # -- a sampling shard killed halfway ----------------------------------------------------------------
@@ -153,38 +157,48 @@ def visible(files: dict[str, str]) -> dict[str, str]:
     return {name: digest for name, digest in files.items() if TEMP_MARK not in name}
 
 
-def test_sampling_shard_killed_halfway_resumes_without_duplicates_or_gaps(generator, tmp_path):
-    reference = tmp_path / "reference"
-    code, _, stderr = run_gen_eval(sample_args(generator, reference), process=False)
-    assert code == 0, stderr
-    want = files_under(reference)
-    assert sum(name.endswith(".png") for name in want) == 24
+def pngs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.png") if TEMP_MARK not in p.name)
 
-    out = tmp_path / "shards"
+
+@pytest.fixture(scope="module")
+def killed_shard(generator, tmp_path_factory) -> dict:
+    """Shard 1/2 of 24 images SIGKILLed before renaming image 6, run again, then shard 2/2; and one whole run."""
+    root = tmp_path_factory.mktemp("killed-shard")
+    out = root / "shards"
     killed = run_killed(sample_args(generator, out, "--shard", "1/2"), KILL_BEFORE_RENAMING_IMAGE_6)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == [f"{i:06d}.png" for i in range(6)], "images before the kill are complete, none after"
-    for name in pngs:
-        Image.open(out / name).load()
+    facts = {"killed": killed, "pngs_after_kill": pngs(out), "temp_after_kill": temp_files(out)}
+    for path in out.glob("*.png"):
+        if TEMP_MARK not in path.name:
+            Image.open(path).load()  # every visible image is complete
+    facts["again"] = run_gen_eval(sample_args(generator, out, "--shard", "1/2"), process=False)
+    facts["temp_after_resume"] = temp_files(out)
+    facts["second"] = run_gen_eval(sample_args(generator, out, "--shard", "2/2"), process=False)
+    facts["whole"] = run_gen_eval(sample_args(generator, root / "whole"), process=False)
+    facts["out"], facts["reference"] = out, root / "whole"
+    return facts
 
-    code, stdout, stderr = run_gen_eval(sample_args(generator, out, "--shard", "1/2"), process=False)
+
+def test_sampling_shard_killed_halfway_resumes_without_duplicates_or_gaps(killed_shard):
+    facts = killed_shard
+    assert facts["killed"].returncode == -signal.SIGKILL, facts["killed"].stderr
+    assert facts["pngs_after_kill"] == [f"{i:06d}.png" for i in range(6)], "images before the kill, none after"
+    code, stdout, stderr = facts["again"]
     assert code == 0 and "wrote 6 PNGs" in stdout and "6 were already there" in stdout, (stdout, stderr)
-    code, stdout, stderr = run_gen_eval(sample_args(generator, out, "--shard", "2/2"), process=False)
+    code, stdout, stderr = facts["second"]
     assert code == 0 and "wrote 12 PNGs" in stdout, (stdout, stderr)
-    assert visible(files_under(out)) == want, "resumed shards differ from one uninterrupted run"
+    code, _, stderr = facts["whole"]
+    assert code == 0, stderr
+    want = files_under(facts["reference"])
+    assert sum(name.endswith(".png") for name in want) == 24
+    assert visible(files_under(facts["out"])) == want, "resumed shards differ from one uninterrupted run"
 
 
 @pytest.mark.xfail(strict=True, reason="evaluator in progress: resuming a killed shard leaves the killed write's "
                                        "hidden temp file (.000006.png.tmp-*) in the folder (evaluator/sampling.py)")
-def test_resumed_shard_removes_the_killed_writes_temp_file(generator, tmp_path):
-    out = tmp_path / "shards"
-    killed = run_killed(sample_args(generator, out, "--shard", "1/2"), KILL_BEFORE_RENAMING_IMAGE_6)
-    assert killed.returncode == -signal.SIGKILL
-    assert temp_files(out), "the kill should have left a temp file to clean up"
-    code, _, stderr = run_gen_eval(sample_args(generator, out, "--shard", "1/2"), process=False)
-    assert code == 0, stderr
-    assert temp_files(out) == []
+def test_resumed_shard_removes_the_killed_writes_temp_file(killed_shard):
+    assert killed_shard["temp_after_kill"], "the kill should have left a temp file to clean up"
+    assert killed_shard["temp_after_resume"] == []
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------------------
@@ -215,7 +229,8 @@ def assert_interrupted(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 130, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
-    assert lines == ["interrupted"], result.stderr
+    assert lines and lines[-1] == "interrupted", result.stderr
+    assert all(line.startswith("interrupted") for line in lines), result.stderr  # e.g. "interrupted at step 3 ..."
 
 
 def test_ctrl_c_while_sampling_leaves_only_complete_images(generator, tmp_path):
@@ -255,7 +270,8 @@ no_cuda = pytest.mark.skipif("cuda_visible()", reason="a CUDA GPU is visible: th
 
 
 @no_cuda
-@pytest.mark.parametrize("command", ["train", "sample", "score", "fid", "demo"])
+@pytest.mark.parametrize("command", ["train", "sample", "score", "fid", pytest.param("demo", marks=pytest.mark.xfail(
+    strict=True, reason="demo in progress: `demo --device cuda` says so in one line but first creates --out"))])
 def test_cuda_request_without_cuda_is_one_line(command, rgb16, generator, tmp_path):
     args = {
         "train": train_args(rgb16, tmp_path / "run"),

@@ -35,7 +35,7 @@ from torch import nn
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_write_json
+from gen_eval.fileio import atomic_write_json, remove_stale_temp_files
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family, parse_setting
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
@@ -250,6 +250,7 @@ def _clear_run_outputs(run: Path) -> None:
     for path in paths:
         if path.is_file():
             path.unlink()
+    remove_stale_temp_files(run, recursive=True)
 
 
 def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, *,
@@ -286,6 +287,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         raise UserError(f"{run} is a file; give a folder for the run (--out)")
     if resume:
         ckpt = _load_resumable(run, checkpointer, family_name)
+        remove_stale_temp_files(run, recursive=True)  # a process killed mid-write leaves its temp file
         family_config, data_options, seed, batch_size = _resumed_settings(cls, ckpt, family_overrides, data_overrides,
                                                                           seed, batch_size)
     else:
