@@ -335,7 +335,8 @@ def _side_stats(features, runtime, *, data, split, model, n, seed, conditions, s
         if n is not None or conditions is not None:
             raise UserError("--n and --conditions go with --model, not --data")
         images = _image_set(data, split)
-        return imageset_stats(features, images, shard=shard), f"{images.source} ({len(images)} images)", None
+        count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+        return imageset_stats(features, images, shard=shard), f"{images.source} ({count})", None
     generator = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
     cond = _conditions_for(generator, conditions)
     if n is None:
@@ -396,12 +397,14 @@ def fid_command(features_path, ref, ref_split, data, split, model, n, seed, cond
             )
     else:
         ref_stats = imageset_stats(features, _image_set(ref, ref_split))
+        ref_stats.require_covariance(f"reference {ref}")
         ref_mu, ref_sigma, ref_n, ref_model = ref_stats.mu, ref_stats.sigma, ref_stats.n, ref_stats.feature_model
         warn_small(ref_stats, f"reference {ref}")
     stats, described, _ = _side_stats(features, runtime, data=data, split=split, model=model, n=n, seed=seed,
                                       conditions=conditions, shard=None, batch_size=batch_size,
                                       latent_dim=latent_dim, value_range=value_range, objects=objects,
                                       what="generated")
+    stats.require_covariance(described)
     ours = feature_model_id(features)
     if ref_model and ref_model != ours:
         _echo_err(f"warning: {ref} was computed with feature model {ref_model}, this run uses {ours}; "
@@ -458,8 +461,8 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     stats, described, _ = _side_stats(features, runtime, data=data, split=split, model=model, n=n, seed=seed,
                                       conditions=conditions, shard=shard_spec, batch_size=batch_size,
                                       latent_dim=latent_dim, value_range=value_range, objects=objects, what="")
-    if shard_spec is None:
-        stats.sigma  # noqa: B018 - a whole set needs 2+ images (one-line error otherwise); a shard may hold 1
+    if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
+        stats.require_covariance(described)
         warn_small(stats, described)
     stats.save(out, force=force)
     part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
@@ -479,6 +482,7 @@ def stats_merge(inputs, out, force):
         raise UserError(f"--out {out}: statistics files end in .npz")
     _check_outputs_writable(force, out)
     merged = merge_stats(list(inputs))
+    merged.require_covariance("the merged files")
     warn_small(merged, "the merged set")
     merged.save(out, force=force)
     click.echo(f"merged {len(inputs)} files: statistics of {merged.n} images to {out}")

@@ -82,8 +82,12 @@ class TensorSpec:
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
-def _spec(node) -> TensorSpec:
-    return TensorSpec(node.name, tuple(node.shape), np.dtype(_ORT_TYPES.get(node.type, np.float32)))
+def _spec(node, path: Path, what: str) -> TensorSpec:
+    if node.type not in _ORT_TYPES:
+        raise UserError(
+            f"{path}: {what} {node.name!r} is {node.type}; the contract wants float32 (or float16) tensors, re-export it"
+        )
+    return TensorSpec(node.name, tuple(node.shape), np.dtype(_ORT_TYPES[node.type]))
 
 
 class OnnxModel:
@@ -100,7 +104,7 @@ class OnnxModel:
         static = {spec.static_batch for spec in inputs.values()} - {None}
         self.batch_size = static.pop() if static else batch_size
         self._runner = BatchRunner(session, self.batch_size, io_binding=runtime.uses_cuda,
-                                   device_id=runtime.device_id)
+                                   device_id=runtime.device_id, name=str(path))
         self._warned_range = False
 
     @functools.cached_property
@@ -326,8 +330,8 @@ def load_model(
     runtime = runtime or Runtime(device)
     session = runtime.session(path, _read_model_file(path))
     info = _parse_metadata(path, session.get_modelmeta().custom_metadata_map)
-    in_specs = [_spec(node) for node in session.get_inputs()]
-    out_specs = [_spec(node) for node in session.get_outputs()]
+    in_specs = [_spec(node, path, "input") for node in session.get_inputs()]
+    out_specs = [_spec(node, path, "output") for node in session.get_outputs()]
 
     if role is not None and info.role and info.role != role:
         raise UserError(f"{path} is a {info.role} model (its metadata says so), but a {role} is needed here")
@@ -364,7 +368,8 @@ def load_model(
 
     _check_role(path, info, inputs, outputs, flags, require)
     default_batch = DEFAULT_BATCH_SIZE["cuda" if runtime.uses_cuda else "cpu"]
-    return OnnxModel(path, session, runtime, info, inputs, outputs, batch_size or default_batch)
+    return OnnxModel(path, session, runtime, info, inputs, outputs,
+                     default_batch if batch_size is None else batch_size)
 
 
 def _expect_rank(path: Path, spec: TensorSpec, ranks: tuple[int, ...], what: str) -> None:

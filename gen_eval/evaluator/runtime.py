@@ -25,8 +25,10 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 DEVICES = ("auto", "cuda", "cpu")
 
-# 3 = errors only: onnxruntime's warnings (e.g. nodes assigned to CPU next to CUDA) are expected here.
-ort.set_default_logger_severity(3)
+# 4 = fatal only: onnxruntime's C++ logger would print its own (coloured) lines for warnings and for
+# errors that the evaluator reports itself as one-line messages (failed loads, failed runs, CUDA fallback).
+QUIET = 4
+ort.set_default_logger_severity(QUIET)
 
 
 def default_threads() -> int:
@@ -121,7 +123,7 @@ class Runtime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = self.threads or default_threads()
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = QUIET
         # no busy-waiting between ops: on a shared or oversubscribed CPU spinning threads steal the
         # cores the other threads need (measured in benchmarks/RESULTS.md); large batched ops lose nothing
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -134,12 +136,7 @@ class Runtime:
             _preload_cuda_dlls()
             # default cuDNN algorithm search (exhaustive) runs once: every batch has the same shape
             cuda_options = {"device_id": self._device_id}
-            previous = 3
-            ort.set_default_logger_severity(4)  # a CUDA provider that fails to load is reported below
-            try:
-                session = _create(source, path, self._options(), [(CUDA, cuda_options), CPU])
-            finally:
-                ort.set_default_logger_severity(previous)
+            session = _create(source, path, self._options(), [(CUDA, cuda_options), CPU])
             if session.get_providers()[0] == CUDA:
                 self.provider = CUDA
                 return session
@@ -171,14 +168,17 @@ class Runtime:
         return line
 
 
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return reason if len(reason) <= limit else reason[:limit] + "..."
+
+
 def _create(source, path, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if len(reason) > 200:
-            reason = reason[:200] + "..."
-        raise UserError(f"{path}: onnxruntime cannot load this model ({reason}); give a valid .onnx file") from None
+        raise UserError(f"{path}: onnxruntime cannot load this model ({_first_line(exc)}); give a valid .onnx file") from None
 
 
 @dataclass
@@ -193,12 +193,15 @@ class BatchRunner:
     batch_size: int
     io_binding: bool = False
     device_id: int = 0
+    name: str = "model"  # for messages: the model file
     _buffers: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = QUIET
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs for any number of rows (all inputs share the first dimension), batch by batch."""
@@ -210,14 +213,20 @@ class BatchRunner:
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             batch = {name: _pad(np.ascontiguousarray(v[start:stop]), self.batch_size) for name, v in feeds.items()}
-            outputs = self._run_batch(batch)
+            try:
+                outputs = self._run_batch(batch)
+            except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException ...
+                raise UserError(
+                    f"{self.name}: onnxruntime failed running the model ({_first_line(exc)}); "
+                    "check its input sizes, or re-export it"
+                ) from None
             for name, value in zip(self.output_names, outputs):
                 parts[name].append(value[: stop - start])
         return {name: np.concatenate(chunks) if chunks else np.empty((0,)) for name, chunks in parts.items()}
 
     def _run_batch(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if not self.io_binding:
-            return self.session.run(self.output_names, dict(batch))
+            return self.session.run(self.output_names, dict(batch), self._run_options)
         device = "cuda" if self.session.get_providers()[0] == CUDA else "cpu"
         binding = self._buffers.get("binding")
         if binding is None:
@@ -231,7 +240,7 @@ class BatchRunner:
             self._buffers["binding"] = binding
         for name, value in batch.items():
             self._buffers[name].update_inplace(value)
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, self._run_options)
         return binding.copy_outputs_to_cpu()
 
 

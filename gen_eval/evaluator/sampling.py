@@ -97,7 +97,8 @@ def run_manifest(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray
     }
 
 
-def _claim_folder(out: Path, manifest: dict, force: bool) -> None:
+def _check_folder(out: Path, manifest: dict, force: bool) -> bool:
+    """Whether ``out`` may take this run's PNGs; True when its manifest still has to be written."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; give a folder, a .png (grid) or an .npz path")
     path = out / MANIFEST
@@ -107,19 +108,21 @@ def _claim_folder(out: Path, manifest: dict, force: bool) -> None:
         except (OSError, ValueError):
             existing = None
         if existing != manifest:
-            what = "another run" if existing is None else ", ".join(
+            what = "another run" if not isinstance(existing, dict) else ", ".join(
                 f"{k} {existing.get(k)!r} here, {manifest[k]!r} now" for k in manifest if existing.get(k) != manifest[k]
             )
             raise UserError(f"{out} holds samples of a different run ({what}); choose another folder or pass --force")
-        return
+        return False
     if not force and out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
         raise UserError(f"{out} already holds PNG files not written by gen-eval sample; choose an empty folder or pass --force")
+    return True
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
     try:
-        atomic_write_json(path, manifest, force=True)
-    except UserError:
-        raise
+        atomic_write_json(out / MANIFEST, manifest, force=True)
     except OSError as exc:
-        raise UserError(f"cannot write in {out}: {exc.strerror}") from None
+        raise UserError(f"cannot write in {out}: {exc.strerror}; choose another output folder") from None
 
 
 def png_name(index: int, n: int) -> str:
@@ -139,7 +142,8 @@ def write_png_folder(
 ) -> tuple[int, int]:
     """Write this shard's samples as ``out/<index>.png``; returns (written, already there)."""
     out = Path(out)
-    _claim_folder(out, run_manifest(generator, n, seed, conditions), force)
+    manifest = run_manifest(generator, n, seed, conditions)
+    needs_manifest = _check_folder(out, manifest, force)
     todo = shard_indices(n, shard)
     missing = [i for i in todo if force or not (out / png_name(i, n)).is_file()]
     done = len(todo) - len(missing)
@@ -148,6 +152,9 @@ def write_png_folder(
     lo, hi = generator.info.value_range
     for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress):
         images = to_uint8(batch.images, (lo, hi)).transpose(0, 2, 3, 1)
+        if needs_manifest:  # claimed only once the first batch exists: a model that fails leaves nothing
+            _write_manifest(out, manifest)
+            needs_manifest = False
         for index, image in zip(batch.indices, images):
             save_png(image, out / png_name(int(index), n), force=force)
     return len(missing), done

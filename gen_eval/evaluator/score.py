@@ -98,7 +98,10 @@ def classify_generated(classifier: OnnxModel, images: np.ndarray, value_range, q
     if quantize:
         images = quantize_images(images, value_range)
     info = classifier.info
-    batch = to_model_input(images, value_range, info.value_range, info.image_shape)
+    try:
+        batch = to_model_input(images, value_range, info.value_range, info.image_shape)
+    except ValueError as exc:
+        raise UserError(f"{classifier.path}: {exc}; use a classifier made for these images") from None
     return classifier.run(image=batch)["probs"]
 
 

@@ -65,9 +65,16 @@ class FeatureStats:
         sigma = (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
         return (sigma + sigma.T) / 2
 
-    def _need(self, count: int) -> None:
+    def _need(self, count: int, source: str = "") -> None:
         if self.n < count:
-            raise UserError(f"statistics need at least {count} image{'s' if count > 1 else ''}, got {self.n}")
+            where = f"{source}: " if source else ""
+            raise UserError(
+                f"{where}{self.n} image{'s' if self.n != 1 else ''}; statistics need at least {count}, give more images"
+            )
+
+    def require_covariance(self, source: str) -> None:
+        """A one-line error naming ``source`` when there are fewer than 2 images (no covariance)."""
+        self._need(2, source)
 
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Write ``mu``, ``sigma``, ``n``, ``sum``, ``sum_outer``, ``feature_model`` to an .npz, atomically.
@@ -108,13 +115,17 @@ def load_stats(path: str | os.PathLike) -> ReferenceStats:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz statistics file ({exc}); write one with `gen-eval stats`") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        # (numpy's own message may suggest allow_pickle=True, which would run code from the file: not shown)
+        raise UserError(f"{path}: not a readable .npz statistics file; write one with `gen-eval stats`") from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise UserError(f"{path}: holds {', '.join(arrays) or 'nothing'}, not 'mu' and 'sigma'; is this a statistics file?")
     mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-        raise UserError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit (need [D] and [D, D])")
+        raise UserError(
+            f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit (need [D] and [D, D]); "
+            "recompute the file with `gen-eval stats`"
+        )
     feature_model = str(arrays["feature_model"]) if "feature_model" in arrays else ""
     stats = None
     if {"n", "sum", "sum_outer"} <= set(arrays):
@@ -123,7 +134,10 @@ def load_stats(path: str | os.PathLike) -> ReferenceStats:
         stats.sum = np.asarray(arrays["sum"], np.float64)
         stats.sum_outer = np.asarray(arrays["sum_outer"], np.float64)
         if stats.sum.shape != mu.shape or stats.sum_outer.shape != sigma.shape:
-            raise UserError(f"{path}: sum / sum_outer do not match mu / sigma in size; the file is damaged")
+            raise UserError(
+                f"{path}: sum / sum_outer do not match mu / sigma in size; the file is damaged, "
+                "recompute it with `gen-eval stats`"
+            )
     n = stats.n if stats else (int(arrays["n"]) if "n" in arrays else None)
     return ReferenceStats(path, mu, sigma, n, feature_model, stats)
 
