@@ -60,6 +60,7 @@ class Recipe:
     acgan_steps: int
     acgan_batch_size: int
     acgan_settings: Mapping[str, Any]
+    bn_recalibration_images: int = 1024
     score_repeats: int = 5
     fid_samples: int = 1000
     enforce_targets: bool = True
@@ -69,7 +70,8 @@ class Recipe:
         parts = {
             "data": {"n_train": self.n_train, "n_heldout": self.n_heldout},
             "classifier": {"epochs": self.classifier_epochs, "batch_size": self.classifier_batch_size,
-                           "settings": dict(self.classifier_settings)},
+                           "settings": dict(self.classifier_settings),
+                           "bn_recalibration_images": self.bn_recalibration_images},
             "acgan": {"steps": self.acgan_steps, "batch_size": self.acgan_batch_size,
                       "settings": dict(self.acgan_settings)},
             "export": {},
@@ -97,7 +99,7 @@ QUICK = Recipe(
     acgan_steps=8, acgan_batch_size=16,
     acgan_settings={"generator": "upsample", "ngf": 8, "g_start_size": 16, "ndf": 8, "cond_embed": 32,
                     "lr_g": 2e-4, "lr_d": 2e-4, "perceptual_weight": 1.0},
-    score_repeats=5, fid_samples=64, enforce_targets=False,
+    bn_recalibration_images=64, score_repeats=5, fid_samples=64, enforce_targets=False,
 )
 
 STEPS = ("data", "classifier", "acgan", "export", "evaluate")
@@ -126,8 +128,17 @@ class Paths:
         return self.root / "acgan"
 
     @property
-    def judge_checkpoint(self) -> Path:
+    def classifier_checkpoint(self) -> Path:
         return self.classifier_run / "checkpoints" / "last.pt"
+
+    @property
+    def judge_checkpoint(self) -> Path:
+        """The trained classifier with re-estimated BatchNorm statistics: what is exported and judges."""
+        return self.classifier_run / "judge.pt"
+
+    @property
+    def judge_ta(self) -> Path:
+        return self.classifier_run / "judge_ta.pth"
 
     @property
     def acgan_checkpoint(self) -> Path:
@@ -164,7 +175,7 @@ class Paths:
         return {
             "data": [self.data / name for name in ("objects.json", "train.json", "heldout.json", "test.json",
                                                    "new_test.json")],
-            "classifier": [self.judge_checkpoint, self.classifier_run / "classifier_ta.pth"],
+            "classifier": [self.judge_checkpoint, self.judge_ta],
             "acgan": [self.acgan_checkpoint],
             "export": [self.classifier_onnx, self.features_onnx, self.acgan_onnx],
             "evaluate": [self.grid(name) for name in SCORE_FILES],
@@ -303,14 +314,56 @@ def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, echo)
     # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
     # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
     settings = {**recipe.classifier_settings, "data.eval_split": ""}
-    return _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
-                  batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed, echo=echo)
+    summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
+                     batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed, echo=echo)
+    summary["bn_recalibration_images"] = finalize_judge(paths, recipe.bn_recalibration_images, device)
+    echo(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
+         f"{paths.judge_checkpoint}, {paths.judge_ta}")
+    return summary
+
+
+def finalize_judge(paths: Paths, images: int, device: str) -> int:
+    """The trained classifier with BatchNorm statistics re-estimated on the first ``images`` training
+    images (gen_eval.trainers.batchnorm), written as a gen-eval checkpoint and in the TA format."""
+    import numpy as np
+    import torch
+
+    from gen_eval.data.datasets import open_dataset
+    from gen_eval.trainers.batchnorm import recalibrate_batchnorm
+    from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
+    from gen_eval.trainers.judge import ta_resnet18
+    from gen_eval.trainers.loop import resolve_device
+    from gen_eval.trainers.torchdata import to_float
+
+    checkpoint = require_gen_eval_checkpoint(load_checkpoint(paths.classifier_checkpoint), paths.classifier_checkpoint)
+    state = checkpoint["networks"]["classifier"]
+    model = ta_resnet18(int(state["fc.0.weight"].shape[0]))
+    model.load_state_dict(state)
+    torch_device = resolve_device(device)
+    model.to(torch_device)
+    train_set = open_dataset(paths.data, split="train")
+    count = min(images, len(train_set))
+
+    def batches(size: int = 64):
+        for start in range(0, count, size):
+            chunk = [train_set.image(i) for i in range(start, min(start + size, count))]
+            uint8 = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)
+            yield to_float(uint8, (-1.0, 1.0)).to(torch_device)
+
+    seen = recalibrate_batchnorm(model, batches())
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    checkpoint["networks"]["classifier"] = state
+    checkpoint["extra"] = {**(checkpoint.get("extra") or {}), "bn_recalibration_images": seen}
+    save_checkpoint(paths.judge_checkpoint, checkpoint, force=True)
+    with atomic_path(paths.judge_ta, force=True) as tmp:
+        torch.save({"model": state}, tmp)
+    return seen
 
 
 def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, echo) -> dict[str, Any]:
     settings = dict(recipe.acgan_settings)
     if settings.get("perceptual_weight") or settings.get("judge_weight"):
-        settings["judge"] = str(paths.classifier_run / "classifier_ta.pth")
+        settings["judge"] = str(paths.judge_ta)
     return _train("acgan", paths, paths.acgan_run, steps=recipe.acgan_steps, epochs=None,
                   batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed, echo=echo)
 

@@ -46,24 +46,9 @@ GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_
 BIG_JSON_BYTES = 50 * 2**20  # "very large JSON": a 50 MB condition file
 
 # Failing rows in parts still in progress (brief: xfail until their owner has finished, then fix).
-EVALUATOR_FOLDER_LEFT = ("evaluator in progress: a failed `sample --out DIR` leaves DIR and its hidden manifest "
-                         "behind (gen_eval/evaluator/sampling.py: the folder is claimed before the first image)")
-EVALUATOR_CHANNELS = ("evaluator in progress: a classifier taking other channels than the generator makes raises "
-                      "ValueError from preprocess.to_model_input (score.classify_generated does not catch it)")
-EVALUATOR_NPZ_ADVICE = ("evaluator in progress: a statistics file that is not an .npz surfaces numpy's 'If you trust "
-                        "the file you can load it unsafely using allow_pickle=' (stats.load_stats)")
-EVALUATOR_STATS_FIX = ("evaluator in progress: damaged statistics (wrong shapes, sums that do not fit) are named "
-                       "but the message gives no fix (stats.load_stats)")
 EXPORTER_INCEPTION_EMPTY = ("exporter in progress: zero-byte Inception weights get the checkpoint message 'use another "
                             "checkpoint, e.g. the run's last.pt' (inception.load_fid_weights)")
-EVALUATOR_RUN_ERRORS = ("evaluator in progress: onnxruntime errors while a session runs (an input of another type, "
-                        "a graph that fails at run time) escape as tracebacks, and onnxruntime's C++ logger prints "
-                        "its own coloured line (runtime.BatchRunner.run)")
-EVALUATOR_BATCH_ZERO = ("evaluator in progress: --batch-size 0 is taken as 'default' (`batch_size or default` in "
-                        "model.load_model) and the run succeeds")
 UNSAFE_ADVICE = ("unsafe", "weights_only", "allow_pickle", "trust")
-EVALUATOR_ONE_IMAGE = ("evaluator in progress: one image for FID prints a 'fewer than D' warning, then 'statistics need "
-                       "at least 2 images, got 1' without naming the images or the fix")
 
 
 # -- graphs the evaluator's builders do not make: broken generators ---------------------------------
@@ -592,7 +577,7 @@ CASES: list[Case] = [
 
     # ---- sample -----------------------------------------------------------------------------------
     Case("sample: generator outputs NaN", lambda a, t: _sample(a, t, model=make_generator(t / "nan.onnx", nan=True)),
-         ("NaN/Inf", "re-export"), process=True, xfail=EVALUATOR_FOLDER_LEFT),
+         ("NaN/Inf", "re-export"), process=True),
     Case("sample: generator outputs Inf", lambda a, t: ["sample", "--model", _broken_generator(t / "inf.onnx", "inf"),
                                                         "--n", 4, "--out", t / "grid.png"],
          ("NaN/Inf", "re-export")),
@@ -614,14 +599,13 @@ CASES: list[Case] = [
     Case("sample: noise size contradicts metadata", lambda a, t: _sample(a, t, model=_broken_generator(t / "g.onnx", "wide_z")),
          ("latent dim", "16", "8", "re-export")),
     Case("sample: noise input of integer type", lambda a, t: _sample(a, t, model=_broken_generator(t / "gi.onnx", "int_z")),
-         ("gi.onnx", "float"), xfail=EVALUATOR_RUN_ERRORS),
+         ("gi.onnx", "float")),
     Case("sample: generator fails when run", lambda a, t: _sample(
         a, t, model=_broken_generator(t / "gf.onnx", "fails_when_run")),
-         ("gf.onnx", "onnxruntime", "re-export"), process=True, xfail=EVALUATOR_RUN_ERRORS),
+         ("gf.onnx", "onnxruntime", "re-export"), process=True),
     Case("sample: unreadable metadata", lambda a, t: _sample(a, t, model=_broken_generator(t / "gm.onnx", "bad_metadata")),
          ("gen_eval.latent_dim='eight'", "re-export")),
-    Case("sample: batch size 0", lambda a, t: _sample(a, t, "--batch-size", 0), ("--batch-size", "at least 1"),
-         xfail=EVALUATOR_BATCH_ZERO),
+    Case("sample: batch size 0", lambda a, t: _sample(a, t, "--batch-size", 0), ("--batch-size", "at least 1")),
     Case("sample: negative batch size", lambda a, t: _sample(a, t, "--batch-size", -4), ("--batch-size", "at least 1")),
     Case("sample: malformed condition JSON", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube"], ["blue')),
          ("cond.json", "invalid JSON")),
@@ -699,7 +683,7 @@ CASES: list[Case] = [
         a, t, classifier=make_dense_head(t / "nan_judge.onnx", role="classifier", activation="Log")),
          ("nan_judge.onnx", "NaN/Inf", "re-export")),
     Case("score: classifier takes grey images", lambda a, t: _score(a, t, classifier=a.classifier_grey),
-         ("classifier_grey.onnx", "3 channels", "takes 1"), xfail=EVALUATOR_CHANNELS),
+         ("classifier_grey.onnx", "3 channels", "takes 1")),
     Case("score: classifier is not ONNX", lambda a, t: _score(a, t, classifier=_write(t / "judge.onnx", os.urandom(512))),
          ("judge.onnx", "valid .onnx"), process=True),
     Case("score: classifier is a PyTorch file", lambda a, t: _score(a, t, classifier=_ta(a, "ta10")),
@@ -725,16 +709,15 @@ CASES: list[Case] = [
          ("'mu' and 'sigma'", "statistics file")),
     Case("fid: statistics of wrong shape", lambda a, t: _fid(
         a, t, ref=write_stats(t / "s.npz", mu=np.zeros(16), sigma=np.eye(16)[:, :15])),
-         ("do not fit", "[D, D]", "gen-eval stats"), xfail=EVALUATOR_STATS_FIX),
+         ("do not fit", "[D, D]", "gen-eval stats")),
     Case("fid: statistics of another dimension", lambda a, t: _fid(
         a, t, ref=write_stats(t / "s.npz", mu=np.zeros(8), sigma=np.eye(8))),
          ("8-d", "16-d", "feature model")),
     Case("fid: statistics file is not an npz", lambda a, t: _fid(a, t, ref=_write(t / "s.npz", os.urandom(200))),
-         ("not a readable .npz", "gen-eval stats"), never=UNSAFE_ADVICE, xfail=EVALUATOR_NPZ_ADVICE),
+         ("not a readable .npz", "gen-eval stats"), never=UNSAFE_ADVICE),
     Case("fid: statistics with a pickle payload", lambda a, t: _fid(a, t, ref=_npz_with_pickle(t)),
          ("evil.npz", "gen-eval stats"), marker="payload-ran", never=("unsafely",)),
-    Case("fid: one image", lambda a, t: _fid(a, t, data=a.one_image), ("one_image", "at least 2", "more images"),
-         xfail=EVALUATOR_ONE_IMAGE),
+    Case("fid: one image", lambda a, t: _fid(a, t, data=a.one_image), ("one_image", "at least 2", "more images")),
     Case("fid: statistics of one image", lambda a, t: _fid(a, t, ref=_one_image_stats(t)),
          ("1 image", "merge")),
     Case("fid: empty folder", lambda a, t: _fid(a, t, data=_mkdir(t / "empty")), ("holds no image files",)),
@@ -753,7 +736,7 @@ CASES: list[Case] = [
 
     # ---- stats compute / merge ----------------------------------------------------------------------
     Case("stats: one image", lambda a, t: ["stats", "--features", a.features, "--data", a.one_image, "--out", t / "s.npz"],
-         ("one_image", "at least 2", "more images"), xfail=EVALUATOR_ONE_IMAGE),
+         ("one_image", "at least 2", "more images")),
     Case("stats: output exists", lambda a, t: ["stats", "--features", a.features, "--data", a.images,
                                                "--out", _existing(t, "s.npz")],
          ("already exists", "--force")),
@@ -768,7 +751,7 @@ CASES: list[Case] = [
     Case("stats merge: other dimension", lambda a, t: ["stats", "merge", a.stats, _stats_of_dim(t, 8), "--out", t / "m.npz"],
          ("dimension", "one feature model")),
     Case("stats merge: sums do not fit", lambda a, t: ["stats", "merge", a.stats, _damaged_stats(t), "--out", t / "m.npz"],
-         ("do not match", "damaged", "gen-eval stats"), xfail=EVALUATOR_STATS_FIX),
+         ("do not match", "damaged", "gen-eval stats")),
     Case("stats merge: zero-byte file", lambda a, t: ["stats", "merge", a.stats, _write(t / "z.npz", b""), "--out",
                                                       t / "m.npz"],
          ("z.npz",)),

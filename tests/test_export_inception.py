@@ -138,6 +138,7 @@ def write_pngs(folder: Path, images_u8: np.ndarray) -> Path:
 
 
 @pytest.mark.slow  # pytorch-fid's scipy sqrtm of a 2048x2048 product: ~50 s of CPU on this machine
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated", "ignore:Matrix is singular")
 def test_gen_eval_fid_equals_pytorch_fid_on_two_png_folders(fid_weights, inception_onnx, pytorch_fid_with, tmp_path):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 

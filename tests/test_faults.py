@@ -194,8 +194,6 @@ def test_sampling_shard_killed_halfway_resumes_without_duplicates_or_gaps(killed
     assert visible(files_under(facts["out"])) == want, "resumed shards differ from one uninterrupted run"
 
 
-@pytest.mark.xfail(strict=True, reason="evaluator in progress: resuming a killed shard leaves the killed write's "
-                                       "hidden temp file (.000006.png.tmp-*) in the folder (evaluator/sampling.py)")
 def test_resumed_shard_removes_the_killed_writes_temp_file(killed_shard):
     assert killed_shard["temp_after_kill"], "the kill should have left a temp file to clean up"
     assert killed_shard["temp_after_resume"] == []

@@ -129,6 +129,16 @@ def png_name(index: int, n: int) -> str:
     return f"{index:0{max(6, len(str(n - 1)))}d}.png"
 
 
+def _remove_stale_temp_files(out: Path, todo: range) -> None:
+    """Delete the ``.<index>.png.tmp-*`` files a killed run of this shard left; other shards' are theirs."""
+    if not out.is_dir():
+        return
+    for path in out.glob(".*.png.tmp-*"):
+        stem = path.name[1:].split(".png.tmp-")[0]
+        if stem.isdigit() and int(stem) in todo:
+            path.unlink(missing_ok=True)
+
+
 def write_png_folder(
     generator: OnnxModel,
     out: str | os.PathLike,
@@ -145,6 +155,7 @@ def write_png_folder(
     manifest = run_manifest(generator, n, seed, conditions)
     needs_manifest = _check_folder(out, manifest, force)
     todo = shard_indices(n, shard)
+    _remove_stale_temp_files(out, todo)
     missing = [i for i in todo if force or not (out / png_name(i, n)).is_file()]
     done = len(todo) - len(missing)
     if done and missing:
