@@ -126,6 +126,9 @@ def load_fid_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], str]:
     if not path.is_file():
         raise UserError(f"Inception weights {path} do not exist; get {FID_WEIGHTS_NAME} with "
                         "'gen-eval fetch-inception --out PATH' on a machine with network, then pass its path")
+    if path.stat().st_size == 0:
+        raise UserError(f"Inception weights {path} are empty (0 bytes); download {FID_WEIGHTS_NAME} again with "
+                        "'gen-eval fetch-inception --out PATH'")
     digest = check_weights_file(path)
     state_dict = load_checkpoint(path)
     if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
