@@ -175,6 +175,13 @@ def test_perceptual_and_judge_losses_use_a_frozen_classifier(shapes, tmp_path):
     judge = fam.judge()
     assert all(torch.equal(judge.model.state_dict()[k], v) for k, v in before.items())   # never trained
 
+    # the judge only shapes training: once its file is gone, the generator still exports
+    from gen_eval.exporter import export_checkpoint
+
+    judge_path.unlink()
+    results = export_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", tmp_path / "acgan.onnx")
+    assert [r.role for r in results] == ["generator"] and (tmp_path / "acgan.onnx").is_file()
+
 
 def state_of(path):
     ckpt = torch.load(path, weights_only=True)

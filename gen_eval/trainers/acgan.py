@@ -93,10 +93,12 @@ class ACGAN(Family):
                                                  label_channel=c["d_label_channel"], aux_head=self.auxiliary_head,
                                                  batch_norm=c["d_batch_norm"], dropout=c["d_dropout"],
                                                  aux_pool=c["d_aux_pool"])
-        self.judge()   # fail now, not at the first step, when the judge file is missing or wrong
         return {"generator": generator, "discriminator": discriminator}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        # Only training needs the judge: fail before the first step when its file is missing or wrong,
+        # but let the exporter rebuild the networks where that file no longer exists.
+        self.judge()
         c = self.config
         betas = (c["beta1"], c["beta2"])
         return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c["lr_g"], betas=betas),
