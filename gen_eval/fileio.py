@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,19 +54,24 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") 
     """
     path = ensure_can_write(path, force)
     make_folder(path.parent)
+    # Named here and created inside the try (not with tempfile.mkstemp), so that a Ctrl-C arriving
+    # right after the file is created still removes it: signals land just after system calls.
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}{suffix or path.suffix}"
+    taken = False  # the name was another file's (never delete that one)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix or path.suffix, dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            taken = True
+            raise UserError(f"cannot write in {path.parent}: temporary file {tmp.name} exists; run the command again") from None
+        except OSError as exc:
+            raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
         yield tmp
         if not force and path.exists():
             raise UserError(f"{path} appeared while writing; pass --force to overwrite it")
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if not taken and tmp.exists():
             tmp.unlink()
 
 

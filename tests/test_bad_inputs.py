@@ -45,9 +45,6 @@ GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_
                   "gen_eval.image_shape": "3,8,8", "gen_eval.value_range": "-1,1", "gen_eval.contract": "1"}
 BIG_JSON_BYTES = 50 * 2**20  # "very large JSON": a 50 MB condition file
 
-# Failing rows in parts still in progress (brief: xfail until their owner has finished, then fix).
-EXPORTER_INCEPTION_EMPTY = ("exporter in progress: zero-byte Inception weights get the checkpoint message 'use another "
-                            "checkpoint, e.g. the run's last.pt' (inception.load_fid_weights)")
 UNSAFE_ADVICE = ("unsafe", "weights_only", "allow_pickle", "trust")
 
 
@@ -553,7 +550,7 @@ CASES: list[Case] = [
          ("objects.json", "invalid JSON"), needs_torch=True),
     Case("export-inception: zero-byte weights", lambda a, t: [
         "export-inception", _write(t / "pt_inception.pth", b""), "--out", t / "i.onnx"],
-         ("empty (0 bytes)", "fetch-inception"), never=("last.pt",), xfail=EXPORTER_INCEPTION_EMPTY),
+         ("empty (0 bytes)", "fetch-inception"), never=("last.pt",)),
     Case("export-inception: damaged weights file", lambda a, t: [
         "export-inception", _write(t / "pt_inception-2015-12-05-6726825d.pth", os.urandom(1000)), "--out", t / "i.onnx"],
          ("SHA-256", "fetch-inception")),

@@ -21,7 +21,7 @@ def score_checkpoint(ckpt_path, judge_path, cond_files, seeds=(0, 1, 2, 3, 4)):
     ck = load_checkpoint(ckpt_path)
     space = LabelSpace.from_dict(ck["label_space"])
     c = ck["config"]
-    g = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=space.size, image_shape=(3, 64, 64),
+    g = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=space.size, image_shape=(3, c["image_size"], c["image_size"]),
                         width=c["ngf"], cond_embed=c["cond_embed"], start_size=c["g_start_size"], res_blocks=c["g_res_blocks"])
     g.load_state_dict(ck["networks"]["generator"]); g.eval().to(DEV)
     judge = _judge(judge_path)
@@ -32,7 +32,10 @@ def score_checkpoint(ckpt_path, judge_path, cond_files, seeds=(0, 1, 2, 3, 4)):
         for s in seeds:
             z = torch.randn(len(conds), c["latent_dim"], generator=torch.Generator().manual_seed(1000 + s)).to(DEV)
             with torch.no_grad():
-                probs = judge(g(z, conds)).float().cpu().numpy()
+                img = g(z, conds)
+                if img.shape[-1] != 64:
+                    img = torch.nn.functional.interpolate(img, size=(64, 64), mode="bilinear", align_corners=False)
+                probs = judge(img).float().cpu().numpy()
             vals.append(multilabel_score(probs, conds.cpu().numpy()).value)
         out[name] = round(float(np.mean(vals)), 4), round(float(np.min(vals)), 4)
     return out

@@ -3,7 +3,7 @@ from pathlib import Path
 from common import score_checkpoint
 root, judge, data = sys.argv[1:4]
 res = {}
-for run in sorted(Path(root).glob("acgan_*")):
+for run in sorted(p for p in Path(root).glob("acgan_*") if p.is_dir()):
     curve = {}
     for ck in sorted((run / "checkpoints").glob("step_*.pt")):
         step = int(ck.stem.split("_")[1])

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -214,11 +215,13 @@ def write_shapes(
     replaced = _prepare_target(out_dir, force)
     parent = out_dir.parent
     make_folder(parent, "--out")
+    # named first and created inside the try, so a Ctrl-C right after the mkdir still removes it
+    tmp = parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex}"
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another --out") from None
-    try:
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another --out") from None
         images = tmp / "images"
         images.mkdir()
         for split, count in (("train", n_train), ("heldout", n_heldout)):
