@@ -26,7 +26,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_evaluator.py
+	$(BIN)/python benchmarks/bench_fid_features.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
