@@ -15,9 +15,14 @@ loss curves and ``report.json`` and prints a summary. Layout of ``out``::
 A rerun skips every step whose marker matches the settings and whose files are all there; a training
 run that was interrupted resumes from its last checkpoint; ``force`` redoes everything.
 
-The ACGAN recipe follows the seed S4 (upsampling generator, auxiliary BCE, perceptual loss on the frozen
-judge's penultimate features), scaled down to fit a 2-core CPU. The perceptual term means the
-generator is trained with gradients from the same classifier that scores it; the report says so.
+Recipes (tuned to fit a 2-core CPU in about 10 minutes): the judge is the TA's ResNet18 trained with
+Adam 2e-3 for 5 epochs of 3000 images, then its BatchNorm statistics are re-estimated on 1024
+training images (gen_eval.trainers.batchnorm; in eval mode it otherwise loses ~0.2 accuracy after so
+short a run). The ACGAN is S4's (upsampling generator, auxiliary BCE head) at 32x32 with small widths
+and a generator term on the frozen judge (``judge_weight``: BCE of the judge's probabilities against the
+conditions), without which its auxiliary head alone makes it conditional far too slowly for a CPU
+budget. The generator is therefore trained against the classifier that scores it; the report and the
+summary say so (``judge_in_generator_loss``).
 """
 
 from __future__ import annotations
@@ -196,6 +201,7 @@ class StepRecord:
     seconds: float
     results: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
+    load_average: list[float] = field(default_factory=list)   # 1, 5, 15-minute load when the step ended
 
 
 def _fingerprint(payload: Any) -> str:
@@ -211,11 +217,13 @@ class StepRunner:
         self._chain = _fingerprint({"seed": seed})
         self._redoing = False   # once a step is redone, every later step is redone too
 
-    def run(self, step: str, title: str, action: Callable[[], dict[str, Any]]) -> StepRecord:
-        """Do ``action`` (which returns the step's results) unless the step is done already.
+    def run(self, step: str, title: str, action: Callable[[bool], dict[str, Any]]) -> StepRecord:
+        """Do ``action(may_resume)`` (which returns the step's results) unless the step is done already.
 
         A step that runs may replace its own earlier files in the demo folder: the folder is this
         demo's (see :func:`claim_folder`), and a missing or stale marker means they are incomplete or stale.
+        ``may_resume`` is True when the step was interrupted (no marker) and nothing before it changed,
+        so a training run may continue from its last checkpoint instead of starting over.
         """
         number = f"[{STEPS.index(step) + 1}/{len(STEPS)}]"
         self._chain = _fingerprint([self._chain, step, self.recipe.step_settings(step)])
@@ -226,11 +234,13 @@ class StepRunner:
             self.echo(f"{number} {title}: done already ({done.seconds:.0f} s earlier); --force redoes it")
             return done
         self.echo(f"{number} {title}")
+        may_resume = not (self.force or self._redoing or self.paths.marker(step).exists())
         self._redoing = True
         self.paths.marker(step).unlink(missing_ok=True)
         started = time.perf_counter()
-        results = action()
-        record = StepRecord(step, self._chain, round(time.perf_counter() - started, 1), results)
+        results = action(may_resume)
+        record = StepRecord(step, self._chain, round(time.perf_counter() - started, 1), results,
+                            load_average=list(_load()))
         atomic_write_json(self.paths.marker(step), asdict(record), force=True)
         self.records[step] = record
         self.echo(f"{number} {title}: {record.seconds:.0f} s")
@@ -283,31 +293,26 @@ def write_data(paths: Paths, recipe: Recipe, seed: int) -> dict[str, Any]:
 
 
 def _train(family: str, paths: Paths, run: Path, *, steps: int | None, epochs: int | None, batch_size: int,
-           settings: Mapping[str, Any], device: str, seed: int, echo: Callable[[str], None]) -> dict[str, Any]:
-    """Train with the shared loop; an interrupted run in ``run`` resumes, anything else there is replaced."""
+           settings: Mapping[str, Any], device: str, seed: int, may_resume: bool,
+           echo: Callable[[str], None]) -> dict[str, Any]:
+    """Train with the shared loop; an interrupted run in ``run`` resumes (when ``may_resume``), anything
+    else there is replaced."""
     from gen_eval.trainers.loop import train
 
     last = run / "checkpoints" / "last.pt"
-    resume = last.is_file()
+    resume = may_resume and last.is_file()
     if resume:
         echo(f"  resuming the interrupted {family} run in {run}")
-    try:
-        train(family, paths.data, run, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-              resume=resume, force=not resume, config_overrides=dict(settings), echo=echo)
-    except UserError:
-        if not resume:
-            raise
-        echo(f"  cannot resume the run in {run}; starting it over")
-        train(family, paths.data, run, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-              force=True, config_overrides=dict(settings), echo=echo)
+    train(family, paths.data, run, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
+          resume=resume, force=not resume, config_overrides=dict(settings), echo=echo)
     return _run_summary(run)
 
 
 def _run_summary(run: Path) -> dict[str, Any]:
     """Steps and training time from a run's last checkpoint, and its final logged losses."""
-    import torch
+    from gen_eval.trainers.checkpoint import load_checkpoint
 
-    checkpoint = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
     loop = checkpoint.get("loop") or {}
     rows = _read_csv(run / "log.csv")
     return {"steps": int(checkpoint["step"]), "train_seconds": round(float(loop.get("elapsed_s", 0.0)), 1),
@@ -315,12 +320,14 @@ def _run_summary(run: Path) -> dict[str, Any]:
             "config": checkpoint["config"]}
 
 
-def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, echo) -> dict[str, Any]:
+def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
+                     echo: Callable[[str], None]) -> dict[str, Any]:
     # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
     # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
     settings = {**recipe.classifier_settings, "data.eval_split": ""}
     summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
-                     batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed, echo=echo)
+                     batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
+                     may_resume=may_resume, echo=echo)
     summary["bn_recalibration_images"] = finalize_judge(paths, recipe.bn_recalibration_images, device)
     echo(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
          f"{paths.judge_checkpoint}, {paths.judge_ta}")
@@ -365,15 +372,17 @@ def finalize_judge(paths: Paths, images: int, device: str) -> int:
     return seen
 
 
-def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, echo) -> dict[str, Any]:
+def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
+                echo: Callable[[str], None]) -> dict[str, Any]:
     settings = dict(recipe.acgan_settings)
     if settings.get("perceptual_weight") or settings.get("judge_weight"):
         settings["judge"] = str(paths.judge_ta)
     return _train("acgan", paths, paths.acgan_run, steps=recipe.acgan_steps, epochs=None,
-                  batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed, echo=echo)
+                  batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed,
+                  may_resume=may_resume, echo=echo)
 
 
-def export_models(paths: Paths, echo) -> dict[str, Any]:
+def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
     from gen_eval.exporter import export_checkpoint
 
     results = {}
@@ -385,7 +394,7 @@ def export_models(paths: Paths, echo) -> dict[str, Any]:
     return results
 
 
-def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo) -> dict[str, Any]:
+def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callable[[str], None]) -> dict[str, Any]:
     """Torch-free: everything here goes through gen_eval.evaluator and the exported ONNX files."""
     import numpy as np
 
@@ -521,12 +530,13 @@ def build_report(paths: Paths, recipe: Recipe, seed: int, device: str, records: 
         "scores": evaluation["scores"],
         "frechet": evaluation["frechet"],
         "judge_in_generator_loss": judge_disclosure(recipe),
-        "steps": {name: {"seconds": r.seconds, "skipped_this_run": r.skipped, **_public(r.results)}
+        "steps": {name: {"seconds": r.seconds, "skipped_this_run": r.skipped, "load_average_at_end": r.load_average,
+                         **_public(r.results)}
                   for name, r in records.items()},
         "total_seconds": round(total, 1),
         "this_run_seconds": round(total_this_run, 1),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_at_start": load_before, "load_average_at_end": _load(),
+                    "load_average_at_start_of_this_run": load_before, "load_average_at_end": _load(),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "onnxruntime_provider": evaluation["provider"]},
         "files": {"models": [paths.classifier_onnx.name, paths.features_onnx.name, paths.acgan_onnx.name],
@@ -610,16 +620,16 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     runner = StepRunner(paths, recipe, seed, force, echo)
     echo(f"gen-eval demo in {paths.root} ({recipe.name} recipe, seed {seed}, device {device})")
     runner.run("data", f"writing the shapes data set ({recipe.n_train} training, {recipe.n_heldout} held-out images)",
-               lambda: write_data(paths, recipe, seed))
+               lambda _: write_data(paths, recipe, seed))
     runner.run("classifier", f"training the ResNet18 judge ({recipe.classifier_epochs} epochs, "
                              f"batch {recipe.classifier_batch_size})",
-               lambda: train_classifier(paths, recipe, seed, device, echo))
+               lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume, echo))
     runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
-               lambda: train_acgan(paths, recipe, seed, device, echo))
+               lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume, echo))
     runner.run("export", "exporting the judge, its features and the ACGAN to ONNX (with parity checks)",
-               lambda: export_models(paths, echo))
+               lambda _: export_models(paths, echo))
     runner.run("evaluate", "evaluating with onnxruntime (no torch)",
-               lambda: evaluate(paths, recipe, seed, device, echo))
+               lambda _: evaluate(paths, recipe, seed, device, echo))
     save_loss_curves(paths)
     report = build_report(paths, recipe, seed, device, runner.records, load_before, time.perf_counter() - started)
     atomic_write_json(paths.report, report, force=True)

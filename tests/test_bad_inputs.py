@@ -26,7 +26,7 @@ import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -872,7 +872,7 @@ def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
     folder = tmp_path / "case"
     folder.mkdir()
     args = case.make(assets, folder)
-    with unwritable(folder / case.readonly) if case.readonly else _nothing():
+    with unwritable(folder / case.readonly) if case.readonly else nullcontext():
         before = snapshot(folder, *watched)
         code, stdout, stderr = run_gen_eval(args, case.process)
     line = error_line(stderr)
@@ -890,11 +890,6 @@ def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
         assert not (folder / case.marker).exists(), "the pickle payload ran"
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 def test_table_is_at_least_40_rows_across_every_command():
     from gen_eval.cli import cli
 
@@ -910,3 +905,16 @@ def test_gate_failure_still_writes_its_report(assets: Assets, tmp_path: Path) ->
     assert code == 1 and "--max-fid" in error_line(stderr)
     assert json.loads(report.read_text())["value"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_the_pickle_payloads_really_run_when_loaded_unsafely(tmp_path: Path) -> None:
+    """Control for the payload rows: an unsafe load of the same files does create the marker."""
+    import torch
+
+    evil_npz = _npz_with_pickle(tmp_path)
+    with np.load(evil_npz, allow_pickle=True) as data:
+        data["mu"]
+    assert (tmp_path / "payload-ran").exists()
+    (tmp_path / "payload-ran").unlink()
+    torch.load(_evil_checkpoint(tmp_path), weights_only=False)
+    assert (tmp_path / "payload-ran").exists()

@@ -54,8 +54,8 @@ def test_quick_demo_writes_every_artefact(demo):
     for which in SCORE_FILES:
         grid = Image.open(out / f"{which}_grid.png")
         conditions = json.loads((out / "shapes" / f"{which}.json").read_text())
-        rows = math.ceil(len(conditions) / 8)
-        assert grid.size == (8 * 66 + 2, rows * 66 + 2)   # make_grid: 8 per row, padding 2
+        rows, cell = math.ceil(len(conditions) / 8), QUICK.acgan_settings["image_size"] + 2
+        assert grid.size == (8 * cell + 2, rows * cell + 2)   # make_grid: 8 per row, padding 2
     for step in STEPS:
         assert f"[{STEPS.index(step) + 1}/{len(STEPS)}]" in output
     assert "ACGAN score, test.json (5 seeds)" in output
@@ -83,7 +83,7 @@ def test_report_holds_the_measurements(demo):
 
 
 def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
-    """Seed 0 of test.json, recomputed with bare onnxruntime and the TA's top-k rule."""
+    """Seed 0 of test.json, recomputed with bare onnxruntime, torch's resize and the TA's top-k rule."""
     out, _ = demo
     report = json.loads((out / "report.json").read_text())
     space = read_objects(out / "shapes" / "objects.json")
@@ -92,8 +92,11 @@ def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
     judge = ort.InferenceSession(str(out / "classifier.onnx"), providers=["CPUExecutionProvider"])
     latent_dim = generator.get_inputs()[0].shape[1]
     z = latent_noise(0, np.arange(len(conditions)), latent_dim)
-    images = generator.run(None, {"z": z, "labels": conditions})[0]     # [-1, 1], what the judge takes
-    probs = judge.run(None, {"image": images.astype(np.float32)})[0]
+    images = generator.run(None, {"z": z, "labels": conditions})[0]     # [-1, 1], the judge's range
+    # the judge takes 64x64: torch's bilinear resize (align_corners=False), as the TA's code would do it
+    images = torch.nn.functional.interpolate(torch.from_numpy(images), size=(64, 64), mode="bilinear",
+                                             align_corners=False).numpy()
+    probs = judge.run(None, {"image": images})[0]
     assert report["scores"]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=1e-12)
 
 
@@ -124,6 +127,17 @@ def test_rerun_skips_finished_steps_and_redoes_missing_ones(demo):
     assert (out / "acgan" / "checkpoints" / "last.pt").stat().st_mtime_ns == trained
 
 
+def test_an_interrupted_training_step_resumes_from_its_checkpoint(demo):
+    out, _ = demo
+    (out / ".demo" / "acgan.json").unlink()    # as if killed after the last checkpoint, before the marker
+    result = invoke("--quick", "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "resuming the interrupted acgan run" in result.output
+    assert result.output.count("done already") == 2             # data and classifier; export, evaluate follow
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"]["acgan"]["steps"] == QUICK.acgan_steps
+
+
 def test_other_settings_in_the_same_folder_need_force(demo):
     out, _ = demo
     result = invoke("--quick", "--out", str(out), "--seed", "1")
@@ -142,3 +156,12 @@ def test_bad_output_folders_are_refused(tmp_path):
     result = invoke("--quick", "--out", str(tmp_path / "other"))
     assert result.exit_code == 2 and "holds no demo" in result.output
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+
+
+def test_force_redoes_every_step(demo):
+    out, _ = demo
+    result = invoke("--quick", "--out", str(out), "--device", "cpu", "--force")
+    assert result.exit_code == 0, result.output
+    assert "done already" not in result.output and "resuming" not in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert not any(step["skipped_this_run"] for step in report["steps"].values())
