@@ -36,10 +36,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gen_eval.errors import GateFailed, UserError
 from gen_eval.fileio import atomic_path, atomic_write_json
+
+if TYPE_CHECKING:
+    from gen_eval.data.imageset import ImageSet
+    from gen_eval.evaluator.model import OnnxModel
 
 STATE_DIR = ".demo"
 SETTINGS_FILE = "settings.json"
@@ -386,7 +390,8 @@ def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
     from gen_eval.exporter import export_checkpoint
 
     results = {}
-    for checkpoint, out in ((paths.judge_checkpoint, paths.classifier_onnx), (paths.acgan_checkpoint, paths.acgan_onnx)):
+    jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.acgan_checkpoint, paths.acgan_onnx))
+    for checkpoint, out in jobs:
         for result in export_checkpoint(checkpoint, out, force=True):
             echo("  " + result.describe())
             results[result.path.name] = {"role": result.role, "max_abs_diff": result.max_abs_diff,
@@ -448,12 +453,13 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
     echo(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
     return {"provider": runtime.describe(), "classifier_accuracy": accuracy, "heldout_images": len(heldout),
             "scores": scores,
-            "frechet": {"value": fd, "generated": generated.n, "reference": reference.n, "features": "judge penultimate (512-d)",
+            "frechet": {"value": fd, "generated": generated.n, "reference": reference.n,
+                        "features": "judge penultimate (512-d)",
                         "generated_conditions": "the training set's labels, in order",
                         "real_heldout_vs_train": fd_real, "real_heldout_images": real.n}}
 
 
-def heldout_accuracy(judge, heldout) -> float:
+def heldout_accuracy(judge: OnnxModel, heldout: ImageSet) -> float:
     """The judge's TA-semantics accuracy on a labelled image set (uint8 images, batched)."""
     import numpy as np
 
@@ -573,7 +579,8 @@ def summary_table(report: Mapping[str, Any]) -> str:
     lines = [f"gen-eval demo ({report['recipe']['name']} recipe, seed {report['seed']}, device {report['device']})", ""]
     lines.append(f"{'step':<12}{'seconds':>9}  note")
     for name, step in report["steps"].items():
-        lines.append(f"{name:<12}{step['seconds']:>9.1f}  {'done earlier, skipped' if step['skipped_this_run'] else ''}")
+        note = "done earlier, skipped" if step["skipped_this_run"] else ""
+        lines.append(f"{name:<12}{step['seconds']:>9.1f}  {note}")
     lines.append(f"{'total':<12}{report['total_seconds']:>9.1f}  ({report['total_seconds'] / 60:.1f} min)")
     lines.append("")
     enforced = "" if report["targets_enforced"] else " (targets reported, not enforced)"
@@ -594,8 +601,8 @@ def summary_table(report: Mapping[str, Any]) -> str:
             "score_test" if which == "test" else None)
         row("", f"min {s['min']:.4f}  max {s['max']:.4f}")
     fr = report["frechet"]
-    row(f"Frechet distance, judge features", f"{fr['value']:.4f}")
-    row(f"  (held-out real vs training, for scale)", f"{fr['real_heldout_vs_train']:.4f}")
+    row("Frechet distance, judge features", f"{fr['value']:.4f}")
+    row("  (held-out real vs training, for scale)", f"{fr['real_heldout_vs_train']:.4f}")
     row("whole demo, minutes", f"{report['total_seconds'] / 60:.1f}", "minutes")
     if report["judge_in_generator_loss"]:
         lines += ["", "note: the ACGAN was trained against this judge (its generator loss uses the judge); "
@@ -612,6 +619,9 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
     if device not in ("auto", "cpu", "cuda"):
         raise UserError(f"unknown --device {device!r}; use auto, cpu or cuda")
+    from gen_eval.trainers.loop import resolve_device
+
+    resolve_device(device)   # --device cuda without a GPU: one line now, not after the data step
     recipe = recipe or (QUICK if quick else FULL)
     paths = Paths(Path(out))
     claim_folder(paths, recipe, seed, force)
@@ -638,6 +648,7 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     echo(f"\nreport: {paths.report}")
     missed = [name for name, check in report["checks"].items() if not check["met"] and name != "minutes"]
     if recipe.enforce_targets and missed:
-        raise GateFailed(f"demo missed its quality target(s): " + ", ".join(
-            f"{name} {report['checks'][name]['value']:.4f} (needs {report['checks'][name]['target']})" for name in missed))
+        checks = report["checks"]
+        raise GateFailed("demo missed its quality target(s): " + ", ".join(
+            f"{name} {checks[name]['value']:.4f} (needs {checks[name]['target']})" for name in missed))
     return report

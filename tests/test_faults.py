@@ -268,8 +268,7 @@ no_cuda = pytest.mark.skipif("cuda_visible()", reason="a CUDA GPU is visible: th
 
 
 @no_cuda
-@pytest.mark.parametrize("command", ["train", "sample", "score", "fid", pytest.param("demo", marks=pytest.mark.xfail(
-    strict=True, reason="demo in progress: `demo --device cuda` says so in one line but first creates --out"))])
+@pytest.mark.parametrize("command", ["train", "sample", "score", "fid", "demo"])
 def test_cuda_request_without_cuda_is_one_line(command, rgb16, generator, tmp_path):
     args = {
         "train": train_args(rgb16, tmp_path / "run"),

@@ -14,11 +14,12 @@ def register(cli: click.Group) -> None:
     @click.option("--out", required=True, type=click.Path(path_type=Path),
                   help="Folder for the data, runs, ONNX models, grids and report.json (a rerun finishes it).")
     @click.option("--quick", is_flag=True,
-                  help="Small sizes (a few minutes); quality targets are reported but not enforced.")
+                  help="Toy sizes (under a minute on 2 idle cores); quality targets are reported, not enforced.")
     @click.option("--force", is_flag=True, help="Redo every step, replacing the demo's earlier files in --out.")
     @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                   help="Where torch trains and onnxruntime evaluates.")
-    @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, weights, data order and noise.")
+    @click.option("--seed", type=int, default=0, show_default=True,
+                  help="Seed for data, weights, data order and noise.")
     def demo_command(out: Path, quick: bool, force: bool, device: str, seed: int) -> None:
         """Write the shapes set, train the ResNet18 judge and an ACGAN, export both to ONNX, and score.
 
