@@ -14,7 +14,7 @@ def register(cli: click.Group) -> None:
     @click.option("--out", required=True, type=click.Path(path_type=Path),
                   help="Folder for the data, runs, ONNX models, grids and report.json (a rerun finishes it).")
     @click.option("--quick", is_flag=True,
-                  help="Toy sizes (under a minute on 2 idle cores); quality targets are reported, not enforced.")
+                  help="Toy sizes (under a minute on 2 idle cores); quality targets reported, not enforced.")
     @click.option("--force", is_flag=True, help="Redo every step, replacing the demo's earlier files in --out.")
     @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                   help="Where torch trains and onnxruntime evaluates.")
