@@ -394,7 +394,10 @@ def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
     for checkpoint, out in jobs:
         for result in export_checkpoint(checkpoint, out, force=True):
             echo("  " + result.describe())
-            results[result.path.name] = {"role": result.role, "max_abs_diff": result.max_abs_diff,
+            parity = result.parity
+            results[result.path.name] = {"role": result.role,
+                                         "parity_error": parity.error if parity else None,
+                                         "parity_tolerance": parity.tolerance if parity else None,
                                          "megabytes": round(result.size_bytes / 1e6, 2)}
     return results
 

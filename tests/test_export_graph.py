@@ -85,8 +85,8 @@ def test_conditional_generator_exports_with_metadata_and_matches_torch(tmp_path)
     module = TinyGenerator(SHAPES.size)
     result = export_graph(generator_graph(module, SHAPES), tmp_path / "g.onnx", family="tiny")
     assert result.path == tmp_path / "g.onnx" and result.role == "generator"
-    assert set(result.max_abs_diff) == {1, 8} and max(result.max_abs_diff.values()) <= 1e-4
-    assert result.provider == "CPUExecutionProvider"
+    assert set(result.parity.error) == {1, 8} and max(result.parity.error.values()) <= 1e-4
+    assert result.parity.provider == "CPUExecutionProvider"
     assert module.training, "export must restore the module's training flag"
 
     model = onnx.load(str(result.path))
@@ -132,7 +132,8 @@ def test_encoder_graph_has_two_outputs_and_no_dropout_noise(tmp_path):
 def test_fp16_keeps_float32_io_and_halves_the_weights(tmp_path):
     module = TinyGenerator()
     half = export_graph(generator_graph(module), tmp_path / "g16.onnx", family="tiny", fp16=True)
-    assert half.fp16 and max(half.max_abs_diff.values()) <= 2e-2  # 1e-2 of the [-1, 1] output range
+    assert half.fp16 and half.parity.reference == "torch float32"
+    assert max(half.parity.error.values()) <= 2e-2  # 1e-2 of the [-1, 1] output range
     model = onnx.load(str(half.path))
     io_types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.input) + list(model.graph.output)}
     assert io_types == {"z": onnx.TensorProto.FLOAT, "image": onnx.TensorProto.FLOAT}
@@ -176,7 +177,7 @@ def test_failed_parity_writes_nothing_no_verify_writes_and_force_overwrites(tmp_
     assert list(tmp_path.iterdir()) == []
 
     result = export_graph(generator_graph(ExportsDifferently()), out, family="tiny", verify=False)
-    assert out.is_file() and result.max_abs_diff == {}
+    assert out.is_file() and result.parity is None
     written = out.read_bytes()
     with pytest.raises(UserError, match="already exists; pass --force"):
         export_graph(generator_graph(TinyGenerator()), out, family="tiny")

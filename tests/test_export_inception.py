@@ -20,14 +20,12 @@ import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from gen_eval import contract
-from gen_eval.errors import GateFailed, UserError
+from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, check_weights_file, fetch_inception
-from gen_eval.exporter.graphs import export_graph
+from gen_eval.exporter.parity import OutputError, float32_tolerance
 from gen_eval.exporter.inception import build_fid_features, random_fid_weights
-from gen_eval.trainers.base import ExportGraph
 from test_evaluator_graphs import assert_one_line_error, run_cli_here
 
 
@@ -84,11 +82,11 @@ def as_model_input(images_u8: np.ndarray) -> np.ndarray:
     return (images_u8.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy()
 
 
-def float32_noise(state_dict, images: np.ndarray, float32_features: np.ndarray) -> float:
-    """How far float32 torch itself is from a float64 run of the same network on the same images."""
+def float64_features(state_dict, images: np.ndarray) -> np.ndarray:
+    """The same network and images in float64: the truth both float32 runs are measured against."""
     exact = build_fid_features({k: v.double() if v.is_floating_point() else v for k, v in state_dict.items()}).double()
     with torch.no_grad():
-        return float(np.abs(exact(torch.from_numpy(images).double()).numpy() - float32_features).max())
+        return exact(torch.from_numpy(images).double()).numpy()
 
 
 def test_onnx_features_match_pytorch_fid(fid_weights, inception_onnx, pytorch_fid_with):
@@ -106,10 +104,10 @@ def test_onnx_features_match_pytorch_fid(fid_weights, inception_onnx, pytorch_fi
         expected = expected.numpy()
         (features,) = session.run(None, {"image": images})
         assert features.shape == (count, 2048) and features.dtype == np.float32
-        diff = float(np.abs(features - expected).max())
-        # 1e-4, or 3x the error float32 torch itself makes on this 95-layer network (vs float64)
-        assert diff <= 1e-4 or diff <= 3 * float32_noise(state_dict, images, expected), diff
-        assert diff <= 1e-3 * float(np.abs(expected).max())
+        # the export gate's own rule: as close to float64 as float32 arithmetic allows on any CPU
+        exact = float64_features(state_dict, images)
+        error, tolerance = OutputError.between(features, exact), float32_tolerance(exact, OutputError.between(expected, exact))
+        assert error.max <= tolerance.max and error.rms <= tolerance.rms, (error, tolerance)
 
 
 def test_exported_inception_contract(fid_weights, inception_onnx):
@@ -155,7 +153,8 @@ def test_gen_eval_fid_equals_pytorch_fid_on_two_png_folders(fid_weights, incepti
     assert result.returncode == 0, result.stderr
     value = json.loads(report.read_text())["value"]
     assert expected > 1.0
-    assert value == pytest.approx(expected, rel=1e-4)
+    # features within the export gate's float32 bound of torch's (up to 16x torch's own rounding) move FID by far less than 1e-3
+    assert value == pytest.approx(expected, rel=1e-3)
 
 
 # -- the weights file: checksum, errors ---------------------------------------------------------------
@@ -191,36 +190,6 @@ def test_weights_that_do_not_fit_are_a_one_line_error(fid_weights, tmp_path):
     assert_one_line_error(run_cli_here("export-inception", tmp_path / "absent.pth", "--out", tmp_path / "i.onnx"),
                           "absent.pth")
     assert not (tmp_path / "i.onnx").exists()
-
-
-class Amplifier(nn.Module):
-    """Large outputs: float32 rounding alone exceeds 1e-4 absolute, in torch and in onnxruntime."""
-
-    def __init__(self, scale: float = 1.0) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 256), nn.Linear(256, 32))
-        with torch.no_grad():
-            for layer in self.layers[1:]:
-                layer.weight.mul_(300.0)
-        self.scale = scale
-
-    def forward(self, image):
-        features = self.layers(image)
-        return features * self.scale if torch.onnx.is_in_onnx_export() else features
-
-
-def amplifier_graph(module: nn.Module) -> ExportGraph:
-    return ExportGraph("features", module, ["image"], [(3, 8, 8)], ["features"], (3, 8, 8), (0.0, 1.0))
-
-
-def test_parity_allows_float32_noise_of_deep_or_large_outputs_but_not_errors(tmp_path):
-    result = export_graph(amplifier_graph(Amplifier()), tmp_path / "ok.onnx", family="test")
-    assert max(result.tolerance.values()) > 1e-4, "the float64 allowance was not exercised"
-    assert all(result.max_abs_diff[b] <= result.tolerance[b] for b in result.max_abs_diff)
-    with pytest.raises(GateFailed, match="parity check failed"):
-        export_graph(amplifier_graph(Amplifier(scale=1.0 + 1e-5)), tmp_path / "bad.onnx", family="test")
-    assert not (tmp_path / "bad.onnx").exists()
 
 
 # -- fetch-inception: the only download, never implicit -------------------------------------------------

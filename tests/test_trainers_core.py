@@ -95,7 +95,7 @@ def test_checkpoints_export_to_onnx_with_parity(shapes, tmp_path, family, overri
     assert {r.role for r in results} == expected
     for result in results:
         assert result.path.is_file()
-        assert all(diff <= result.tolerance[batch] for batch, diff in result.max_abs_diff.items())
+        assert all(diff <= result.parity.tolerance[batch] for batch, diff in result.parity.error.items())
 
 
 @pytest.mark.parametrize("space", [LabelSpace.binary("Smiling"),

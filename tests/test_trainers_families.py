@@ -167,7 +167,7 @@ def test_checkpoint_exports_to_onnx_with_parity(name, trained, tmp_path):
     roles = sorted(r.role for r in results)
     assert roles == (["encoder", "generator"] if name in VAE_FAMILIES else ["generator"])
     for result in results:
-        assert result.max_abs_diff and all(d <= result.tolerance[b] for b, d in result.max_abs_diff.items())
+        assert result.parity.error and all(d <= result.parity.tolerance[b] for b, d in result.parity.error.items())
 
     ckpt = load_checkpoint(trained[name])
     space = LabelSpace.from_dict(ckpt["label_space"]) if ckpt["label_space"] else None

@@ -134,8 +134,10 @@ class Runtime:
         source = model_bytes if model_bytes is not None else str(path)
         if self.provider in (None, CUDA):
             _preload_cuda_dlls()
-            # default cuDNN algorithm search (exhaustive) runs once: every batch has the same shape
-            cuda_options = {"device_id": self._device_id}
+            # default cuDNN algorithm search (exhaustive) runs once: every batch has the same shape.
+            # TF32 off: it keeps 10 mantissa bits (~1e-3 relative), which would break the float32
+            # conformance bounds of `gen-eval selftest` and make a GPU's numbers differ from a CPU's.
+            cuda_options = {"device_id": self._device_id, "use_tf32": 0}
             session = _create(source, path, self._options(), [(CUDA, cuda_options), CPU])
             if session.get_providers()[0] == CUDA:
                 self.provider = CUDA

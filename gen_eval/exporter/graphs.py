@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,16 +26,14 @@ from gen_eval.trainers.base import ExportGraph
 class ExportResult:
     path: Path
     role: str
-    max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch size -> max |onnx - torch|; empty if not verified
-    tolerance: dict[int, float] = field(default_factory=dict)
-    provider: str = ""
+    parity: ParityReport | None = None   # None when not verified (--no-verify)
     fp16: bool = False
     size_bytes: int = 0
 
     def describe(self) -> str:
         text = f"wrote {self.path} ({self.role}{', fp16 weights' if self.fp16 else ''}, {self.size_bytes / 1e6:.1f} MB)"
-        if self.max_abs_diff:
-            text += "; " + ParityReport(self.max_abs_diff, self.tolerance, self.provider).describe()
+        if self.parity is not None:
+            text += "; " + self.parity.describe()
         else:
             text += "; not verified (--no-verify)"
         return text
@@ -139,9 +137,7 @@ def _write(built: Sequence[_Built], force: bool, fp16: bool) -> list[ExportResul
     for item in built:
         with atomic_path(item.path, force=force) as tmp:
             tmp.write_bytes(item.data)
-        report = item.parity or ParityReport()
-        results.append(ExportResult(item.path, item.graph.role, report.max_abs_diff, report.tolerance,
-                                    report.provider, fp16, len(item.data)))
+        results.append(ExportResult(item.path, item.graph.role, item.parity, fp16, len(item.data)))
     return results
 
 
