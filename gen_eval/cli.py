@@ -15,6 +15,7 @@ from gen_eval.commands import data as data_commands
 from gen_eval.commands import demo as demo_commands
 from gen_eval.commands import evaluate as evaluate_commands
 from gen_eval.commands import export as export_commands
+from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
 from gen_eval.errors import GenEvalError
 
@@ -56,7 +57,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands):
+for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands,
+                selftest_commands):
     _module.register(cli)
 
 
