@@ -18,6 +18,7 @@ from gen_eval.data.datasets import open_dataset
 from gen_eval.demo import QUICK, SCORE_FILES, STEPS
 from gen_eval.evaluator.noise import latent_noise
 from gen_eval.trainers.judge import load_judge
+from test_evaluator_score import tie_slack
 
 torch.set_num_threads(2)
 
@@ -97,7 +98,9 @@ def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
     images = torch.nn.functional.interpolate(torch.from_numpy(images), size=(64, 64), mode="bilinear",
                                              align_corners=False).numpy()
     probs = judge.run(None, {"image": images})[0]
-    assert report["scores"]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=1e-12)
+    # exact unless a top-k decision lies within float32 noise of a tie (then either CPU's answer is right)
+    slack = tie_slack(probs, conditions)
+    assert report["scores"]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=slack + 1e-12)
 
 
 def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
@@ -109,7 +112,8 @@ def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
     images = np.stack([heldout.image(i) for i in range(len(heldout))]).transpose(0, 3, 1, 2)
     with torch.no_grad():
         probs = model(torch.from_numpy(images).float() / 127.5 - 1).numpy()
-    assert report["classifier_accuracy"] == pytest.approx(ta_score(probs, np.asarray(heldout.labels)), abs=1e-12)
+    slack = tie_slack(probs, np.asarray(heldout.labels))  # torch and onnxruntime round differently
+    assert report["classifier_accuracy"] == pytest.approx(ta_score(probs, np.asarray(heldout.labels)), abs=slack + 1e-12)
 
 
 def test_rerun_skips_finished_steps_and_redoes_missing_ones(demo):

@@ -133,6 +133,17 @@ def test_binary_attribute_accuracy():
 
 
 # -- end to end ---------------------------------------------------------------------------------
+def tie_slack(probs, conditions, eps: float = 2.0 ** -16) -> float:
+    """How far a score may move on another CPU: images whose k-th and (k+1)-th probabilities lie within
+    float32 noise (the float32 rule's floor for probabilities) may rank either way; each moves it by
+    at most 1/Σk. Zero when no decision is that close: then the score must match exactly."""
+    probs, conditions = np.asarray(probs, np.float64), np.asarray(conditions)
+    ordered = -np.sort(-probs, axis=1)
+    ks = conditions.sum(1).astype(int)
+    close = sum(1 for row, k in zip(ordered, ks) if k < len(row) and row[k - 1] - row[k] <= eps)
+    return close / ks.sum()
+
+
 def _reference_score(gen_path, cls_path, conditions, seed, classifier_size, quantize=False):
     """Generator and classifier run by plain onnxruntime; resize and rescale by torch; TA's compute_acc."""
     import onnxruntime as ort
@@ -148,7 +159,7 @@ def _reference_score(gen_path, cls_path, conditions, seed, classifier_size, quan
     x = F.interpolate(images, size=classifier_size, mode="bilinear", align_corners=False) * 2 - 1
     probs = torch.from_numpy(cls.run(None, {"image": x.numpy()})[0])
     acc, total = ta_compute_acc(probs, torch.from_numpy(conditions))
-    return acc / total
+    return acc / total, tie_slack(probs.numpy(), conditions)
 
 
 @pytest.fixture()
@@ -172,11 +183,13 @@ def test_score_cli_matches_reference_pipeline(no_torch_env, score_models, tmp_pa
                      "--seed", 4, "--report", report, "--grid", tmp_path / "grid.png", "--batch-size", 5)
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
-    expected = [_reference_score(gen, cls, conditions, s, (12, 12)) for s in (4, 5, 6)]
-    assert data["scores"] == pytest.approx(expected, abs=1e-12)
-    assert data["value"] == pytest.approx(np.mean(expected), abs=1e-12)
-    assert data["std"] == pytest.approx(np.std(expected), abs=1e-12)
-    assert (data["min"], data["max"]) == (min(expected), max(expected))
+    references = [_reference_score(gen, cls, conditions, s, (12, 12)) for s in (4, 5, 6)]
+    expected, slack = [r[0] for r in references], max(r[1] for r in references)
+    assert data["scores"] == pytest.approx(expected, abs=slack + 1e-12)
+    if slack == 0:  # no top-k decision within float32 noise of a tie: the aggregates are exact too
+        assert data["value"] == pytest.approx(np.mean(expected), abs=1e-12)
+        assert data["std"] == pytest.approx(np.std(expected), abs=1e-12)
+        assert (data["min"], data["max"]) == (min(expected), max(expected))
     for key in ("metric", "model", "provider", "seed", "n", "versions"):
         assert key in data
     assert data["n"] == 32 and data["seed"] == 4 and "CPUExecutionProvider" in data["provider"]
@@ -193,8 +206,8 @@ def test_score_quantize_option(no_torch_env, score_models, tmp_path):
     result = run_cli(no_torch_env, "score", "--model", gen, "--test", test, "--classifier", cls, "--quantize",
                      "--report", report)
     assert result.returncode == 0, result.stderr
-    expected = _reference_score(gen, cls, conditions, 0, (12, 12), quantize=True)
-    assert json.loads(report.read_text())["value"] == pytest.approx(expected, abs=1e-12)
+    expected, slack = _reference_score(gen, cls, conditions, 0, (12, 12), quantize=True)
+    assert json.loads(report.read_text())["value"] == pytest.approx(expected, abs=slack + 1e-12)
 
 
 def test_score_gate_and_models_without_metadata(no_torch_env, tmp_path):
