@@ -777,6 +777,14 @@ CASES: list[Case] = [
          ("is a file",)),
     Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
          ("'tpu' is not one of", "--help")),
+
+    # ---- selftest ---------------------------------------------------------------------------------
+    Case("selftest: unknown device", lambda a, t: ["selftest", "--device", "cudax"],
+         ("unknown device 'cudax'", "auto, cpu, cuda or cuda:N")),
+    Case("selftest: zero threads", lambda a, t: ["selftest", "--device", "cpu", "--threads", "0"],
+         ("--threads must be at least 1",)),
+    Case("selftest: report exists", lambda a, t: ["selftest", "--device", "cpu", "--report", _existing(t, "r.json")],
+         ("already exists", "--force")),
 ]
 
 

@@ -28,8 +28,10 @@ def selftest_command(device: str, threads: int | None, batch_size: int | None, r
       gen-eval selftest --device cuda:1 --report selftest.json
     """
     from gen_eval.conformance import selftest
-    from gen_eval.fileio import atomic_write_json
+    from gen_eval.fileio import atomic_write_json, ensure_can_write
 
+    if report_path is not None:
+        ensure_can_write(report_path, force)  # before the run, not after it
     report = selftest(device, threads=threads, batch_size=batch_size)
     click.echo(f"runtime: {report.runtime}", err=True)
     click.echo(report.table())
