@@ -11,6 +11,7 @@ import sys
 import click
 
 from gen_eval import __version__
+from gen_eval.commands import config as config_commands
 from gen_eval.commands import data as data_commands
 from gen_eval.commands import demo as demo_commands
 from gen_eval.commands import evaluate as evaluate_commands
@@ -18,6 +19,7 @@ from gen_eval.commands import export as export_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
 from gen_eval.errors import GenEvalError
+from gen_eval.project import project_settings
 
 
 class _Group(click.Group):
@@ -55,10 +57,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Train GANs and VAEs, export them to ONNX, and evaluate them with onnxruntime."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    # project defaults (gen-eval.toml / [tool.gen-eval] / GEN_EVAL_*) below the command line
+    ctx.default_map = config_commands.default_map(cli, project_settings())
 
 
 for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands,
-                selftest_commands):
+                selftest_commands, config_commands):
     _module.register(cli)
 
 

@@ -778,6 +778,16 @@ CASES: list[Case] = [
     Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
          ("'tpu' is not one of", "--help")),
 
+    # ---- config -----------------------------------------------------------------------------------
+    Case("config: unknown setting", lambda a, t: ["config", "--file", _write(t / "gen-eval.toml", 'classifer = "j.onnx"\n')],
+         ("unknown setting 'classifer'", "valid: classifier")),
+    Case("config: invalid TOML", lambda a, t: ["config", "--file", _write(t / "gen-eval.toml", "device = 'cpu\n")],
+         ("invalid TOML", "fix the file")),
+    Case("config: wrong type", lambda a, t: ["config", "--file", _write(t / "gen-eval.toml", "threads = 'two'\n")],
+         ("threads", "not an integer")),
+    Case("config: missing file", lambda a, t: ["config", "--file", t / "absent.toml"],
+         ("absent.toml", "check the path")),
+
     # ---- selftest ---------------------------------------------------------------------------------
     Case("selftest: unknown device", lambda a, t: ["selftest", "--device", "cudax"],
          ("unknown device 'cudax'", "auto, cpu, cuda or cuda:N")),
