@@ -136,7 +136,9 @@ def info_command(model, latent_dim, value_range, objects, device):
     loaded = load_model(model, runtime=runtime, latent_dim=latent_dim,
                         value_range=_value_range(value_range, "--value-range"),
                         label_space=read_label_space(objects), require=False)
-    rows = loaded.describe()
+    from gen_eval.errors import printable
+
+    rows = [(printable(key), printable(value)) for key, value in loaded.describe()]  # metadata is untrusted
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
