@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import secrets
 import stat
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,6 +129,17 @@ def check_outputs(outputs: Iterable[tuple[str, Any]], inputs: Iterable[tuple[str
         seen[key] = flag
     for _, out in outs:
         ensure_can_write(out, force)
+
+
+def check_output_folder(flag: str, folder: str | os.PathLike, in_flag: str, source: str | os.PathLike) -> None:
+    """An output folder must not be the input ``source`` nor hold it (``train --data D --out D``)."""
+    folder, source = Path(folder), Path(source)
+    if not folder.exists() or not source.exists():
+        return
+    real_folder, real_source = os.path.realpath(folder), os.path.realpath(source)
+    if real_folder == real_source or real_source.startswith(real_folder.rstrip(os.sep) + os.sep):
+        raise UserError(f"{flag} {folder} is or holds the {in_flag} input {source}; the run would write among "
+                        f"(and --force would delete) its files: choose another {flag} folder")
 
 
 def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
@@ -288,3 +301,57 @@ def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, force: bool = False) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force)
+
+
+def read_npz(path: str | os.PathLike, what: str, member_limit: int, keys: Iterable[str] | None = None,
+             hint: str = "") -> dict[str, Any]:
+    """Arrays of an ``.npz`` without pickles and without inflating more than ``member_limit`` bytes each.
+
+    Each member's ``.npy`` header is read first: an object array (a pickle, which would run code) is
+    refused, and so is a member whose declared shape needs more than ``member_limit`` bytes or more
+    than the member holds (a compression bomb, or a header that lies). ``keys`` limits what is read.
+    """
+    import zipfile
+
+    import numpy as np
+
+    fmt = np.lib.format
+    fix = f"; {hint}" if hint else ""
+    wanted = None if keys is None else set(keys)
+    arrays: dict[str, Any] = {}
+    with open_input(path, what) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            raise UserError(f"{path}: not a readable .npz {what}{fix}") from None
+        with archive:
+            for info in archive.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if wanted is not None and key not in wanted:
+                    continue
+                if info.file_size > member_limit + 4096:
+                    raise UserError(f"{path}: member {key!r} inflates to {_size_text(info.file_size)}, over the "
+                                    f"{_size_text(member_limit)} limit for {what}s{fix}")
+                try:
+                    with archive.open(info) as member:
+                        version = fmt.read_magic(member)
+                        if version == (1, 0):
+                            shape, _, dtype = fmt.read_array_header_1_0(member)
+                        elif version == (2, 0):
+                            shape, _, dtype = fmt.read_array_header_2_0(member)
+                        else:
+                            raise ValueError(f"unsupported .npy version {version}")
+                    if dtype.hasobject:
+                        raise UserError(f"{path}: member {key!r} holds Python objects (a pickle, which could run "
+                                        f"code), never loaded: not a {what}{fix}")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    if nbytes > member_limit or nbytes > info.file_size:
+                        raise UserError(f"{path}: member {key!r} declares {_size_text(nbytes)} of data "
+                                        f"(shape {shape}), over the limit or more than it holds{fix}")
+                    with archive.open(info) as member:
+                        arrays[key] = fmt.read_array(member, allow_pickle=False)
+                except UserError:
+                    raise
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error):
+                    raise UserError(f"{path}: not a readable .npz {what} (member {key!r} is damaged){fix}") from None
+    return arrays
