@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path
+from gen_eval.fileio import atomic_path, require_regular_file
 
+MAX_CHECKPOINT_BYTES = 16 * 2**30
 FORMAT = "gen_eval.checkpoint"
 VERSION = 1
 
@@ -48,8 +49,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], force: boo
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a gen-eval checkpoint safely (``weights_only=True``); one-line UserError on any problem."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; give the path of a .pt file written by 'gen-eval train'")
+    require_regular_file(path, "checkpoint", MAX_CHECKPOINT_BYTES)  # not a FIFO or device; not absurdly large
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes); use another checkpoint, e.g. the run's last.pt")
     with open(path, "rb") as handle:
