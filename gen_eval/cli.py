@@ -6,7 +6,10 @@ only inside the commands that need it, so the evaluator's commands run where tor
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 import click
 
@@ -18,8 +21,26 @@ from gen_eval.commands import evaluate as evaluate_commands
 from gen_eval.commands import export as export_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
-from gen_eval.errors import GenEvalError
+from gen_eval.errors import GenEvalError, Terminated, printable
 from gen_eval.project import project_settings
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises():
+    """SIGTERM (what timeout, Docker, Kubernetes and Slurm send) unwinds like Ctrl-C: temporary files are
+    removed on the way out and the exit code is 143. Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Group(click.Group):
@@ -27,11 +48,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _sigterm_raises():
+                return super().invoke(ctx)
         except GenEvalError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(exc)}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors (bad option values, ...): one line too
             if ctx.obj and ctx.obj.get("debug"):
@@ -40,8 +62,13 @@ class _Group(click.Group):
             usage_ctx = getattr(exc, "ctx", None)
             if usage_ctx is not None:
                 message += f" (see '{usage_ctx.command_path} --help')"
-            click.echo(f"error: {message}", err=True)
+            click.echo(f"error: {printable(message)}", err=True)
             sys.exit(exc.exit_code)
+        except Terminated:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("terminated", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
             if ctx.obj and ctx.obj.get("debug"):
                 raise

@@ -5,6 +5,8 @@ Torch-free: the evaluator imports this.
 
 from __future__ import annotations
 
+import math
+
 CONTRACT_VERSION = "1"
 PREFIX = "gen_eval."
 
@@ -37,7 +39,7 @@ def format_image_shape(shape: tuple[int, int, int]) -> str:
 
 def parse_image_shape(text: str) -> tuple[int, int, int]:
     parts = [p.strip() for p in str(text).split(",")]
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 9 and int(p) > 0 for p in parts):
         raise ValueError(f"image shape must be 'C,H,W' with positive integers, got {text!r}")
     c, h, w = (int(p) for p in parts)
     return c, h, w
@@ -54,6 +56,8 @@ def parse_value_range(text: str) -> tuple[float, float]:
         lo, hi = (float(p) for p in parts)
     except ValueError:
         raise ValueError(f"value range must be 'LOW,HIGH' such as '-1,1' or '0,1', got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"value range must be finite numbers such as '-1,1' or '0,1', got {text!r}")
     if not lo < hi:
         raise ValueError(f"value range must have LOW < HIGH, got {text!r}")
     return lo, hi

@@ -1,30 +1,168 @@
-"""Atomic, non-clobbering output files.
+"""Files gen-eval reads from users and files it writes: the one place for both.
 
-Every file gen-eval writes goes through :func:`atomic_path`: the data lands in a hidden temporary
-file beside the target and is renamed over it only when complete, so a crash or Ctrl-C never leaves
-a half-written file, and an existing file is never replaced unless the caller passed ``force``.
+Reading: :func:`read_input_bytes` / :func:`open_input` open an untrusted file without following it
+into a FIFO or device (``O_NONBLOCK``, then ``fstat``: only regular files), and refuse files over a
+size cap before reading them, so ``/dev/zero`` or a FIFO given as a condition, objects, model or
+statistics file is one error line instead of a hang or an exhausted memory.
+
+Writing: every file gen-eval writes goes through :func:`atomic_path`: the data lands in a hidden
+temporary file beside the target and is renamed over it only when complete, so a crash, Ctrl-C or
+SIGTERM never leaves a half-written file, and an existing file is never replaced unless the caller
+passed ``force``, and never when it is not a regular file (a device, FIFO, symlink or folder), even
+with ``force``. New files get ``0666 & ~umask`` like any other program's; a replaced file keeps its
+mode. A full disk is one error line, and the old file stays. Temporary files are named
+``.<name>.tmp-<pid>-<random>``; one whose process is gone is removed by the next write to that path.
+:func:`check_outputs` refuses outputs that are one of the command's inputs, or one another.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import re
 import secrets
-from collections.abc import Iterator
+import stat
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gen_eval.errors import UserError
 
+# -- reading untrusted files ---------------------------------------------------------------------------
+_KIND = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+         stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
+
+
+def file_kind(mode: int) -> str:
+    return _KIND.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size} bytes"
+
+
+@contextmanager
+def open_input(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading, refusing anything but a regular file of at most ``limit`` bytes.
+
+    Missing files, folders, FIFOs, devices and sockets are one-line UserErrors naming ``what``; a FIFO
+    is opened with ``O_NONBLOCK`` so that the check itself never blocks.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} not found; check the path") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a {what}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = file_kind(info.st_mode)
+            raise UserError(f"{path}: is {kind}, not a regular file; give the {what} as a regular file")
+        if limit is not None and info.st_size > limit:
+            raise UserError(f"{path}: {what} is {_size_text(info.st_size)}, over the {_size_text(limit)} limit; "
+                            "is this the right file? Give a smaller one")
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def read_input_bytes(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_input`)."""
+    with open_input(path, what, limit) as handle:
+        try:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if limit is not None and len(data) > limit:  # grew while being read
+        raise UserError(f"{path}: {what} is over the {_size_text(limit)} limit; is this the right file?")
+    return data
+
+
+def require_regular_file(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> Path:
+    """Check (without reading) that ``path`` is a regular file of at most ``limit`` bytes."""
+    with open_input(path, what, limit):
+        pass
+    return Path(path)
+
+
+# -- outputs ---------------------------------------------------------------------------------------------
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs: Iterable[tuple[str, Any]], inputs: Iterable[tuple[str, Any]] = (),
+                  force: bool = False) -> None:
+    """Before anything is written: every output may be written (:func:`ensure_can_write`), no output
+    is one of the ``inputs`` (a file, or a folder holding it), and no two outputs are one path.
+
+    ``outputs`` and ``inputs`` are (flag, path) pairs; None paths are skipped.
+    """
+    outs = [(flag, Path(p)) for flag, p in outputs if p is not None]
+    ins = [(flag, Path(p)) for flag, p in inputs if p is not None]
+    for flag, out in outs:
+        for in_flag, source in ins:
+            if not source.exists():
+                continue
+            if _same_file(out, source):
+                raise UserError(f"{flag} {out} is the {in_flag} input {source}; writing it would destroy the input, "
+                                "choose another output path")
+    seen: dict[str, str] = {}
+    for flag, out in outs:
+        key = os.path.realpath(out)
+        if key in seen:
+            raise UserError(f"{flag} and {seen[key]} are both {out}; give each output its own path")
+        seen[key] = flag
+    for _, out in outs:
+        ensure_can_write(out, force)
+
+
+def check_output_folder(flag: str, folder: str | os.PathLike, in_flag: str, source: str | os.PathLike) -> None:
+    """An output folder must not be the input ``source`` nor hold it (``train --data D --out D``)."""
+    folder, source = Path(folder), Path(source)
+    if not folder.exists() or not source.exists():
+        return
+    real_folder, real_source = os.path.realpath(folder), os.path.realpath(source)
+    if real_folder == real_source or real_source.startswith(real_folder.rstrip(os.sep) + os.sep):
+        raise UserError(f"{flag} {folder} is or holds the {in_flag} input {source}; the run would write among "
+                        f"(and --force would delete) its files: choose another {flag} folder")
+
 
 def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
-    """Check that ``path`` may be written: absent (or ``force``), with a writable parent folder."""
+    """Check that ``path`` may be written: absent (or a regular file and ``force``), in a writable folder.
+
+    Something that is not a regular file (a device, FIFO, socket, symbolic link, folder) is never
+    replaced, with or without ``force``: renaming over it would destroy it (``/dev/null`` as root).
+    """
     path = Path(path)
-    if path.exists() and not force:
-        raise UserError(f"{path} already exists; pass --force to overwrite it")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder; give a file path")
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None  # (a file in the way is named below)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}; choose another output path") from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{path} is a folder; give a file path")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path} is {file_kind(info.st_mode)}, not a regular file; gen-eval never replaces it "
+                            "(not even with --force): choose another output path")
+        if not force:
+            raise UserError(f"{path} already exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise UserError(f"cannot write {path}: {parent} is not a folder; choose another output path")
@@ -45,6 +183,54 @@ def make_folder(folder: str | os.PathLike, what: str = "output path") -> Path:
     return folder
 
 
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{16}")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_temp_file(path: Path) -> bool:
+    """A temporary file of :func:`atomic_path` whose writing process no longer exists."""
+    match = _TEMP.match(path.name)
+    return bool(match) and not _process_alive(int(match[1]))
+
+
+def _remove_stale_temps_of(path: Path) -> None:
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.tmp-*"))
+    except OSError:
+        return
+    for candidate in candidates:
+        if is_stale_temp_file(candidate):
+            try:
+                if stat.S_ISREG(os.lstat(candidate).st_mode):
+                    candidate.unlink()
+            except OSError:
+                pass
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
@@ -54,24 +240,39 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") 
     """
     path = ensure_can_write(path, force)
     make_folder(path.parent)
+    _remove_stale_temps_of(path)
     # Named here and created inside the try (not with tempfile.mkstemp), so that a Ctrl-C arriving
     # right after the file is created still removes it: signals land just after system calls.
-    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}{suffix or path.suffix}"
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}{suffix or path.suffix}"
     taken = False  # the name was another file's (never delete that one)
     try:
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
         except FileExistsError:
             taken = True
             raise UserError(f"cannot write in {path.parent}: temporary file {tmp.name} exists; run the command again") from None
         except OSError as exc:
             raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
-        yield tmp
-        if not force and path.exists():
-            raise UserError(f"{path} appeared while writing; pass --force to overwrite it")
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in WRITE_ERRORS:
+                raise UserError(f"cannot write {path}: {exc.strerror}; free some space or choose another output "
+                                "path (nothing was replaced)") from None
+            raise
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            if not force:
+                raise UserError(f"{path} appeared while writing; pass --force to overwrite it")
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"{path} became {file_kind(info.st_mode)} while writing; not replaced")
+            os.chmod(tmp, stat.S_IMODE(info.st_mode))  # --force keeps the replaced file's mode
         os.replace(tmp, path)
     finally:
-        if not taken and tmp.exists():
+        if not taken and os.path.lexists(tmp):
             tmp.unlink()
 
 
@@ -82,7 +283,7 @@ def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) 
     """
     folder = Path(folder)
     found = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
-    stale = [path for path in found if path.is_file()]
+    stale = [path for path in found if path.is_file() and not path.is_symlink()]
     for path in stale:
         path.unlink()
     return stale
@@ -100,3 +301,57 @@ def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, force: bool = False) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force)
+
+
+def read_npz(path: str | os.PathLike, what: str, member_limit: int, keys: Iterable[str] | None = None,
+             hint: str = "") -> dict[str, Any]:
+    """Arrays of an ``.npz`` without pickles and without inflating more than ``member_limit`` bytes each.
+
+    Each member's ``.npy`` header is read first: an object array (a pickle, which would run code) is
+    refused, and so is a member whose declared shape needs more than ``member_limit`` bytes or more
+    than the member holds (a compression bomb, or a header that lies). ``keys`` limits what is read.
+    """
+    import zipfile
+
+    import numpy as np
+
+    fmt = np.lib.format
+    fix = f"; {hint}" if hint else ""
+    wanted = None if keys is None else set(keys)
+    arrays: dict[str, Any] = {}
+    with open_input(path, what) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            raise UserError(f"{path}: not a readable .npz {what}{fix}") from None
+        with archive:
+            for info in archive.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if wanted is not None and key not in wanted:
+                    continue
+                if info.file_size > member_limit + 4096:
+                    raise UserError(f"{path}: member {key!r} inflates to {_size_text(info.file_size)}, over the "
+                                    f"{_size_text(member_limit)} limit for {what}s{fix}")
+                try:
+                    with archive.open(info) as member:
+                        version = fmt.read_magic(member)
+                        if version == (1, 0):
+                            shape, _, dtype = fmt.read_array_header_1_0(member)
+                        elif version == (2, 0):
+                            shape, _, dtype = fmt.read_array_header_2_0(member)
+                        else:
+                            raise ValueError(f"unsupported .npy version {version}")
+                    if dtype.hasobject:
+                        raise UserError(f"{path}: member {key!r} holds Python objects (a pickle, which could run "
+                                        f"code), never loaded: not a {what}{fix}")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    if nbytes > member_limit or nbytes > info.file_size:
+                        raise UserError(f"{path}: member {key!r} declares {_size_text(nbytes)} of data "
+                                        f"(shape {shape}), over the limit or more than it holds{fix}")
+                    with archive.open(info) as member:
+                        arrays[key] = fmt.read_array(member, allow_pickle=False)
+                except UserError:
+                    raise
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error):
+                    raise UserError(f"{path}: not a readable .npz {what} (member {key!r} is damaged){fix}") from None
+    return arrays

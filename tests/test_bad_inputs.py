@@ -831,16 +831,394 @@ def _ta(a: Assets, key: str) -> Path:
     return a.torch_files[key]
 
 
+# == round 2 (issue 12): files a model can read, outputs that destroy, memory, silently wrong numbers ==
+def _with_meta(src: Path, dst: Path, **meta: str) -> Path:
+    """A copy of the model ``src`` whose metadata entries ``meta`` are set (keys with '.' given as '__')."""
+    import onnx
+
+    model = onnx.load(str(src))
+    for key, value in meta.items():
+        key = key.replace("__", ".")
+        for entry in model.metadata_props:
+            if entry.key == key:
+                entry.value = value
+                break
+        else:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _non_utf8_metadata(src: Path, dst: Path) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "note", "MARKMARKMARK"
+    dst.write_bytes(model.SerializeToString().replace(b"MARKMARKMARK", b"\xff\xfe\xfdMARKMARK\x80"))
+    return dst
+
+
+def _external_at(src: Path, folder: Path, location: str, secret: Path | None = None) -> Path:
+    """A model in ``folder`` whose weight W is external data at ``location`` (a secret file elsewhere)."""
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(src))
+    onnx.save(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="w.bin", size_threshold=0)
+    data = (folder / "w.bin").read_bytes()
+    (folder / "w.bin").unlink()
+    if secret is not None:
+        _write(secret, data)  # readable bytes of the right size: only the location check can stop it
+    model = onnx.load(str(folder / "m.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(model, str(folder / "m.onnx"))
+    return folder / "m.onnx"
+
+
+def _linked_external(src: Path, t: Path) -> Path:
+    model = _external_at(src, t / "model", "link.bin", secret=t / "outside" / "secret.bin")
+    os.symlink(t / "outside" / "secret.bin", t / "model" / "link.bin")
+    return model
+
+
+def _dynamic_shape_generator(path: Path) -> Path:
+    """Declares image [B, C, H, W] (shape unknowable before a run) and makes 3x4x4; its metadata says 3,8,8."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Tanh", ["lin"], ["act"]),
+             helper.make_node("ReduceMin", ["act"], ["mn"], keepdims=0), helper.make_node("Mul", ["mn", "zero"], ["z0"]),
+             helper.make_node("Add", ["z0", "dims"], ["fd"]),
+             helper.make_node("Cast", ["fd"], ["shape"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["act", "shape"], ["image"])]
+    init = [numpy_helper.from_array(rng.standard_normal((8, 48)).astype(np.float32), "W"),
+            numpy_helper.from_array(np.array(0, np.float32), "zero"),
+            numpy_helper.from_array(np.array([-1, 3, 4, 4], np.float32), "dims")]
+    return _save(_model(nodes, [_tensor("z", ["B", 8])], [_tensor("image", ["B", "C", "H", "W"])], init), path,
+                 GENERATOR_META)
+
+
+def _huge_input_features(path: Path) -> Path:
+    """A features model declaring image [B, 3, 2048, 2048] (cheap inside: average pool, then 3 -> 16)."""
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("MatMul", ["f", "W"], ["features"])]
+    init = [numpy_helper.from_array(np.ones((3, 16), np.float32), "W")]
+    return _save(_model(nodes, [_tensor("image", ["B", 3, 2048, 2048])], [_tensor("features", ["B", 16])], init), path,
+                 {"gen_eval.role": "features", "gen_eval.value_range": "0,1", "gen_eval.contract": "1"})
+
+
+def _fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _char_device(path: Path) -> Path:
+    """A character device like /dev/null (major 1, minor 3) in the row's folder; skipped where mknod is not allowed."""
+    import stat
+
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot create a device node here ({exc}); the FIFO and symlink rows still run")
+    return path
+
+
+def _symlink_to(t: Path, name: str, target: Path) -> Path:
+    os.symlink(target, t / name)
+    return t / name
+
+
+def _copy_as(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(src, dst))
+
+
+def _stats_with(t: Path, name: str = "s.npz", **changes) -> Path:
+    """Our statistics of 4 random 16-d features, with entries replaced by ``changes``."""
+    stats = FeatureStats(16, "test-features")
+    stats.update(np.random.default_rng(0).standard_normal((4, 16)))
+    arrays = dict(mu=stats.mu, sigma=stats.sigma, n=np.int64(4), sum=stats.sum, sum_outer=stats.sum_outer,
+                  feature_model=np.str_("test-features"))
+    arrays.update(changes)
+    return write_stats(t / name, **arrays)
+
+
+def _npz_bomb(t: Path) -> Path:
+    """An .npz whose sum_outer header declares 100000 x 100000 float64 (80 GB) in a few bytes of data."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)})
+    path = _stats_with(t, "bomb.npz")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("sum_outer_big.npy", header.getvalue() + b"\x00" * 64)
+    data = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            data[info.filename] = archive.read(info)
+    data["sum_outer.npy"] = data.pop("sum_outer_big.npy")
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in data.items():
+            archive.writestr(name, payload)
+    return path
+
+
+def _idx_gz(t: Path, count: int, rows: int, cols: int, body: bytes = b"") -> Path:
+    import gzip
+
+    folder = t / "mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 8, 3]) + b"".join(v.to_bytes(4, "big") for v in (count, rows, cols))
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(header + body)
+    return folder
+
+
+def _sample_shard(a: Assets, t: Path) -> Path:
+    out = t / "samples"
+    code, _, stderr = run_gen_eval(["sample", "--model", a.gen, "--n", 8, "--shard", "1/4", "--out", out], False)
+    assert code == 0, stderr
+    return out
+
+
+def _other_features_stats(a: Assets, t: Path) -> Path:
+    """Statistics (16-d, like a.features) made with another features model."""
+    other = make_dense_head(t / "other_features.onnx", role="features", out_dim=16, value_range="0,1",
+                            activation="Tanh", seed=7)
+    reference_stats(other, a.images, t / "other.npz")
+    return t / "other.npz"
+
+
+def _checkpoint_with(a: Assets, t: Path, name: str = "ck.pt", drop: tuple = (), **changes) -> Path:
+    import torch
+
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    data = load_checkpoint(_ta(a, "checkpoint"))
+    data.update(changes)
+    for key in drop:
+        data.pop(key, None)
+    path = t / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data, path)
+    return path
+
+
+def _resumable(a: Assets, t: Path, **kw) -> Path:
+    return _run_with_last(t, _checkpoint_with(a, t, **kw))
+
+
+HELD_LOCKS: list[int] = []
+
+
+def _locked_run(t: Path) -> Path:
+    """A run folder that another (simulated) `gen-eval train` holds locked."""
+    import fcntl
+
+    run = _mkdir(t / "run" / "checkpoints").parent
+    fd = os.open(run, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    HELD_LOCKS.append(fd)  # released by the fixture below once the row has run
+    return run
+
+
+def _long_condition(t: Path) -> Path:
+    names = ICLEVR_NAMES * 2000  # 48,000 names (about 550 KB on one line)
+    return _conditions(t, json.dumps([names]))
+
+
+ROUND_2: list[Case] = [
+    # 1. a model reads files it should not; label files naming files outside the data set
+    Case("sample: external data at an absolute path", lambda a, t: _sample(
+        a, t, model=_external_at(a.gen, t / "model", str(t / "secret.bin"), secret=t / "secret.bin")),
+         ("secret.bin", "outside the model's folder", "re-export")),
+    Case("info: external data in a parent folder", lambda a, t: ["info", _external_at(
+        a.gen, t / "model", "../secret.bin", secret=t / "secret.bin")],
+         ("../secret.bin", "outside the model's folder")),
+    Case("fid: external data through a symbolic link", lambda a, t: [
+        "fid", "--features", _linked_external(a.features, t), "--ref", a.stats, "--data", a.images],
+         ("link.bin", "leads outside the model's folder")),
+    Case("data check: label file names ../ image", lambda a, t: ["data", "check", _iclevr(
+        t, json.dumps({"../../outside.png": ["red cube"], "001.png": ["red cube"]}))],
+         ("train.json", "'../../outside.png'", "outside the data set")),
+    Case("data check: label file names an absolute image path", lambda a, t: ["data", "check", _iclevr(
+        t, json.dumps({str(a.images / "000.png"): ["red cube"]}))],
+         ("train.json", "outside the data set")),
+    Case("data check: label file names a link out of the data set", lambda a, t: ["data", "check", _iclevr_link(a, t)],
+         ("train.json", "link.png", "leads outside")),
+
+    # 2. outputs that destroy
+    Case("score: --report is a symbolic link (--force)", lambda a, t: _score(
+        a, t, "--force", "--report", _symlink_to(t, "r.json", _existing(t, "target.json"))),
+         ("r.json", "symbolic link", "not a regular file", "choose another output path")),
+    Case("sample: grid output is a FIFO (--force)", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--force",
+                                                                  "--out", _fifo(t / "grid.png")],
+         ("grid.png", "FIFO", "never replaces it")),
+    Case("fid: --report is a device node (--force)", lambda a, t: _fid(a, t, "--force", "--report",
+                                                                     _char_device(t / "null")),
+         ("null", "character device", "never replaces it")),
+    Case("sample: .npz output is a folder (--force)", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--force",
+                                                                    "--out", _mkdir(t / "s.npz")],
+         ("s.npz", "is a folder", "file path")),
+    Case("export: --out is the checkpoint (--force)", lambda a, t: [
+        "export", _copy_as(_ta(a, "checkpoint"), t / "last.pt"), "--out", t / "last.pt", "--force"],
+         ("last.pt", "would destroy the input", "choose another output path"), needs_torch=True),
+    Case("score: --report is the --test file (--force)", lambda a, t: _score(
+        a, t, "--force", "--report", t / "test.json", test=_copy_as(a.test_json, t / "test.json")),
+         ("--report", "--test", "would destroy the input")),
+    Case("fid: --save-stats is the --ref file (--force)", lambda a, t: _fid(
+        a, t, "--force", "--save-stats", t / "ref.npz", ref=_copy_as(a.stats, t / "ref.npz")),
+         ("--save-stats", "--ref", "would destroy the input")),
+    Case("stats merge: --out is an input (--force)", lambda a, t: [
+        "stats", "merge", _copy_as(a.stats, t / "a.npz"), _stats_with(t), "--out", t / "a.npz", "--force"],
+         ("a.npz", "would destroy the input")),
+    Case("mse: --report is the encoder (--force)", lambda a, t: [
+        "mse", "--model", a.decoder, "--encoder", _copy_as(a.encoder, t / "enc.onnx"), "--data", a.images,
+        "--report", t / "enc.onnx", "--force"],
+         ("--report", "--encoder", "would destroy the input")),
+    Case("fid: --report and --save-stats on one path", lambda a, t: _fid(
+        a, t, "--report", t / "s.npz", "--save-stats", t / "s.npz"),
+         ("--save-stats and --report are both", "its own path")),
+    Case("train: --out is the --data folder", lambda a, t: [
+        "train", "dcgan", "--data", write_images(t / "data", 4), "--out", t / "data", "--force", "--steps", 1],
+         ("--out", "--data", "choose another --out")),
+    Case("train: --resume while another run holds the folder", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume", "--out", _locked_run(t)],
+         ("in use by another", "wait for it")),
+
+    # 3. untrusted strings reach the terminal
+    Case("sample: escape codes in bad metadata", lambda a, t: _sample(a, t, model=_with_meta(
+        a.gen, t / "esc.onnx", gen_eval__latent_dim="\x1b[2J\x1b[31m8\nOK")),
+         ("gen_eval.latent_dim", "re-export")),
+    Case("sample: output path with a newline and escape code", lambda a, t: [
+        "sample", "--model", a.gen, "--n", 4, "--out", _existing(t, "a\nb\x1b[31m.png")],
+         ("already exists", "a\\nb\\x1b[31m.png")),
+
+    # 4. memory and time that are not bounded
+    Case("sample: condition file is a FIFO", lambda a, t: _sample_cond(a, t, _fifo(t / "cond.json")),
+         ("cond.json", "FIFO", "regular file")),
+    Case("sample: condition file is /dev/zero", lambda a, t: _sample_cond(a, t, Path("/dev/zero")),
+         ("/dev/zero", "character device", "regular file")),
+    Case("score: objects file is /dev/urandom", lambda a, t: _score(a, t, "--objects", "/dev/urandom"),
+         ("/dev/urandom", "character device")),
+    Case("info: model is /dev/urandom", lambda a, t: ["info", "/dev/urandom"],
+         ("/dev/urandom", "character device", "regular file")),
+    Case("fid: statistics file is a FIFO", lambda a, t: _fid(a, t, ref=_fifo(t / "s.npz")), ("s.npz", "FIFO")),
+    Case("fid: statistics .npz bomb", lambda a, t: _fid(a, t, ref=_npz_bomb(t)),
+         ("bomb.npz", "sum_outer", "over the limit")),
+    Case("data check: MNIST gzip header claims 4 GB", lambda a, t: [
+        "data", "check", _idx_gz(t, 60000, 300, 300, b"\x00" * 1000)],
+         ("train-images-idx3-ubyte.gz", "limit", "right file")),
+    Case("sample: --n 10^12", lambda a, t: ["sample", "--model", a.gen, "--n", 10**12, "--out", t / "out"],
+         ("--n 1000000000000", "give a smaller --n")),
+    Case("fid: --n 10^12", lambda a, t: ["fid", "--features", a.features, "--ref", a.stats, "--model", a.gen,
+                                         "--n", 10**12], ("--n", "give a smaller --n")),
+    Case("sample: .npz of 10^9 images", lambda a, t: ["sample", "--model", a.gen, "--n", 10**9, "--out", t / "s.npz"],
+         ("GiB", "PNG folder")),
+    Case("sample: a condition of 48000 labels", lambda a, t: _sample_cond(a, t, _long_condition(t)),
+         ("item 0", "appears twice")),
+    Case("fid: features model declares a 2048x2048 input", lambda a, t: [
+        "fid", "--features", _huge_input_features(t / "big.onnx"), "--ref", a.stats, "--data", a.images],
+         ("big.onnx", "2048", "smaller images")),
+    Case("sample: latent_dim 10^9 in metadata", lambda a, t: _sample(a, t, model=_with_meta(
+        a.gen, t / "wide.onnx", gen_eval__latent_dim="1000000000")),
+         ("gen_eval.latent_dim", "65536", "re-export")),
+
+    # 5. numbers that are silently wrong
+    Case("stats merge: negative n", lambda a, t: ["stats", "merge", a.stats, _stats_with(t, n=np.int64(-4)),
+                                                  "--out", t / "m.npz"],
+         ("n is -4", "positive integer", "gen-eval stats")),
+    Case("stats merge: n = 0 with sums", lambda a, t: ["stats", "merge", a.stats, _stats_with(t, n=np.int64(0)),
+                                                       "--out", t / "m.npz"],
+         ("n is 0", "positive integer")),
+    Case("stats merge: fractional n", lambda a, t: ["stats", "merge", a.stats, _stats_with(t, n=np.float64(4.5)),
+                                                    "--out", t / "m.npz"],
+         ("4.5", "positive integer")),
+    Case("stats merge: one shard twice", lambda a, t: ["stats", "merge", _stats_with(t, "a.npz"),
+                                                       _copy_as(t / "a.npz", t / "b.npz"), "--out", t / "m.npz"],
+         ("b.npz", "same content", "counted twice")),
+    Case("sample: value range -inf,inf", lambda a, t: [
+        "sample", "--model", a.gen_cond_bare, "--conditions", a.test_json, "--objects", a.objects,
+        "--value-range=-inf,inf", "--out", t / "out"],
+         ("--value-range", "finite")),
+    Case("sample: images differ from image_shape metadata at run time", lambda a, t: _sample(
+        a, t, model=_dynamic_shape_generator(t / "dyn.onnx")),
+         ("dyn.onnx", "(3, 4, 4)", "(3, 8, 8)", "re-export")),
+    Case("data check: MNIST of 0x0 images", lambda a, t: ["data", "check", _idx_gz(t, 5, 0, 0)],
+         ("0x0", "at least 1x1")),
+
+    # 6. wrong answers with exit code 0
+    Case("fid: reference statistics of another features model", lambda a, t: _fid(a, t, ref=_other_features_stats(a, t)),
+         ("other.npz", "features model", "--allow-other-features")),
+    Case("fid: sample folder holding one shard of four", lambda a, t: _fid(a, t, data=_sample_shard(a, t)),
+         ("holds 2 of the 8 images", "missing shards")),
+
+    # 7. tracebacks instead of one error line
+    Case("sample: label-space metadata nested deeply", lambda a, t: _sample_cond(a, t, a.test_json, model=_with_meta(
+        a.gen_cond, t / "deep.onnx", gen_eval__label_space="[" * 100_000 + "]" * 100_000)),
+         ("gen_eval.label_space", "nested too deeply", "re-export")),
+    Case("info: metadata not UTF-8", lambda a, t: ["info", _non_utf8_metadata(a.gen, t / "latin.onnx")],
+         ("latin.onnx", "not UTF-8", "re-export")),
+    Case("sample: --nrow 0", lambda a, t: ["sample", "--model", a.gen, "--n", 4, "--nrow", 0, "--out", t / "g.png"],
+         ("--nrow", "from 1")),
+    Case("sample: --seed 2^63", lambda a, t: _sample(a, t, "--seed", 2**63), ("--seed", "2^63-1")),
+    Case("score: --seed -5", lambda a, t: _score(a, t, "--seed", -5), ("--seed", "from 0")),
+    Case("train: --seed -5", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run", "--seed", -5,
+                                           "--steps", 1], ("--seed", "from 0")),
+    Case("fid: statistics n is a string", lambda a, t: _fid(a, t, ref=_stats_with(t, n=np.str_("four"))),
+         ("'four'", "positive integer")),
+    Case("stats merge: n is an array", lambda a, t: ["stats", "merge", a.stats, _stats_with(t, n=np.arange(3)),
+                                                     "--out", t / "m.npz"],
+         ("n is [0, 1, 2]", "positive integer")),
+    Case("export: checkpoint config of the wrong type", lambda a, t: [
+        "export", _checkpoint_with(a, t, config=[1, 2]), "--out", t / "g.onnx"],
+         ("'config' is list", "damaged"), needs_torch=True),
+    Case("export: checkpoint with negative widths", lambda a, t: [
+        "export", _checkpoint_with(a, t, config={**_stored_config(a), "g_width": -8}), "--out", t / "g.onnx"],
+         ("ck.pt", "do not build", "damaged"), needs_torch=True),
+    Case("train: resume a checkpoint without random state", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume", "--out", _resumable(a, t)],
+         ("random-number state", "start a new run"), needs_torch=True),
+    Case("train: resume a checkpoint without optimiser state", lambda a, t: [
+        "train", "dcgan", "--data", a.images, "--resume", "--out", _resumable(a, t, drop=("optimizers",))],
+         ("no 'optimizers' entry", "start a new run"), needs_torch=True),
+]
+CASES += ROUND_2
+
+
+def _stored_config(a: Assets) -> dict:
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    return dict(load_checkpoint(_ta(a, "checkpoint"))["config"])
+
+
+def _iclevr_link(a: Assets, t: Path) -> Path:
+    root = _iclevr(t, json.dumps({"000.png": ["red cube"], "link.png": ["red cube"]}))
+    os.symlink(a.images / "001.png", root / "images" / "link.png")
+    return root
+
+
 # -- running one row ------------------------------------------------------------------------------
 def snapshot(*roots: Path) -> dict[str, str]:
     """Every path under ``roots`` -> 'dir' or the SHA-256 of the file."""
     listing = {}
+    import stat
+
     for root in roots:
         for path in sorted(root.rglob("*")):
-            if path.is_symlink():
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
                 listing[str(path)] = "link -> " + os.readlink(path)
-            elif path.is_dir():
+            elif stat.S_ISDIR(info.st_mode):
                 listing[str(path)] = "dir"
+            elif not stat.S_ISREG(info.st_mode):  # a FIFO or device node: never read, must stay what it is
+                listing[str(path)] = f"special {stat.S_IFMT(info.st_mode):o} {info.st_rdev}"
             else:
                 listing[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return listing
@@ -890,9 +1268,13 @@ def test_bad_input(case: Case, assets: Assets, request, tmp_path: Path) -> None:
     folder = tmp_path / "case"
     folder.mkdir()
     args = case.make(assets, folder)
-    with unwritable(folder / case.readonly) if case.readonly else nullcontext():
-        before = snapshot(folder, *watched)
-        code, stdout, stderr = run_gen_eval(args, case.process)
+    try:
+        with unwritable(folder / case.readonly) if case.readonly else nullcontext():
+            before = snapshot(folder, *watched)
+            code, stdout, stderr = run_gen_eval(args, case.process)
+    finally:
+        while HELD_LOCKS:
+            os.close(HELD_LOCKS.pop())
     line = error_line(stderr)
     assert code == case.code, (code, stdout, stderr)
     for words in case.says:

@@ -219,7 +219,7 @@ def test_fid_warnings_and_errors(no_torch_env, tmp_path):
     bad.write_bytes(b"not a zip")
     assert_one_line_error(run_cli_here("fid", "--features", feats, "--model", gen, "--n", 4, "--ref", bad),
                           "bad.npz")
-    assert_one_line_error(run_cli_here("stats", "merge", ref, "--out", ref), "already exists")
+    assert_one_line_error(run_cli_here("stats", "merge", ref, "--out", ref), "would destroy the input")
 
 
 def test_sample_npz_and_png_folder_give_the_same_statistics(tmp_path):

@@ -109,12 +109,11 @@ def _conditions_for(generator, conditions_path: str | None, flag: str = "--condi
     return read_condition_file(conditions_path, generator.info.label_space)
 
 
-def _check_outputs_writable(force: bool, *paths) -> None:
-    from gen_eval.fileio import ensure_can_write
+def _check_outputs(force: bool, outputs: dict, inputs: dict) -> None:
+    """Every output writable, none of them one of the inputs or another output (flag -> path)."""
+    from gen_eval.fileio import check_outputs
 
-    for path in paths:
-        if path is not None:
-            ensure_can_write(path, force)
+    check_outputs(outputs.items(), inputs.items(), force)
 
 
 def _gate(flag: str, threshold: float | None, kind: str):
@@ -136,7 +135,9 @@ def info_command(model, latent_dim, value_range, objects, device):
     loaded = load_model(model, runtime=runtime, latent_dim=latent_dim,
                         value_range=_value_range(value_range, "--value-range"),
                         label_space=read_label_space(objects), require=False)
-    rows = loaded.describe()
+    from gen_eval.errors import printable
+
+    rows = [(printable(key), printable(value)) for key, value in loaded.describe()]  # metadata is untrusted
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -177,13 +178,21 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_d
     """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz."""
     from gen_eval.evaluator import sampling
 
+    from gen_eval.evaluator.noise import check_seed
+
     shard_spec = sampling.parse_shard(shard)
+    check_seed(seed)
+    if n is not None:
+        sampling.check_count(n)
     out_path = Path(out)
     kind = {".png": "grid", ".npz": "npz"}.get(out_path.suffix.lower(), "folder")
     if kind == "grid" and shard_spec is not None:
         raise UserError("--shard writes a PNG folder or an .npz; a grid is one image of the whole run")
-    if kind != "folder":
-        _check_outputs_writable(force, out_path)
+    if kind == "grid":
+        sampling.check_nrow(nrow)
+    inputs = {"--model": model, "--conditions": conditions, "--objects": objects}
+    _check_outputs(force, {"--out": out_path} if kind != "folder" else {}, inputs)
+
     runtime = _runtime(device, threads)
     generator = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
     _echo_err(f"runtime: {runtime.describe()}")
@@ -242,11 +251,14 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     from gen_eval.evaluator.score import score_generator
     from gen_eval.data.images import to_uint8
 
+    from gen_eval.evaluator.noise import check_seed
+
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
-    if seed < 0:
-        raise UserError(f"--seed must be >= 0, got {seed}")
-    _check_outputs_writable(force, report_path, grid_path)
+    check_seed(seed)
+    check_seed(seed + repeats - 1, "--seed + --repeats - 1")
+    _check_outputs(force, {"--report": report_path, "--grid": grid_path},
+                   {"--model": model, "--test": test_file, "--classifier": classifier, "--objects": objects})
     runtime = _runtime(device, threads)
     space = read_label_space(objects)
     judge = load_model(classifier, role="classifier", runtime=runtime, batch_size=batch_size, label_space=space,
@@ -297,31 +309,15 @@ def _features_model(path, runtime, batch_size):
 def _image_set(path: str, split: str, channels: int | None = None):
     """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes."""
     from gen_eval.data.datasets import detect_format, open_dataset
+    from gen_eval.evaluator.sampling import check_sample_folder, open_sample_npz
 
     if Path(path).suffix.lower() == ".npz":
-        return _npz_image_set(Path(path))
+        return open_sample_npz(Path(path))
     fmt = detect_format(path, split)
+    if fmt == "folder":
+        check_sample_folder(Path(path))  # a folder of `gen-eval sample` must hold every image of its run
     kw = {"mode": "L"} if fmt == "folder" and channels == 1 else {}
     return open_dataset(path, split=split, fmt=fmt, **kw)
-
-
-def _npz_image_set(path: Path):
-    import zipfile
-
-    import numpy as np
-
-    from gen_eval.data.imageset import ArrayImageSet
-
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; check the path")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            images = data["images"] if "images" in data.files else None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz ({exc})") from None
-    if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: needs 'images', uint8 [N, H, W, C] (what `gen-eval sample --out x.npz` writes)")
-    return ArrayImageSet(images, format="npz", source=str(path))
 
 
 def _side_stats(features, runtime, *, data, split, model, n, seed, conditions, shard, batch_size,
@@ -372,19 +368,28 @@ def source_options(func):
 @click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
               help="Also write the statistics of the generated / --data images (.npz).")
 @click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
+@click.option("--allow-other-features", is_flag=True,
+              help="Compute a distance even when --ref statistics record another features model or preprocessing.")
 @runtime_options
 def fid_command(features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
-                objects, max_fid, report_path, save_stats, force, device, batch_size, threads):
+                objects, max_fid, report_path, save_stats, force, allow_other_features, device, batch_size, threads):
     """Fréchet distance of generated images (or --data) to reference statistics or images."""
-    from gen_eval.evaluator.features import feature_model_id, imageset_stats, warn_small
+    from gen_eval.evaluator.features import (check_same_features, feature_model_id, imageset_stats, new_stats,
+                                             warn_small)
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.report import Report, finish
     from gen_eval.evaluator.stats import load_stats
 
-    _check_outputs_writable(force, report_path, save_stats)
+    from gen_eval.evaluator.noise import check_seed
+
+    check_seed(seed)
+    _check_outputs(force, {"--report": report_path, "--save-stats": save_stats},
+                   {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
+                    "--conditions": conditions, "--objects": objects})
     runtime = _runtime(device, threads)
     features = _features_model(features_path, runtime, batch_size)
     _echo_err(f"runtime: {runtime.describe()}")
+    reference = None
     if Path(ref).suffix.lower() == ".npz":
         reference = load_stats(ref)
         ref_mu, ref_sigma, ref_n, ref_model = reference.mu, reference.sigma, reference.n, reference.feature_model
@@ -395,6 +400,9 @@ def fid_command(features_path, ref, ref_split, data, split, model, n, seed, cond
                 f"{ref}: statistics are {len(ref_mu)}-d but {features_path} gives {features.info.output_size}-d "
                 "features; use the feature model the statistics were made with"
             )
+        warning = check_same_features(reference, new_stats(features), str(ref), allow_other_features)
+        if warning:  # checked before any image is made
+            _echo_err(warning)
     else:
         ref_stats = imageset_stats(features, _image_set(ref, ref_split))
         ref_stats.require_covariance(f"reference {ref}")
@@ -406,9 +414,6 @@ def fid_command(features_path, ref, ref_split, data, split, model, n, seed, cond
                                       what="generated")
     stats.require_covariance(described)
     ours = feature_model_id(features)
-    if ref_model and ref_model != ours:
-        _echo_err(f"warning: {ref} was computed with feature model {ref_model}, this run uses {ours}; "
-                  "distances between different features are meaningless")
     warn_small(stats, described)
     if save_stats is not None:
         stats.save(save_stats, force=force)
@@ -453,7 +458,11 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    _check_outputs_writable(force, out)
+    from gen_eval.evaluator.noise import check_seed
+
+    check_seed(seed)
+    _check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
+                                           "--conditions": conditions, "--objects": objects})
     shard_spec = parse_shard(shard)
     runtime = _runtime(device, threads)
     features = _features_model(features_path, runtime, batch_size)
@@ -480,7 +489,7 @@ def stats_merge(inputs, out, force):
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    _check_outputs_writable(force, out)
+    _check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
     merged = merge_stats(list(inputs))
     merged.require_covariance("the merged files")
     warn_small(merged, "the merged set")
@@ -508,7 +517,8 @@ def mse_command(model, encoder, data, split, max_mse, report_path, encoder_value
     from gen_eval.evaluator.mse import SCALE, reconstruction_mse
     from gen_eval.evaluator.report import Report, finish
 
-    _check_outputs_writable(force, report_path)
+    _check_outputs(force, {"--report": report_path},
+                   {"--model": model, "--encoder": encoder, "--data": data, "--objects": objects})
     runtime = _runtime(device, threads)
     decoder = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
     enc_range = _value_range(encoder_value_range, "--encoder-value-range")

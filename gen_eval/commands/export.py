@@ -36,7 +36,9 @@ def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force:
     The generator goes to --out; a VAE's encoder to <out stem>.encoder.onnx.
     """
     from gen_eval.exporter import export_checkpoint
+    from gen_eval.fileio import check_outputs
 
+    check_outputs([("--out", out)], [("CHECKPOINT", checkpoint)], force)
     _report(export_checkpoint(checkpoint, out, verify=verify, fp16=fp16, force=force))
 
 
@@ -54,7 +56,9 @@ def export_classifier_command(checkpoint: Path, out: Path, objects: Path | None,
     """Export the iCLEVR ResNet18 judge: the TA's {'model': state_dict} CHECKPOINT or a gen-eval classifier's."""
     from gen_eval.data.conditions import read_objects
     from gen_eval.exporter import export_ta_classifier
+    from gen_eval.fileio import check_outputs
 
+    check_outputs([("--out", out)], [("CHECKPOINT", checkpoint), ("--objects", objects)], force)
     label_space = read_objects(objects) if objects else None
     _report([export_ta_classifier(checkpoint, out, label_space=label_space, features=features, verify=verify,
                                   fp16=fp16, force=force)])
@@ -72,7 +76,9 @@ def export_inception_command(weights: Path, out: Path, verify: bool, force: bool
     returns pool3 features [B,2048], as pytorch-fid does.
     """
     from gen_eval.exporter import export_inception
+    from gen_eval.fileio import check_outputs
 
+    check_outputs([("--out", out)], [("WEIGHTS", weights)], force)
     _report([export_inception(weights, out, verify=verify, force=force)])
 
 

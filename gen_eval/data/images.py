@@ -16,12 +16,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path
+from gen_eval.fileio import atomic_path, open_input
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 # Fixed PNG parameters so the same pixels always give the same bytes (Pillow writes no timestamp).
 PNG_COMPRESS_LEVEL = 6
+# An image file larger than this is refused before it is decoded (a 4096x4096 RGB PNG is under 50 MB).
+MAX_IMAGE_FILE_BYTES = 256 * 2**20
+# Pillow's modes for 16-bit greyscale; converting them to "L"/"RGB" clips every value above 255 to 255.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
@@ -36,21 +40,15 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise UserError(f"{path}: image file not found; check the path") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read image ({exc.strerror})") from None
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected an image file")
-    if size == 0:
-        raise UserError(f"{path}: empty file (0 bytes); replace it with a valid image or remove it")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                converted = img.convert(mode)
+        with open_input(path, "image file", MAX_IMAGE_FILE_BYTES) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                raise UserError(f"{path}: empty file (0 bytes); replace it with a valid image or remove it")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(handle) as img:
+                    img.load()
+                    converted = _to_mode(img, mode, path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(
             f"{path}: image is too large (over {Image.MAX_IMAGE_PIXELS} pixels, a possible decompression bomb); "
@@ -64,6 +62,18 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     return array
+
+
+def _to_mode(img: Image.Image, mode: str, path: Path) -> Image.Image:
+    """``img.convert(mode)``, except that 16-bit greyscale keeps its top 8 bits (Pillow would clip it to
+    255) and 32-bit integer or float images, whose scale is unknown, are refused."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        grey = (np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert(mode)
+    if img.mode in ("I", "F"):
+        raise UserError(f"{path}: {'32-bit integer' if img.mode == 'I' else 'floating-point'} image; its value scale "
+                        "is unknown: convert it to an 8-bit PNG")
+    return img.convert(mode)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -144,8 +144,23 @@ class ArrayImageSet(ImageSet):
         return c, h, w
 
 
+def check_member_name(name: object, label_file: str | os.PathLike, where: str = "") -> str:
+    """An image name from a label file must be a plain relative path inside the data set: no absolute
+    path, no ``..``, no drive letter, no NUL. (Symbolic links are checked by :func:`check_files_exist`.)"""
+    shown = where or f"{label_file}"
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"{shown}: image name {name!r} is not a file name; list image file names")
+    parts = name.replace("\\", "/").split("/")
+    if "\x00" in name or name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts or \
+            (len(name) > 1 and name[1] == ":"):
+        raise UserError(f"{shown}: image {name!r} is outside the data set's folder (absolute or '..'); "
+                        "label files may only name images inside the data set")
+    return name
+
+
 def find_image_folder(root: Path, candidates: Sequence[str], first_file: str, label_file: str | os.PathLike) -> Path:
     """The first of ``root/<candidate>`` (``""`` = root itself) that holds ``first_file``."""
+    check_member_name(first_file, label_file)
     for name in candidates:
         folder = root / name if name else root
         if (folder / first_file).is_file():
@@ -155,7 +170,13 @@ def find_image_folder(root: Path, candidates: Sequence[str], first_file: str, la
 
 
 def check_files_exist(folder: Path, names: Sequence[str], label_file: str | os.PathLike, line_of=None) -> list[Path]:
-    """Paths of ``names`` in ``folder``; UserError naming the first missing one (one directory scan)."""
+    """Paths of ``names`` in ``folder``; UserError naming the first missing one (one directory scan).
+
+    Every name must stay inside ``folder``: absolute paths, ``..`` and symbolic links that lead out of it
+    are refused, so a label file cannot make gen-eval read (or train on) files elsewhere.
+    """
+    for i, name in enumerate(names):
+        check_member_name(name, label_file, f"{label_file}, line {line_of(i)}" if line_of else "")
     try:
         present = {entry.name for entry in os.scandir(folder) if not entry.is_dir()}
     except OSError as exc:
@@ -172,4 +193,11 @@ def check_files_exist(folder: Path, names: Sequence[str], label_file: str | os.P
             where = f"{label_file}, line {line_of(i)}" if line_of else f"{label_file}"
             missing = sum(1 for n in names if n not in present and not (folder / n).is_file())
             raise UserError(f"{where}: image {name!r} not found in {folder} ({missing} of {len(names)} missing)")
+    real_folder = os.path.realpath(folder).rstrip(os.sep) + os.sep
+    for i, name in enumerate(names):
+        if "/" in name or "\\" in name or os.path.islink(folder / name):
+            if not os.path.realpath(folder / name).startswith(real_folder):
+                where = f"{label_file}, line {line_of(i)}" if line_of else f"{label_file}"
+                raise UserError(f"{where}: image {name!r} is a link that leads outside {folder}; label files may "
+                                "only name images inside the data set")
     return [folder / name for name in names]

@@ -68,7 +68,12 @@ class LabelSpace:
 
     @property
     def index(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.names)}
+        """name -> position; built once (a dict per lookup made long conditions quadratic)."""
+        cached = self.__dict__.get("_index")
+        if cached is None:
+            cached = {name: i for i, name in enumerate(self.names)}
+            object.__setattr__(self, "_index", cached)
+        return cached
 
     def head_slices(self) -> list[tuple[str, slice]]:
         """For categorical spaces: each head's name and its slice of the condition vector."""
@@ -122,7 +127,10 @@ class LabelSpace:
             heads = obj.get("heads")
             if not isinstance(heads, Mapping):
                 raise ValueError("a categorical label space needs 'heads': {head: [choices]}")
-            return cls.categorical({str(h): [str(v) for v in vals] for h, vals in heads.items()})
+            if not all(isinstance(h, str) and isinstance(vals, list) and all(isinstance(v, str) for v in vals)
+                       for h, vals in heads.items()):
+                raise ValueError("a categorical label space needs 'heads': {head: [choices as strings]}")
+            return cls.categorical({h: list(vals) for h, vals in heads.items()})
         names = obj.get("names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"a {kind} label space needs 'names': a list of strings")

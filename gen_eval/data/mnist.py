@@ -9,6 +9,7 @@ mapped; gzipped ones are decompressed once (MNIST is 47 MB).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import zlib
@@ -19,6 +20,7 @@ import numpy as np
 from gen_eval.data.imageset import ArrayImageSet
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
+from gen_eval.fileio import open_input
 
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 SUBFOLDERS = ("", "raw", "MNIST/raw")
@@ -47,24 +49,42 @@ def is_mnist(path: Path) -> bool:
     return path.is_dir() and any(_find(path, prefix, "images") for prefix in SPLIT_PREFIX.values())
 
 
+MAX_IDX_BYTES = 2**30  # MNIST's training images are 47 MB; EMNIST's largest file about 700 MB
+
+
 def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
-    """A uint8 idx array with ``ndim`` dimensions; UserError on a wrong magic number, size or gzip data."""
+    """A uint8 idx array with ``ndim`` dimensions; UserError on a wrong magic number, size or gzip data.
+
+    The header is checked before any data is read or inflated: a gzip bomb, or a header claiming more
+    than :data:`MAX_IDX_BYTES`, is refused without decompressing it.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: idx file not found")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: empty file (0 bytes); download it again")
-    if path.suffix == ".gz":
+    with open_input(path, "idx file") as raw:
+        if os.fstat(raw.fileno()).st_size == 0:
+            raise UserError(f"{path}: empty file (0 bytes); download it again")
+        gz = path.suffix == ".gz"
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         try:
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
+            header = handle.read(4 + 4 * ndim)
+            shape, expected = _check_header(path, header, ndim)
+            if gz:
+                data = handle.read(expected - len(header) + 1)
+                size = len(header) + len(data)
+            else:
+                data, size = None, os.fstat(raw.fileno()).st_size
         except (OSError, EOFError, zlib.error) as exc:
             raise UserError(f"{path}: not a valid gzip file ({exc}); download it again or gunzip it") from None
-        header = data[: 4 + 4 * ndim]
-    else:
-        with open(path, "rb") as handle:
-            header = handle.read(4 + 4 * ndim)
-        data = None
+    if size != expected:
+        raise UserError(f"{path}: header says shape {shape} ({expected} bytes) but the data has "
+                        f"{'more' if size > expected else size} bytes; file is truncated or corrupt")
+    if data is not None:
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=shape)
+
+
+def _check_header(path: Path, header: bytes, ndim: int) -> tuple[tuple[int, ...], int]:
     if len(header) < 4 or header[0] != 0 or header[1] != 0:
         raise UserError(f"{path}: not an idx file (bad magic number); expected MNIST idx data")
     if header[2] != UBYTE or header[3] != ndim:
@@ -74,14 +94,14 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
     if len(header) < 4 + 4 * ndim:
         raise UserError(f"{path}: truncated idx header")
     shape = tuple(int.from_bytes(header[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
-    offset = 4 + 4 * ndim
-    expected = offset + int(np.prod(shape))
-    size = len(data) if data is not None else path.stat().st_size
-    if size != expected:
-        raise UserError(f"{path}: header says shape {shape} ({expected} bytes) but the data has {size} bytes; file is truncated or corrupt")
-    if data is not None:
-        return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
-    return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+    if ndim == 3 and (shape[1] == 0 or shape[2] == 0):
+        raise UserError(f"{path}: header says images of {shape[1]}x{shape[2]} pixels; an image needs at least 1x1, "
+                        "download the file again")
+    expected = 4 + 4 * ndim + math.prod(shape)
+    if expected > MAX_IDX_BYTES:
+        raise UserError(f"{path}: header says shape {shape} ({expected / 2**20:.0f} MiB), over the "
+                        f"{MAX_IDX_BYTES // 2**20} MiB limit for idx files; is this the right file?")
+    return shape, expected
 
 
 def open_mnist(path: str | os.PathLike, split: str = "train") -> ArrayImageSet:

@@ -8,23 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.errors import UserError
+from gen_eval.fileio import read_input_bytes
 
 # Label, objects and condition files are read whole: a JSON file larger than this is refused before it
 # is read (iCLEVR's train.json is ~1 MB; a condition file is cycled to --n, so a short one serves any N).
 MAX_JSON_BYTES = 32 * 2**20
+# Other text files (CelebA's list_attr_celeba.txt is 26 MB, Cartoon Set's attribute file smaller).
+MAX_TEXT_BYTES = 256 * 2**20
 
 
-def read_text(path: str | os.PathLike, what: str = "file") -> str:
-    """The UTF-8 text of ``path``; UserError if it is missing, a folder, empty or not text."""
+def read_text(path: str | os.PathLike, what: str = "file", limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of ``path``; UserError if it is missing, not a regular file (a folder, FIFO or
+    device), over ``limit`` bytes, empty or not text."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: {what} not found; check the path")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a {what}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    data = read_input_bytes(path, what, limit)
     if not data.strip():
         raise UserError(f"{path}: empty {what}; regenerate or replace it")
     try:
@@ -39,14 +36,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
     Files over :data:`MAX_JSON_BYTES` and JSON nested too deeply for Python's parser are refused.
     """
-    try:
-        size = Path(path).stat().st_size
-    except OSError:
-        size = 0  # read_text names the problem
-    if size > MAX_JSON_BYTES:
-        raise UserError(f"{path}: {what} is {size / 2**20:.0f} MiB, over the {MAX_JSON_BYTES // 2**20} MiB limit for "
-                        "JSON files; is this the right file? Give a smaller one")
-    text = read_text(path, what)
+    text = read_text(path, what, MAX_JSON_BYTES)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -34,14 +34,44 @@ def feature_model_id(model: OnnxModel) -> str:
     return f"{model.info.family or model.path.stem}-{digest}"
 
 
+def preprocessing_id(model: OnnxModel) -> str:
+    """How images reach ``model`` (recorded in statistics files, compared by ``fid``)."""
+    info = model.info
+    lo, hi = info.value_range or (0.0, 1.0)
+    size = f"bilinear resize to {info.image_shape[1]}x{info.image_shape[2]}" if info.image_shape else "native size"
+    return f"uint8 -> float32 [{lo:g}, {hi:g}], {size}"
+
+
 def new_stats(model: OnnxModel) -> FeatureStats:
     if model.info.output_size is None:
         raise UserError(f"{model.path}: the features output has no fixed size; export it with a static feature dimension")
-    return FeatureStats(model.info.output_size, feature_model_id(model))
+    return FeatureStats(model.info.output_size, feature_model_id(model), preprocessing_id(model), model.sha256)
+
+
+def check_same_features(reference, stats: FeatureStats, ref_name: str, allow_other: bool) -> str | None:
+    """An error (or with ``allow_other`` a warning, returned) when reference statistics were made with
+    another features model or preprocessing than ``stats``; statistics without a record pass."""
+    problems = []
+    if reference.feature_model and reference.feature_model != stats.feature_model:
+        problems.append(f"features model {reference.feature_model}, this run uses {stats.feature_model}")
+    ref_pre = getattr(reference, "preprocessing", "")
+    if ref_pre and stats.preprocessing and ref_pre != stats.preprocessing:
+        problems.append(f"preprocessing {ref_pre!r}, this run uses {stats.preprocessing!r}")
+    if not problems:
+        return None
+    what = f"{ref_name} was computed with " + "; and ".join(problems)
+    if allow_other:
+        return f"warning: {what}; distances between different features are meaningless (--allow-other-features)"
+    raise UserError(f"{what}: the distance would be meaningless; use the features model the statistics were made "
+                    "with, recompute them, or pass --allow-other-features")
 
 
 def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
-    """Features [B, D] of uint8 NCHW images."""
+    """Features [B, D] of uint8 NCHW images (float images are refused: their scale is unknown here)."""
+    images_u8 = np.asarray(images_u8)
+    if images_u8.dtype != np.uint8:
+        raise ValueError(f"features_of_uint8 takes uint8 images [B, C, H, W] in 0..255, got {images_u8.dtype}; "
+                         "convert float images with gen_eval.data.images.to_uint8(images, value_range) first")
     info = model.info
     images = from_uint8(images_u8, (0.0, 1.0))
     try:

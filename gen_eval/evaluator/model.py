@@ -20,8 +20,10 @@ import onnxruntime as ort
 
 from gen_eval import contract as C
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, printable
+from gen_eval.evaluator.onnxfile import check_external_data, external_data_locations
 from gen_eval.evaluator.runtime import BatchRunner, Runtime
+from gen_eval.fileio import read_input_bytes
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}
 # Inputs each role takes (contract names) and the outputs it gives, in graph order when unnamed.
@@ -39,6 +41,13 @@ ROLE_OUTPUTS = {
 }
 # What a features model takes when its metadata does not say (DESIGN.md): float32 in [0, 1].
 FEATURES_VALUE_RANGE = (0.0, 1.0)
+# Bounds on what a model may ask of the evaluator: a protobuf cannot exceed 2 GiB; noise and images
+# beyond these sizes would exhaust memory long before a useful result (StyleGAN's z is 512, Inception's
+# input 299x299; a features model declaring 2048x2048 would upsample every image to it).
+MAX_MODEL_BYTES = 2**31
+MAX_LATENT_DIM = 2**16
+MAX_IMAGE_SIDE = 1024
+MAX_CHANNELS = 4
 
 
 @dataclass
@@ -98,13 +107,17 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, session: ort.InferenceSession, runtime: Runtime, info: ModelInfo,
-                 inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec], batch_size: int) -> None:
+                 inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec], batch_size: int,
+                 sha256: str | None = None) -> None:
         self.path, self.session, self.runtime, self.info = path, session, runtime, info
+        if sha256 is not None:
+            self.__dict__["sha256"] = sha256  # of the bytes that were loaded (fills the cached property)
         self.inputs, self.outputs = inputs, outputs
         static = {spec.static_batch for spec in inputs.values()} - {None}
+        fixed = bool(static)
         self.batch_size = static.pop() if static else batch_size
         self._runner = BatchRunner(session, self.batch_size, io_binding=runtime.uses_cuda,
-                                   device_id=runtime.device_id, name=str(path))
+                                   device_id=runtime.device_id, name=str(path), pad=fixed)
         self._warned_range = False
 
     @functools.cached_property
@@ -156,12 +169,19 @@ class OnnxModel:
     def _check_generated(self, images: np.ndarray) -> None:
         if images.ndim != 4:
             raise UserError(f"{self.path}: generator output has shape {images.shape}, expected [B, C, H, W]")
+        shape = tuple(int(v) for v in images.shape[1:])
+        if self.info.image_shape is not None and shape != tuple(self.info.image_shape):
+            raise UserError(
+                f"{self.path}: the generator made images of shape {shape} but its "
+                f"{self.info.sources.get('image_shape', 'metadata')} says {tuple(self.info.image_shape)}; "
+                "re-export the model (or fix --image-shape)"
+            )
         lo, hi = self.info.value_range
         margin = 0.05 * (hi - lo)
         if not self._warned_range and (images.min() < lo - margin or images.max() > hi + margin):
             self._warned_range = True
             print(
-                f"warning: {self.path.name} outputs values in [{images.min():.3g}, {images.max():.3g}], outside its "
+                f"warning: {printable(self.path.name)} outputs values in [{images.min():.3g}, {images.max():.3g}], outside its "
                 f"value range {C.format_value_range((lo, hi))} ({self.info.sources.get('value_range', '?')}); "
                 "check --value-range",
                 file=sys.stderr,
@@ -174,7 +194,7 @@ class OnnxModel:
         def src(key: str) -> str:
             return f"  [{info.sources[key]}]" if key in info.sources else ""
 
-        rows = [("file", str(self.path)), ("role", info.role + src("role"))]
+        rows = [("file", str(self.path)), ("role", info.role + src("role"))]  # printed through printable()
         if info.family:
             rows.append(("family", info.family))
         for spec in self.inputs.values():
@@ -214,14 +234,10 @@ def _flag(prefix: str, name: str) -> str:
 
 
 def _read_model_file(path: Path) -> bytes:
-    if not path.exists():
-        raise UserError(f"{path}: model file not found; check the path")
+    """The model's bytes: a regular file under 2 GiB (not a FIFO or device, which would hang or never end)."""
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give an .onnx file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read model ({exc.strerror})") from None
+    data = read_input_bytes(path, "model file", MAX_MODEL_BYTES)
     if not data:
         raise UserError(f"{path}: empty file (0 bytes); export the model again")
     if data[:2] == b"PK" or path.suffix in (".pt", ".pth", ".ckpt"):
@@ -238,18 +254,26 @@ def _parse_metadata(path: Path, meta: Mapping[str, str]) -> ModelInfo:
         if key in meta:
             try:
                 setattr(info, attr, parser(meta[key]))
+            except RecursionError:
+                raise UserError(f"{path}: bad metadata {key} (nested too deeply); re-export the model") from None
             except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{path}: bad metadata {key}={meta[key]!r} ({exc}); re-export the model") from None
+                shown = meta[key] if len(meta[key]) <= 80 else meta[key][:77] + "..."
+                raise UserError(f"{path}: bad metadata {key}={shown!r} ({str(exc)[:120]}); re-export the model") from None
             info.sources[attr] = "metadata"
 
     def latent(text):
         value = int(text)
-        if value < 1:
-            raise ValueError("must be a positive integer")
+        if not 1 <= value <= MAX_LATENT_DIM:
+            raise ValueError(f"must be an integer from 1 to {MAX_LATENT_DIM}")
         return value
 
+    def image_shape(text):
+        shape = C.parse_image_shape(text)
+        _check_image_shape(shape)
+        return shape
+
     parse(C.KEY_LATENT_DIM, latent, "latent_dim")
-    parse(C.KEY_IMAGE_SHAPE, C.parse_image_shape, "image_shape")
+    parse(C.KEY_IMAGE_SHAPE, image_shape, "image_shape")
     parse(C.KEY_VALUE_RANGE, C.parse_value_range, "value_range")
     parse(C.KEY_LABEL_SPACE, LabelSpace.from_json, "label_space")
     if C.KEY_ROLE in meta:
@@ -258,6 +282,13 @@ def _parse_metadata(path: Path, meta: Mapping[str, str]) -> ModelInfo:
         info.role = meta[C.KEY_ROLE]
         info.sources["role"] = "metadata"
     return info
+
+
+def _check_image_shape(shape) -> None:
+    c, h, w = shape
+    if c > MAX_CHANNELS or h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
+        raise ValueError(f"images of {c}x{h}x{w} are over the limit of {MAX_CHANNELS} channels and "
+                         f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels")
 
 
 def _guess_role(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> str | None:
@@ -293,6 +324,15 @@ def _agree(path: Path, info: ModelInfo, attr: str, value, source: str, flag: str
     """Fill ``info.attr`` from ``source`` or check that it agrees with what is already known."""
     if value is None:
         return
+    if attr == "latent_dim" and not 1 <= value <= MAX_LATENT_DIM:
+        raise UserError(f"{path}: latent size {value} by {source} is outside 1..{MAX_LATENT_DIM}; "
+                        "is this the right model? (a larger z is not supported)")
+    if attr == "image_shape":
+        try:
+            _check_image_shape(value)
+        except ValueError as exc:
+            raise UserError(f"{path}: {attr.replace('_', ' ')} by {source}: {exc}; use a model made for smaller "
+                            "images") from None
     current = getattr(info, attr)
     if current is None:
         setattr(info, attr, value)
@@ -328,8 +368,24 @@ def load_model(
     """
     path = Path(path)
     runtime = runtime or Runtime(device)
-    session = runtime.session(path, _read_model_file(path))
-    info = _parse_metadata(path, session.get_modelmeta().custom_metadata_map)
+    data = _read_model_file(path)
+    try:
+        locations = external_data_locations(data)
+    except ValueError as exc:
+        raise UserError(f"{path}: cannot load this model (not an ONNX protobuf: {exc}); give a valid .onnx file") from None
+    if locations:
+        # onnxruntime resolves locations of a model given as bytes against the current directory: load it by
+        # path, which resolves them in the model's folder, once every location is known to stay inside it
+        check_external_data(path, locations)
+        session = runtime.session(path)
+    else:
+        session = runtime.session(path, data)
+    try:
+        meta = dict(session.get_modelmeta().custom_metadata_map)
+    except (UnicodeDecodeError, RuntimeError) as exc:
+        raise UserError(f"{path}: unreadable metadata ({type(exc).__name__}: not UTF-8 text); re-export the model") from None
+    info = _parse_metadata(path, meta)
+    sha256 = hashlib.sha256(data).hexdigest()
     in_specs = [_spec(node, path, "input") for node in session.get_inputs()]
     out_specs = [_spec(node, path, "output") for node in session.get_outputs()]
 
@@ -345,7 +401,7 @@ def load_model(
         info.sources["role"] = "asked for" if role else "guessed from the graph"
     if info.role == "unknown":
         return OnnxModel(path, session, runtime, info, {s.name: s for s in in_specs}, {s.name: s for s in out_specs},
-                         batch_size or 1)
+                         batch_size or 1, sha256)
 
     inputs = _map_names(path, info.role, in_specs, ROLE_INPUTS[info.role], "input", info.sources)
     outputs = _map_names(path, info.role, out_specs, ROLE_OUTPUTS[info.role], "output", info.sources)
@@ -369,7 +425,7 @@ def load_model(
     _check_role(path, info, inputs, outputs, flags, require)
     default_batch = DEFAULT_BATCH_SIZE["cuda" if runtime.uses_cuda else "cpu"]
     return OnnxModel(path, session, runtime, info, inputs, outputs,
-                     default_batch if batch_size is None else batch_size)
+                     default_batch if batch_size is None else batch_size, sha256)
 
 
 def _expect_rank(path: Path, spec: TensorSpec, ranks: tuple[int, ...], what: str) -> None:

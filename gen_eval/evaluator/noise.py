@@ -14,6 +14,16 @@ from functools import lru_cache
 import numpy as np
 
 NOISE_BLOCK = 256
+MAX_SEED = 2**63 - 1  # seeds are written as int64 (sample .npz files, reports)
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """A UserError (one line) unless 0 <= seed < 2^63."""
+    from gen_eval.errors import UserError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise UserError(f"{flag} must be an integer from 0 to 2^63-1, got {seed}")
+    return int(seed)
 
 
 @lru_cache(maxsize=8)

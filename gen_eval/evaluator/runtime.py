@@ -12,6 +12,7 @@ import ctypes
 import io
 import math
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,10 +186,16 @@ def _create(source, path, options: ort.SessionOptions, providers: list) -> ort.I
 
 @dataclass
 class BatchRunner:
-    """Runs a session on fixed-size batches: the last batch is padded, so every run has one shape.
+    """Runs a session on batches of ``batch_size`` rows. A graph with a fixed batch dimension (``pad``)
+    gets its last batch padded to that size; any other graph runs the last batch at its own size, so
+    4 images at ``--batch-size 1000000`` cost 4 images of memory.
 
-    On CUDA, inputs are copied into device buffers allocated once and outputs stay on the device
-    until fetched (IO binding), so onnxruntime neither re-plans nor re-allocates per batch.
+    On CUDA, inputs of full batches are copied into device buffers allocated once and outputs stay on
+    the device until fetched (IO binding), so onnxruntime neither re-plans nor re-allocates per batch.
+
+    Each run happens in a helper thread while the main thread waits: Ctrl-C (and the CLI's SIGTERM)
+    reach Python at once, set ``RunOptions.terminate`` so onnxruntime stops the graph (a Loop with a
+    huge trip count included), and unwind as usual.
     """
 
     session: ort.InferenceSession
@@ -196,6 +203,7 @@ class BatchRunner:
     io_binding: bool = False
     device_id: int = 0
     name: str = "model"  # for messages: the model file
+    pad: bool = True  # the graph's batch dimension is fixed: pad the last batch to it
     _buffers: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -214,9 +222,10 @@ class BatchRunner:
         parts: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            batch = {name: _pad(np.ascontiguousarray(v[start:stop]), self.batch_size) for name, v in feeds.items()}
+            size = self.batch_size if self.pad else stop - start
+            batch = {name: _pad(np.ascontiguousarray(v[start:stop]), size) for name, v in feeds.items()}
             try:
-                outputs = self._run_batch(batch)
+                outputs = self._interruptible(batch)
             except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException ...
                 raise UserError(
                     f"{self.name}: onnxruntime failed running the model ({_first_line(exc)}); "
@@ -226,8 +235,34 @@ class BatchRunner:
                 parts[name].append(value[: stop - start])
         return {name: np.concatenate(chunks) if chunks else np.empty((0,)) for name, chunks in parts.items()}
 
+    def _interruptible(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """``_run_batch`` in a helper thread; KeyboardInterrupt (or SIGTERM) in the main thread stops the run."""
+        result: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                result["value"] = self._run_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                result["error"] = exc
+
+        worker = threading.Thread(target=work, name="onnxruntime-run", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.05)
+        except BaseException:
+            self._run_options.terminate = True  # onnxruntime checks it between nodes and in Loop iterations
+            worker.join(10)
+            self._run_options = ort.RunOptions()
+            self._run_options.log_severity_level = QUIET
+            raise
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
     def _run_batch(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        if not self.io_binding:
+        rows = {len(v) for v in batch.values()}
+        if not self.io_binding or rows != {self.batch_size}:
             return self.session.run(self.output_names, dict(batch), self._run_options)
         device = "cuda" if self.session.get_providers()[0] == CUDA else "cpu"
         binding = self._buffers.get("binding")

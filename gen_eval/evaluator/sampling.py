@@ -24,10 +24,14 @@ from gen_eval.data.images import save_png, to_uint8
 from gen_eval.errors import UserError
 from gen_eval.evaluator.grid import save_grid
 from gen_eval.evaluator.model import OnnxModel
-from gen_eval.evaluator.noise import NOISE_BLOCK, cycle_conditions, latent_noise
-from gen_eval.fileio import atomic_path, atomic_write_json
+from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise
+from gen_eval.fileio import atomic_path, atomic_write_json, read_input_bytes, read_npz
 
 MANIFEST = ".gen-eval-sample.json"
+# --n beyond this is refused at once (10^9 PNGs of 64x64 would fill ~10 TB); memory never grows with --n.
+MAX_SAMPLES = 10**9
+# Outputs held in memory before they are written (a grid PNG, an .npz) are refused beyond this.
+MAX_IN_MEMORY_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -47,10 +51,19 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def check_count(n: int, flag: str = "--n") -> int:
+    """``n`` images to make: 1..MAX_SAMPLES, else a one-line UserError."""
+    if n < 1:
+        raise UserError(f"{flag} must be at least 1, got {n}")
+    if n > MAX_SAMPLES:
+        raise UserError(f"{flag} {n} is more than the {MAX_SAMPLES:,} images gen-eval makes in one run; "
+                        "give a smaller --n (shards of one run can be merged with `gen-eval stats merge`)")
+    return int(n)
+
+
 def shard_indices(n: int, shard: tuple[int, int] | None) -> range:
     """The contiguous block of ``range(n)`` that shard k of N does (blocks differ in size by at most 1)."""
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    check_count(n)
     if shard is None:
         return range(n)
     k, count = shard
@@ -66,23 +79,47 @@ def sample(
     indices: range | np.ndarray | None = None,
     progress: bool = False,
 ) -> Iterator[SampleBatch]:
-    """Yield batches of samples ``indices`` (default ``range(n)``) of the run (generator, seed, conditions)."""
-    if seed < 0:
-        raise UserError(f"--seed must be >= 0, got {seed}")
+    """Yield batches of samples ``indices`` (default ``range(n)``) of the run (generator, seed, conditions).
+
+    ``indices`` is a range or any iterable of ints; it is consumed a batch at a time, so memory does
+    not grow with its length.
+    """
+    check_seed(seed)
     if generator.info.conditional and conditions is None:
         raise UserError(f"{generator.path} is a conditional generator; give a condition file with --conditions")
     if not generator.info.conditional and conditions is not None:
         raise UserError(f"{generator.path} is unconditional; leave out --conditions")
-    indices = np.asarray(range(n) if indices is None else indices, dtype=np.int64)
+    indices = range(n) if indices is None else indices
     step = generator.batch_size
-    with tqdm(total=len(indices), unit="img", desc="sampling", disable=not progress or None, leave=False) as bar:
-        for start in range(0, len(indices), step):
-            chunk = indices[start : start + step]
+    total = len(indices) if hasattr(indices, "__len__") else None
+    with tqdm(total=total, unit="img", desc="sampling", disable=not progress or None, leave=False) as bar:
+        for chunk in _chunks(indices, step):
             z = latent_noise(seed, chunk, generator.info.latent_dim)
             labels = cycle_conditions(conditions, chunk) if conditions is not None else None
             images = generator.generate(z, labels)
             bar.update(len(chunk))
             yield SampleBatch(chunk, images, labels)
+
+
+def _chunks(indices, step: int) -> Iterator[np.ndarray]:
+    """int64 arrays of at most ``step`` consecutive items of ``indices`` (a range is never materialised)."""
+    if isinstance(indices, range):
+        for start in range(0, len(indices), step):
+            yield np.arange(indices[start], indices[start] + indices.step * len(indices[start : start + step]),
+                            indices.step, dtype=np.int64)
+        return
+    if isinstance(indices, np.ndarray):
+        for start in range(0, len(indices), step):
+            yield np.asarray(indices[start : start + step], dtype=np.int64)
+        return
+    block: list[int] = []
+    for index in indices:
+        block.append(int(index))
+        if len(block) == step:
+            yield np.asarray(block, dtype=np.int64)
+            block = []
+    if block:
+        yield np.asarray(block, dtype=np.int64)
 
 
 def run_manifest(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None) -> dict:
@@ -156,9 +193,10 @@ def write_png_folder(
     needs_manifest = _check_folder(out, manifest, force)
     todo = shard_indices(n, shard)
     _remove_stale_temp_files(out, todo)
-    missing = [i for i in todo if force or not (out / png_name(i, n)).is_file()]
-    done = len(todo) - len(missing)
-    if done and missing:
+    present = set() if force or not out.is_dir() else _present_indices(out, n, todo)
+    missing = (i for i in todo if i not in present)  # a generator: memory does not grow with --n
+    done = len(present)
+    if done and done < len(todo):
         print(f"resuming: {done} of {len(todo)} images of this shard are already in {out}")
     lo, hi = generator.info.value_range
     for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress):
@@ -168,7 +206,21 @@ def write_png_folder(
             needs_manifest = False
         for index, image in zip(batch.indices, images):
             save_png(image, out / png_name(int(index), n), force=force)
-    return len(missing), done
+    return len(todo) - done, done
+
+
+def _present_indices(out: Path, n: int, todo: range) -> set[int]:
+    """Indices of this shard whose PNG is already in ``out`` (one scan of the folder)."""
+    width = max(6, len(str(n - 1)))
+    present = set()
+    with os.scandir(out) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".png") and len(name) == width + 4 and name[:width].isdigit() and entry.is_file():
+                index = int(name[:width])
+                if index in todo:
+                    present.add(index)
+    return present
 
 
 def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndarray | None = None,
@@ -176,7 +228,14 @@ def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndar
     """This shard's samples in memory: (indices, uint8 NCHW images, conditions or None)."""
     indices, images, labels = [], [], []
     value_range = generator.info.value_range
-    for batch in sample(generator, n, seed, conditions=conditions, indices=shard_indices(n, shard), progress=progress):
+    todo = shard_indices(n, shard)
+    for batch in sample(generator, n, seed, conditions=conditions, indices=todo, progress=progress):
+        if not images:  # the first batch tells the size of an image: refuse what would not fit in memory
+            per_image = int(np.prod(batch.images.shape[1:]))
+            if per_image * len(todo) > MAX_IN_MEMORY_BYTES:
+                raise UserError(f"{len(todo)} images of {per_image} bytes are over the "
+                                f"{MAX_IN_MEMORY_BYTES // 2**30} GiB a grid or .npz output holds in memory; "
+                                "give a smaller --n, use --shard, or write a PNG folder (--out DIR)")
         indices.append(batch.indices)
         images.append(to_uint8(batch.images, value_range))
         if batch.conditions is not None:
@@ -202,5 +261,46 @@ def write_npz(path: str | os.PathLike, indices: np.ndarray, images_u8: np.ndarra
     return path
 
 
+def check_nrow(nrow: int) -> int:
+    if not 1 <= nrow <= 10_000:
+        raise UserError(f"--nrow must be from 1 to 10000 images per grid row, got {nrow}")
+    return nrow
+
+
 def write_grid(path: str | os.PathLike, images_u8: np.ndarray, force: bool = False, nrow: int = 8) -> Path:
-    return save_grid(images_u8, path, nrow=nrow, force=force)
+    return save_grid(images_u8, path, nrow=check_nrow(nrow), force=force)
+
+
+def check_sample_folder(folder: Path) -> None:
+    """A folder written by ``gen-eval sample`` (it has the manifest) must hold all N images of its run:
+    statistics of one shard of four would be computed on a quarter of the images without a word."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return
+    try:
+        manifest = json.loads(read_input_bytes(manifest_path, "sample manifest", 2**20))
+        n = int(manifest["n"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise UserError(f"{manifest_path}: damaged manifest of `gen-eval sample`; sample the folder again") from None
+    if not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"{manifest_path}: damaged manifest (n={n}); sample the folder again")
+    present = len(_present_indices(folder, n, range(n)))
+    if present < n:
+        raise UserError(f"{folder} holds {present} of the {n} images of its `gen-eval sample` run (see its manifest); "
+                        "run the missing shards first (gen-eval sample ... --shard k/N)")
+
+
+MAX_SAMPLE_NPZ_BYTES = MAX_IN_MEMORY_BYTES
+
+
+def open_sample_npz(path: Path):
+    """The images of an .npz that ``gen-eval sample --out x.npz`` wrote (read without pickles, size-checked)."""
+    from gen_eval.data.imageset import ArrayImageSet
+
+    hint = "what `gen-eval sample --out x.npz` writes"
+    arrays = read_npz(path, "sample file", MAX_SAMPLE_NPZ_BYTES, keys=["images"], hint=f"give {hint}")
+    images = arrays.get("images")
+    if images is None or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) \
+            or 0 in images.shape[1:3]:
+        raise UserError(f"{path}: needs 'images', uint8 [N, H, W, C] ({hint})")
+    return ArrayImageSet(images, format="npz", source=str(path))

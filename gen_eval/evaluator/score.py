@@ -105,6 +105,9 @@ def classify_generated(classifier: OnnxModel, images: np.ndarray, value_range, q
     return classifier.run(image=batch)["probs"]
 
 
+MAX_KEPT_IMAGES = 1024  # images score_generator returns (for a grid); the rest are never all held at once
+
+
 def score_generator(
     generator: OnnxModel,
     classifier: OnnxModel,
@@ -113,13 +116,24 @@ def score_generator(
     *,
     label_space: LabelSpace | None = None,
     quantize: bool = False,
+    keep_images: int = MAX_KEPT_IMAGES,
 ) -> tuple[ScoreResult, np.ndarray]:
-    """Generate one image per condition with noise ``seed``, classify, score; also returns the images."""
-    images = generate_for_conditions(generator, conditions, seed)
-    probs = classify_generated(classifier, images, generator.info.value_range, quantize)
-    if probs.shape[1] != conditions.shape[1]:
-        raise UserError(
-            f"{classifier.path}: the classifier gives {probs.shape[1]} probabilities but the conditions have "
-            f"{conditions.shape[1]} labels; use the classifier trained on this label space"
-        )
-    return score_probs(probs, conditions, label_space), images
+    """Generate one image per condition with noise ``seed``, classify, score; also returns the first
+    ``keep_images`` images. Images are made and classified a batch at a time: memory holds one batch
+    of images and the probabilities, whatever the number of conditions."""
+    step = max(1, generator.batch_size)
+    probs, kept = [], []
+    for start in range(0, len(conditions), step):
+        rows = np.arange(start, min(start + step, len(conditions)))
+        images = generator.generate(latent_noise(seed, rows, generator.info.latent_dim), conditions[rows])
+        batch_probs = classify_generated(classifier, images, generator.info.value_range, quantize)
+        if batch_probs.shape[1] != conditions.shape[1]:
+            raise UserError(
+                f"{classifier.path}: the classifier gives {batch_probs.shape[1]} probabilities but the conditions have "
+                f"{conditions.shape[1]} labels; use the classifier trained on this label space"
+            )
+        probs.append(batch_probs)
+        if start < keep_images:
+            kept.append(images[: keep_images - start])
+    images = np.concatenate(kept) if kept else np.empty((0,), np.float32)
+    return score_probs(np.concatenate(probs), conditions, label_space), images

@@ -3,28 +3,37 @@
 ``FeatureStats`` keeps n, Σx and Σxxᵀ, so memory is O(D²) whatever the number of images, shards
 merge exactly (sums add), and mu / sigma are those of ``np.mean`` / ``np.cov(rowvar=False)`` (the
 unbiased covariance pytorch-fid uses). Files hold ``mu`` and ``sigma`` (what pytorch-fid reads and
-writes) plus ``n``, ``sum``, ``sum_outer`` and ``feature_model`` (which features they are of).
+writes) plus ``n``, ``sum``, ``sum_outer``, ``feature_model`` (which features they are of: the
+features model's family and weights hash), ``feature_model_sha256`` (of its ONNX file) and
+``preprocessing`` (how images reached it). Files are read without pickles, with every array's
+declared size checked before it is inflated, and ``n`` must be a positive integer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path
+from gen_eval.fileio import atomic_path, read_input_bytes, read_npz
+
+# Arrays in a statistics file: an 8192-d covariance is 512 MiB; pytorch-fid's 2048-d one 32 MiB.
+MAX_STATS_MEMBER_BYTES = 2**30
+STATS_HINT = "write one with `gen-eval stats`"
 
 
 class FeatureStats:
     """Running n, sum and sum of outer products of D-dimensional features (float64)."""
 
-    def __init__(self, dim: int, feature_model: str = "") -> None:
+    def __init__(self, dim: int, feature_model: str = "", preprocessing: str = "", model_sha256: str = "") -> None:
         self.dim = int(dim)
         self.feature_model = feature_model
+        self.preprocessing = preprocessing
+        self.model_sha256 = model_sha256
         self.n = 0
         self.sum = np.zeros(self.dim, dtype=np.float64)
         self.sum_outer = np.zeros((self.dim, self.dim), dtype=np.float64)
@@ -46,10 +55,15 @@ class FeatureStats:
             raise UserError(
                 f"cannot merge statistics of different feature models ({self.feature_model} vs {other.feature_model})"
             )
+        if self.preprocessing and other.preprocessing and other.preprocessing != self.preprocessing:
+            raise UserError(f"cannot merge statistics of differently preprocessed images ({self.preprocessing!r} vs "
+                            f"{other.preprocessing!r}); compute every shard with one features model")
         self.n += other.n
         self.sum += other.sum
         self.sum_outer += other.sum_outer
         self.feature_model = self.feature_model or other.feature_model
+        self.preprocessing = self.preprocessing or other.preprocessing
+        self.model_sha256 = self.model_sha256 or other.model_sha256
         return self
 
     @property
@@ -88,7 +102,8 @@ class FeatureStats:
         # a shard of one image has no covariance yet; its sums still merge exactly
         sigma = self.sigma if self.n >= 2 else np.full((self.dim, self.dim), np.nan)
         arrays = dict(mu=self.mu, sigma=sigma, n=np.int64(self.n), sum=self.sum, sum_outer=self.sum_outer,
-                      feature_model=np.str_(self.feature_model))
+                      feature_model=np.str_(self.feature_model), preprocessing=np.str_(self.preprocessing),
+                      feature_model_sha256=np.str_(self.model_sha256))
         with atomic_path(path, force) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
@@ -105,32 +120,52 @@ class ReferenceStats:
     n: int | None
     feature_model: str
     stats: FeatureStats | None
+    preprocessing: str = ""
+
+
+def _text(path: Path, arrays: dict, key: str) -> str:
+    if key not in arrays:
+        return ""
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind not in "US" or value.nbytes > 4096:
+        raise UserError(f"{path}: {key!r} is not a short text; the file is damaged, recompute it with `gen-eval stats`")
+    return str(value)
+
+
+def _count(path: Path, value: np.ndarray) -> int:
+    """``n``: one integer >= 1 (a string, an array, a fraction, zero or a negative count is refused)."""
+    if value.ndim != 0 or value.dtype.kind not in "iu" or int(value) < 1:
+        shown = repr(value.tolist()) if value.size <= 4 else f"an array of shape {value.shape}"
+        raise UserError(f"{path}: image count n is {shown[:60]}, not a positive integer; the file is damaged or "
+                        "not a statistics file, recompute it with `gen-eval stats`")
+    return int(value)
 
 
 def load_stats(path: str | os.PathLike) -> ReferenceStats:
-    """Read an .npz of ours or of pytorch-fid (``mu``, ``sigma`` only)."""
+    """Read an .npz of ours or of pytorch-fid (``mu``, ``sigma`` only), checking what it holds."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: statistics file not found; write one with `gen-eval stats`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        # (numpy's own message may suggest allow_pickle=True, which would run code from the file: not shown)
-        raise UserError(f"{path}: not a readable .npz statistics file; write one with `gen-eval stats`") from None
+    arrays = read_npz(path, "statistics file", MAX_STATS_MEMBER_BYTES, hint=STATS_HINT)
     if "mu" not in arrays or "sigma" not in arrays:
         raise UserError(f"{path}: holds {', '.join(arrays) or 'nothing'}, not 'mu' and 'sigma'; is this a statistics file?")
+    for key in ("mu", "sigma", "sum", "sum_outer"):
+        if key in arrays and arrays[key].dtype.kind not in "fiu":
+            raise UserError(f"{path}: {key!r} is not numeric ({arrays[key].dtype}); recompute it with `gen-eval stats`")
     mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UserError(
             f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit (need [D] and [D, D]); "
             "recompute the file with `gen-eval stats`"
         )
-    feature_model = str(arrays["feature_model"]) if "feature_model" in arrays else ""
+    feature_model = _text(path, arrays, "feature_model")
+    preprocessing = _text(path, arrays, "preprocessing")
+    model_sha256 = _text(path, arrays, "feature_model_sha256")
+    n = _count(path, arrays["n"]) if "n" in arrays else None
     stats = None
     if {"n", "sum", "sum_outer"} <= set(arrays):
-        stats = FeatureStats(len(mu), feature_model)
-        stats.n = int(arrays["n"])
+        stats = FeatureStats(len(mu), feature_model, preprocessing, model_sha256)
+        stats.n = n
         stats.sum = np.asarray(arrays["sum"], np.float64)
         stats.sum_outer = np.asarray(arrays["sum_outer"], np.float64)
         if stats.sum.shape != mu.shape or stats.sum_outer.shape != sigma.shape:
@@ -138,8 +173,11 @@ def load_stats(path: str | os.PathLike) -> ReferenceStats:
                 f"{path}: sum / sum_outer do not match mu / sigma in size; the file is damaged, "
                 "recompute it with `gen-eval stats`"
             )
-    n = stats.n if stats else (int(arrays["n"]) if "n" in arrays else None)
-    return ReferenceStats(path, mu, sigma, n, feature_model, stats)
+        if not (np.isfinite(stats.sum).all() and np.isfinite(stats.sum_outer).all()):
+            raise UserError(f"{path}: sum / sum_outer hold NaN or Inf; the file is damaged, recompute it with `gen-eval stats`")
+    if not np.isfinite(mu).all() or (not np.isfinite(sigma).all() and (n is None or n >= 2)):
+        raise UserError(f"{path}: mu / sigma hold NaN or Inf; recompute the file with `gen-eval stats`")
+    return ReferenceStats(path, mu, sigma, n, feature_model, stats, preprocessing)
 
 
 def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
@@ -147,7 +185,13 @@ def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
     if not paths:
         raise UserError("give at least one statistics file to merge")
     total: FeatureStats | None = None
+    seen: dict[str, str] = {}
     for path in paths:
+        digest = hashlib.sha256(read_input_bytes(path, "statistics file")).hexdigest()
+        if digest in seen:
+            raise UserError(f"{path} has the same content as {seen[digest]}: the shard would be counted twice; "
+                            "give each shard once")
+        seen[digest] = str(path)
         ref = load_stats(path)
         if ref.stats is None:
             raise UserError(
@@ -155,7 +199,8 @@ def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
                 "recompute it with `gen-eval stats`"
             )
         if total is None:
-            total = FeatureStats(ref.stats.dim, ref.stats.feature_model)
+            total = FeatureStats(ref.stats.dim, ref.stats.feature_model, ref.stats.preprocessing,
+                                 ref.stats.model_sha256)
         try:
             total.merge(ref.stats)
         except UserError as exc:

@@ -178,8 +178,15 @@ def rebuild_family(checkpoint_data: Mapping, source: str):
         label_space = LabelSpace.from_dict(raw_space) if raw_space else None
     except ValueError as exc:
         raise UserError(f"checkpoint {source} has a bad label space: {exc}") from None
-    family = family_cls(dict(checkpoint_data["config"]), label_space)
-    networks = family.build_networks()
+    try:
+        family = family_cls(dict(checkpoint_data["config"]), label_space)
+        networks = family.build_networks()
+    except UserError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError, OverflowError, MemoryError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"checkpoint {source}: its settings do not build {checkpoint_data['family']} networks "
+                        f"({detail}); the file is damaged or from another gen-eval version") from None
     saved = checkpoint_data["networks"]
     for name, network in networks.items():
         if name not in saved:

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path
+from gen_eval.fileio import atomic_path, require_regular_file
 
+MAX_CHECKPOINT_BYTES = 16 * 2**30
 FORMAT = "gen_eval.checkpoint"
 VERSION = 1
 
@@ -48,8 +49,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], force: boo
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a gen-eval checkpoint safely (``weights_only=True``); one-line UserError on any problem."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; give the path of a .pt file written by 'gen-eval train'")
+    require_regular_file(path, "checkpoint", MAX_CHECKPOINT_BYTES)  # not a FIFO or device; not absurdly large
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes); use another checkpoint, e.g. the run's last.pt")
     with open(path, "rb") as handle:
@@ -77,13 +79,51 @@ def is_gen_eval_checkpoint(data: Any) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def require_gen_eval_checkpoint(data: Any, path: str | os.PathLike) -> dict[str, Any]:
+def require_gen_eval_checkpoint(data: Any, path: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
+    """``data`` as a gen-eval checkpoint, its entries of the right types; one-line UserError otherwise.
+
+    A file that loads with ``weights_only=True`` may still hold anything plain: a config that is a list,
+    networks that are strings, a negative step. With ``resume`` the optimiser and RNG states a resumed
+    run needs must be there too.
+    """
     if not is_gen_eval_checkpoint(data):
         raise UserError(f"{path} is not a gen-eval checkpoint (no 'format': {FORMAT!r}); "
                         "for the TA's classifier use 'gen-eval export-classifier'")
     if data.get("version") != VERSION:
-        raise UserError(f"{path} is checkpoint version {data.get('version')!r}; this gen-eval reads version {VERSION}")
-    for key in ("family", "config", "networks"):
+        raise UserError(f"{path} is checkpoint version {_short(data.get('version'))}; this gen-eval reads version {VERSION}")
+    for key in ("family", "config", "networks") + (("optimizers", "rng", "step") if resume else ()):
         if key not in data:
-            raise UserError(f"checkpoint {path} has no {key!r} entry; it is incomplete")
+            what = "; it cannot be resumed, start a new run" if resume else "; it is incomplete"
+            raise UserError(f"checkpoint {path} has no {key!r} entry{what}")
+
+    def bad(key: str, want: str) -> UserError:
+        return UserError(f"checkpoint {path}: {key!r} is {type(data[key]).__name__} {_short(data[key])}, expected "
+                         f"{want}; the file is damaged or not written by 'gen-eval train'")
+
+    if not isinstance(data["family"], str):
+        raise bad("family", "a family name")
+    if not isinstance(data["config"], dict) or not all(isinstance(k, str) for k in data["config"]):
+        raise bad("config", "a dict of settings")
+    if not isinstance(data["networks"], dict) or not all(
+            isinstance(state, dict) and all(isinstance(t, torch.Tensor) for t in state.values())
+            for state in data["networks"].values()):
+        raise bad("networks", "a dict of state dicts (name -> tensor)")
+    if data.get("label_space") is not None and not isinstance(data["label_space"], dict):
+        raise bad("label_space", "a label space dict or None")
+    if "step" in data and (not isinstance(data["step"], int) or isinstance(data["step"], bool) or data["step"] < 0):
+        raise bad("step", "a non-negative integer")
+    if resume:
+        if not isinstance(data["optimizers"], dict) or not all(isinstance(v, dict) for v in data["optimizers"].values()):
+            raise bad("optimizers", "a dict of optimiser state dicts")
+        rng = data["rng"]
+        if not isinstance(rng, dict) or not {"torch", "numpy", "python"} <= set(rng):
+            raise UserError(f"checkpoint {path} has no complete random-number state ('rng': torch, numpy, python); "
+                            "it cannot be resumed exactly: start a new run")
+        if data.get("loop") is not None and not isinstance(data["loop"], dict):
+            raise bad("loop", "a dict")
     return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

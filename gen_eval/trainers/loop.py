@@ -20,6 +20,7 @@ reaches bit-identical weights to an uninterrupted run with the same seed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import random
@@ -234,12 +235,42 @@ def _total_steps(steps: int | None, epochs: int | None, ckpt: dict[str, Any] | N
 def _restore(ckpt: dict[str, Any], networks: dict[str, nn.Module],
              optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, float]:
     """Weights, optimiser and RNG states from a checkpoint; returns (step, training seconds so far)."""
-    for name, net in networks.items():
-        net.load_state_dict(ckpt["networks"][name])
-    for name, opt in optimizers.items():
-        opt.load_state_dict(ckpt["optimizers"][name])
-    set_rng_state(ckpt["rng"])
-    return int(ckpt["step"]), float((ckpt.get("loop") or {}).get("elapsed_s", 0.0))
+    try:
+        for name, net in networks.items():
+            net.load_state_dict(ckpt["networks"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        set_rng_state(ckpt["rng"])
+        return int(ckpt["step"]), float((ckpt.get("loop") or {}).get("elapsed_s", 0.0))
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"cannot resume from its last checkpoint: the weights, optimiser or random state do not fit "
+                        f"this run ({type(exc).__name__}: {detail}); start a new run with --force") from None
+
+
+class _RunLock:
+    """An exclusive flock on the run folder itself (no lock file to leave behind), held while training."""
+
+    def __init__(self, run: Path) -> None:
+        self.fd = None
+        try:
+            fd = os.open(run, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return  # not there yet: nothing to resume or overwrite
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{run} is in use by another 'gen-eval train' running now; wait for it to end (or stop "
+                            "it) before resuming, or give another --out") from None
+        except OSError:
+            pass  # a file system without flock: run unlocked
+        self.fd = fd
+
+    def __del__(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _clear_run_outputs(run: Path) -> None:
@@ -285,11 +316,13 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
 
     if run.exists() and not run.is_dir():
         raise UserError(f"{run} is a file; give a folder for the run (--out)")
+    run_lock = _RunLock(run)  # noqa: F841 - held until train() returns: a second run on this folder is refused
     if resume:
         ckpt = _load_resumable(run, checkpointer, family_name)
         remove_stale_temp_files(run, recursive=True)  # a process killed mid-write leaves its temp file
         family_config, data_options, seed, batch_size = _resumed_settings(cls, ckpt, family_overrides, data_overrides,
                                                                           seed, batch_size)
+        require_gen_eval_checkpoint(ckpt, checkpointer.last, resume=True)  # optimiser and RNG states are there
     else:
         ckpt = None
         _claim_run_folder(run, force)
