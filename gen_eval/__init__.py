@@ -1,3 +1,32 @@
-"""gen-eval: train GANs and VAEs in PyTorch, export to ONNX, evaluate anywhere with onnxruntime."""
+"""gen-eval: train GANs and VAEs in PyTorch, export to ONNX, evaluate anywhere with onnxruntime.
+
+One call per job (onnxruntime only, no torch, except ``export``)::
+
+    import gen_eval
+    report = gen_eval.score("acgan.onnx", "test.json", classifier="judge.onnx", repeats=5)
+    report.value, report.interval, report.to_dict()
+
+The library is quiet: messages go to the ``logging`` logger "gen_eval" (no handler by default).
+"""
+
+import logging
 
 __version__ = "0.1.0"
+
+logging.getLogger("gen_eval").addHandler(logging.NullHandler())
+
+_API = {"score": "gen_eval.api.score", "fid": "gen_eval.api.fid", "statistics": "gen_eval.api.fid",
+        "mse": "gen_eval.api.mse", "sample": "gen_eval.api.sample", "compare": "gen_eval.api.compare",
+        "selftest": "gen_eval.conformance", "export": "gen_eval.api.export"}
+
+
+def __getattr__(name: str):
+    """The public jobs, imported on first use (``import gen_eval`` stays light)."""
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'gen_eval' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

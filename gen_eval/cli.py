@@ -7,6 +7,7 @@ only inside the commands that need it, so the evaluator's commands run where tor
 from __future__ import annotations
 
 import signal
+import logging
 import sys
 import threading
 from contextlib import contextmanager
@@ -41,6 +42,22 @@ def _sigterm_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _EchoHandler(logging.Handler):
+    """The library's messages (logger "gen_eval", quiet by default) on stderr, one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        click.echo(prefix + printable(record.getMessage()), err=True)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("gen_eval")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class _Group(click.Group):
@@ -84,6 +101,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Train GANs and VAEs, export them to ONNX, and evaluate them with onnxruntime."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    _log_to_stderr()
     # project defaults (gen-eval.toml / [tool.gen-eval] / GEN_EVAL_*) below the command line
     ctx.default_map = config_commands.default_map(cli, project_settings())
 

@@ -74,7 +74,7 @@ def test_png_folder_in_shards_equals_whole_run_and_resumes(no_torch_env, tmp_pat
         (sharded / name).unlink()
     rerun = run_cli(no_torch_env, "sample", "--model", gen, "--n", 20, "--seed", 3, "--out", sharded, "--shard", "2/3")
     assert rerun.returncode == 0, rerun.stderr
-    assert "resuming" in rerun.stdout and "wrote 3 PNGs" in rerun.stdout
+    assert "resuming: 4 of 7 images" in rerun.stderr and "wrote 3 PNGs" in rerun.stdout  # messages on stderr
     for name in names:
         assert (whole / name).read_bytes() == (sharded / name).read_bytes()
     assert not [p for p in sharded.iterdir() if p.name.startswith(".") and "tmp" in p.name]

@@ -40,86 +40,11 @@ def generator_options(func):
     return func
 
 
-def _value_range(text: str | None, flag: str) -> tuple[float, float] | None:
-    from gen_eval.contract import parse_value_range
-
-    if text is None:
-        return None
-    try:
-        return parse_value_range(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
-
-
-def _image_shape(text: str | None, flag: str) -> tuple[int, int, int] | None:
-    from gen_eval.contract import parse_image_shape
-
-    if text is None:
-        return None
-    try:
-        return parse_image_shape(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
-
-
-def read_label_space(path: str | None):
-    """An iCLEVR objects.json ({name: index}) or a label-space JSON ({"kind": ...}); None -> None."""
-    if path is None:
-        return None
-    from gen_eval.data.conditions import read_objects
-    from gen_eval.data.labels import LabelSpace
-    from gen_eval.data.textfiles import read_json
-
-    obj = read_json(path, "objects file")
-    if isinstance(obj, dict) and "kind" in obj:
-        try:
-            return LabelSpace.from_dict(obj)
-        except ValueError as exc:
-            raise UserError(f"{path}: bad label space ({exc})") from None
-    return read_objects(path)
-
-
-def _runtime(device: str, threads: int | None):
-    from gen_eval.evaluator.runtime import Runtime
-
-    return Runtime(device, threads)
-
-
-def _load_generator(path, runtime, batch_size, latent_dim, value_range, objects, label_space=None, label_source=None):
-    from gen_eval.evaluator.model import load_model
-
-    space = read_label_space(objects)
-    return load_model(
-        path, role="generator", runtime=runtime, batch_size=batch_size, latent_dim=latent_dim,
-        value_range=_value_range(value_range, "--value-range"),
-        label_space=space if space is not None else label_space,
-        label_space_source=None if space is not None else label_source,
-    )
-
-
-def _conditions_for(generator, conditions_path: str | None, flag: str = "--conditions"):
-    from gen_eval.data.conditions import read_condition_file
-
-    if not generator.info.conditional:
-        if conditions_path is not None:
-            raise UserError(f"{generator.path} is an unconditional generator; leave out {flag}")
-        return None
-    if conditions_path is None:
-        raise UserError(f"{generator.path} is a conditional generator; give a condition file with {flag} (e.g. test.json)")
-    return read_condition_file(conditions_path, generator.info.label_space)
-
-
 def _check_outputs(force: bool, outputs: dict, inputs: dict) -> None:
     """Every output writable, none of them one of the inputs or another output (flag -> path)."""
     from gen_eval.fileio import check_outputs
 
     check_outputs(outputs.items(), inputs.items(), force)
-
-
-def _gate(flag: str, threshold: float | None, kind: str):
-    from gen_eval.evaluator.report import Gate
-
-    return Gate(flag, threshold, kind) if threshold is not None else None
 
 
 # -- info -------------------------------------------------------------------------------------
@@ -128,36 +53,24 @@ def _gate(flag: str, threshold: float | None, kind: str):
 @generator_options
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def info_command(model, latent_dim, value_range, objects, device):
-    """Show an ONNX model's role, inputs/outputs, metadata and what the evaluator infers."""
-    from gen_eval.evaluator.model import load_model
+    """Show an ONNX model's role, inputs/outputs, metadata and what the evaluator infers.
 
-    runtime = _runtime(device, None)
-    loaded = load_model(model, runtime=runtime, latent_dim=latent_dim,
-                        value_range=_value_range(value_range, "--value-range"),
-                        label_space=read_label_space(objects), require=False)
+    \b
+    Example:
+      gen-eval info acgan.onnx
+      gen-eval info my_export.onnx --latent-dim 100 --value-range -1,1 --objects objects.json
+    """
+    from gen_eval.api.info import info
     from gen_eval.errors import printable
 
-    rows = [(printable(key), printable(value)) for key, value in loaded.describe()]  # metadata is untrusted
+    described = info(model, latent_dim=latent_dim, value_range=value_range, objects=objects, device=device)
+    rows = [(printable(key), printable(value)) for key, value in described.rows]  # metadata is untrusted
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
-    missing = _missing_for(loaded)
+    missing = described.missing
     click.echo(f"{'ready'.ljust(width)}  " + ("yes" if not missing else "needs " + ", ".join(missing)))
-    _echo_err(f"runtime: {runtime.describe()}")
-
-
-def _missing_for(model) -> list[str]:
-    info = model.info
-    missing = []
-    if info.role == "unknown":
-        return ["a gen_eval.role (export it with gen-eval)"]
-    if info.role == "generator" and info.latent_dim is None:
-        missing.append("--latent-dim")
-    if info.role != "features" and info.value_range is None:
-        missing.append("--value-range")
-    if info.conditional and info.label_space is None:
-        missing.append("--objects")
-    return missing
+    _echo_err(f"runtime: {described.runtime}")
 
 
 # -- sample -----------------------------------------------------------------------------------
@@ -175,60 +88,93 @@ def _missing_for(model) -> list[str]:
 @runtime_options
 def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_dim, value_range, objects,
                    device, batch_size, threads):
-    """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz."""
-    from gen_eval.evaluator import sampling
+    """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz.
 
-    from gen_eval.evaluator.noise import check_seed
+    \b
+    Examples:
+      gen-eval sample --model acgan.onnx --conditions test.json --out grid.png
+      gen-eval sample --model acgan.onnx --conditions test.json --n 50000 --out samples/ --shard 1/4
+    """
+    from gen_eval.api.sample import sample
+    from gen_eval.evaluator.sampling import parse_shard
 
-    shard_spec = sampling.parse_shard(shard)
-    check_seed(seed)
-    if n is not None:
-        sampling.check_count(n)
-    out_path = Path(out)
-    kind = {".png": "grid", ".npz": "npz"}.get(out_path.suffix.lower(), "folder")
-    if kind == "grid" and shard_spec is not None:
-        raise UserError("--shard writes a PNG folder or an .npz; a grid is one image of the whole run")
-    if kind == "grid":
-        sampling.check_nrow(nrow)
-    inputs = {"--model": model, "--conditions": conditions, "--objects": objects}
-    _check_outputs(force, {"--out": out_path} if kind != "folder" else {}, inputs)
-
-    runtime = _runtime(device, threads)
-    generator = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
-    _echo_err(f"runtime: {runtime.describe()}")
-    cond = _conditions_for(generator, conditions)
-    if n is None:
-        if cond is None:
-            raise UserError("give the number of images with --n")
-        n = len(cond)
-    part = sampling.shard_indices(n, shard_spec)
-    where = f" (shard {shard_spec[0]}/{shard_spec[1]}: images {part.start}..{part.stop - 1})" if shard_spec else ""
-    if kind == "folder":
-        written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard_spec,
-                                                  force=force)
-        click.echo(f"wrote {written} PNGs to {out_path}{where}" + (f"; {kept} were already there" if kept else ""))
-        return
-    indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard_spec)
-    if kind == "grid":
-        sampling.write_grid(out_path, images, force=force, nrow=nrow)
-        click.echo(f"wrote a grid of {len(images)} images to {out_path}")
-    else:
-        sampling.write_npz(out_path, indices, images, labels, seed, generator, force=force)
-        click.echo(f"wrote {len(images)} images to {out_path}{where}")
+    result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
+                    force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
+                    batch_size=batch_size, threads=threads, progress=True)
+    click.echo(result.describe())
 
 
 # -- score ------------------------------------------------------------------------------------
+def gate_options(func):
+    """--confidence, --strict, --summary: how a gate decides and where its Markdown summary goes."""
+    func = click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+                        help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")(func)
+    func = click.option("--strict", is_flag=True,
+                        help="With --confidence: pass only when confidently on the right side of the threshold.")(func)
+    func = click.option("--confidence", type=float, default=None,
+                        help="Gate on the interval at this confidence: fail only when confidently on the wrong "
+                             "side (default: gate on the value; the interval is reported at 0.95).")(func)
+    return func
+
+
+def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=None, confidence=None, strict=False,
+           summary_path=None, extra_table: str = "") -> None:
+    """Print the table, write the JSON report and summary, then enforce the gate (GateFailed -> exit 1)."""
+    from gen_eval.errors import GateFailed
+    from gen_eval.fileio import atomic_write_json
+
+    if strict and confidence is None:
+        raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
+    click.echo(report.table())
+    if extra_table:
+        click.echo(extra_table)
+    for warning in report.warnings:
+        _echo_err(f"warning: {warning}")
+    decision = None
+    if threshold is not None:
+        decision = report.gate(threshold, strict=strict, use_interval=confidence is not None)
+    data = report.to_dict()
+    if decision is not None:
+        data["gate"] = {"flag": gate_flag, "threshold": threshold, "confidence": confidence, "strict": strict,
+                        "passed": decision.passed, "rule": decision.rule,
+                        "verdict": report.verdict(decision, gate_flag, threshold)}
+    if report_path is not None:
+        if str(report_path) == "-":
+            import json
+
+            click.echo(json.dumps(data, indent=2))
+        else:
+            atomic_write_json(report_path, data, force=force)
+            click.echo(f"report: {report_path}")
+    if summary_path is not None:
+        with open(summary_path, "a", encoding="utf-8") as handle:  # appended to, as CI summaries are
+            handle.write(report.markdown(decision))
+    if decision is not None:
+        message = report.verdict(decision, gate_flag, threshold)
+        if confidence is None and report.straddles(threshold):
+            _echo_err(f"warning: the {report.interval.confidence:.0%} interval [{report.interval.low:.4g}, "
+                      f"{report.interval.high:.4g}] contains {gate_flag} {threshold:g}: this verdict can flip with "
+                      "the noise seed; gate with --confidence 0.95 to decide on the interval")
+        if not decision.passed:
+            raise GateFailed(message)
+        click.echo(message)
+
+
 @click.command("score")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="Conditional generator .onnx.")
-@click.option("--test", "test_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--test", "--conditions", "test_file", required=True, type=click.Path(dir_okay=False),
               help="Condition file, e.g. the TA's test.json (one image per condition).")
 @click.option("--objects", type=click.Path(dir_okay=False), default=None,
               help="objects.json (or a label-space JSON) when the models carry no label names.")
 @click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="Classifier .onnx (the judge).")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Noise seeds seed, seed+1, ...; report mean/std/min/max.")
 @click.option("--seed", type=int, default=0, show_default=True, help="First noise seed.")
-@click.option("--min-score", type=float, default=None, help="Exit 1 when the (mean) score is below this.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report here.")
+@click.option("--min-score", type=float, default=None, help="Exit 1 when the score is (confidently) below this.")
+@gate_options
+@click.option("--over-conditions", is_flag=True,
+              help="Interval by a two-way bootstrap that also treats the conditions as a sample.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
               help="Write the images of the first seed as a grid PNG (8 per row).")
 @click.option("--quantize", is_flag=True, help="Round images through uint8 (as if saved to PNG) before the classifier.")
@@ -239,108 +185,38 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_d
 @click.option("--classifier-image-shape", default=None, help="C,H,W of a classifier without metadata and fixed size.")
 @click.option("--force", is_flag=True, help="Overwrite --report / --grid files.")
 @runtime_options
-def score_command(model, test_file, objects, classifier, repeats, seed, min_score, report_path, grid_path, quantize,
-                  latent_dim, value_range, classifier_value_range, classifier_image_shape, force, device, batch_size,
-                  threads):
-    """Classifier score of a conditional generator on a condition file (TA semantics: pooled top-k)."""
-    import numpy as np
+def score_command(model, test_file, objects, classifier, repeats, seed, min_score, confidence, strict, summary_path,
+                  over_conditions, report_path, grid_path, quantize, latent_dim, value_range, classifier_value_range,
+                  classifier_image_shape, force, device, batch_size, threads):
+    """Classifier score of a conditional generator on a condition file (TA semantics: pooled top-k).
 
-    from gen_eval.evaluator.model import load_model
-    from gen_eval.evaluator.report import Report, finish
+    \b
+    Examples:
+      gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --repeats 5
+      gen-eval score --model acgan.onnx --test test.json --repeats 5 --min-score 0.8 --report score.json
+    """
+    from gen_eval.api.score import score
+    from gen_eval.evaluator.breakdown import breakdown_table
     from gen_eval.evaluator.sampling import write_grid
-    from gen_eval.evaluator.score import score_generator
-    from gen_eval.data.images import to_uint8
+    from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
-    from gen_eval.evaluator.noise import check_seed
-
-    if repeats < 1:
-        raise UserError(f"--repeats must be at least 1, got {repeats}")
-    check_seed(seed)
-    check_seed(seed + repeats - 1, "--seed + --repeats - 1")
-    _check_outputs(force, {"--report": report_path, "--grid": grid_path},
-                   {"--model": model, "--test": test_file, "--classifier": classifier, "--objects": objects})
-    runtime = _runtime(device, threads)
-    space = read_label_space(objects)
-    judge = load_model(classifier, role="classifier", runtime=runtime, batch_size=batch_size, label_space=space,
-                       value_range=_value_range(classifier_value_range, "--classifier-value-range"),
-                       image_shape=_image_shape(classifier_image_shape, "--classifier-image-shape"),
-                       flag_prefix="classifier-", label_space_source="--objects")
-    generator = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects,
-                                label_space=judge.info.label_space, label_source=f"{classifier} metadata")
-    _echo_err(f"runtime: {runtime.describe()}")
-    if not generator.info.conditional:
-        raise UserError(f"{model} is an unconditional generator; the classifier score needs a conditional one")
-    conditions = _conditions_for(generator, test_file, "--test")
-    label_space = generator.info.label_space
-
-    results, first_images = [], None
-    for r in range(repeats):
-        result, images = score_generator(generator, judge, conditions, seed + r, label_space=label_space,
-                                         quantize=quantize)
-        results.append(result)
-        if first_images is None:
-            first_images = images
-    values = np.array([res.value for res in results])
-    details: dict = {"label_space": label_space.kind, "test": str(test_file), "classifier": str(classifier),
-                     "input": "uint8-quantised" if quantize else "float"}
-    if repeats == 1:
-        details.update(correct=results[0].correct, total=results[0].total)
-    else:
-        details.update(repeats=repeats, mean=float(values.mean()), std=float(values.std()),
-                       min=float(values.min()), max=float(values.max()), scores=[float(v) for v in values])
-    if results[0].per_head:
-        heads = list(results[0].per_head)
-        details["per_head"] = {h: float(np.mean([res.per_head[h] for res in results])) for h in heads}
+    outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path}
+    _check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
+                                    "--objects": objects, "--summary": summary_path})
+    report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
+                   quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
+                   keep_images=MAX_KEPT_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
+                   classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
+                   device=device, batch_size=batch_size, threads=threads)
     if grid_path is not None:
-        write_grid(grid_path, to_uint8(first_images, generator.info.value_range), force=force)
+        write_grid(grid_path, report.images, force=force)
         _echo_err(f"grid: {grid_path}")
-    report = Report("classifier_score", float(values.mean()), str(model), runtime.describe(), seed, len(conditions),
-                    details, _gate("--min-score", min_score, "min"))
-    finish(report, report_path, force, echo=click.echo)
+    finish(report, report_path=report_path, force=force, gate_flag="--min-score", threshold=min_score, confidence=confidence,
+           strict=strict,
+           summary_path=summary_path, extra_table=breakdown_table(report.breakdown) if report.breakdown else "")
 
 
 # -- fid / stats ------------------------------------------------------------------------------
-def _features_model(path, runtime, batch_size):
-    from gen_eval.evaluator.model import load_model
-
-    return load_model(path, role="features", runtime=runtime, batch_size=batch_size, flag_prefix="features-")
-
-
-def _image_set(path: str, split: str, channels: int | None = None):
-    """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes."""
-    from gen_eval.data.datasets import detect_format, open_dataset
-    from gen_eval.evaluator.sampling import check_sample_folder, open_sample_npz
-
-    if Path(path).suffix.lower() == ".npz":
-        return open_sample_npz(Path(path))
-    fmt = detect_format(path, split)
-    if fmt == "folder":
-        check_sample_folder(Path(path))  # a folder of `gen-eval sample` must hold every image of its run
-    kw = {"mode": "L"} if fmt == "folder" and channels == 1 else {}
-    return open_dataset(path, split=split, fmt=fmt, **kw)
-
-
-def _side_stats(features, runtime, *, data, split, model, n, seed, conditions, shard, batch_size,
-                latent_dim, value_range, objects, what):
-    """Feature statistics of --data (a folder / data set) or of --model (N generated images)."""
-    from gen_eval.evaluator.features import generator_stats, imageset_stats
-
-    if (data is None) == (model is None):
-        raise UserError(f"give the {what} images with exactly one of --data DIR or --model G.onnx")
-    if data is not None:
-        if n is not None or conditions is not None:
-            raise UserError("--n and --conditions go with --model, not --data")
-        images = _image_set(data, split)
-        count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
-        return imageset_stats(features, images, shard=shard), f"{images.source} ({count})", None
-    generator = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
-    cond = _conditions_for(generator, conditions)
-    if n is None:
-        raise UserError("give the number of images to generate with --n (FID is usually computed on 10000+)")
-    stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard)
-    return stats, f"{model} ({n} samples, seed {seed})", generator
-
-
 def source_options(func):
     for option in reversed([
         click.option("--data", type=click.Path(), default=None,
@@ -357,73 +233,56 @@ def source_options(func):
 
 
 @click.command("fid")
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[GENERATED REF]")
 @click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
               help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model.")
-@click.option("--ref", required=True, type=click.Path(),
+@click.option("--ref", default=None, type=click.Path(),
               help="Reference: statistics .npz (ours or pytorch-fid's) or an image folder / data set.")
 @click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
 @source_options
-@click.option("--max-fid", type=float, default=None, help="Exit 1 when the distance is above this.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report here.")
+@click.option("--max-fid", type=float, default=None, help="Exit 1 when the distance is (confidently) above this.")
+@gate_options
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here ('-' for stdout).")
 @click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
               help="Also write the statistics of the generated / --data images (.npz).")
 @click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
 @click.option("--allow-other-features", is_flag=True,
               help="Compute a distance even when --ref statistics record another features model or preprocessing.")
 @runtime_options
-def fid_command(features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
-                objects, max_fid, report_path, save_stats, force, allow_other_features, device, batch_size, threads):
-    """Fréchet distance of generated images (or --data) to reference statistics or images."""
-    from gen_eval.evaluator.features import (check_same_features, feature_model_id, imageset_stats, new_stats,
-                                             warn_small)
-    from gen_eval.evaluator.frechet import frechet_distance
-    from gen_eval.evaluator.report import Report, finish
-    from gen_eval.evaluator.stats import load_stats
+def fid_command(paths, features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim,
+                value_range, objects, max_fid, confidence, strict, summary_path, report_path, save_stats, force,
+                allow_other_features, device, batch_size, threads):
+    """Fréchet distance of generated images (or --data) to reference statistics or images.
 
-    from gen_eval.evaluator.noise import check_seed
+    The interval is a jackknife over 10 blocks of the generated images (their sampling noise).
 
-    check_seed(seed)
-    _check_outputs(force, {"--report": report_path, "--save-stats": save_stats},
+    \b
+    Examples:
+      gen-eval fid --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref train.npz
+      gen-eval fid samples/ real/ --features inception.onnx      # pytorch-fid's habit: two folders
+    """
+    from gen_eval.api.fid import fid
+
+    if paths:
+        if len(paths) != 2 or data is not None or ref is not None:
+            raise UserError("give two positional paths (GENERATED REF) or --data/--model with --ref, not both")
+        data, ref = paths
+    if ref is None:
+        raise UserError("give the reference with --ref (statistics .npz or images)")
+    _check_outputs(force, {"--report": None if report_path == "-" else report_path, "--save-stats": save_stats},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
-                    "--conditions": conditions, "--objects": objects})
-    runtime = _runtime(device, threads)
-    features = _features_model(features_path, runtime, batch_size)
-    _echo_err(f"runtime: {runtime.describe()}")
-    reference = None
-    if Path(ref).suffix.lower() == ".npz":
-        reference = load_stats(ref)
-        ref_mu, ref_sigma, ref_n, ref_model = reference.mu, reference.sigma, reference.n, reference.feature_model
-        if ref_n is not None and ref_n < 2:
-            raise UserError(f"{ref}: statistics of {ref_n} image; a distance needs at least 2 (merge the shards first)")
-        if len(ref_mu) != features.info.output_size:
-            raise UserError(
-                f"{ref}: statistics are {len(ref_mu)}-d but {features_path} gives {features.info.output_size}-d "
-                "features; use the feature model the statistics were made with"
-            )
-        warning = check_same_features(reference, new_stats(features), str(ref), allow_other_features)
-        if warning:  # checked before any image is made
-            _echo_err(warning)
-    else:
-        ref_stats = imageset_stats(features, _image_set(ref, ref_split))
-        ref_stats.require_covariance(f"reference {ref}")
-        ref_mu, ref_sigma, ref_n, ref_model = ref_stats.mu, ref_stats.sigma, ref_stats.n, ref_stats.feature_model
-        warn_small(ref_stats, f"reference {ref}")
-    stats, described, _ = _side_stats(features, runtime, data=data, split=split, model=model, n=n, seed=seed,
-                                      conditions=conditions, shard=None, batch_size=batch_size,
-                                      latent_dim=latent_dim, value_range=value_range, objects=objects,
-                                      what="generated")
-    stats.require_covariance(described)
-    ours = feature_model_id(features)
-    warn_small(stats, described)
+                    "--conditions": conditions, "--objects": objects, "--summary": summary_path})
+    report = fid(features_path, ref, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
+                 ref_split=ref_split, objects=objects, latent_dim=latent_dim, value_range=value_range,
+                 allow_other_features=allow_other_features, confidence=confidence or 0.95, device=device,
+                 batch_size=batch_size, threads=threads, progress=True)
     if save_stats is not None:
-        stats.save(save_stats, force=force)
+        report.stats.save(save_stats, force=force)
         _echo_err(f"statistics: {save_stats}")
-    value = frechet_distance(stats.mu, stats.sigma, ref_mu, ref_sigma)
-    details = {"images": described, "reference": str(ref), "reference_n": ref_n, "features": ours,
-               "feature_dim": stats.dim}
-    report = Report("fid", value, str(model) if model else None, runtime.describe(), seed if model else None,
-                    stats.n, details, _gate("--max-fid", max_fid, "max"))
-    finish(report, report_path, force, echo=click.echo)
+    finish(report, report_path=report_path, force=force, gate_flag="--max-fid", threshold=max_fid, confidence=confidence,
+           strict=strict,
+           summary_path=summary_path)
 
 
 class _StatsGroup(click.Group):
@@ -453,26 +312,21 @@ def stats_group():
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
                   shard, force, device, batch_size, threads):
     """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images."""
+    from gen_eval.api.fid import statistics
     from gen_eval.evaluator.features import warn_small
     from gen_eval.evaluator.sampling import parse_shard
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    from gen_eval.evaluator.noise import check_seed
-
-    check_seed(seed)
     _check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
                                            "--conditions": conditions, "--objects": objects})
     shard_spec = parse_shard(shard)
-    runtime = _runtime(device, threads)
-    features = _features_model(features_path, runtime, batch_size)
-    _echo_err(f"runtime: {runtime.describe()}")
-    stats, described, _ = _side_stats(features, runtime, data=data, split=split, model=model, n=n, seed=seed,
-                                      conditions=conditions, shard=shard_spec, batch_size=batch_size,
-                                      latent_dim=latent_dim, value_range=value_range, objects=objects, what="")
+    stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
+                       shard=shard_spec, objects=objects, latent_dim=latent_dim, value_range=value_range,
+                       device=device, batch_size=batch_size, threads=threads, progress=True)
     if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
-        stats.require_covariance(described)
-        warn_small(stats, described)
+        stats.require_covariance(stats.description)
+        warn_small(stats, stats.description)
     stats.save(out, force=force)
     part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
     click.echo(f"wrote statistics of {stats.n} images ({stats.dim}-d features{part}) to {out}")
@@ -503,39 +357,34 @@ def stats_merge(inputs, out, force):
 @click.option("--encoder", required=True, type=click.Path(dir_okay=False), help="The VAE's encoder .onnx.")
 @click.option("--data", required=True, type=click.Path(), help="Images: a folder or a data set.")
 @click.option("--split", default="train", show_default=True, help="Split of --data when it is a data set.")
-@click.option("--max-mse", type=float, default=None, help="Exit 1 when the MSE is above this.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report here.")
+@click.option("--max-mse", type=float, default=None, help="Exit 1 when the MSE is (confidently) above this.")
+@gate_options
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here ('-' for stdout).")
 @click.option("--encoder-value-range", default=None,
               help="Input range of an encoder without metadata (default: the decoder's value range).")
 @click.option("--force", is_flag=True, help="Overwrite --report.")
 @generator_options
 @runtime_options
-def mse_command(model, encoder, data, split, max_mse, report_path, encoder_value_range, force, latent_dim,
-                value_range, objects, device, batch_size, threads):
-    """Reconstruction MSE of a VAE: encoder mu -> decoder, mean over all pixels and channels, images in [0, 1]."""
-    from gen_eval.evaluator.model import load_model
-    from gen_eval.evaluator.mse import SCALE, reconstruction_mse
-    from gen_eval.evaluator.report import Report, finish
+def mse_command(model, encoder, data, split, max_mse, confidence, strict, summary_path, report_path,
+                encoder_value_range, force, latent_dim, value_range, objects, device, batch_size, threads):
+    """Reconstruction MSE of a VAE: encoder mu -> decoder, mean over all pixels and channels, images in [0, 1].
 
-    _check_outputs(force, {"--report": report_path},
-                   {"--model": model, "--encoder": encoder, "--data": data, "--objects": objects})
-    runtime = _runtime(device, threads)
-    decoder = _load_generator(model, runtime, batch_size, latent_dim, value_range, objects)
-    enc_range = _value_range(encoder_value_range, "--encoder-value-range")
-    enc = load_model(encoder, role="encoder", runtime=runtime, batch_size=batch_size,
-                     value_range=enc_range, label_space=decoder.info.label_space,
-                     label_space_source=f"{model} metadata", flag_prefix="encoder-", require=False)
-    if enc.info.value_range is None:
-        enc.info.value_range = decoder.info.value_range
-        enc.info.sources["value_range"] = "the decoder's"
-    _echo_err(f"runtime: {runtime.describe()}")
-    channels = (decoder.info.image_shape or enc.info.image_shape or (None,))[0]
-    images = _image_set(data, split, channels)
-    result = reconstruction_mse(enc, decoder, images)
-    details = {"scale": SCALE, "data": images.source, "encoder": str(encoder), "values": result.values}
-    report = Report("reconstruction_mse", result.value, str(model), runtime.describe(), None, result.n, details,
-                    _gate("--max-mse", max_mse, "max"))
-    finish(report, report_path, force, echo=click.echo)
+    \b
+    Example:
+      gen-eval mse --model vae.onnx --encoder vae.encoder.onnx --data celeba --split test --max-mse 0.01
+    """
+    from gen_eval.api.mse import mse
+
+    _check_outputs(force, {"--report": None if report_path == "-" else report_path},
+                   {"--model": model, "--encoder": encoder, "--data": data, "--objects": objects,
+                    "--summary": summary_path})
+    report = mse(model, encoder, data, split=split, encoder_value_range=encoder_value_range, objects=objects,
+                 latent_dim=latent_dim, value_range=value_range, confidence=confidence or 0.95, device=device,
+                 batch_size=batch_size, threads=threads, progress=True)
+    finish(report, report_path=report_path, force=force, gate_flag="--max-mse", threshold=max_mse, confidence=confidence,
+           strict=strict,
+           summary_path=summary_path)
 
 
 def register(cli: click.Group) -> None:

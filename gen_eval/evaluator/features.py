@@ -8,7 +8,8 @@ features model with a fixed input size gets images resized bilinearly (align_cor
 
 from __future__ import annotations
 
-import sys
+import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +24,7 @@ from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
 from gen_eval.evaluator.sampling import sample, shard_indices
 from gen_eval.evaluator.stats import FeatureStats
 
+log = logging.getLogger("gen_eval")
 WEIGHTS_KEY = getattr(contract, "KEY_WEIGHTS_SHA256", contract.PREFIX + "weights_sha256")
 
 
@@ -81,27 +83,44 @@ def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
     return model.run(image=batch)["features"]
 
 
+FeatureSink = Callable[[np.ndarray, np.ndarray], None]  # (features [B, D], their global indices [B])
+
+
 def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int, *,
                     conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
-                    progress: bool = True) -> FeatureStats:
-    """Statistics of ``n`` generated samples (this shard's part), quantised to uint8 like PNGs."""
+                    progress: bool = False, sink: FeatureSink | None = None) -> FeatureStats:
+    """Statistics of ``n`` generated samples (this shard's part), quantised to uint8 like PNGs.
+
+    ``sink`` also receives every batch of features with its sample indices (one feature pass feeds
+    other metrics and interval estimates)."""
     stats = new_stats(features)
     value_range = generator.info.value_range
     indices = shard_indices(n, shard)
     pending: list[np.ndarray] = []
+    pending_rows: list[np.ndarray] = []
+
+    def flush() -> None:
+        feats = features_of_uint8(features, np.concatenate(pending))
+        stats.update(feats)
+        if sink is not None:
+            sink(feats, np.concatenate(pending_rows))
+        pending.clear()
+        pending_rows.clear()
+
     for batch in sample(generator, n, seed, conditions=conditions, indices=indices, progress=progress):
         pending.append(to_uint8(batch.images, value_range))
+        pending_rows.append(np.asarray(batch.indices))
         if sum(len(p) for p in pending) >= features.batch_size:
-            stats.update(features_of_uint8(features, np.concatenate(pending)))
-            pending = []
+            flush()
     if pending:
-        stats.update(features_of_uint8(features, np.concatenate(pending)))
+        flush()
     return stats
 
 
 def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
-                   progress: bool = True, workers: int = 4) -> FeatureStats:
-    """Statistics of a data set's images (this shard's part); decoding runs in a few threads."""
+                   progress: bool = False, workers: int = 4, sink: FeatureSink | None = None) -> FeatureStats:
+    """Statistics of a data set's images (this shard's part); decoding runs in a few threads.
+    ``sink`` also receives every batch of features with its image indices."""
     stats = new_stats(features)
     indices = shard_indices(len(images), shard)
     step = features.batch_size
@@ -120,15 +139,23 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
             if k + workers < len(chunks):
                 futures.append(pool.submit(load, chunks[k + workers]))
             futures[k] = None
-            stats.update(features_of_uint8(features, batch))
+            feats = features_of_uint8(features, batch)
+            stats.update(feats)
+            if sink is not None:
+                sink(feats, np.asarray(chunks[k]))
             bar.update(len(batch))
     return stats
 
 
-def warn_small(stats: FeatureStats, what: str) -> None:
+def small_sample_warning(stats: FeatureStats, what: str) -> str | None:
+    """Why a distance on these statistics is biased, or None."""
     if stats.n < stats.dim:
-        print(
-            f"warning: {what} has {stats.n} images, fewer than the {stats.dim} feature dimensions: its covariance is "
-            "singular and the distance is biased upwards; use more images to compare with published numbers",
-            file=sys.stderr,
-        )
+        return (f"{what} has {stats.n} images, fewer than the {stats.dim} feature dimensions: its covariance is "
+                "singular and the distance is biased upwards; use more images to compare with published numbers")
+    return None
+
+
+def warn_small(stats: FeatureStats, what: str) -> None:
+    message = small_sample_warning(stats, what)
+    if message:
+        log.warning(message)

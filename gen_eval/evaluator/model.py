@@ -7,10 +7,11 @@ none has it, the error names the flag. ``ModelInfo.sources`` records where each 
 
 from __future__ import annotations
 
+import logging
+
 import functools
 import hashlib
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ MAX_MODEL_BYTES = 2**31
 MAX_LATENT_DIM = 2**16
 MAX_IMAGE_SIDE = 1024
 MAX_CHANNELS = 4
+
+log = logging.getLogger("gen_eval")
 
 
 @dataclass
@@ -180,11 +183,10 @@ class OnnxModel:
         margin = 0.05 * (hi - lo)
         if not self._warned_range and (images.min() < lo - margin or images.max() > hi + margin):
             self._warned_range = True
-            print(
-                f"warning: {printable(self.path.name)} outputs values in [{images.min():.3g}, {images.max():.3g}], outside its "
+            log.warning(
+                f"{printable(self.path.name)} outputs values in [{images.min():.3g}, {images.max():.3g}], outside its "
                 f"value range {C.format_value_range((lo, hi))} ({self.info.sources.get('value_range', '?')}); "
-                "check --value-range",
-                file=sys.stderr,
+                "check --value-range"
             )
 
     def describe(self) -> list[tuple[str, str]]:

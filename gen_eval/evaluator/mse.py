@@ -22,6 +22,7 @@ class MseResult:
     value: float  # mean squared error on [0, 1]-scaled images
     n: int  # images
     values: int  # pixels x channels summed over
+    per_image: np.ndarray | None = None  # each image's MSE (their mean is ``value``: images share one size)
 
 
 def check_pair(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet) -> None:
@@ -43,11 +44,11 @@ def check_pair(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet) -> None
         raise UserError(f"{images.source}: the VAE is conditional but the data set has no labels; give a labelled data set")
 
 
-def reconstruction_mse(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet, *, progress: bool = True) -> MseResult:
+def reconstruction_mse(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet, *, progress: bool = False) -> MseResult:
     """Mean of (decoder(encoder_mu(x)) - x)² over all pixels and channels, images in [0, 1]."""
     check_pair(encoder, decoder, images)
     enc_range, dec_range = encoder.info.value_range, decoder.info.value_range
-    total, count = 0.0, 0
+    total, count, per_image = 0.0, 0, []
     step = encoder.batch_size
     with tqdm(total=len(images), unit="img", desc="reconstructing", disable=not progress or None, leave=False) as bar:
         for start in range(0, len(images), step):
@@ -62,7 +63,9 @@ def reconstruction_mse(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet,
             if recon.shape != target.shape:
                 raise UserError(f"{decoder.path}: reconstructions are {recon.shape[1:]}, the images {target.shape[1:]}")
             diff = rescale(recon, dec_range, (0.0, 1.0)).astype(np.float64) - target
-            total += float(np.square(diff).sum())
+            squared = np.square(diff)
+            total += float(squared.sum())
             count += diff.size
+            per_image.append(squared.reshape(len(squared), -1).mean(axis=1))
             bar.update(len(idx))
-    return MseResult(total / count, len(images), count)
+    return MseResult(total / count, len(images), count, np.concatenate(per_image) if per_image else None)

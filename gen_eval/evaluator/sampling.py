@@ -9,6 +9,8 @@ manifest in the folder records the run, so a different run is never mixed into i
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import json
 import os
@@ -32,6 +34,8 @@ MANIFEST = ".gen-eval-sample.json"
 MAX_SAMPLES = 10**9
 # Outputs held in memory before they are written (a grid PNG, an .npz) are refused beyond this.
 MAX_IN_MEMORY_BYTES = 4 * 2**30
+
+log = logging.getLogger("gen_eval")
 
 
 @dataclass
@@ -185,7 +189,7 @@ def write_png_folder(
     conditions: np.ndarray | None = None,
     shard: tuple[int, int] | None = None,
     force: bool = False,
-    progress: bool = True,
+    progress: bool = False,
 ) -> tuple[int, int]:
     """Write this shard's samples as ``out/<index>.png``; returns (written, already there)."""
     out = Path(out)
@@ -197,7 +201,7 @@ def write_png_folder(
     missing = (i for i in todo if i not in present)  # a generator: memory does not grow with --n
     done = len(present)
     if done and done < len(todo):
-        print(f"resuming: {done} of {len(todo)} images of this shard are already in {out}")
+        log.info("resuming: %d of %d images of this shard are already in %s", done, len(todo), out)
     lo, hi = generator.info.value_range
     for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress):
         images = to_uint8(batch.images, (lo, hi)).transpose(0, 2, 3, 1)
@@ -224,7 +228,7 @@ def _present_indices(out: Path, n: int, todo: range) -> set[int]:
 
 
 def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndarray | None = None,
-                 shard: tuple[int, int] | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 shard: tuple[int, int] | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """This shard's samples in memory: (indices, uint8 NCHW images, conditions or None)."""
     indices, images, labels = [], [], []
     value_range = generator.info.value_range

@@ -30,6 +30,9 @@ class ScoreResult:
     correct: int
     total: int
     per_head: dict[str, float] = field(default_factory=dict)
+    hits: np.ndarray | None = None    # per image: labels (or heads) it got right
+    ks: np.ndarray | None = None      # per image: labels (or heads) it was asked for; value = Σhits / Σks
+    probs: np.ndarray | None = None   # the classifier's probabilities, for the per-condition breakdown
 
 
 def classifier_score(probs: np.ndarray, conditions: np.ndarray) -> float:
@@ -45,28 +48,30 @@ def multilabel_score(probs: np.ndarray, conditions: np.ndarray) -> ScoreResult:
     order = np.argsort(-probs, axis=1, kind="stable")
     truth_in_rank_order = np.take_along_axis(conditions, order, axis=1)
     within_k = np.arange(probs.shape[1])[None, :] < k[:, None]
-    correct = int((truth_in_rank_order * within_k).sum())
-    total = int(k.sum())
-    return ScoreResult(correct / total, correct, total)
+    hits = (truth_in_rank_order * within_k).sum(axis=1).astype(np.int64)
+    correct, total = int(hits.sum()), int(k.sum())
+    return ScoreResult(correct / total, correct, total, hits=hits, ks=k, probs=probs)
 
 
 def categorical_score(probs: np.ndarray, conditions: np.ndarray, label_space: LabelSpace) -> ScoreResult:
     """Per-head argmax accuracy; ``value`` is their mean."""
     probs, conditions = _check(probs, conditions)
-    per_head, correct = {}, 0
+    per_head, row_hits = {}, np.zeros(len(probs), dtype=np.int64)
     for head, sl in label_space.head_slices():
         hits = np.argmax(probs[:, sl], axis=1) == np.argmax(conditions[:, sl], axis=1)
         per_head[head] = float(hits.mean())
-        correct += int(hits.sum())
-    total = len(probs) * len(per_head)
-    return ScoreResult(float(np.mean(list(per_head.values()))), correct, total, per_head)
+        row_hits += hits
+    correct, total = int(row_hits.sum()), len(probs) * len(per_head)
+    return ScoreResult(float(np.mean(list(per_head.values()))), correct, total, per_head, hits=row_hits,
+                       ks=np.full(len(probs), len(per_head), dtype=np.int64), probs=probs)
 
 
 def binary_score(probs: np.ndarray, conditions: np.ndarray) -> ScoreResult:
     """Accuracy of ``probs > 0.5`` against 0/1 conditions."""
     probs, conditions = _check(probs, conditions)
     hits = (probs[:, 0] > 0.5) == (conditions[:, 0] > 0.5)
-    return ScoreResult(float(hits.mean()), int(hits.sum()), len(hits))
+    return ScoreResult(float(hits.mean()), int(hits.sum()), len(hits), hits=hits.astype(np.int64),
+                       ks=np.ones(len(hits), dtype=np.int64), probs=probs)
 
 
 def score_probs(probs: np.ndarray, conditions: np.ndarray, label_space: LabelSpace | None) -> ScoreResult:

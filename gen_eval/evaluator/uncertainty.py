@@ -93,6 +93,8 @@ def paired_difference(new_hits, base_hits, ks, *, confidence: float = 0.95, over
 class Decision:
     passed: bool
     message: str
+    rule: str = ""      # which rule decided, in words
+    shown: str = ""     # the value (and interval) it decided on
 
 
 def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False) -> Decision:
@@ -102,9 +104,10 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     the threshold), so seed noise alone cannot fail a good model. ``strict``: pass only when it is
     confidently above (lower bound at or above the threshold), so seed noise cannot pass a bad one.
     """
+    shown = interval.describe()
     if not np.isfinite(interval.low):
         passed = interval.estimate >= threshold
-        rule = "point estimate (no interval)"
+        rule, shown = "point estimate, no interval", f"{interval.estimate:.4f}"
     elif strict:
         passed = interval.low >= threshold
         rule = f"strict: lower bound >= {threshold:g}"
@@ -112,7 +115,7 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
         passed = interval.high >= threshold
         rule = f"fails only if confidently below {threshold:g}"
     verdict = "passed" if passed else "FAILED"
-    return Decision(passed, f"gate {verdict} ({rule}): {interval.describe()}")
+    return Decision(passed, f"gate {verdict} ({rule}): {shown}", rule, shown)
 
 
 __all__ = ["Decision", "Interval", "decide_minimum", "paired_difference", "pooled_score", "score_interval"]

@@ -1,0 +1,120 @@
+"""Opening what a job is given: models with their facts, label spaces, condition files, image sets.
+
+Every model of one job is loaded on one :class:`~gen_eval.evaluator.runtime.Runtime`, so they share
+a provider; the facts a model without gen-eval metadata lacks (latent size, value range, label names)
+come from the caller and must agree with the metadata where both exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gen_eval.errors import UserError
+
+log = logging.getLogger("gen_eval")
+
+
+def value_range(text: str | tuple[float, float] | None, flag: str) -> tuple[float, float] | None:
+    """'LOW,HIGH' (or a pair) -> (low, high); None -> None."""
+    from gen_eval.contract import parse_value_range
+
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = ",".join(str(v) for v in text)
+    try:
+        return parse_value_range(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def image_shape(text: str | tuple[int, int, int] | None, flag: str) -> tuple[int, int, int] | None:
+    """'C,H,W' (or a triple) -> (c, h, w); None -> None."""
+    from gen_eval.contract import parse_image_shape
+
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = ",".join(str(v) for v in text)
+    try:
+        return parse_image_shape(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def read_label_space(path: str | Path | None):
+    """An iCLEVR objects.json ({name: index}) or a label-space JSON ({"kind": ...}); None -> None."""
+    if path is None:
+        return None
+    from gen_eval.data.conditions import read_objects
+    from gen_eval.data.labels import LabelSpace
+    from gen_eval.data.textfiles import read_json
+
+    obj = read_json(path, "objects file")
+    if isinstance(obj, dict) and "kind" in obj:
+        try:
+            return LabelSpace.from_dict(obj)
+        except ValueError as exc:
+            raise UserError(f"{path}: bad label space ({exc})") from None
+    return read_objects(path)
+
+
+def runtime(device: str = "auto", threads: int | None = None):
+    from gen_eval.evaluator.runtime import Runtime
+
+    return Runtime(device, threads)
+
+
+def load_generator(path, rt, *, batch_size=None, latent_dim=None, value_range_text=None, objects=None,
+                   label_space=None, label_source=None):
+    """A generator; ``objects`` (a file) wins over ``label_space`` handed down from another model."""
+    from gen_eval.evaluator.model import load_model
+
+    space = read_label_space(objects)
+    return load_model(
+        path, role="generator", runtime=rt, batch_size=batch_size, latent_dim=latent_dim,
+        value_range=value_range(value_range_text, "--value-range"),
+        label_space=space if space is not None else label_space,
+        label_space_source=None if space is not None else label_source,
+    )
+
+
+def load_features(path, rt, batch_size=None):
+    from gen_eval.evaluator.model import load_model
+
+    return load_model(path, role="features", runtime=rt, batch_size=batch_size, flag_prefix="features-")
+
+
+def conditions_for(generator, conditions_path, flag: str = "--conditions"):
+    """The condition vectors a conditional generator needs (None for an unconditional one)."""
+    from gen_eval.data.conditions import read_condition_file
+
+    if not generator.info.conditional:
+        if conditions_path is not None:
+            raise UserError(f"{generator.path} is an unconditional generator; leave out {flag}")
+        return None
+    if conditions_path is None:
+        raise UserError(f"{generator.path} is a conditional generator; give a condition file with {flag} (e.g. test.json)")
+    return read_condition_file(conditions_path, generator.info.label_space)
+
+
+def image_set(path: str | Path, split: str, channels: int | None = None):
+    """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes."""
+    from gen_eval.data.datasets import detect_format, open_dataset
+    from gen_eval.evaluator.sampling import check_sample_folder, open_sample_npz
+
+    if Path(path).suffix.lower() == ".npz":
+        return open_sample_npz(Path(path))
+    fmt = detect_format(path, split)
+    if fmt == "folder":
+        check_sample_folder(Path(path))  # a folder of `gen-eval sample` must hold every image of its run
+    kw = {"mode": "L"} if fmt == "folder" and channels == 1 else {}
+    return open_dataset(path, split=split, fmt=fmt, **kw)
+
+
+def check_outputs(force: bool, outputs: dict, inputs: dict) -> None:
+    """Every output writable, none of them one of the inputs or another output (name -> path)."""
+    from gen_eval.fileio import check_outputs as check
+
+    check(outputs.items(), inputs.items(), force)

@@ -1,0 +1,64 @@
+"""`mse`: reconstruction MSE of a VAE (encoder mean -> decoder) on images in [0, 1], with its interval."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gen_eval.api import inputs
+from gen_eval.api.reports import Report
+from gen_eval.evaluator.uncertainty import Interval
+
+log = logging.getLogger("gen_eval")
+
+
+def image_interval(per_image: np.ndarray, confidence: float) -> Interval:
+    """Student-t interval of the mean of per-image MSEs: the data set seen as a sample of images."""
+    from scipy import stats
+
+    mean = float(per_image.mean())
+    if len(per_image) < 2:
+        return Interval(mean, float("nan"), float("nan"), confidence, "one image: no interval")
+    half = float(stats.t.ppf((1 + confidence) / 2, len(per_image) - 1) * per_image.std(ddof=1) / np.sqrt(len(per_image)))
+    return Interval(mean, mean - half, mean + half, confidence, f"t over {len(per_image)} images")
+
+
+def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str = "train",
+        encoder_value_range=None, objects=None, latent_dim=None, value_range=None, confidence: float = 0.95,
+        device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+        progress: bool = False) -> Report:
+    """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``."""
+    from gen_eval.evaluator.model import load_model
+    from gen_eval.evaluator.mse import SCALE, reconstruction_mse
+    from gen_eval.evaluator.provenance import provenance
+
+    rt = inputs.runtime(device, threads)
+    decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
+                                    value_range_text=value_range, objects=objects)
+    enc = load_model(encoder, role="encoder", runtime=rt, batch_size=batch_size,
+                     value_range=inputs.value_range(encoder_value_range, "--encoder-value-range"),
+                     label_space=decoder.info.label_space, label_space_source=f"{model} metadata",
+                     flag_prefix="encoder-", require=False)
+    if enc.info.value_range is None:
+        enc.info.value_range = decoder.info.value_range
+        enc.info.sources["value_range"] = "the decoder's"
+    log.info("runtime: %s", rt.describe())
+    channels = (decoder.info.image_shape or enc.info.image_shape or (None,))[0]
+    images = inputs.image_set(data, split, channels)
+    result = reconstruction_mse(enc, decoder, images, progress=progress)
+    prov = provenance(inputs={"model": model, "encoder": encoder, "objects": objects}, provider=rt.provider or "",
+                      device_id=rt.device_id, preprocessing={"scale": SCALE, "encoder_value_range":
+                                                             list(enc.info.value_range)},
+                      seeds=None, n=result.n, batch_size=enc.batch_size)
+    prov["runtime"] = rt.describe()
+    prov["data"] = images.source
+    interval = image_interval(result.per_image, confidence) if result.per_image is not None else None
+    details = {"scale": SCALE, "data": images.source, "encoder": str(encoder), "values": result.values}
+    return Report("reconstruction_mse", result.value, result.n, model=str(model), interval=interval,
+                  details=details, provenance=prov, higher_is_better=False,
+                  settings={"split": split, "confidence": confidence})
+
+
+__all__ = ["image_interval", "mse"]

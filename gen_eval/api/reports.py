@@ -1,0 +1,137 @@
+"""What a job returns: its value, interval, settings and provenance, and the JSON report they make.
+
+Every report has the same spine (``metric``, ``value``, ``interval``, ``n``, ``settings``,
+``provenance``); metric-specific numbers go under ``details`` (shown in the table) and the per-seed,
+per-condition arrays a paired comparison needs under ``raw`` (kept out of the table).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gen_eval.evaluator.uncertainty import Decision, Interval, decide_minimum
+
+REPORT_SCHEMA = 2
+
+
+def decide_maximum(interval: Interval | None, value: float, threshold: float, *, strict: bool = False) -> Decision:
+    """A gate on a distance that should be at most ``threshold`` (the mirror of :func:`decide_minimum`)."""
+    if interval is None or not math.isfinite(interval.low):
+        passed, rule, shown = value <= threshold, "point estimate, no interval", f"{value:.6g}"
+    elif strict:
+        passed, rule, shown = interval.high <= threshold, f"strict: upper bound <= {threshold:g}", interval.describe()
+    else:
+        passed, rule = interval.low <= threshold, f"fails only if confidently above {threshold:g}"
+        shown = interval.describe()
+    return Decision(passed, f"gate {'passed' if passed else 'FAILED'} ({rule}): {shown}", rule, shown)
+
+
+@dataclass
+class Report:
+    metric: str
+    value: float
+    n: int
+    model: str | None = None
+    seed: int | None = None
+    interval: Interval | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    breakdown: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    higher_is_better: bool = True
+    images: Any = field(default=None, repr=False)  # e.g. the first seed's images for a grid (uint8 NCHW)
+    stats: Any = field(default=None, repr=False)   # e.g. the generated side's feature statistics (to save)
+
+    @property
+    def provider(self) -> str:
+        return self.provenance.get("provider", "")
+
+    def gate(self, threshold: float, *, strict: bool = False, use_interval: bool = True) -> Decision:
+        """Pass/fail against ``threshold`` (a minimum for scores, a maximum for distances): on the interval
+        when ``use_interval`` and there is one, else on the value."""
+        interval = self.interval
+        usable = use_interval and interval is not None and math.isfinite(interval.low)
+        if not usable:
+            passed = self.value >= threshold if self.higher_is_better else self.value <= threshold
+            shown = f"{self.value:.6g}"
+            if interval is not None and math.isfinite(interval.low):
+                shown += f" ({interval.confidence:.0%} interval [{interval.low:.6g}, {interval.high:.6g}])"
+            rule = "on the value" if use_interval is False or interval is None else "on the value, no interval"
+            return Decision(passed, f"gate {'passed' if passed else 'FAILED'} ({rule}): {shown}", rule, shown)
+        if self.higher_is_better:
+            return decide_minimum(interval, threshold, strict=strict)
+        return decide_maximum(interval, self.value, threshold, strict=strict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"schema": REPORT_SCHEMA, "metric": self.metric, "value": self.value,
+               "interval": self.interval.to_dict() if self.interval else None, "model": self.model,
+               "provider": self.provider, "seed": self.seed, "n": self.n, **self.details,
+               "settings": self.settings, "provenance": self.provenance}
+        if self.breakdown is not None:
+            out["breakdown"] = self.breakdown
+        out.update(self.raw)
+        if self.warnings:
+            out["warnings"] = self.warnings
+        out["versions"] = self.provenance.get("versions", {})
+        out["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        out["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        out["host"] = platform.node() or os.environ.get("HOSTNAME", "")
+        return out
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [("metric", self.metric), ("value", _fmt(self.value))]
+        if self.interval is not None and math.isfinite(self.interval.low):
+            rows.append((f"{self.interval.confidence:.0%} interval",
+                         f"[{_fmt(self.interval.low)}, {_fmt(self.interval.high)}] ({self.interval.method})"))
+        rows += [(key, _fmt(value)) for key, value in self.details.items() if not isinstance(value, (list, dict))]
+        for key, value in self.details.items():
+            if isinstance(value, dict):
+                rows += [(f"{key} {k}", _fmt(v)) for k, v in value.items() if not isinstance(v, (list, dict))]
+        rows += [("n", str(self.n)), ("seed", "-" if self.seed is None else str(self.seed)),
+                 ("model", self.model or "-"), ("provider", self.provider)]
+        return rows
+
+    def table(self) -> str:
+        rows = self.rows()
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+    def straddles(self, threshold: float) -> bool:
+        """Whether the interval contains ``threshold`` (a point-estimate verdict may then flip with the noise)."""
+        i = self.interval
+        return i is not None and math.isfinite(i.low) and i.low <= threshold <= i.high
+
+    def verdict(self, decision: Decision, flag: str, threshold: float) -> str:
+        """One line: passed or failed, the value (with its interval), the threshold and the rule."""
+        side = ("meets" if decision.passed else "is below") if self.higher_is_better else \
+            ("meets" if decision.passed else "is above")
+        return (f"gate {'passed' if decision.passed else 'failed'}: {self.metric} {decision.shown} {side} "
+                f"{flag} {threshold:g} ({decision.rule})")
+
+    def markdown(self, decision: Decision | None = None) -> str:
+        """A Markdown table fit for a CI job summary (e.g. GitHub's $GITHUB_STEP_SUMMARY)."""
+        lines = [f"### gen-eval {self.metric}", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in self.rows()]
+        if decision is not None:
+            lines += ["", f"**gate {'passed' if decision.passed else 'failed'}** ({decision.rule}): {decision.shown}"]
+        for warning in self.warnings:
+            lines += ["", f"> warning: {warning}"]
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+__all__ = ["REPORT_SCHEMA", "Report", "decide_maximum"]

@@ -1,0 +1,95 @@
+"""`sample`: seeded samples of a generator, to a PNG folder, a grid PNG, an .npz, or memory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gen_eval.api import inputs
+from gen_eval.errors import UserError
+
+log = logging.getLogger("gen_eval")
+OTHER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class SampleResult:
+    kind: str                       # "folder", "grid", "npz" or "memory"
+    path: Path | None
+    count: int                      # images made by this call
+    already_there: int = 0          # a resumed folder's images kept
+    part: range | None = None       # the sample indices of this shard (None: the whole run)
+    images: np.ndarray | None = None   # "memory": uint8 NCHW
+    labels: np.ndarray | None = None
+    indices: np.ndarray | None = None
+
+    def describe(self) -> str:
+        where = f" (images {self.part.start}..{self.part.stop - 1})" if self.part is not None else ""
+        if self.kind == "folder":
+            kept = f"; {self.already_there} were already there" if self.already_there else ""
+            return f"wrote {self.count} PNGs to {self.path}{where}{kept}"
+        if self.kind == "grid":
+            return f"wrote a grid of {self.count} images to {self.path}"
+        if self.kind == "npz":
+            return f"wrote {self.count} images to {self.path}{where}"
+        return f"made {self.count} images{where}"
+
+
+def output_kind(out: str | Path | None) -> str:
+    if out is None:
+        return "memory"
+    suffix = Path(out).suffix.lower()
+    if suffix in OTHER_IMAGE_SUFFIXES:
+        raise UserError(f"--out {out}: grids are written as .png; give a .png, an .npz or a folder")
+    return {".png": "grid", ".npz": "npz"}.get(suffix, "folder")
+
+
+def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
+           conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
+           force: bool = False, objects=None, latent_dim=None, value_range=None, device: str = "auto",
+           batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> SampleResult:
+    """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
+    are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
+    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory."""
+    from gen_eval.evaluator import sampling
+    from gen_eval.evaluator.noise import check_seed
+
+    check_seed(seed)
+    if n is not None:
+        sampling.check_count(n)
+    kind = output_kind(out)
+    if kind == "grid" and shard is not None:
+        raise UserError("--shard writes a PNG folder or an .npz; a grid is one image of the whole run")
+    if kind == "grid":
+        sampling.check_nrow(nrow)
+    out_path = Path(out) if out is not None else None
+    inputs.check_outputs(force, {"--out": out_path} if kind in ("grid", "npz") else {},
+                         {"--model": model, "--conditions": conditions, "--objects": objects})
+    rt = inputs.runtime(device, threads)
+    generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
+                                      value_range_text=value_range, objects=objects)
+    log.info("runtime: %s", rt.describe())
+    cond = inputs.conditions_for(generator, conditions)
+    if n is None:
+        if cond is None:
+            raise UserError("give the number of images with --n")
+        n = len(cond)
+    part = sampling.shard_indices(n, shard) if shard is not None else None
+    if kind == "folder":
+        written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
+                                                  force=force, progress=progress)
+        return SampleResult(kind, out_path, written, kept, part)
+    indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard,
+                                                    progress=progress)
+    if kind == "grid":
+        sampling.write_grid(out_path, images, force=force, nrow=nrow)
+    elif kind == "npz":
+        sampling.write_npz(out_path, indices, images, labels, seed, generator, force=force)
+    return SampleResult(kind, out_path, len(images), 0, part,
+                        images=images if kind == "memory" else None, labels=labels, indices=indices)
+
+
+__all__ = ["SampleResult", "sample"]

@@ -1,0 +1,117 @@
+"""`score`: the classifier score of a conditional generator on a condition file, with its uncertainty."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gen_eval.api import inputs
+from gen_eval.api.reports import Report
+from gen_eval.errors import UserError
+from gen_eval.evaluator.uncertainty import Interval, score_interval
+
+log = logging.getLogger("gen_eval")
+
+
+def seed_interval(values: np.ndarray, confidence: float) -> Interval:
+    """Student-t interval of the mean over independent noise seeds (none with one seed)."""
+    from scipy import stats
+
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return Interval(mean, float("nan"), float("nan"), confidence, "one seed: no interval (use repeats >= 2)")
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return Interval(mean, mean - half, mean + half, confidence, f"t over {len(values)} seeds")
+
+
+def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
+          repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
+          over_conditions: bool = False, breakdown: bool = True, keep_images: int = 0,
+          latent_dim: int | None = None, value_range=None, classifier_value_range=None,
+          classifier_image_shape=None, device: str = "auto", batch_size: int | None = None,
+          threads: int | None = None) -> Report:
+    """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
+    over ``repeats`` noise seeds ``seed, seed + 1, ...``.
+
+    The interval is over the seeds (Student t), or with ``over_conditions`` a two-way bootstrap that
+    also treats the conditions as a sample. ``keep_images`` keeps that many images of the first seed
+    (``report.images``, uint8 NCHW) for a grid.
+    """
+    from gen_eval.data.images import to_uint8
+    from gen_eval.evaluator.breakdown import breakdown as make_breakdown
+    from gen_eval.evaluator.model import load_model
+    from gen_eval.evaluator.noise import check_seed
+    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.score import score_generator
+
+    if repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {repeats}")
+    if not 0 < confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1, got {confidence}")
+    check_seed(seed)
+    check_seed(seed + repeats - 1, "--seed + --repeats - 1")
+    rt = inputs.runtime(device, threads)
+    space = inputs.read_label_space(objects)
+    judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size, label_space=space,
+                       value_range=inputs.value_range(classifier_value_range, "--classifier-value-range"),
+                       image_shape=inputs.image_shape(classifier_image_shape, "--classifier-image-shape"),
+                       flag_prefix="classifier-", label_space_source="--objects")
+    generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
+                                      value_range_text=value_range, objects=objects,
+                                      label_space=judge.info.label_space, label_source=f"{classifier} metadata")
+    log.info("runtime: %s", rt.describe())
+    if not generator.info.conditional:
+        raise UserError(f"{model} is an unconditional generator; the classifier score needs a conditional one")
+    conditions = inputs.conditions_for(generator, test, "--test")
+    label_space = generator.info.label_space
+
+    results, kept = [], None
+    for r in range(repeats):
+        result, images = score_generator(generator, judge, conditions, seed + r, label_space=label_space,
+                                         quantize=quantize, keep_images=keep_images if r == 0 else 0)
+        results.append(result)
+        if r == 0 and keep_images:
+            kept = to_uint8(images, generator.info.value_range)
+    values = np.array([res.value for res in results])
+    hits = np.stack([res.hits for res in results])
+    ks = results[0].ks
+    if over_conditions:
+        interval = score_interval(hits, ks, confidence=confidence)
+    else:
+        interval = seed_interval(values, confidence)
+    details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
+                     "input": "uint8-quantised" if quantize else "float"}
+    if repeats == 1:
+        details.update(correct=results[0].correct, total=results[0].total)
+    else:
+        details.update(repeats=repeats, mean=float(values.mean()), std=float(values.std()),
+                       min=float(values.min()), max=float(values.max()), scores=[float(v) for v in values])
+    if results[0].per_head:
+        details["per_head"] = {h: float(np.mean([res.per_head[h] for res in results])) for h in results[0].per_head}
+    view = None
+    if breakdown:
+        stacked_probs = np.concatenate([res.probs for res in results])
+        view = make_breakdown(stacked_probs, np.tile(conditions, (repeats, 1)), label_space)
+    seeds = list(range(seed, seed + repeats))
+    prov = provenance(inputs={"model": model, "classifier": classifier, "test": test, "objects": objects},
+                      provider=rt.provider or "", device_id=rt.device_id,
+                      preprocessing={"quantize": quantize, "generator_value_range": list(generator.info.value_range),
+                                     "classifier_value_range": list(judge.info.value_range or ()),
+                                     "classifier_image_shape": list(judge.info.image_shape or ()),
+                                     "resize": "bilinear, align_corners=False"},
+                      seeds=seeds, n=len(conditions), batch_size=generator.batch_size)
+    prov["runtime"] = rt.describe()
+    report = Report("classifier_score", float(values.mean()), len(conditions), model=str(model), seed=seed,
+                    interval=interval, details=details, breakdown=view, provenance=prov,
+                    settings={"repeats": repeats, "seed": seed, "quantize": quantize, "confidence": confidence,
+                              "over_conditions": over_conditions},
+                    raw={"hits": hits.tolist(), "ks": ks.tolist()})
+    if repeats == 1 and not over_conditions:
+        report.warnings.append("one noise seed: no interval; use repeats >= 2 (or over_conditions) for one")
+    report.images = kept
+    return report
+
+
+__all__ = ["score", "seed_interval"]
