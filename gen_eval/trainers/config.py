@@ -194,15 +194,15 @@ def resolve_config(family: str, config_cls: type, overrides: dict[str, Any] | No
         if key not in fields:
             raise UserError(f"{family} has no setting {key!r}; valid --set keys: {', '.join(sorted(fields))} "
                             f"('gen-eval train {family} --help' explains them)")
-        field, type_name = fields[key], _type_name(fields[key])
+        field, type_name, given = fields[key], _type_name(fields[key]), value
         if isinstance(value, str) and type_name != "str":
             value = _parse_typed(key, value, type_name, config[key])
         if not _has_type(value, type_name):
-            raise UserError(f"--set {key}={_shown(value)}: {key} takes a {_TYPE_WORDS.get(type_name, type_name)}, "
+            raise UserError(f"--set {key}={_shown(given)}: {key} takes a {_TYPE_WORDS.get(type_name, type_name)}, "
                             f"e.g. --set {key}={_shown(config[key])}")
         rule: Rule | None = field.metadata.get("rule")
         if rule is not None and value is not None and not rule.ok(value):
-            raise UserError(f"--set {key}={_shown(value)}: {key} must be {rule.text}")
+            raise UserError(f"--set {key}={_shown(given)}: {key} must be {rule.text}")
         config[key] = value
     return config
 
@@ -214,8 +214,8 @@ def describe_config(config_cls: type) -> list[tuple[str, str]]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = "none" if default is None else str(default).lower() if isinstance(default, bool) else _shown(default)
         rule: Rule | None = f.metadata.get("rule")
-        kind = _TYPE_WORDS.get(_type_name(f), _type_name(f))
-        rows.append((f"{f.name}={shown}", f"{f.metadata['help']} ({rule.text if rule else kind})"))
+        kind = "true or false" if _type_name(f) == "bool" else _TYPE_WORDS.get(_type_name(f), _type_name(f))
+        rows.append((f"{f.name}={shown}", f"{f.metadata['help']}; {rule.text if rule else kind}"))
     return rows
 
 
