@@ -57,10 +57,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda", index) if ":" in str(device) else torch.device("cuda")
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, asked: str) -> str:
+    """One line like the evaluator's ``runtime:`` line: torch's version, the device, and why."""
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return f"torch {torch.__version__} on {device} ({torch.cuda.get_device_name(device)})"
+    why = "; --device auto: torch sees no CUDA device" if asked.strip().lower() == "auto" else ""
+    return f"torch {torch.__version__} on cpu ({torch.get_num_threads()} threads){why}"
 
 
 def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, *,
@@ -137,8 +139,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     r.heldout = heldout_data(family, data_dir, data_options, image_shape, say)
     if ckpt is None:
         r.pictures.real_grid()
-    say(f"training {family_name} on {describe_device(torch_device)}: steps {r.step + 1}-{planned}, "
-        f"{steps_per_epoch} per epoch")
+    say(f"runtime: {describe_device(torch_device, device)}")
 
     _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
 
