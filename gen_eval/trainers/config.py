@@ -69,7 +69,8 @@ def power_of_two(smallest: int = 8) -> Rule:
 
 
 def multiple_of(step: int) -> Rule:
-    return Rule(f"a multiple of {step} in [{step}, {MAX_SIZE}] (e.g. 64)", lambda v: step <= v <= MAX_SIZE and v % step == 0)
+    return Rule(f"a multiple of {step} in [{step}, {MAX_SIZE}] (e.g. 64)",
+                lambda v: step <= v <= MAX_SIZE and v % step == 0)
 
 
 IMAGE_SIZE = between(1, MAX_SIZE)
