@@ -457,6 +457,9 @@ def test_vae_families_report_heldout_reconstruction_mse_on_the_0_1_scale():
 @pytest.mark.parametrize("name,setting", [("dcgan", {"image_size": 48}), ("vae", {"image_size": 20}),
                                           ("vae-gan", {"image_size": 40})])
 def test_bad_image_size_is_a_one_line_user_error(name, setting):
-    family = _tiny_family(name, **setting)
+    with pytest.raises(UserError, match="image_size"):  # checked with the other settings, before any file
+        _tiny_family(name, **setting)
+    cls = get_family(name)  # and by the networks, for a config that did not pass through resolve_config
+    family = cls({**cls.resolve_config(TINY[name][1]), **setting}, None)
     with pytest.raises(UserError, match="image_size"):
         family.build_networks()

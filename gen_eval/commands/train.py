@@ -6,6 +6,13 @@ import click
 
 from gen_eval.errors import UserError
 
+EXAMPLES = """\b
+Examples:
+  gen-eval data shapes --out shapes
+  gen-eval train classifier --data shapes --out runs/judge --epochs 4
+  gen-eval train dcgan --help       (the family's --set keys, defaults and ranges)
+"""
+
 
 def parse_set_options(items: tuple[str, ...]) -> dict[str, str]:
     """``("lr_g=1e-4", "data.attribute=Smiling")`` -> ``{"lr_g": "1e-4", "data.attribute": "Smiling"}``."""
@@ -18,28 +25,78 @@ def parse_set_options(items: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
+class _TrainCommand(click.Command):
+    """``train --help`` lists the families; ``train FAMILY --help`` adds that family's settings."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from gen_eval.trainers import family_names
+
+        ctx.meta["train.family"] = next((a for a in args if a in family_names()), None)
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from gen_eval.trainers import family_names, get_family
+
+        name = ctx.meta.get("train.family")
+        if name is None:
+            rows = []
+            for family in family_names():
+                try:
+                    cls = get_family(family)
+                except Exception as exc:  # noqa: BLE001 - a broken family must not break --help
+                    rows.append((family, f"(cannot be loaded: {exc})"))
+                    continue
+                summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+                rows.append((family, f"{summary} Default {cls.default_epochs} epochs, batch {cls.default_batch_size}."))
+            with formatter.section("Families (gen-eval train FAMILY --help shows its --set keys)"):
+                formatter.write_dl(rows)
+        else:
+            _format_family(get_family(name), formatter)
+        super().format_epilog(ctx, formatter)
+
+
+def _format_family(cls, formatter: click.HelpFormatter) -> None:
+    from gen_eval.trainers.config import DATA_OPTIONS, describe_config
+
+    summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    formatter.write_paragraph()
+    formatter.write_text(f"{cls.name}: {summary} Default {cls.default_epochs} epochs, batch {cls.default_batch_size}"
+                         + (f"; {cls.cpu_hint}." if cls.cpu_hint else "."))
+    if cls.Config is not None:
+        rows = describe_config(cls.Config)
+    else:
+        rows = [(f"{key}={value}", "") for key, value in cls.defaults.items()]
+    with formatter.section(f"{cls.name} settings (--set KEY=VALUE; shown with their defaults)"):
+        formatter.write_dl(rows)
+    with formatter.section("Data options (--set data.KEY=VALUE)"):
+        formatter.write_dl([(f"data.{key}={str(value).lower() if isinstance(value, bool) else value}", "")
+                            for key, value in DATA_OPTIONS.items()]
+                           + [("data.OTHER=VALUE", "passed to the data reader, e.g. data.attribute=Smiling (CelebA)")])
+
+
 def register(cli: click.Group) -> None:
     """Add this part's commands to the root group."""
 
-    @cli.command("train")
+    @cli.command("train", cls=_TrainCommand, epilog=EXAMPLES)
     @click.argument("family")
     @click.option("--data", "data_dir", type=click.Path(path_type=str), help="Data set folder or label file (required).")
     @click.option("--out", "out_dir", type=click.Path(path_type=str), help="Run folder for checkpoints and logs (required).")
-    @click.option("--epochs", type=int, help="Train this many epochs (default: the family's).")
+    @click.option("--epochs", type=int, help="Train this many epochs (default: the family's, listed below).")
     @click.option("--steps", type=int, help="Train this many steps instead of --epochs.")
     @click.option("--batch-size", type=int, help="Images per step (default: the family's).")
-    @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-    @click.option("--seed", type=int, help="Seed for weights, noise and data order (default 0).")
+    @click.option("--device", default="auto", show_default=True,
+                  help="auto, cpu, cuda or cuda:N (auto: the GPU when torch sees one); train prints its choice.")
+    @click.option("--seed", type=int, help="Seed for weights, noise and data order, 0 to 2^63-1 (default 0).")
     @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
     @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
                   help="Family setting (e.g. lr_g=1e-4, generator=srgan) or data option (data.attribute=Smiling, "
-                       "data.resize=true); repeatable.")
+                       "data.resize=true); repeatable. 'gen-eval train FAMILY --help' lists them.")
     @click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints.")
     @click.option("--keep-checkpoints", is_flag=True, help="Also keep checkpoints/step_NNNNNN.pt at each checkpoint.")
     @click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA.")
     @click.option("--workers", type=int, default=2, show_default=True,
                   help="Data-loader processes for data sets too large to hold in memory.")
-    @click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+    @click.option("--threads", type=int, help="CPU threads for torch (default: the CPUs this process may use).")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--force", is_flag=True, help="Start over in a non-empty --out, replacing an earlier run's files.")
     def train_command(family: str, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,
@@ -47,9 +104,11 @@ def register(cli: click.Group) -> None:
                       checkpoint_every: int, keep_checkpoints: bool, amp: bool, workers: int, threads: int | None,
                       no_progress: bool, force: bool) -> None:
         """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) on a data set."""
-        from gen_eval.trainers import get_family
+        from gen_eval.devices import default_threads, parse_device, prefer_passive_waits
+        from gen_eval.trainers import FAMILY_MODULES
 
-        get_family(family)
+        if family not in FAMILY_MODULES:
+            raise UserError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILY_MODULES)}")
         if not data_dir:
             raise UserError("--data is required: give the data set folder (e.g. one from 'gen-eval data shapes --out DIR')")
         if not out_dir:
@@ -65,13 +124,16 @@ def register(cli: click.Group) -> None:
         overrides = parse_set_options(settings)
         if threads is not None and threads < 1:
             raise UserError(f"--threads must be a positive integer, got {threads}")
+        parse_device(device)
+        # torch's OpenMP threads spin while they wait unless told otherwise; the policy is read when
+        # torch is imported, so set it first (a policy the user set is kept). benchmarks/RESULTS.md.
+        prefer_passive_waits()
 
         import torch
 
         from gen_eval.trainers.loop import train
 
-        if threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads or default_threads())
         last = train(family, data_dir, out_dir, steps=steps, epochs=epochs, batch_size=batch_size, device=device,
                      seed=seed, resume=resume, config_overrides=overrides, force=force,
                      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, amp=amp, workers=workers,

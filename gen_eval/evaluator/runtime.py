@@ -10,50 +10,24 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
-import math
 import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported
 from gen_eval.errors import UserError
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-DEVICES = ("auto", "cuda", "cpu")
 
 # 4 = fatal only: onnxruntime's C++ logger would print its own (coloured) lines for warnings and for
 # errors that the evaluator reports itself as one-line messages (failed loads, failed runs, CUDA fallback).
 QUIET = 4
 ort.set_default_logger_severity(QUIET)
-
-
-def default_threads() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        count = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, count)
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> (kind, device id)."""
-    text = str(device).strip().lower()
-    kind, _, index = text.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    return kind, int(index or 0)
 
 
 def cuda_problem(device_id: int = 0) -> str | None:

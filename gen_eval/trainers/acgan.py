@@ -27,6 +27,7 @@ adv_weight=0.0008, l2_weight=0.8, perceptual_weight=0.08, tv_weight=1.6e-8, d_la
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -34,33 +35,62 @@ from torch import nn
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.dcgan import generator_graph
+from gen_eval.trainers import register_family
+from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between,
+                                      one_of, power_of_two, setting)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
-from gen_eval.trainers.generators import build_generator
+from gen_eval.trainers.generators import GENERATORS, build_generator
 from gen_eval.trainers.losses import (FrozenJudge, adversarial_loss, auxiliary_loss, bce_on_probs, image_l2,
                                       perceptual_loss, total_variation)
 
 
+@dataclass
+class ACGANConfig:
+    image_size: int = setting(64, "image side in pixels", power_of_two(8))
+    image_channels: int | None = setting(None, "image channels (none: the data's)", between(1, 4))
+    latent_dim: int = setting(100, "length of the noise vector z", LATENT)
+    cond_embed: int = setting(256, "width of the generator's condition embedding", WIDTH)
+    generator: str = setting("upsample", "generator body (gen_eval.trainers.generators)", one_of(*GENERATORS))
+    ngf: int = setting(64, "generator width", WIDTH)
+    ndf: int = setting(64, "discriminator width", WIDTH)
+    g_start_size: int = setting(0, "generator's first feature-map side (0: the body's default)", between(0, 1024))
+    g_res_blocks: int = setting(5, "residual blocks of the srgan generator", between(0, 64))
+    d_label_channel: bool = setting(False, "feed the condition to the discriminator as an extra channel")
+    d_batch_norm: bool = setting(True, "BatchNorm in the discriminator")
+    d_dropout: float = setting(0.0, "dropout before the discriminator heads", BELOW_ONE)
+    d_aux_pool: bool = setting(False, "auxiliary head on globally pooled features")
+    lr_g: float = setting(1e-4, "generator Adam learning rate", POSITIVE)
+    lr_d: float = setting(4e-4, "discriminator Adam learning rate", POSITIVE)
+    beta1: float = setting(0.5, "Adam beta1 of both networks", BELOW_ONE)
+    beta2: float = setting(0.999, "Adam beta2 of both networks", BELOW_ONE)
+    n_d: int = setting(1, "discriminator updates per step", between(1, 100))
+    n_g: int = setting(1, "generator updates per step", between(1, 100))
+    real_label: float = setting(1.0, "target for real images (< 1: one-sided label smoothing)", LABEL_VALUE)
+    adv_weight: float = setting(1.0, "generator: adversarial loss weight", NON_NEGATIVE)
+    aux_weight: float = setting(1.0, "generator: auxiliary (label) loss weight", NON_NEGATIVE)
+    d_aux_weight: float = setting(1.0, "discriminator: auxiliary loss weight", NON_NEGATIVE)
+    d_aux_fake: bool = setting(True, "discriminator: auxiliary loss on fake images too")
+    l2_weight: float = setting(0.0, "generator: pixel MSE to the real image of the same condition", NON_NEGATIVE)
+    perceptual_weight: float = setting(0.0, "generator: MSE of judge features (needs judge)", NON_NEGATIVE)
+    tv_weight: float = setting(0.0, "generator: total variation weight", NON_NEGATIVE)
+    judge_weight: float = setting(0.0, "generator: BCE of the judge on fakes (needs judge)", NON_NEGATIVE)
+    judge: str = setting("", "classifier checkpoint for the perceptual/judge losses")
+
+
+@register_family
 class ACGAN(Family):
+    """Auxiliary-classifier GAN on any label space (S1 CelebA attribute, S4 iCLEVR)."""
+
     name: ClassVar[str] = "acgan"
+    Config = ACGANConfig
     conditional: ClassVar[bool] = True
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 200           # S4
+    cpu_hint: ClassVar[str] = ("~11 s per step of 64 images on 2 busy CPU cores, "   # measured: benchmarks/RESULTS.md
+                               "~18 min per epoch of the 6000-image shapes set")
     auxiliary_head: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 64, "image_channels": None,   # None: the data's channel count
-        "latent_dim": 100, "cond_embed": 256,
-        "generator": "upsample", "ngf": 64, "ndf": 64, "g_start_size": 0, "g_res_blocks": 5,
-        "d_label_channel": False, "d_batch_norm": True, "d_dropout": 0.0, "d_aux_pool": False,
-        "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.5, "beta2": 0.999,
-        "n_d": 1, "n_g": 1,                          # discriminator / generator updates per step
-        "real_label": 1.0,                           # < 1 for one-sided label smoothing
-        "adv_weight": 1.0, "aux_weight": 1.0, "d_aux_weight": 1.0, "d_aux_fake": True,
-        "l2_weight": 0.0, "perceptual_weight": 0.0, "tv_weight": 0.0, "judge_weight": 0.0,
-        "judge": "",                                 # classifier checkpoint for perceptual/judge losses
-    }
 
     def __init__(self, config: dict[str, Any], label_space: LabelSpace | None = None) -> None:
         super().__init__(config, label_space)
@@ -170,5 +200,3 @@ class ACGAN(Family):
         return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape,
                                 self.value_range, self.label_space)]
 
-
-FAMILY = ACGAN

@@ -5,7 +5,6 @@ A family is one short module: its networks, optimisers, one training step, and t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gen_eval import contract
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
+from gen_eval.trainers.config import config_defaults, parse_setting, resolve_config
 
 
 @dataclass
@@ -49,6 +50,10 @@ class Batch:
 class Family:
     """Base class for a trainer family. Subclasses set ``name`` and implement the four methods.
 
+    Settings: a subclass sets ``Config``, a dataclass of :func:`gen_eval.trainers.config.setting`
+    fields (defaults, help and valid ranges; ``defaults`` is derived from it), and registers itself with
+    :func:`gen_eval.trainers.register_family`. A plain ``defaults`` dict (no types, no ranges) still works.
+
     Optional hooks (defaults do nothing) let the shared loop draw pictures and measure held-out data:
     :meth:`sample` (sample grids), :meth:`reconstruct` (VAE reconstruction grids), :meth:`encode`
     (2-D latent plots), :meth:`evaluate` (held-out metrics).
@@ -56,10 +61,17 @@ class Family:
 
     name: ClassVar[str]
     conditional: ClassVar[bool] = False
+    Config: ClassVar[type | None] = None                      # typed settings (gen_eval.trainers.config)
     defaults: ClassVar[dict[str, Any]] = {}
+    cpu_hint: ClassVar[str] = ""                                # rough CPU cost, shown by train FAMILY --help
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)   # range of images the loop feeds in
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 10
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__ and cls.Config is not None:
+            cls.defaults = config_defaults(cls.Config)
 
     def __init__(self, config: dict[str, Any], label_space: LabelSpace | None = None) -> None:
         self.config = {**self.defaults, **config}
@@ -69,7 +81,9 @@ class Family:
     @classmethod
     def resolve_config(cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """``defaults`` updated by ``overrides``; strings (from ``--set key=value``) are parsed to the
-        default's type. Unknown keys and unparsable values raise a one-line UserError."""
+        field's type. Unknown keys, unparsable values and values out of range raise a one-line UserError."""
+        if cls.Config is not None:
+            return resolve_config(cls.name, cls.Config, overrides)
         config = dict(cls.defaults)
         for key, value in (overrides or {}).items():
             if key not in cls.defaults:
@@ -137,34 +151,13 @@ class Family:
         return []
 
 
-def parse_setting(key: str, text: str, default: Any) -> Any:
-    """Parse a ``--set`` value to the type of its default (bool, int, float, str; JSON when None)."""
-    def bad(kind: str) -> UserError:
-        example = str(default).lower() if isinstance(default, bool) else default
-        return UserError(f"--set {key}={text}: {key} takes a {kind}, e.g. --set {key}={example}")
-
-    lowered = text.strip().lower()
-    if isinstance(default, bool):
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise bad("boolean (true/false)")
-    if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise bad("integer") from None
-    if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise bad("number") from None
-    if isinstance(default, str):
-        return text
-    if lowered in ("none", "null", ""):
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def generator_graph(generator: nn.Module, latent_dim: int, image_shape: tuple[int, int, int],
+                    value_range: tuple[float, float], label_space: LabelSpace | None = None) -> ExportGraph:
+    """The ONNX generator graph of a GAN family: ``z`` (+ ``labels`` when conditional) -> ``image``."""
+    names, shapes = [contract.INPUT_Z], [(latent_dim,)]
+    if label_space is not None:
+        names.append(contract.INPUT_LABELS)
+        shapes.append((label_space.size,))
+    return ExportGraph(role="generator", module=generator, input_names=names, input_shapes=shapes,
+                       output_names=[contract.OUTPUT_IMAGE], image_shape=image_shape, value_range=value_range,
+                       latent_dim=latent_dim, label_space=label_space)

@@ -8,18 +8,20 @@ is ACGAN's, see gen_eval.trainers.acgan.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from gen_eval.trainers.acgan import ACGAN
+from gen_eval.trainers import register_family
+from gen_eval.trainers.acgan import ACGAN, ACGANConfig
+from gen_eval.trainers.config import derive_config
+
+CGANConfig = derive_config(ACGANConfig, "CGANConfig", drop=("aux_weight", "d_aux_weight", "d_aux_fake"),
+                           generator="dcgan", d_label_channel=True)
 
 
+@register_family
 class CGAN(ACGAN):
+    """Conditional GAN (S4's cgan+dcgan): the condition enters both networks, no auxiliary head."""
+
     name: ClassVar[str] = "cgan"
+    Config = CGANConfig
     auxiliary_head: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {
-        key: value for key, value in {**ACGAN.defaults, "generator": "dcgan", "d_label_channel": True}.items()
-        if key not in ("aux_weight", "d_aux_weight", "d_aux_fake")
-    }
-
-
-FAMILY = CGAN

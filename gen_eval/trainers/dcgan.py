@@ -10,67 +10,24 @@ S1's printed layer list is OCR-garbled but is Radford's 64x64 DCGAN (widths 512-
 ``z`` of 256; we keep Radford's ``z`` of 100 (``latent_dim`` sets S1's 256). The discriminator's Sigmoid
 is folded into the loss (BCE on logits): the same function, numerically stable.
 
-The two builders here also serve the WGAN-GP family (S3 is this DCGAN one block deeper, at 128 px).
+The network builders live in gen_eval.trainers.networks (the WGAN-GP family, the selectable
+generators and the conditional discriminators use them too); :func:`gan_step` serves mlp-gan as well.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from gen_eval import contract
-from gen_eval.errors import UserError
-from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers import register_family
+from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.config import BETAS, LATENT, POSITIVE, WIDTH, between, power_of_two, setting
 from gen_eval.trainers.losses import adversarial_loss
-
-
-def doublings(image_size: int, smallest: int = 8) -> int:
-    """Number of stride-2 stages between 4x4 and ``image_size`` (a power of two >= ``smallest``)."""
-    n = int(math.log2(image_size)) if image_size > 0 else 0
-    if image_size < smallest or 2 ** n != image_size:
-        raise UserError(f"image_size must be a power of two >= {smallest} (e.g. 64), got {image_size}; "
-                        "set it with --set image_size=64")
-    return n - 2
-
-
-def transposed_generator(in_dim: int, image_size: int, channels: int, width: int,
-                         final_bias: bool = False) -> nn.Sequential:
-    """DCGAN generator: a vector ``[B, in_dim]`` -> image ``[B, channels, image_size, image_size]`` in [-1, 1]."""
-    n_up = doublings(image_size)
-    ch = width * 2 ** (n_up - 1)
-    layers: list[nn.Module] = [nn.Unflatten(1, (in_dim, 1, 1)),
-                               nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
-    for _ in range(n_up - 1):
-        layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
-        ch //= 2
-    layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=final_bias), nn.Tanh()]
-    return nn.Sequential(*layers)
-
-
-def strided_features(image_size: int, channels: int, width: int, batch_norm: bool) -> tuple[nn.Sequential, int]:
-    """DCGAN discriminator body: image -> ``[B, C, 4, 4]``; returns the module and ``C``."""
-    n_down = doublings(image_size)
-    layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
-    ch = width
-    for _ in range(n_down - 1):
-        layers.append(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(ch * 2))
-        layers.append(nn.LeakyReLU(0.2, True))
-        ch *= 2
-    return nn.Sequential(*layers), ch
-
-
-def dcgan_init(module: nn.Module) -> None:
-    """Radford's initialisation: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
+from gen_eval.trainers.networks import (dcgan_init, doublings, strided_features,  # noqa: F401 - re-exported
+                                        transposed_generator)
 
 
 class Discriminator(nn.Module):
@@ -85,16 +42,28 @@ class Discriminator(nn.Module):
         return self.score(self.features(image)).flatten()
 
 
+@dataclass
+class DCGANConfig:
+    image_size: int = setting(64, "image side in pixels", power_of_two(8))
+    image_channels: int = setting(3, "image channels", between(1, 4))
+    latent_dim: int = setting(100, "length of the noise vector z", LATENT)
+    g_width: int = setting(64, "channels of the last generator block", WIDTH)
+    d_width: int = setting(64, "channels of the first discriminator block", WIDTH)
+    lr: float = setting(2e-4, "Adam learning rate of both networks", POSITIVE)
+    betas: list[float] = setting([0.5, 0.999], "Adam betas of both networks", BETAS)
+
+
+@register_family
 class DCGAN(Family):
+    """Radford's DCGAN, unconditional (S1 problem 2)."""
+
     name: ClassVar[str] = "dcgan"
+    Config = DCGANConfig
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 128
     default_epochs: ClassVar[int] = 25
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 64, "image_channels": 3, "latent_dim": 100,
-        "g_width": 64, "d_width": 64,            # channels of the last generator / first discriminator block
-        "lr": 2e-4, "betas": [0.5, 0.999],
-    }
+    cpu_hint: ClassVar[str] = ("~6 s per step of 128 images on 2 busy CPU cores, "   # measured: benchmarks/RESULTS.md
+                               "~4.5 min per epoch of the 6000-image shapes set")
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -142,17 +111,3 @@ def gan_step(networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.O
     return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
             "d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
 
-
-def generator_graph(generator: nn.Module, latent_dim: int, image_shape: tuple[int, int, int],
-                    value_range: tuple[float, float], label_space=None) -> ExportGraph:
-    """The ONNX generator graph: ``z`` (+ ``labels`` when conditional) -> ``image``."""
-    names, shapes = [contract.INPUT_Z], [(latent_dim,)]
-    if label_space is not None:
-        names.append(contract.INPUT_LABELS)
-        shapes.append((label_space.size,))
-    return ExportGraph(role="generator", module=generator, input_names=names, input_shapes=shapes,
-                       output_names=[contract.OUTPUT_IMAGE], image_shape=image_shape, value_range=value_range,
-                       latent_dim=latent_dim, label_space=label_space)
-
-
-FAMILY = DCGAN

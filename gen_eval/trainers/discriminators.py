@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gen_eval.trainers.dcgan import dcgan_init, strided_features
+from gen_eval.trainers.networks import dcgan_init, strided_features
 
 
 class ConditionalDiscriminator(nn.Module):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gen_eval.errors import UserError
-from gen_eval.trainers.dcgan import dcgan_init, doublings, transposed_generator
+from gen_eval.trainers.networks import dcgan_init, doublings, transposed_generator
 
 GENERATORS = ("dcgan", "upsample", "srgan")
 DEFAULT_START_SIZE = {"upsample": 16, "srgan": 4}

@@ -12,24 +12,24 @@ counts "every 500th minibatch" of an MNIST epoch, so at most ~120: we use 64. 20
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.dcgan import gan_step, generator_graph
+from gen_eval.trainers import register_family
+from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.config import (BELOW_ONE, BETAS, IMAGE_SIZE, LATENT, POSITIVE, between, setting,
+                                      widths)
+from gen_eval.trainers.dcgan import gan_step
+from gen_eval.trainers.networks import mlp_to_image
 
 
 def mlp_generator(latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = latent_dim
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU(), nn.BatchNorm1d(h)]
-        width = h
-    c, hh, ww = image_shape
-    layers += [nn.Linear(width, c * hh * ww), nn.Sigmoid(), nn.Unflatten(1, image_shape)]
-    return nn.Sequential(*layers)
+    """``z`` -> image in [0, 1]; each hidden layer Linear + ReLU + BatchNorm1d (S2's order)."""
+    return mlp_to_image(latent_dim, hidden, image_shape,
+                        lambda width, h: [nn.Linear(width, h), nn.ReLU(), nn.BatchNorm1d(h)])
 
 
 def mlp_discriminator(in_features: int, hidden: list[int], dropout: float) -> nn.Sequential:
@@ -43,16 +43,29 @@ def mlp_discriminator(in_features: int, hidden: list[int], dropout: float) -> nn
     return nn.Sequential(*layers)
 
 
+@dataclass
+class MLPGANConfig:
+    image_size: int = setting(28, "image side in pixels", IMAGE_SIZE)
+    image_channels: int = setting(1, "image channels", between(1, 4))
+    latent_dim: int = setting(100, "length of the noise vector z", LATENT)
+    g_hidden: list[int] = setting([128, 256, 512, 600], "generator hidden widths", widths())
+    d_hidden: list[int] = setting([1024, 512], "discriminator hidden widths", widths())
+    dropout: float = setting(0.5, "dropout on the discriminator's input", BELOW_ONE)
+    lr_g: float = setting(5e-5, "generator Adam learning rate", POSITIVE)
+    lr_d: float = setting(1e-3, "discriminator Adam learning rate", POSITIVE)
+    betas: list[float] = setting([0.9, 0.999], "Adam betas of both networks", BETAS)
+    d_skip_every: int = setting(50, "skip the discriminator update every N-th step (0: never)", between(0, 10**6))
+
+
+@register_family
 class MLPGAN(Family):
+    """MLP GAN on MNIST 28x28 (S2)."""
+
     name: ClassVar[str] = "mlp-gan"
+    Config = MLPGANConfig
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 200
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 28, "image_channels": 1, "latent_dim": 100,
-        "g_hidden": [128, 256, 512, 600], "d_hidden": [1024, 512], "dropout": 0.5,
-        "lr_g": 5e-5, "lr_d": 1e-3, "betas": [0.9, 0.999], "d_skip_every": 50,
-    }
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -79,5 +92,3 @@ class MLPGAN(Family):
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return networks["generator"](z)
 
-
-FAMILY = MLPGAN

@@ -12,14 +12,18 @@ Adam's steps all but ignore). The BCE is computed in float32 outside autocast, s
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.config import BELOW_ONE, IMAGE_SIZE, LATENT, NON_NEGATIVE, POSITIVE, between, setting, widths
 from gen_eval.trainers.losses import bce_on_probs
-from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs, vae_optimizer
+from gen_eval.trainers.networks import mlp_to_image
+from gen_eval.trainers.vae import VAEHooks, elbo_step, vae_graphs, vae_optimizer
 
 
 class MLPEncoder(nn.Module):
@@ -45,26 +49,34 @@ class MLPEncoder(nn.Module):
 
 def mlp_decoder(latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
     """``z`` -> image ``image_shape`` in [0, 1]; ``hidden`` from the latent side (S2: 256, 512)."""
-    layers: list[nn.Module] = []
-    width = latent_dim
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.Tanh()]
-        width = h
-    c, hh, ww = image_shape
-    layers += [nn.Linear(width, c * hh * ww), nn.Sigmoid(), nn.Unflatten(1, image_shape)]
-    return nn.Sequential(*layers)
+    return mlp_to_image(latent_dim, hidden, image_shape, lambda width, h: [nn.Linear(width, h), nn.Tanh()])
 
 
+def summed_bce(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """BCE summed over an image's pixels, averaged over the batch (S2's per-image loss)."""
+    return bce_on_probs(recon, x) * recon[0].numel()     # mean over pixels * pixels
+
+
+@dataclass
+class MLPVAEConfig:
+    image_size: int = setting(28, "image side in pixels", IMAGE_SIZE)
+    image_channels: int = setting(1, "image channels", between(1, 4))
+    latent_dim: int = setting(32, "latent units", LATENT)
+    hidden: list[int] = setting([512, 256], "encoder hidden widths; the decoder mirrors them", widths())
+    dropout: float = setting(0.5, "dropout after the first encoder layer", BELOW_ONE)
+    kl_weight: float = setting(1.0, "weight of the KL term", NON_NEGATIVE)
+    lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
+
+
+@register_family
 class MLPVAE(VAEHooks, Family):
+    """MLP VAE on MNIST 28x28 (S2): summed BCE + KL."""
+
     name: ClassVar[str] = "mlp-vae"
+    Config = MLPVAEConfig
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 50
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 28, "image_channels": 1, "latent_dim": 32,
-        "hidden": [512, 256],                    # encoder widths; the decoder mirrors them
-        "dropout": 0.5, "kl_weight": 1.0, "lr": 1e-3,
-    }
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -78,20 +90,9 @@ class MLPVAE(VAEHooks, Family):
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
-        x = batch.images
-        mu, logvar = networks["encoder"](x)
-        recon = networks["decoder"](reparameterize(mu, logvar))
-        bce = bce_on_probs(recon, x) * recon[0].numel()     # mean over pixels * pixels = BCE summed per image
-        kld = kl_divergence(mu, logvar)
-        loss = bce + self.config["kl_weight"] * kld
-        optimizers["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["vae"].step()
-        return {"loss": loss.item(), "bce": bce.item(), "kld": kld.item()}
+        return elbo_step(networks, optimizers["vae"], batch.images, "bce", summed_bce, self.config["kl_weight"])
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         return vae_graphs(networks["encoder"], networks["decoder"], self.config["latent_dim"],
                           self.image_shape, self.value_range)
 
-
-FAMILY = MLPVAE

@@ -18,8 +18,9 @@ The helpers at the bottom (reparameterisation, KL, the two export graphs) serve 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,9 @@ from torch import nn
 
 from gen_eval import contract
 from gen_eval.errors import UserError
+from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, setting
 
 POOLINGS = 3
 
@@ -92,6 +95,24 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "batc
     raise ValueError(f"unknown KL reduction {reduction!r}; use 'batchmean' or 'mean'")
 
 
+def elbo_step(networks: dict[str, nn.Module], optimizer: torch.optim.Optimizer, x: torch.Tensor, recon_name: str,
+              reconstruction: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+              kl_weight: float) -> dict[str, float]:
+    """One VAE step: ``reconstruction(recon, x) + kl_weight * KL`` through the reparameterised latent.
+
+    The families differ only in the reconstruction loss (logged as ``recon_name``).
+    """
+    mu, logvar = networks["encoder"](x)
+    recon = networks["decoder"](reparameterize(mu, logvar))
+    rec = reconstruction(recon, x)
+    kld = kl_divergence(mu, logvar)
+    loss = rec + kl_weight * kld
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item(), recon_name: rec.item(), "kld": kld.item()}
+
+
 def vae_optimizer(networks: dict[str, nn.Module], lr: float) -> torch.optim.Optimizer:
     """One Adam over encoder and decoder (they minimise the same ELBO)."""
     params = [*networks["encoder"].parameters(), *networks["decoder"].parameters()]
@@ -138,14 +159,25 @@ class VAEHooks:
         return {"recon_mse": total / count} if count else {}
 
 
+@dataclass
+class ConvVAEConfig:
+    image_size: int = setting(64, "image side in pixels", multiple_of(2 ** POOLINGS))
+    image_channels: int = setting(3, "image channels", between(1, 4))
+    latent_dim: int = setting(1024, "latent units", LATENT)
+    width: int = setting(256, "channels of every conv block", WIDTH)
+    kl_weight: float = setting(1e-5, "weight of the KL term", NON_NEGATIVE)
+    lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
+
+
+@register_family
 class ConvVAE(VAEHooks, Family):
+    """Convolutional VAE at 64x64 (S1 problem 1): MSE + KL."""
+
     name: ClassVar[str] = "vae"
+    Config = ConvVAEConfig
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 20
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 64, "image_channels": 3, "latent_dim": 1024, "width": 256, "kl_weight": 1e-5, "lr": 1e-3,
-    }
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -161,20 +193,9 @@ class ConvVAE(VAEHooks, Family):
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
-        x = batch.images
-        mu, logvar = networks["encoder"](x)
-        recon = networks["decoder"](reparameterize(mu, logvar))
-        mse = F.mse_loss(recon, x)
-        kld = kl_divergence(mu, logvar)
-        loss = mse + self.config["kl_weight"] * kld
-        optimizers["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["vae"].step()
-        return {"loss": loss.item(), "mse": mse.item(), "kld": kld.item()}
+        return elbo_step(networks, optimizers["vae"], batch.images, "mse", F.mse_loss, self.config["kl_weight"])
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         return vae_graphs(networks["encoder"], networks["decoder"], self.config["latent_dim"],
                           self.image_shape, self.value_range)
 
-
-FAMILY = ConvVAE

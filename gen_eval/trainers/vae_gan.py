@@ -21,14 +21,17 @@ Adam 1e-4 (S0 gives only the rate), batch 64, 20 epochs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gen_eval.errors import UserError
+from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, setting
 from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs
 
@@ -102,16 +105,27 @@ class Discriminator(nn.Module):
         return self.lin_layer(self.conv_layer(image))
 
 
+@dataclass
+class VAEGANConfig:
+    image_size: int = setting(64, "image side in pixels", multiple_of(2 ** HALVINGS))
+    image_channels: int = setting(3, "image channels", between(1, 4))
+    latent_dim: int = setting(200, "latent units", LATENT)
+    width: int = setting(32, "channels of the first block of every network", WIDTH)
+    beta: float = setting(1.0, "encoder: weight of the KL term", NON_NEGATIVE)
+    gamma: float = setting(0.1, "generator: weight of the adversarial terms", NON_NEGATIVE)
+    lr: float = setting(1e-4, "Adam learning rate of the three networks", POSITIVE)
+
+
+@register_family
 class VAEGAN(VAEHooks, Family):
+    """VAE-GAN (S0 test 1; Larsen et al. 2016) at 64x64."""
+
     name: ClassVar[str] = "vae-gan"
+    Config = VAEGANConfig
     decoder_key: ClassVar[str] = "generator"
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 20
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 64, "image_channels": 3, "latent_dim": 200, "width": 32,
-        "beta": 1.0, "gamma": 0.1, "lr": 1e-4,
-    }
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -159,5 +173,3 @@ class VAEGAN(VAEHooks, Family):
         return vae_graphs(networks["encoder"], networks["generator"], self.config["latent_dim"],
                           self.image_shape, self.value_range)
 
-
-FAMILY = VAEGAN

@@ -19,16 +19,20 @@ paper's Algorithm 1 defaults, beta1 = 0, beta2 = 0.9.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.dcgan import generator_graph, strided_features, transposed_generator
+from gen_eval.trainers import register_family
+from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.config import (BETAS, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, power_of_two,
+                                      setting)
 from gen_eval.trainers.losses import auxiliary_loss, gradient_penalty
+from gen_eval.trainers.networks import strided_features, transposed_generator
 
 
 class ConditionalGenerator(nn.Module):
@@ -70,18 +74,31 @@ def head_sizes(label_space: LabelSpace) -> list[int]:
     return [label_space.size]
 
 
+@dataclass
+class WGANGPConfig:
+    image_size: int = setting(128, "image side in pixels", power_of_two(8))
+    image_channels: int = setting(3, "image channels", between(1, 4))
+    latent_dim: int = setting(100, "length of the noise vector z", LATENT)
+    g_width: int = setting(64, "channels of the last generator block", WIDTH)
+    d_width: int = setting(64, "channels of the first critic block", WIDTH)
+    head_hidden: int = setting(128, "hidden units of each auxiliary classifier head", WIDTH)
+    gp_weight: float = setting(10.0, "gradient penalty weight (lambda)", NON_NEGATIVE)
+    n_critic: int = setting(5, "critic iterations per generator update", between(1, 100))
+    aux_weight: float = setting(1.0, "weight of the auxiliary classification losses", NON_NEGATIVE)
+    lr: float = setting(1e-4, "Adam learning rate of both networks", POSITIVE)
+    betas: list[float] = setting([0.0, 0.9], "Adam betas of both networks", BETAS)
+
+
+@register_family
 class WGANGP(Family):
+    """Conditional WGAN-GP with auxiliary classifier heads (S3, Cartoon Set at 128 px)."""
+
     name: ClassVar[str] = "wgan-gp"
+    Config = WGANGPConfig
     conditional: ClassVar[bool] = True
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 30
-    defaults: ClassVar[dict[str, Any]] = {
-        "image_size": 128, "image_channels": 3, "latent_dim": 100,
-        "g_width": 64, "d_width": 64, "head_hidden": 128,
-        "gp_weight": 10.0, "n_critic": 5, "aux_weight": 1.0,
-        "lr": 1e-4, "betas": [0.0, 0.9],
-    }
 
     def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
         if label_space is None:
@@ -154,5 +171,3 @@ class WGANGP(Family):
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return networks["generator"](z, labels)
 
-
-FAMILY = WGANGP
