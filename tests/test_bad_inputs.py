@@ -1224,7 +1224,7 @@ ROUND_2: list[Case] = [
     Case("sample: --seed 2^63", lambda a, t: _sample(a, t, "--seed", 2**63), ("--seed", "2^63-1")),
     Case("score: --seed -5", lambda a, t: _score(a, t, "--seed", -5), ("--seed", "from 0")),
     Case("train: --seed -5", lambda a, t: ["train", "dcgan", "--data", a.images, "--out", t / "run", "--seed", -5,
-                                           "--steps", 1], ("--seed", "from 0")),
+                                           "--steps", 1], ("--seed -5", "[0, 2^63-1]")),
     Case("fid: statistics n is a string", lambda a, t: _fid(a, t, ref=_stats_with(t, n=np.str_("four"))),
          ("'four'", "positive integer")),
     Case("stats merge: n is an array", lambda a, t: ["stats", "merge", a.stats, _stats_with(t, n=np.arange(3)),

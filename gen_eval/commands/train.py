@@ -115,11 +115,8 @@ def register(cli: click.Group) -> None:
             raise UserError("--out is required: give a folder for the run's checkpoints and logs")
         if resume and force:
             raise UserError("--resume and --force exclude each other: --resume continues the run, --force starts over")
-        from gen_eval.evaluator.noise import check_seed
         from gen_eval.fileio import check_output_folder
 
-        if seed is not None:
-            check_seed(seed)
         check_output_folder("--out", out_dir, "--data", data_dir)
         overrides = parse_set_options(settings)
         if threads is not None and threads < 1:

@@ -33,6 +33,7 @@ from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, split_overrides  # noqa: F401 - re-exported
 from gen_eval.trainers.logs import CsvLog, save_loss_curve
+from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
 from gen_eval.trainers.pictures import Pictures, evaluating
 from gen_eval.trainers.rng import rng_state, seed_everything
 from gen_eval.trainers.runfolder import (Checkpointer, RunLock, check_run_folder, clean_run_folder, load_resumable,
@@ -92,69 +93,70 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     family_overrides, data_overrides = split_overrides(config_overrides)
     checkpointer = Checkpointer(run, keep_checkpoints)
     check_run_folder(run, resume, force)
-    run_lock = RunLock(run)  # noqa: F841 - held until train() returns: a second run on this folder is refused
-    ckpt = load_resumable(run, checkpointer, family_name) if resume else None
-    if ckpt is not None:
-        family_config, data_options, seed, batch_size = resumed_settings(cls, ckpt, family_overrides, data_overrides,
-                                                                         seed, batch_size)
-    else:
-        seed = 0 if seed is None else int(seed)
-        batch_size = int(batch_size or cls.default_batch_size)
-        family_config = cls.resolve_config(family_overrides)
-        data_options = data_overrides
+    with RunLock(run):  # a second run on this folder is refused while this one trains
+        ckpt = load_resumable(run, checkpointer, family_name) if resume else None
+        if ckpt is not None:
+            family_config, data_options, seed, batch_size = resumed_settings(cls, ckpt, family_overrides,
+                                                                             data_overrides, seed, batch_size)
+            require_gen_eval_checkpoint(ckpt, checkpointer.last, resume=True)  # optimiser and RNG states are there
+        else:
+            seed = 0 if seed is None else int(seed)
+            batch_size = int(batch_size or cls.default_batch_size)
+            family_config = cls.resolve_config(family_overrides)
+            data_options = data_overrides
 
-    image_set = open_training_data(data_dir, data_options)
-    label_space = training_label_space(cls, image_set, ckpt)
-    family = cls(family_config, label_space)
-    if ckpt is None:
-        family.fit_data(tuple(image_set.image_shape), label_space)
-    image_shape = check_data_fits(family, image_set, bool({**DATA_OPTIONS, **data_options}["resize"]))
-    source = BatchSource(ImageSetDataset(image_set, image_shape), batch_size, seed, family.value_range, torch_device,
-                         workers=workers)
-    steps_per_epoch = source.steps_per_epoch
-    planned = total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
-    seed_everything(seed)
-    networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
-    optimizers = family.build_optimizers(networks)
+        image_set = open_training_data(data_dir, data_options)
+        label_space = training_label_space(cls, image_set, ckpt)
+        family = cls(family_config, label_space)
+        if ckpt is None:
+            family.fit_data(tuple(image_set.image_shape), label_space)
+        image_shape = check_data_fits(family, image_set, bool({**DATA_OPTIONS, **data_options}["resize"]))
+        source = BatchSource(ImageSetDataset(image_set, image_shape), batch_size, seed, family.value_range,
+                             torch_device, workers=workers)
+        steps_per_epoch = source.steps_per_epoch
+        planned = total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
+        seed_everything(seed)
+        networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
+        optimizers = family.build_optimizers(networks)
 
-    # -- the run folder ------------------------------------------------------------------------------------
-    clean_run_folder(run, resumed=ckpt is not None)
-    data_name = image_set.source if is_image_set(data_dir) else str(Path(data_dir))
-    loop_info = {"seed": seed, "batch_size": source.batch_size, "data_dir": data_name,
-                 "data_options": data_options, "steps_per_epoch": steps_per_epoch, "total_steps": planned,
-                 "image_shape": list(image_shape)}
-    r = _Run(family_name, family, networks, optimizers, source, checkpointer, label_space, loop_info, torch_device,
-             say, log=CsvLog(run / "log.csv"), eval_log=CsvLog(run / "eval.csv"))
-    if ckpt is not None:
-        r.step, r.elapsed = restore(ckpt, networks, optimizers)
-        r.window = dict((ckpt.get("loop") or {}).get("log_window", {}))
-        r.last_saved = r.step
-        say(f"resuming {family_name} from step {r.step} of {planned} ({checkpointer.last})")
-    atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
-                                         "config": family.config,
-                                         "label_space": label_space.to_dict() if label_space else None}, force=True)
-    if ckpt is not None:
-        r.log.resume(r.step)
-        r.eval_log.resume(r.step)
-    r.pictures = Pictures(family, networks, source, run, seed, torch_device)
-    r.heldout = heldout_data(family, data_dir, data_options, image_shape, say)
-    if ckpt is None:
-        r.pictures.real_grid()
-    say(f"runtime: {describe_device(torch_device, device)}")
+        # -- the run folder ------------------------------------------------------------------------------------
+        clean_run_folder(run, resumed=ckpt is not None)
+        data_name = image_set.source if is_image_set(data_dir) else str(Path(data_dir))
+        loop_info = {"seed": seed, "batch_size": source.batch_size, "data_dir": data_name,
+                     "data_options": data_options, "steps_per_epoch": steps_per_epoch, "total_steps": planned,
+                     "image_shape": list(image_shape)}
+        r = _Run(family_name, family, networks, optimizers, source, checkpointer, label_space, loop_info, torch_device,
+                 say, log=CsvLog(run / "log.csv"), eval_log=CsvLog(run / "eval.csv"))
+        if ckpt is not None:
+            r.step, r.elapsed = restore(ckpt, networks, optimizers)
+            r.window = dict((ckpt.get("loop") or {}).get("log_window", {}))
+            r.last_saved = r.step
+            say(f"resuming {family_name} from step {r.step} of {planned} ({checkpointer.last})")
+        atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
+                                             "config": family.config,
+                                             "label_space": label_space.to_dict() if label_space else None}, force=True)
+        if ckpt is not None:
+            r.log.resume(r.step)
+            r.eval_log.resume(r.step)
+        r.pictures = Pictures(family, networks, source, run, seed, torch_device)
+        r.heldout = heldout_data(family, data_dir, data_options, image_shape, say)
+        if ckpt is None:
+            r.pictures.real_grid()
+        say(f"runtime: {describe_device(torch_device, device)}")
 
-    _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
+        _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
 
-    # -- the end ---------------------------------------------------------------------------------------
-    if r.last_saved != r.step:
-        r.save()
-    if r.step % steps_per_epoch and not (r.eval_log.rows and r.eval_log.rows[-1]["step"] == r.step):
-        r.evaluate()
-    r.pictures.samples(run / "samples" / "last.png")
-    save_loss_curve(r.log.rows, run / "loss_curve.png", title=f"{family_name} on {Path(data_name).name}")
-    extra_files = family.on_train_end(networks, run, force=True)
-    say(f"{family_name}: {r.step} steps in {r.elapsed:.0f} s; checkpoint {checkpointer.last}"
-        + "".join(f", {p}" for p in extra_files))
-    return checkpointer.last
+        # -- the end ---------------------------------------------------------------------------------------
+        if r.last_saved != r.step:
+            r.save()
+        if r.step % steps_per_epoch and not (r.eval_log.rows and r.eval_log.rows[-1]["step"] == r.step):
+            r.evaluate()
+        r.pictures.samples(run / "samples" / "last.png")
+        save_loss_curve(r.log.rows, run / "loss_curve.png", title=f"{family_name} on {Path(data_name).name}")
+        extra_files = family.on_train_end(networks, run, force=True)
+        say(f"{family_name}: {r.step} steps in {r.elapsed:.0f} s; checkpoint {checkpointer.last}"
+            + "".join(f", {p}" for p in extra_files))
+        return checkpointer.last
 
 
 def _run_steps(r: _Run, planned: int, log_every: int, checkpoint_every: int, amp: bool, progress: bool) -> None:

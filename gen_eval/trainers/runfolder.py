@@ -80,7 +80,6 @@ def load_resumable(run: Path, checkpointer: Checkpointer, family_name: str) -> d
     if not checkpointer.last.is_file():
         raise UserError(f"nothing to resume: {checkpointer.last} does not exist; start the run without --resume")
     ckpt = require_gen_eval_checkpoint(load_checkpoint(checkpointer.last), checkpointer.last)
-    require_gen_eval_checkpoint(ckpt, checkpointer.last, resume=True)  # optimiser and RNG states are there
     if ckpt["family"] != family_name:
         raise UserError(f"{run} is a {ckpt['family']} run; resume it with 'gen-eval train {ckpt['family']}'")
     return ckpt
@@ -158,7 +157,15 @@ class RunLock:
             pass  # a file system without flock: run unlocked
         self.fd = fd
 
-    def __del__(self) -> None:
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    __del__ = release
