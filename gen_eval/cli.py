@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import click
 
 from gen_eval import __version__
+from gen_eval.commands import compare as compare_commands
 from gen_eval.commands import config as config_commands
 from gen_eval.commands import data as data_commands
 from gen_eval.commands import demo as demo_commands
@@ -107,7 +108,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands,
-                selftest_commands, config_commands):
+                selftest_commands, config_commands, compare_commands):
     _module.register(cli)
 
 
