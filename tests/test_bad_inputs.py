@@ -832,6 +832,18 @@ CASES: list[Case] = [
     Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
          ("'tpu' is not one of", "--help")),
 
+    # ---- compare ----------------------------------------------------------------------------------
+    Case("compare: not a report", lambda a, t: ["compare", _write(t / "n.json", "[1, 2]"), _write(t / "b.json", "{}")],
+         ("not a gen-eval report", "gen-eval score --report")),
+    Case("compare: a fid report", lambda a, t: ["compare", _write(t / "n.json", '{"metric": "fid"}'),
+                                                _write(t / "b.json", '{"metric": "fid"}')],
+         ("'fid' report", "classifier_score")),
+    Case("compare: no per-image hits", lambda a, t: ["compare", _write(t / "n.json", '{"metric": "classifier_score"}'),
+                                                     _write(t / "b.json", '{"metric": "classifier_score"}')],
+         ("no per-image hits", "score it again")),
+    Case("compare: missing file", lambda a, t: ["compare", t / "absent.json", _write(t / "b.json", "{}")],
+         ("absent.json", "not found")),
+
     # ---- config -----------------------------------------------------------------------------------
     Case("config: unknown setting", lambda a, t: ["config", "--file", _write(t / "gen-eval.toml", 'classifer = "j.onnx"\n')],
          ("unknown setting 'classifer'", "valid: classifier")),
