@@ -115,3 +115,40 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
 
 
 __all__ = ["score", "seed_interval"]
+
+
+def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout", confidence: float = 0.95,
+             device: str = "auto", batch_size: int | None = None, threads: int | None = None) -> Report:
+    """A classifier's accuracy on a labelled data set with the score's own rule (TA top-k for multilabel
+    spaces, per-head argmax for categorical ones), with a bootstrap interval over the images."""
+    from gen_eval.data.images import from_uint8
+    from gen_eval.evaluator.model import load_model
+    from gen_eval.evaluator.preprocess import hwc_to_nchw
+    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.score import classify_generated, score_probs
+
+    rt = inputs.runtime(device, threads)
+    judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size)
+    log.info("runtime: %s", rt.describe())
+    images = inputs.image_set(data, split)
+    if images.labels is None:
+        raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
+    probs = []
+    for start in range(0, len(images), judge.batch_size):
+        chunk = range(start, min(start + judge.batch_size, len(images)))
+        batch = from_uint8(hwc_to_nchw([images.image(i) for i in chunk]), (0.0, 1.0))
+        probs.append(classify_generated(judge, batch, (0.0, 1.0)))
+    labels = np.asarray(images.labels)
+    result = score_probs(np.concatenate(probs), labels, judge.info.label_space or images.label_space)
+    interval = score_interval(result.hits[None, :], result.ks, confidence=confidence)
+    prov = provenance(inputs={"classifier": classifier}, provider=rt.provider or "", device_id=rt.device_id,
+                      preprocessing={"images": "uint8 / 255, then the classifier's range and size"}, seeds=None,
+                      n=len(images), batch_size=judge.batch_size)
+    prov["data"] = images.source
+    prov["runtime"] = rt.describe()
+    return Report("classifier_accuracy", result.value, len(images), model=str(classifier), interval=interval,
+                  details={"data": images.source, "split": split, "correct": result.correct, "total": result.total},
+                  provenance=prov, settings={"split": split, "confidence": confidence})
+
+
+__all__ += ["accuracy"]

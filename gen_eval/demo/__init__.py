@@ -1,0 +1,87 @@
+"""The demo: the whole chain on the embedded shapes set, offline, on a CPU.
+
+``run_demo(out)`` writes the shapes data set, trains the ResNet18 judge (classifier family) and an ACGAN,
+exports both to ONNX (the judge also as a 512-d ``features`` model), evaluates with the torch-free
+evaluator (judge accuracy on the held-out split, the ACGAN's classifier score on test.json and
+new_test.json over several noise seeds, a Frechet distance on the judge's features), then writes grids,
+loss curves and ``report.json`` and prints a summary. Layout of ``out``::
+
+    shapes/                         the data set (gen_eval.data.shapes)
+    classifier/, acgan/             training runs (gen_eval.trainers.loop layout)
+    classifier.onnx, classifier.features.onnx, acgan.onnx
+    test_grid.png, new_test_grid.png, loss_curves.png, report.json
+    .demo/                          what was run (settings) and one marker per finished step
+
+A rerun skips every step whose marker matches the settings and whose files are all there; a training
+run that was interrupted resumes from its last checkpoint; ``force`` redoes everything.
+
+Recipes (tuned to fit a 2-core CPU in about 10 minutes): the judge is the TA's ResNet18 trained with
+Adam 2e-3 for 5 epochs of 3000 images, then its BatchNorm statistics are re-estimated on 1024
+training images (gen_eval.trainers.batchnorm; in eval mode it otherwise loses ~0.2 accuracy after so
+short a run). The ACGAN is S4's (upsampling generator, auxiliary BCE head) at 32x32 with small widths
+and a generator term on the frozen judge (``judge_weight``: BCE of the judge's probabilities against the
+conditions), without which its auxiliary head alone makes it conditional far too slowly for a CPU
+budget. The generator is therefore trained against the classifier that scores it; the report and the
+summary say so (``judge_in_generator_loss``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gen_eval.demo.recipe import FULL, QUICK, SCORE_FILES, STEPS, Paths, Recipe
+from gen_eval.demo.report import build_report, save_loss_curves, summary_table
+from gen_eval.demo.runner import StepRunner, claim_folder, machine_load
+from gen_eval.demo.steps import evaluate, export_models, train_acgan, train_classifier, write_data
+from gen_eval.errors import GateFailed, UserError
+from gen_eval.fileio import atomic_write_json
+
+
+def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False, device: str = "auto",
+             seed: int = 0, recipe: Recipe | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or finish) the demo in ``out``; returns the report. Raises GateFailed when an enforced
+    quality target is missed (after writing everything)."""
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"unknown --device {device!r}; use auto, cpu or cuda")
+    from gen_eval.trainers.loop import resolve_device
+
+    resolve_device(device)   # --device cuda without a GPU: one line now, not after the data step
+    recipe = recipe or (QUICK if quick else FULL)
+    paths = Paths(Path(out))
+    claim_folder(paths, recipe, seed, force)
+    load_before = machine_load()
+    started = time.perf_counter()
+    runner = StepRunner(paths, recipe, seed, force, echo)
+    echo(f"gen-eval demo in {paths.root} ({recipe.name} recipe, seed {seed}, device {device})")
+    runner.run("data", f"writing the shapes data set ({recipe.n_train} training, {recipe.n_heldout} held-out images)",
+               lambda _: write_data(paths, recipe, seed))
+    runner.run("classifier", f"training the ResNet18 judge ({recipe.classifier_epochs} epochs, "
+                             f"batch {recipe.classifier_batch_size})",
+               lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume, echo))
+    runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
+               lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume, echo))
+    runner.run("export", "exporting the judge, its features and the ACGAN to ONNX (with parity checks)",
+               lambda _: export_models(paths, echo))
+    runner.run("evaluate", "evaluating with onnxruntime (no torch)",
+               lambda _: evaluate(paths, recipe, seed, device, echo))
+    save_loss_curves(paths)
+    report = build_report(paths, recipe, seed, device, runner.records, load_before, time.perf_counter() - started)
+    atomic_write_json(paths.report, report, force=True)
+    echo("")
+    echo(summary_table(report))
+    echo(f"\nreport: {paths.report}")
+    missed = [name for name, check in report["checks"].items() if not check["met"] and name != "minutes"]
+    if recipe.enforce_targets and missed:
+        checks = report["checks"]
+        raise GateFailed("demo missed its quality target(s): " + ", ".join(
+            f"{name} {checks[name]['value']:.4f} (needs {checks[name]['target']})" for name in missed))
+    return report
+
+
+__all__ = ["FULL", "QUICK", "SCORE_FILES", "STEPS", "Paths", "Recipe", "run_demo"]

@@ -1,0 +1,142 @@
+"""The demo's report: report.json, the summary table, the loss curves, the judge-in-the-loss disclosure."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from gen_eval.demo.recipe import JUDGE_TERMS, SCORE_FILES, TARGETS, Paths, Recipe
+from gen_eval.demo.runner import StepRecord, machine_load
+from gen_eval.fileio import atomic_path
+
+
+def _read_csv(path: Path) -> list[dict[str, float]]:
+    import csv
+
+    try:
+        with path.open(newline="") as handle:
+            return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(handle)]
+    except (OSError, ValueError):
+        return []
+
+
+def save_loss_curves(paths: Paths) -> Path:
+    """The classifier's and the ACGAN's logged losses side by side in one PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    for index, (title, run) in enumerate((("classifier (ResNet18 judge)", paths.classifier_run),
+                                          ("ACGAN", paths.acgan_run))):
+        ax = fig.add_subplot(1, 2, index + 1)
+        rows = _read_csv(run / "log.csv")
+        keys = [k for k in (rows[0] if rows else {}) if k not in ("step", "epoch", "time")]
+        for key in keys:
+            points = [(row["step"], row[key]) for row in rows if key in row]
+            ax.plot(*zip(*points), label=key, linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if keys:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(paths.loss_curves, force=True) as tmp:
+        fig.savefig(tmp, format="png")
+    return paths.loss_curves
+
+
+def build_report(paths: Paths, recipe: Recipe, seed: int, device: str, records: Mapping[str, StepRecord],
+                 load_before: tuple[float, ...], total_this_run: float) -> dict[str, Any]:
+    evaluation = records["evaluate"].results
+    total = sum(r.seconds for r in records.values())
+    accuracy = evaluation["classifier_accuracy"]
+    score_test = evaluation["scores"]["test"]["mean"]
+    checks = {
+        "classifier_accuracy": {"value": accuracy, "target": f">= {TARGETS['classifier_accuracy']}",
+                                "met": accuracy >= TARGETS["classifier_accuracy"]},
+        "score_test": {"value": score_test, "target": f">= {TARGETS['score_test']}",
+                       "met": score_test >= TARGETS["score_test"]},
+        "minutes": {"value": round(total / 60, 2), "target": f"<= {TARGETS['minutes']}",
+                    "met": total / 60 <= TARGETS["minutes"]},
+    }
+    import torch
+
+    return {
+        "recipe": {**asdict(recipe), "classifier_settings": dict(recipe.classifier_settings),
+                   "acgan_settings": dict(recipe.acgan_settings)},
+        "seed": seed, "device": device,
+        "targets_enforced": recipe.enforce_targets,
+        "checks": checks,
+        "classifier_accuracy": accuracy,
+        "scores": evaluation["scores"],
+        "frechet": evaluation["frechet"],
+        "judge_in_generator_loss": judge_disclosure(recipe),
+        "steps": {name: {"seconds": r.seconds, "skipped_this_run": r.skipped, "load_average_at_end": r.load_average,
+                         **_public(r.results)}
+                  for name, r in records.items()},
+        "total_seconds": round(total, 1),
+        "this_run_seconds": round(total_this_run, 1),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_at_start_of_this_run": load_before, "load_average_at_end": machine_load(),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "onnxruntime_provider": evaluation["provider"]},
+        "files": {"models": [paths.classifier_onnx.name, paths.features_onnx.name, paths.acgan_onnx.name],
+                  "grids": [paths.grid(w).name for w in SCORE_FILES], "loss_curves": paths.loss_curves.name,
+                  "data": paths.data.name},
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def _public(results: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in results.items() if k not in ("scores", "frechet", "classifier_accuracy")}
+
+
+def judge_disclosure(recipe: Recipe) -> str | None:
+    """What the ACGAN's generator loss takes from the judge that scores it (None when nothing)."""
+    terms = [f"{text} (weight {recipe.acgan_settings[key]:g})" for key, text in JUDGE_TERMS.items()
+             if recipe.acgan_settings.get(key)]
+    if not terms:
+        return None
+    return ("The ACGAN's generator loss includes " + "; and ".join(terms) + ". The judge that scores the generator "
+            "also trained it, so the classifier score measures how well the generator satisfies this judge, not "
+            "an independent one; the grids and the Frechet distance show how far the images are from real ones.")
+
+
+def summary_table(report: Mapping[str, Any]) -> str:
+    """What the demo prints at the end: step times, then the metrics against their targets."""
+    lines = [f"gen-eval demo ({report['recipe']['name']} recipe, seed {report['seed']}, device {report['device']})", ""]
+    lines.append(f"{'step':<12}{'seconds':>9}  note")
+    for name, step in report["steps"].items():
+        note = "done earlier, skipped" if step["skipped_this_run"] else ""
+        lines.append(f"{name:<12}{step['seconds']:>9.1f}  {note}")
+    lines.append(f"{'total':<12}{report['total_seconds']:>9.1f}  ({report['total_seconds'] / 60:.1f} min)")
+    lines.append("")
+    enforced = "" if report["targets_enforced"] else " (targets reported, not enforced)"
+    lines.append(f"{'metric':<44}{'value':>24}  target{enforced}")
+    checks = report["checks"]
+
+    def row(label: str, value: str, check: str | None = None) -> None:
+        target = ""
+        if check is not None:
+            target = f"{checks[check]['target']}  {'met' if checks[check]['met'] else 'MISSED'}"
+        lines.append(f"{label:<44}{value:>24}  {target}")
+
+    row("judge accuracy, held-out split (TA top-k)", f"{report['classifier_accuracy']:.4f}", "classifier_accuracy")
+    for which in SCORE_FILES:
+        s = report["scores"][which]
+        n = len(s["scores"])
+        row(f"ACGAN score, {which}.json ({n} seeds)", f"{s['mean']:.4f} ± {s['std']:.4f}",
+            "score_test" if which == "test" else None)
+        row("", f"min {s['min']:.4f}  max {s['max']:.4f}")
+    fr = report["frechet"]
+    row("Frechet distance, judge features", f"{fr['value']:.4f}")
+    row("  (held-out real vs training, for scale)", f"{fr['real_heldout_vs_train']:.4f}")
+    row("whole demo, minutes", f"{report['total_seconds'] / 60:.1f}", "minutes")
+    if report["judge_in_generator_loss"]:
+        lines += ["", "note: the ACGAN was trained against this judge (its generator loss uses the judge); "
+                      "see judge_in_generator_loss in report.json"]
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""The demo's steps: data, the judge, the ACGAN, export, and evaluation through the public API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gen_eval.demo.recipe import SCORE_FILES, Paths, Recipe
+from gen_eval.demo.report import _read_csv
+from gen_eval.fileio import atomic_path
+
+
+def write_data(paths: Paths, recipe: Recipe, seed: int) -> dict[str, Any]:
+    from gen_eval.data.shapes import write_shapes
+
+    write_shapes(paths.data, n_train=recipe.n_train, n_heldout=recipe.n_heldout, seed=seed, force=True,
+                 progress=True)
+    return {"n_train": recipe.n_train, "n_heldout": recipe.n_heldout, "folder": str(paths.data)}
+
+
+def _train(family: str, paths: Paths, run: Path, *, steps: int | None, epochs: int | None, batch_size: int,
+           settings: Mapping[str, Any], device: str, seed: int, may_resume: bool,
+           echo: Callable[[str], None]) -> dict[str, Any]:
+    """Train with the shared loop; an interrupted run in ``run`` resumes (when ``may_resume``), anything
+    else there is replaced."""
+    from gen_eval.trainers.loop import train
+
+    last = run / "checkpoints" / "last.pt"
+    resume = may_resume and last.is_file()
+    if resume:
+        echo(f"  resuming the interrupted {family} run in {run}")
+    train(family, paths.data, run, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
+          resume=resume, force=not resume, config_overrides=dict(settings), echo=echo)
+    return _run_summary(run)
+
+
+def _run_summary(run: Path) -> dict[str, Any]:
+    """Steps and training time from a run's last checkpoint, and its final logged losses."""
+    from gen_eval.trainers.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
+    loop = checkpoint.get("loop") or {}
+    rows = _read_csv(run / "log.csv")
+    return {"steps": int(checkpoint["step"]), "train_seconds": round(float(loop.get("elapsed_s", 0.0)), 1),
+            "batch_size": loop.get("batch_size"), "final_losses": rows[-1] if rows else {},
+            "config": checkpoint["config"]}
+
+
+def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
+                     echo: Callable[[str], None]) -> dict[str, Any]:
+    # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
+    # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
+    settings = {**recipe.classifier_settings, "data.eval_split": ""}
+    summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
+                     batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
+                     may_resume=may_resume, echo=echo)
+    summary["bn_recalibration_images"] = finalize_judge(paths, recipe.bn_recalibration_images, device)
+    echo(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
+         f"{paths.judge_checkpoint}, {paths.judge_ta}")
+    return summary
+
+
+def finalize_judge(paths: Paths, images: int, device: str) -> int:
+    """The trained classifier with BatchNorm statistics re-estimated on the first ``images`` training
+    images (gen_eval.trainers.batchnorm), written as a gen-eval checkpoint and in the TA format."""
+    import numpy as np
+    import torch
+
+    from gen_eval.data.datasets import open_dataset
+    from gen_eval.trainers.batchnorm import recalibrate_batchnorm
+    from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
+    from gen_eval.trainers.judge import ta_resnet18
+    from gen_eval.trainers.loop import resolve_device
+    from gen_eval.trainers.torchdata import to_float
+
+    checkpoint = require_gen_eval_checkpoint(load_checkpoint(paths.classifier_checkpoint), paths.classifier_checkpoint)
+    state = checkpoint["networks"]["classifier"]
+    model = ta_resnet18(int(state["fc.0.weight"].shape[0]))
+    model.load_state_dict(state)
+    torch_device = resolve_device(device)
+    model.to(torch_device)
+    train_set = open_dataset(paths.data, split="train")
+    count = min(images, len(train_set))
+
+    def batches(size: int = 64):
+        for start in range(0, count, size):
+            chunk = [train_set.image(i) for i in range(start, min(start + size, count))]
+            uint8 = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)
+            yield to_float(uint8, (-1.0, 1.0)).to(torch_device)
+
+    seen = recalibrate_batchnorm(model, batches())
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    checkpoint["networks"]["classifier"] = state
+    checkpoint["extra"] = {**(checkpoint.get("extra") or {}), "bn_recalibration_images": seen}
+    save_checkpoint(paths.judge_checkpoint, checkpoint, force=True)
+    with atomic_path(paths.judge_ta, force=True) as tmp:
+        torch.save({"model": state}, tmp)
+    return seen
+
+
+def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
+                echo: Callable[[str], None]) -> dict[str, Any]:
+    settings = dict(recipe.acgan_settings)
+    if settings.get("perceptual_weight") or settings.get("judge_weight"):
+        settings["judge"] = str(paths.judge_ta)
+    return _train("acgan", paths, paths.acgan_run, steps=recipe.acgan_steps, epochs=None,
+                  batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed,
+                  may_resume=may_resume, echo=echo)
+
+
+def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
+    from gen_eval.exporter import export_checkpoint
+
+    results = {}
+    jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.acgan_checkpoint, paths.acgan_onnx))
+    for checkpoint, out in jobs:
+        for result in export_checkpoint(checkpoint, out, force=True):
+            echo("  " + result.describe())
+            parity = result.parity
+            results[result.path.name] = {"role": result.role,
+                                         "parity_error": parity.error if parity else None,
+                                         "parity_tolerance": parity.tolerance if parity else None,
+                                         "megabytes": round(result.size_bytes / 1e6, 2)}
+    return results
+
+
+def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Torch-free: the public API (gen_eval.api) on the exported ONNX files, as a user would call it."""
+    import numpy as np
+
+    from gen_eval.api.score import accuracy, score
+    from gen_eval.data.datasets import open_dataset
+    from gen_eval.evaluator.features import generator_stats, imageset_stats
+    from gen_eval.evaluator.frechet import frechet_distance
+    from gen_eval.evaluator.model import load_model
+    from gen_eval.evaluator.runtime import Runtime
+    from gen_eval.evaluator.sampling import write_grid
+    from gen_eval.evaluator.score import MAX_KEPT_IMAGES
+
+    judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
+    echo(f"  onnxruntime: {judged.provenance['runtime']}")
+    echo(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
+
+    scores: dict[str, Any] = {}
+    for which in SCORE_FILES:
+        report = score(paths.acgan_onnx, paths.data / f"{which}.json", classifier=paths.classifier_onnx,
+                       repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES, breakdown=False,
+                       device=device)
+        write_grid(paths.grid(which), report.images, force=True)
+        values = report.details.get("scores", [report.value])
+        array = np.array(values)
+        scores[which] = {"mean": float(array.mean()), "std": float(array.std()), "min": float(array.min()),
+                         "max": float(array.max()), "scores": [float(v) for v in values],
+                         "seeds": list(range(seed, seed + recipe.score_repeats)), "conditions": report.n,
+                         "interval": report.interval.to_dict(), "grid": paths.grid(which).name}
+        echo(f"  score on {which}.json, {recipe.score_repeats} seeds: mean {array.mean():.4f} "
+             f"(std {array.std():.4f}, min {array.min():.4f}, max {array.max():.4f})")
+
+    runtime = Runtime(device)
+    features = load_model(paths.features_onnx, role="features", runtime=runtime)
+    generator = load_model(paths.acgan_onnx, role="generator", runtime=runtime)
+    train_set = open_dataset(paths.data, split="train")
+    heldout = open_dataset(paths.data, split="heldout")
+    echo(f"  Frechet distance on the judge's features: {len(train_set)} training images vs "
+         f"{recipe.fid_samples} generated")
+    reference = imageset_stats(features, train_set)
+    generated = generator_stats(features, generator, recipe.fid_samples, seed,
+                                conditions=np.asarray(train_set.labels, dtype=np.float32))
+    real = imageset_stats(features, heldout)
+    fd = frechet_distance(generated.mu, generated.sigma, reference.mu, reference.sigma)
+    fd_real = frechet_distance(real.mu, real.sigma, reference.mu, reference.sigma)
+    echo(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
+    return {"provider": runtime.describe(), "classifier_accuracy": judged.value, "heldout_images": judged.n,
+            "classifier_accuracy_interval": judged.interval.to_dict(), "scores": scores,
+            "frechet": {"value": fd, "generated": generated.n, "reference": reference.n,
+                        "features": "judge penultimate (512-d)",
+                        "generated_conditions": "the training set's labels, in order",
+                        "real_heldout_vs_train": fd_real, "real_heldout_images": real.n}}
