@@ -21,6 +21,7 @@ from gen_eval.commands import data as data_commands
 from gen_eval.commands import demo as demo_commands
 from gen_eval.commands import evaluate as evaluate_commands
 from gen_eval.commands import export as export_commands
+from gen_eval.commands import fid as fid_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
 from gen_eval.errors import GenEvalError, Terminated, printable
@@ -53,12 +54,20 @@ class _EchoHandler(logging.Handler):
         click.echo(prefix + printable(record.getMessage()), err=True)
 
 
-def _log_to_stderr() -> None:
+@contextmanager
+def _log_to_stderr():
+    """For one command: the library's INFO messages and warnings on stderr; the logger as it was after."""
     logger = logging.getLogger("gen_eval")
-    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
-        logger.addHandler(_EchoHandler())
+    handler, before = _EchoHandler(), (logger.level, logger.propagate)
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 class _Group(click.Group):
@@ -66,7 +75,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            with _sigterm_raises():
+            with _sigterm_raises(), _log_to_stderr():
                 return super().invoke(ctx)
         except GenEvalError as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -102,12 +111,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Train GANs and VAEs, export them to ONNX, and evaluate them with onnxruntime."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    _log_to_stderr()
     # project defaults (gen-eval.toml / [tool.gen-eval] / GEN_EVAL_*) below the command line
     ctx.default_map = config_commands.default_map(cli, project_settings())
 
 
-for _module in (data_commands, evaluate_commands, export_commands, train_commands, demo_commands,
+for _module in (data_commands, evaluate_commands, fid_commands, export_commands, train_commands, demo_commands,
                 selftest_commands, config_commands, compare_commands):
     _module.register(cli)
 

@@ -13,6 +13,9 @@ with ``force``. New files get ``0666 & ~umask`` like any other program's; a repl
 mode. A full disk is one error line, and the old file stays. Temporary files are named
 ``.<name>.tmp-<pid>-<random>``; one whose process is gone is removed by the next write to that path.
 :func:`check_outputs` refuses outputs that are one of the command's inputs, or one another.
+
+(Over 300 lines on purpose: it is the one place that opens untrusted files and writes outputs, so every
+rule about both is read and changed here.)
 """
 
 from __future__ import annotations

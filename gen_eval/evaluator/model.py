@@ -3,14 +3,16 @@
 Every fact the evaluator needs (latent size, value range, image shape, label space) comes from the
 ``gen_eval.*`` metadata, else from static input/output shapes, else from a command-line flag; when
 none has it, the error names the flag. ``ModelInfo.sources`` records where each fact came from.
+
+(Over 300 lines on purpose: the checks of one role's graph against its metadata read as one story; the
+file-level safety checks of a model file live apart, in :mod:`gen_eval.evaluator.onnxfile`.)
 """
 
 from __future__ import annotations
 
-import logging
-
 import functools
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported
+from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported for callers
 from gen_eval.errors import UserError
 
 CUDA = "CUDAExecutionProvider"

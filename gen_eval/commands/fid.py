@@ -1,0 +1,155 @@
+"""`gen-eval fid` and `gen-eval stats [compute|merge]`: Fréchet distances and the statistics behind them.
+
+Torch-free, like every evaluator command: options -> one library call (gen_eval.api.fid) -> print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gen_eval.commands.evaluate import (_check_outputs, _echo_err, finish, gate_options, generator_options,
+                                        runtime_options)
+from gen_eval.errors import UserError
+
+
+# -- fid / stats ------------------------------------------------------------------------------
+def source_options(func):
+    for option in reversed([
+        click.option("--data", type=click.Path(), default=None,
+                     help="Images: a folder, a data set (iCLEVR layout, CelebA, Cartoon Set, MNIST) or a sample .npz."),
+        click.option("--split", default="train", show_default=True, help="Split of --data when it is a data set."),
+        click.option("--model", type=click.Path(dir_okay=False), default=None, help="Or a generator .onnx to sample from."),
+        click.option("--n", "n", type=int, default=None, help="Images to generate from --model."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --model."),
+        click.option("--conditions", type=click.Path(dir_okay=False), default=None,
+                     help="Condition file for a conditional --model (cycled to --n)."),
+    ]):
+        func = option(func)
+    return generator_options(func)
+
+
+@click.command("fid")
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[GENERATED REF]")
+@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
+              help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model.")
+@click.option("--ref", default=None, type=click.Path(),
+              help="Reference: statistics .npz (ours or pytorch-fid's) or an image folder / data set.")
+@click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
+@source_options
+@click.option("--max-fid", type=float, default=None, help="Exit 1 when the distance is (confidently) above this.")
+@gate_options
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here ('-' for stdout).")
+@click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
+              help="Also write the statistics of the generated / --data images (.npz).")
+@click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
+@click.option("--allow-other-features", is_flag=True,
+              help="Compute a distance even when --ref statistics record another features model or preprocessing.")
+@runtime_options
+def fid_command(paths, features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim,
+                value_range, objects, max_fid, confidence, strict, summary_path, report_path, save_stats, force,
+                allow_other_features, device, batch_size, threads):
+    """Fréchet distance of generated images (or --data) to reference statistics or images.
+
+    The interval is a jackknife over 10 blocks of the generated images (their sampling noise).
+
+    \b
+    Examples:
+      gen-eval fid --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref train.npz
+      gen-eval fid samples/ real/ --features inception.onnx      # pytorch-fid's habit: two folders
+    """
+    from gen_eval.api.fid import fid
+
+    if paths:
+        if len(paths) != 2 or data is not None or ref is not None:
+            raise UserError("give two positional paths (GENERATED REF) or --data/--model with --ref, not both")
+        data, ref = paths
+    if ref is None:
+        raise UserError("give the reference with --ref (statistics .npz or images)")
+    _check_outputs(force, {"--report": None if report_path == "-" else report_path, "--save-stats": save_stats},
+                   {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
+                    "--conditions": conditions, "--objects": objects, "--summary": summary_path})
+    report = fid(features_path, ref, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
+                 ref_split=ref_split, objects=objects, latent_dim=latent_dim, value_range=value_range,
+                 allow_other_features=allow_other_features, confidence=confidence or 0.95, device=device,
+                 batch_size=batch_size, threads=threads, progress=True)
+    if save_stats is not None:
+        report.stats.save(save_stats, force=force)
+        _echo_err(f"statistics: {save_stats}")
+    finish(report, report_path=report_path, force=force, gate_flag="--max-fid", threshold=max_fid, confidence=confidence,
+           strict=strict,
+           summary_path=summary_path)
+
+
+class _StatsGroup(click.Group):
+    """``gen-eval stats ...`` runs ``stats compute ...`` unless the first word is a subcommand."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["compute", *args]
+        elif not args:
+            args = ["compute"]
+        return super().parse_args(ctx, args)
+
+
+@click.group("stats", cls=_StatsGroup)
+def stats_group():
+    """Reference statistics for FID: `gen-eval stats [compute] ...` writes them, `gen-eval stats merge` combines shards."""
+
+
+@stats_group.command("compute")
+@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
+              help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
+@source_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
+@click.option("--shard", default=None, help="Only part k of N of the images: k/N; combine with `stats merge`.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+@runtime_options
+def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
+                  shard, force, device, batch_size, threads):
+    """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images."""
+    from gen_eval.api.fid import statistics
+    from gen_eval.evaluator.features import warn_small
+    from gen_eval.evaluator.sampling import parse_shard
+
+    if Path(out).suffix != ".npz":
+        raise UserError(f"--out {out}: statistics files end in .npz")
+    _check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
+                                           "--conditions": conditions, "--objects": objects})
+    shard_spec = parse_shard(shard)
+    stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
+                       shard=shard_spec, objects=objects, latent_dim=latent_dim, value_range=value_range,
+                       device=device, batch_size=batch_size, threads=threads, progress=True)
+    if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
+        stats.require_covariance(stats.description)
+        warn_small(stats, stats.description)
+    stats.save(out, force=force)
+    part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
+    click.echo(f"wrote statistics of {stats.n} images ({stats.dim}-d features{part}) to {out}")
+
+
+@stats_group.command("merge")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Combined statistics file (.npz).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def stats_merge(inputs, out, force):
+    """Combine shard statistics exactly (sums of n, sum, sum_outer)."""
+    from gen_eval.evaluator.features import warn_small
+    from gen_eval.evaluator.stats import merge_stats
+
+    if Path(out).suffix != ".npz":
+        raise UserError(f"--out {out}: statistics files end in .npz")
+    _check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
+    merged = merge_stats(list(inputs))
+    merged.require_covariance("the merged files")
+    warn_small(merged, "the merged set")
+    merged.save(out, force=force)
+    click.echo(f"merged {len(inputs)} files: statistics of {merged.n} images to {out}")
+
+
+def register(cli: click.Group) -> None:
+    """Add fid and stats to the root group."""
+    cli.add_command(fid_command)
+    cli.add_command(stats_group)
