@@ -672,7 +672,7 @@ CASES: list[Case] = [
          ("item 1", "unknown label 'pink cube'", "valid names include")),
     Case("sample: condition is not a list of names", lambda a, t: _sample_cond(a, t, _conditions(t, '["red cube"]')),
          ("item 0", "expected a list of label names")),
-    Case("sample: condition file is an object", lambda a, t: _sample_cond(a, t, _conditions(t, '{"a": ["red cube"]}')),
+    Case("sample: condition file is an object", lambda a, t: _sample_cond(a, t, _conditions(t, '{"a": "red cube"}')),
          ("expected a JSON list of conditions",)),
     Case("sample: label repeated in a condition", lambda a, t: _sample_cond(a, t, _conditions(t, '[["red cube", "red cube"]]')),
          ("appears twice", "list each label once")),

@@ -108,3 +108,14 @@ def test_condition_file_errors(tmp_path: Path, case: str, space: LabelSpace, tex
         read_condition_file(path, space)
     message = str(info.value)
     assert words in message and str(path) in message and "\n" not in message
+
+
+def test_a_labelled_split_serves_as_conditions_in_file_order(tmp_path):
+    """iCLEVR's train.json ({image: [names]}) conditions a generator on its labels, as the demo does."""
+    from gen_eval.data.conditions import read_condition_file
+    from gen_eval.data.labels import LabelSpace
+
+    space = LabelSpace.multilabel(["red cube", "blue sphere", "gray cylinder"])
+    split = tmp_path / "train.json"
+    split.write_text('{"b.png": ["blue sphere"], "a.png": ["red cube", "gray cylinder"]}')
+    np.testing.assert_array_equal(read_condition_file(split, space), [[0, 1, 0], [1, 0, 1]])

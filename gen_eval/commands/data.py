@@ -22,7 +22,12 @@ def data_group() -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
 @click.option("--force", is_flag=True, help="Replace an existing data set folder.")
 def shapes_command(out_dir: str, n_train: int, n_heldout: int, seed: int, force: bool) -> None:
-    """Write the procedural 64x64 shapes data set (iCLEVR layout, 24 object names)."""
+    """Write the procedural 64x64 shapes data set (iCLEVR layout, 24 object names).
+
+    \b
+    Example:
+      gen-eval data shapes --out shapes
+    """
     from gen_eval.data.shapes import write_shapes
 
     start = time.perf_counter()
@@ -41,7 +46,13 @@ def shapes_command(out_dir: str, n_train: int, n_heldout: int, seed: int, force:
 @click.option("--attribute", help="CelebA: keep one binary attribute, e.g. Smiling.")
 @click.option("--full", is_flag=True, help="Decode every image (slower), not just the first.")
 def check_command(path: str, split: str, fmt: str | None, attribute: str | None, full: bool) -> None:
-    """Open a data set and print what was found (format, count, label space, image shape)."""
+    """Open a data set and print what was found (format, count, label space, image shape).
+
+    \b
+    Examples:
+      gen-eval data check shapes --split heldout
+      gen-eval data check ../shared/data/mnist --full
+    """
     from gen_eval.data.datasets import open_dataset
 
     kw = {"attribute": attribute} if attribute else {}

@@ -25,6 +25,11 @@ def register(cli: click.Group) -> None:
 
         Exits 1 when the full recipe misses a quality target (judge accuracy >= 0.95 on the held-out
         split, ACGAN score >= 0.8 on test.json as the mean of 5 seeds); --quick only reports them.
+
+        \b
+        Examples:
+          gen-eval demo --out demo-out
+          gen-eval demo --quick --out /tmp/demo-quick
         """
         from gen_eval.demo import run_demo
 

@@ -34,6 +34,10 @@ def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force:
     """Export a gen-eval CHECKPOINT (from 'gen-eval train') to ONNX.
 
     The generator goes to --out; a VAE's encoder to <out stem>.encoder.onnx.
+
+    \b
+    Example:
+      gen-eval export runs/acgan/checkpoints/last.pt --out acgan.onnx
     """
     from gen_eval.exporter import export_checkpoint
     from gen_eval.fileio import check_outputs
@@ -53,7 +57,13 @@ def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force:
 @_force_option
 def export_classifier_command(checkpoint: Path, out: Path, objects: Path | None, features: bool, verify: bool,
                               fp16: bool, force: bool) -> None:
-    """Export the iCLEVR ResNet18 judge: the TA's {'model': state_dict} CHECKPOINT or a gen-eval classifier's."""
+    """Export the iCLEVR ResNet18 judge: the TA's {'model': state_dict} CHECKPOINT or a gen-eval classifier's.
+
+    \b
+    Examples:
+      gen-eval export-classifier classifier_ta.pth --objects objects.json --out judge.onnx
+      gen-eval export-classifier classifier_ta.pth --objects objects.json --features --out judge.features.onnx
+    """
     from gen_eval.data.conditions import read_objects
     from gen_eval.exporter import export_ta_classifier
     from gen_eval.fileio import check_outputs
@@ -74,6 +84,10 @@ def export_inception_command(weights: Path, out: Path, verify: bool, force: bool
 
     The model takes float32 images [B,3,H,W] in [0,1] of any size, resizes them to 299 inside and
     returns pool3 features [B,2048], as pytorch-fid does.
+
+    \b
+    Example:
+      gen-eval export-inception pt_inception-2015-12-05-6726825d.pth --out inception.onnx
     """
     from gen_eval.exporter import export_inception
     from gen_eval.fileio import check_outputs
@@ -87,7 +101,12 @@ def export_inception_command(weights: Path, out: Path, verify: bool, force: bool
 @click.option("--url", default=None, help="Mirror to download from (the file must still have the published SHA-256).")
 @_force_option
 def fetch_inception_command(out: Path, url: str | None, force: bool) -> None:
-    """Download pytorch-fid's Inception weights (SHA-256 checked) to --out; the only command that downloads."""
+    """Download pytorch-fid's Inception weights (SHA-256 checked) to --out; the only command that downloads.
+
+    \b
+    Example:
+      gen-eval fetch-inception --out pt_inception-2015-12-05-6726825d.pth
+    """
     from gen_eval.exporter.fid_weights import FID_WEIGHTS_URL, fetch_inception
 
     path = fetch_inception(out, url=url or FID_WEIGHTS_URL, force=force)

@@ -109,7 +109,13 @@ def stats_group():
 @runtime_options
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
                   shard, force, device, batch_size, threads):
-    """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images."""
+    """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images.
+
+    \b
+    Examples:
+      gen-eval stats --features inception.onnx --data shapes --out shapes-stats.npz
+      gen-eval stats --features inception.onnx --model g.onnx --n 50000 --shard 1/4 --out part1.npz
+    """
     from gen_eval.api.fid import statistics
     from gen_eval.evaluator.features import warn_small
     from gen_eval.evaluator.sampling import parse_shard
@@ -135,7 +141,12 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Combined statistics file (.npz).")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 def stats_merge(inputs, out, force):
-    """Combine shard statistics exactly (sums of n, sum, sum_outer)."""
+    """Combine shard statistics exactly (sums of n, sum, sum_outer).
+
+    \b
+    Example:
+      gen-eval stats merge part1.npz part2.npz part3.npz part4.npz --out generated.npz
+    """
     from gen_eval.evaluator.features import warn_small
     from gen_eval.evaluator.stats import merge_stats
 

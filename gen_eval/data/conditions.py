@@ -74,9 +74,13 @@ def read_condition_file(path: str | os.PathLike, label_space: LabelSpace) -> np.
     """Condition vectors float32 [N, L] from a JSON list of conditions (iCLEVR ``test.json`` style).
 
     Multilabel: ``[["red cube", "blue sphere"], ...]``; categorical: ``[["hair:0", "eye:2", ...], ...]``;
-    binary: ``[0, 1, ...]`` or ``[[], ["Smiling"], ...]``. Errors name the file, the item and the problem.
+    binary: ``[0, 1, ...]`` or ``[[], ["Smiling"], ...]``. A labelled split (iCLEVR ``train.json``:
+    ``{"image.png": [names], ...}``) gives its labels in file order. Errors name the file, the item and
+    the problem.
     """
     items = read_json(path, "condition file")
+    if isinstance(items, dict) and items and all(isinstance(v, list) for v in items.values()):
+        items = list(items.values())  # a labelled split: condition on its labels, in file order
     if not isinstance(items, list):
         raise UserError(f"{path}: expected a JSON list of conditions such as [[\"red cube\"], ...], got {type(items).__name__}")
     if not items:
