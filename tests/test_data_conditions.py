@@ -80,7 +80,7 @@ BAD_CONDITIONS = [
     ("empty file", ICLEVR, "  \n", "empty"),
     ("bad json", ICLEVR, '[["red cube"]', "line 1 column"),
     ("not utf-8", ICLEVR, b"\xff\xfe[", "not UTF-8"),
-    ("not a list", ICLEVR, '{"a": ["red cube"]}', "expected a JSON list"),
+    ("not a list", ICLEVR, '{"a": "red cube"}', "expected a JSON list"),
     ("no conditions", ICLEVR, "[]", "holds no conditions"),
     ("item not a list", ICLEVR, '["red cube"]', "item 0: expected a list"),
     ("empty condition", ICLEVR, '[["red cube"], []]', "item 1: empty list"),
