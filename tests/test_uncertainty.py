@@ -84,3 +84,19 @@ def test_gates_decide_on_the_interval_and_say_which_rule():
     assert not decide_minimum(interval, interval.high + 0.01).passed
     with pytest.raises(ValueError, match="one positive k"):
         score_interval(hits, np.array([3, 2, 0, 2]))
+
+
+def test_seed_t_interval_covers_the_score_of_this_test_set():
+    """`score --repeats 5` (the default interval): Student t over the per-seed scores."""
+    from gen_eval.api.score import seed_interval
+
+    rng = np.random.default_rng(3)
+    ks_pop, p_pop = population(rng)
+    _, ks, p = draw(rng, ks_pop, p_pop, conditions=32, seeds=1)
+    truth = float((ks * p).sum() / ks.sum())
+    trials, covered = 400, 0
+    for _ in range(trials):
+        hits = rng.binomial(ks, p, size=(5, len(ks)))
+        interval = seed_interval(hits.sum(1) / ks.sum(), 0.95)
+        covered += interval.low <= truth <= interval.high
+    assert 0.91 <= covered / trials <= 0.98, covered / trials
