@@ -194,7 +194,7 @@ def write_png_folder(
     todo = shard_indices(n, shard)
     _remove_stale_temp_files(out, todo)
     present = set() if force or not out.is_dir() else _present_indices(out, n, todo)
-    missing = (i for i in todo if i not in present)  # a generator: memory does not grow with --n
+    missing = _Sized((i for i in todo if i not in present), len(todo) - len(present))  # memory flat in --n
     done = len(present)
     if done and done < len(todo):
         print(f"resuming: {done} of {len(todo)} images of this shard are already in {out}")
@@ -207,6 +207,19 @@ def write_png_folder(
         for index, image in zip(batch.indices, images):
             save_png(image, out / png_name(int(index), n), force=force)
     return len(todo) - done, done
+
+
+class _Sized:
+    """An iterable that knows its length (for the progress bar) without holding its items."""
+
+    def __init__(self, items, length: int) -> None:
+        self.items, self.length = items, length
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def _present_indices(out: Path, n: int, todo: range) -> set[int]:
