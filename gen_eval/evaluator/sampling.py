@@ -205,7 +205,8 @@ def write_png_folder(
             _write_manifest(out, manifest)
             needs_manifest = False
         for index, image in zip(batch.indices, images):
-            save_png(image, out / png_name(int(index), n), force=force)
+            # (stale temp files of this shard were removed once above: no folder scan per image)
+            save_png(image, out / png_name(int(index), n), force=force, clean_stale=False)
     return len(todo) - done, done
 
 
