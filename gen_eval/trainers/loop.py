@@ -267,10 +267,12 @@ class _RunLock:
             pass  # a file system without flock: run unlocked
         self.fd = fd
 
-    def __del__(self) -> None:
+    def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    __del__ = release
 
 
 def _clear_run_outputs(run: Path) -> None:
@@ -284,7 +286,16 @@ def _clear_run_outputs(run: Path) -> None:
     remove_stale_temp_files(run, recursive=True)
 
 
-def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, *,
+def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, **kwargs: Any) -> Path:
+    """:func:`_train` while holding a lock on an existing run folder: a second run on it is refused."""
+    lock = _RunLock(Path(out_dir))
+    try:
+        return _train(family_name, data_dir, out_dir, **kwargs)
+    finally:
+        lock.release()  # at once, not when an exception's traceback lets go of it
+
+
+def _train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, *,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str = "auto", seed: int | None = None, resume: bool = False,
           config_overrides: dict[str, Any] | None = None, force: bool = False,
@@ -316,7 +327,6 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
 
     if run.exists() and not run.is_dir():
         raise UserError(f"{run} is a file; give a folder for the run (--out)")
-    run_lock = _RunLock(run)  # noqa: F841 - held until train() returns: a second run on this folder is refused
     if resume:
         ckpt = _load_resumable(run, checkpointer, family_name)
         remove_stale_temp_files(run, recursive=True)  # a process killed mid-write leaves its temp file
