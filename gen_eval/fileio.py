@@ -235,15 +235,19 @@ WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
+                clean_stale: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
 
     The temporary file is hidden (leading dot) and ends in ``suffix`` (default: the target's), so
-    libraries that pick a format by extension work.
+    libraries that pick a format by extension work. ``clean_stale`` removes this target's temporary
+    files left by dead processes (one scan of the folder: writers of many files in one folder, such as
+    a sample folder, pass False and clean up once themselves).
     """
     path = ensure_can_write(path, force)
     make_folder(path.parent)
-    _remove_stale_temps_of(path)
+    if clean_stale:
+        _remove_stale_temps_of(path)
     # Named here and created inside the try (not with tempfile.mkstemp), so that a Ctrl-C arriving
     # right after the file is created still removes it: signals land just after system calls.
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}{suffix or path.suffix}"

@@ -1384,3 +1384,103 @@ def test_the_pickle_payloads_really_run_when_loaded_unsafely(tmp_path: Path) -> 
     (tmp_path / "payload-ran").unlink()
     torch.load(_evil_checkpoint(tmp_path), weights_only=False)
     assert (tmp_path / "payload-ran").exists()
+
+
+# -- round 2: what the rows cannot show -----------------------------------------------------------------
+def test_external_data_next_to_the_model_loads_from_any_working_directory(assets: Assets, tmp_path: Path) -> None:
+    """A sidecar in the model's folder is found whatever the current directory (here /), and is used."""
+    import onnx
+
+    model = onnx.load(str(assets.gen))
+    folder = _mkdir(tmp_path / "model")
+    onnx.save(model, str(folder / "g.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="g.data", size_threshold=1024)  # W (6 KB) outside, the Reshape target inside, as exporters do
+    assert (folder / "g.data").stat().st_size == 8 * 192 * 4
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    outputs = {}
+    for name, path in (("sidecar", folder / "g.onnx"), ("inline", assets.gen)):
+        out = tmp_path / f"{name}.npz"
+        result = subprocess.run([sys.executable, "-m", "gen_eval.cli", "sample", "--model", str(path), "--n", "4",
+                                 "--out", str(out)], capture_output=True, text=True, cwd="/", env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        with np.load(out) as data:
+            outputs[name] = data["images"]
+    np.testing.assert_array_equal(outputs["sidecar"], outputs["inline"])
+
+
+def test_info_shows_untrusted_metadata_and_names_escaped(assets: Assets, tmp_path: Path) -> None:
+    model = _with_meta(assets.gen, tmp_path / "m.onnx", note="\x1b]0;owned\x07\x1b[31mred\nsecond line\u202e")
+    code, stdout, stderr = run_gen_eval(["info", model], False)
+    assert code == 0, stderr
+    assert "\x1b" not in stdout + stderr and "\x07" not in stdout and "\u202e" not in stdout
+    line = next(line for line in stdout.splitlines() if line.startswith("metadata note"))
+    assert "\\x1b[31mred\\nsecond line\\u202e" in line
+
+
+def test_sixteen_bit_png_decodes_to_its_top_bits(tmp_path: Path) -> None:
+    """Pillow's convert() clips 16-bit greyscale to 255 everywhere; the reader keeps the top 8 bits."""
+    from gen_eval.data.images import load_image
+
+    values = (np.arange(64, dtype=np.uint16) * 1000).reshape(8, 8)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    for mode, channels in (("RGB", 3), ("L", 1)):
+        image = load_image(tmp_path / "deep.png", mode)
+        assert image.shape == (8, 8, channels)
+        np.testing.assert_array_equal(image[..., 0], (values >> 8).astype(np.uint8))
+
+
+def test_the_last_batch_is_not_padded_to_the_batch_size(assets: Assets) -> None:
+    """4 images at --batch-size 10^6 run as 4 rows (padding them took 1.7 GB); a fixed-batch graph is still padded."""
+    from gen_eval.evaluator import runtime
+    from gen_eval.evaluator.model import load_model
+    from test_evaluator_graphs import make_generator
+
+    seen = []
+    original = runtime.BatchRunner._run_batch
+
+    def record(self, batch):
+        seen.append({name: value.shape[0] for name, value in batch.items()})
+        return original(self, batch)
+
+    runtime.BatchRunner._run_batch = record
+    try:
+        generator = load_model(assets.gen, role="generator", device="cpu", batch_size=10**6)
+        assert generator.generate(np.zeros((4, 8), np.float32)).shape == (4, 3, 8, 8)
+        assert seen == [{"z": 4}]
+        seen.clear()
+        fixed = load_model(make_generator(assets.root.parent / "fixed.onnx", static_batch=8), role="generator",
+                           device="cpu")
+        assert fixed.generate(np.zeros((3, 8), np.float32)).shape == (3, 3, 8, 8)
+        assert seen == [{"z": 8}]
+    finally:
+        runtime.BatchRunner._run_batch = original
+
+
+def test_allow_other_features_computes_the_distance_with_a_warning(assets: Assets, tmp_path: Path) -> None:
+    ref = _other_features_stats(assets, tmp_path)
+    code, stdout, stderr = run_gen_eval(_fid(assets, tmp_path, "--allow-other-features", ref=ref), False)
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "features model" in warnings[0] and "meaningless" in warnings[0]
+    assert "value" in stdout
+
+
+def test_statistics_record_the_features_model_and_preprocessing(assets: Assets) -> None:
+    from gen_eval.evaluator.stats import load_stats
+
+    ref = load_stats(assets.stats)
+    digest = hashlib.sha256(assets.features.read_bytes()).hexdigest()
+    assert ref.stats is not None and ref.stats.model_sha256 == digest
+    assert ref.preprocessing == "uint8 -> float32 [0, 1], bilinear resize to 8x8"
+
+
+def test_the_feature_function_refuses_float_images(assets: Assets) -> None:
+    from gen_eval.evaluator.features import features_of_uint8
+    from gen_eval.evaluator.model import load_model
+
+    features = load_model(assets.features, role="features", device="cpu")
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="uint8"):
+        features_of_uint8(features, images)
+    assert features_of_uint8(features, np.zeros((2, 3, 8, 8), np.uint8)).shape == (2, 16)

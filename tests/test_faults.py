@@ -306,3 +306,152 @@ def test_device_auto_runs_where_it_can(rgb16, generator, tmp_path):
     assert code == 0, stderr
     device = json.loads((tmp_path / "run" / "run.json").read_text())["device"]
     assert device.startswith("cuda" if cuda_visible() else "cpu"), device
+
+
+# -- round 2 (issue 12): SIGTERM, model runs that never end, stale temp files, modes, a full disk -----------
+def signal_when(args: list, ready, sig: int, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Like :func:`interrupt_when`, with any signal (SIGTERM is what timeout, Docker, Kubernetes and Slurm send)."""
+    process = subprocess.Popen([sys.executable, "-m", "gen_eval.cli", *map(str, args)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=process_env(), start_new_session=True,
+                               stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if process.poll() is not None:
+                out, err = process.communicate()
+                pytest.fail(f"gen-eval ended (exit {process.returncode}) before it could be signalled:\n{err}")
+            if time.monotonic() > deadline:
+                pytest.fail("gen-eval never reached the point where the test signals it")
+            time.sleep(0.02)
+        os.killpg(process.pid, sig)
+        out, err = process.communicate(timeout=30)  # a run that ignores the signal fails here
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def test_sigterm_while_sampling_exits_143_and_leaves_no_temp_file(generator, tmp_path):
+    out = tmp_path / "out"
+    result = signal_when(["sample", "--model", generator, "--n", 200_000, "--batch-size", 8, "--device", "cpu",
+                          "--out", out], lambda: len(list(out.glob("*.png"))) >= 20, signal.SIGTERM)
+    assert result.returncode == 143, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1] == "terminated", result.stderr
+    assert temp_files(out) == []
+    for path in out.glob("*.png"):
+        Image.open(path).load()
+
+
+def loop_generator(path: Path) -> Path:
+    """A generator whose graph runs a Loop of 10^12 iterations before it makes its images."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from test_bad_inputs import GENERATOR_META
+    from test_evaluator_graphs import _model, _save
+
+    scalar = lambda name, kind=TensorProto.FLOAT: helper.make_tensor_value_info(name, kind, [])  # noqa: E731
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "zero"], ["acc_out"])],
+        "body", [scalar("i", TensorProto.INT64), scalar("cond_in", TensorProto.BOOL), scalar("acc_in")],
+        [scalar("cond_out", TensorProto.BOOL), scalar("acc_out")],
+        initializer=[numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    nodes = [helper.make_node("Loop", ["trips", "true", "acc0"], ["acc"], body=body),
+             helper.make_node("MatMul", ["z", "W"], ["lin"]), helper.make_node("Add", ["lin", "acc"], ["lin2"]),
+             helper.make_node("Tanh", ["lin2"], ["act"]), helper.make_node("Reshape", ["act", "shape"], ["image"])]
+    init = [numpy_helper.from_array(np.array(10**12, np.int64), "trips"), numpy_helper.from_array(np.array(True), "true"),
+            numpy_helper.from_array(np.array(0, np.float32), "acc0"),
+            numpy_helper.from_array(np.ones((8, 192), np.float32), "W"),
+            numpy_helper.from_array(np.array([-1, 3, 8, 8], np.int64), "shape")]
+    return _save(_model(nodes, [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", 8])],
+                        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["B", 3, 8, 8])], init),
+                 path, GENERATOR_META)
+
+
+@pytest.mark.parametrize("sig, code, last", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_model_run_that_never_ends_stops_on_ctrl_c_and_sigterm(tmp_path, sig, code, last):
+    """onnxruntime holds the thread for the whole run; the signal must still stop it at once (RunOptions.terminate)."""
+    model = loop_generator(tmp_path / "loop.onnx")
+    started = tmp_path / "started"
+    # the Ctrl-C lands well inside session.run: 2 s after the process started, long past its imports
+    t0 = time.monotonic()
+    result = signal_when(["sample", "--model", model, "--n", 4, "--device", "cpu", "--out", tmp_path / "g.png"],
+                         lambda: time.monotonic() - t0 > 4, sig)
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1] == last, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.onnx"] and not started.exists()
+
+
+def test_stale_temp_files_of_dead_processes_are_removed_by_the_next_write(tmp_path):
+    from gen_eval.fileio import atomic_write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".r.json.tmp-{dead}-{'0' * 16}.json"
+    alive = tmp_path / f".r.json.tmp-{os.getppid()}-{'1' * 16}.json"  # a live process's write: left alone
+    other = tmp_path / f".x.json.tmp-{dead}-{'2' * 16}.json"  # another file's: not this write's business
+    for path in (stale, alive, other):
+        path.write_text("partial")
+    atomic_write_text(tmp_path / "r.json", "{}\n")
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert (tmp_path / "r.json").read_text() == "{}\n"
+
+
+def test_outputs_follow_the_umask_and_force_keeps_the_mode(tmp_path):
+    from gen_eval.fileio import atomic_write_text
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.json", "{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "private.json", "{}")
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+        os.umask(0o022)
+        (tmp_path / "shared.json").write_text("old")
+        os.chmod(tmp_path / "shared.json", 0o664)
+        atomic_write_text(tmp_path / "shared.json", "new", force=True)
+        assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o664
+        assert (tmp_path / "shared.json").read_text() == "new"
+    finally:
+        os.umask(previous)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs (root only) holding an old report, then filled up."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and permission to mount a small tmpfs to fill a disk for real")
+    try:
+        (mount / "report.json").write_text('{"old": true}\n')
+        (mount / "stats.npz").write_bytes(b"old statistics")
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_old_files(full_disk, generator):
+    from test_bad_inputs import build_assets
+
+    assets = build_assets(full_disk.parent / "assets")
+    before = files_under(full_disk)
+    for args in (["score", "--model", assets.gen_cond, "--test", assets.test_json, "--classifier", assets.classifier,
+                  "--report", full_disk / "report.json", "--force"],
+                 ["stats", "--features", assets.features, "--data", assets.images, "--out", full_disk / "stats.npz",
+                  "--force"]):
+        code, _, stderr = run_gen_eval(args, process=False)
+        line = error_line(stderr)
+        assert code == 2 and "No space left on device" in line and "nothing was replaced" in line, line
+        assert files_under(full_disk) == before and temp_files(full_disk) == []

@@ -103,10 +103,11 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save_png(image_uint8_hwc: np.ndarray, path: str | os.PathLike, force: bool = False) -> Path:
+def save_png(image_uint8_hwc: np.ndarray, path: str | os.PathLike, force: bool = False,
+             clean_stale: bool = True) -> Path:
     """Write a uint8 HxWxC image to ``path`` as PNG, atomically; never overwrites without ``force``."""
     data = png_bytes(image_uint8_hwc)
-    with atomic_path(path, force) as tmp:
+    with atomic_path(path, force, clean_stale=clean_stale) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 

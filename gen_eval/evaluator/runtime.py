@@ -212,21 +212,25 @@ class BatchRunner:
     def _interruptible(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """``_run_batch`` in a helper thread; KeyboardInterrupt (or SIGTERM) in the main thread stops the run."""
         result: dict[str, object] = {}
+        done = threading.Event()  # (Thread.join interrupted by Ctrl-C may wrongly report the thread ended)
 
         def work() -> None:
             try:
                 result["value"] = self._run_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 result["error"] = exc
+            finally:
+                done.set()
 
         worker = threading.Thread(target=work, name="onnxruntime-run", daemon=True)
-        worker.start()
         try:
-            while worker.is_alive():
-                worker.join(0.05)
+            worker.start()
+            while not done.wait(0.05):
+                pass
         except BaseException:
-            self._run_options.terminate = True  # onnxruntime checks it between nodes and in Loop iterations
-            worker.join(10)
+            # onnxruntime checks the flag before a run, between nodes and in Loop iterations
+            self._run_options.terminate = True
+            done.wait(30 if worker.ident is not None else 1)
             self._run_options = ort.RunOptions()
             self._run_options.log_severity_level = QUIET
             raise

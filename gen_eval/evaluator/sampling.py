@@ -199,7 +199,7 @@ def write_png_folder(
     todo = shard_indices(n, shard)
     _remove_stale_temp_files(out, todo)
     present = set() if force or not out.is_dir() else _present_indices(out, n, todo)
-    missing = (i for i in todo if i not in present)  # a generator: memory does not grow with --n
+    missing = _Sized((i for i in todo if i not in present), len(todo) - len(present))  # memory flat in --n
     done = len(present)
     if done and done < len(todo):
         log.info("resuming: %d of %d images of this shard are already in %s", done, len(todo), out)
@@ -210,8 +210,22 @@ def write_png_folder(
             _write_manifest(out, manifest)
             needs_manifest = False
         for index, image in zip(batch.indices, images):
-            save_png(image, out / png_name(int(index), n), force=force)
+            # (stale temp files of this shard were removed once above: no folder scan per image)
+            save_png(image, out / png_name(int(index), n), force=force, clean_stale=False)
     return len(todo) - done, done
+
+
+class _Sized:
+    """An iterable that knows its length (for the progress bar) without holding its items."""
+
+    def __init__(self, items, length: int) -> None:
+        self.items, self.length = items, length
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def _present_indices(out: Path, n: int, todo: range) -> set[int]:
