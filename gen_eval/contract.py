@@ -1,11 +1,18 @@
-"""The ONNX model contract shared by the exporter and the evaluator (see DESIGN.md).
+"""The ONNX model contract shared by the exporter and the evaluator (see shared/DESIGN.md).
 
-Torch-free: the evaluator imports this.
+Everything both sides must agree on lives here: metadata keys, roles and the input and output names
+of each role, and :class:`ExportGraph`, the spec of one graph to export. Torch-free: the evaluator
+imports this (an ExportGraph's ``module`` is a torch module, but only the exporter touches it).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gen_eval.data.labels import LabelSpace
 
 CONTRACT_VERSION = "1"
 PREFIX = "gen_eval."
@@ -31,6 +38,40 @@ OUTPUT_MU = "mu"
 OUTPUT_LOGVAR = "logvar"
 OUTPUT_PROBS = "probs"
 OUTPUT_FEATURES = "features"
+
+# Inputs each role takes and the outputs it gives, in graph order when unnamed.
+ROLE_INPUTS = {
+    "generator": (INPUT_Z, INPUT_LABELS),
+    "encoder": (INPUT_IMAGE, INPUT_LABELS),
+    "classifier": (INPUT_IMAGE,),
+    "features": (INPUT_IMAGE,),
+}
+ROLE_OUTPUTS = {
+    "generator": (OUTPUT_IMAGE,),
+    "encoder": (OUTPUT_MU, OUTPUT_LOGVAR),
+    "classifier": (OUTPUT_PROBS,),
+    "features": (OUTPUT_FEATURES,),
+}
+
+
+@dataclass
+class ExportGraph:
+    """One ONNX graph to export (shared/DESIGN.md, the ONNX model contract).
+
+    ``module`` (a torch module) takes the inputs positionally, in ``input_names`` order, and returns
+    the outputs in ``output_names`` order. ``input_shapes`` omit the batch dimension (always dynamic).
+    """
+
+    role: str                               # "generator" | "encoder" | "classifier" | "features"
+    module: Any
+    input_names: list[str]
+    input_shapes: list[tuple[int, ...]]
+    output_names: list[str]
+    image_shape: tuple[int, int, int]       # C,H,W of images in or out
+    value_range: tuple[float, float]        # range of image values
+    latent_dim: int | None = None
+    label_space: LabelSpace | None = None
+    suffix: str = ""                        # file-name suffix for secondary graphs, e.g. "encoder"
 
 
 def format_image_shape(shape: tuple[int, int, int]) -> str:

@@ -133,3 +133,12 @@ def test_gates_decide_on_the_value_or_on_the_interval(project, tmp_path):
     summary = tmp_path / "s.md"
     _cli(*args, "--summary", summary)
     assert summary.read_text().startswith("### gen-eval classifier_score\n")
+
+
+def test_the_data_listing_digest_changes_with_the_files(project, tmp_path):
+    copy = tmp_path / "real"
+    shutil.copytree(project / "real", copy)
+    first = gen_eval.fid(project / "features.onnx", copy, data=copy, device="cpu").provenance["data_listing_sha256"]
+    (copy / "000.png").unlink()
+    second = gen_eval.fid(project / "features.onnx", copy, data=copy, device="cpu").provenance["data_listing_sha256"]
+    assert len(first) == 64 and first != second

@@ -455,3 +455,17 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_files(full_disk, generator):
         line = error_line(stderr)
         assert code == 2 and "No space left on device" in line and "nothing was replaced" in line, line
         assert files_under(full_disk) == before and temp_files(full_disk) == []
+
+
+def test_a_model_run_over_its_time_limit_is_stopped_with_one_line(tmp_path):
+    """No signal needed: a graph that never ends is stopped after GEN_EVAL_RUN_TIMEOUT seconds (exit 2)."""
+    model = loop_generator(tmp_path / "loop.onnx")
+    t0 = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "gen_eval.cli", "sample", "--model", str(model), "--n", "4", "--device",
+                             "cpu", "--out", str(tmp_path / "g.png")], capture_output=True, text=True, timeout=120,
+                            env=dict(process_env(), GEN_EVAL_RUN_TIMEOUT="2"))
+    assert result.returncode == 2 and time.monotonic() - t0 < 60, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "took over 2 s and was stopped" in result.stderr and "GEN_EVAL_RUN_TIMEOUT" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.onnx"]

@@ -64,6 +64,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
           objects, sink_blocks: int = 0, progress: bool = False):
     """Statistics of ``data`` or of ``n`` images of generator ``model``, a description, and jackknife blocks."""
     from gen_eval.evaluator.features import generator_stats, imageset_stats
+    from gen_eval.evaluator.provenance import image_set_listing
 
     if (data is None) == (model is None):
         raise UserError("give the images with exactly one of --data DIR or --model G.onnx")
@@ -75,6 +76,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
         blocks = JackknifeBlocks(dim, len(images), sink_blocks) if sink_blocks and dim else None
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
         stats = imageset_stats(features, images, shard=shard, sink=blocks, progress=progress)
+        stats.listing = image_set_listing(images)
         return stats, f"{images.source} ({count})", blocks
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
@@ -165,7 +167,8 @@ def fid(features: str | Path, ref: str | Path, *, data: str | Path | None = None
     prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
                               "objects": objects}, provider=rt.provider or "", device_id=rt.device_id,
                       preprocessing={"features": stats.preprocessing, "generated": "quantised to uint8 like PNGs"},
-                      seeds=[seed] if model else None, n=stats.n, batch_size=model_features.batch_size)
+                      seeds=[seed] if model else None, n=stats.n, batch_size=model_features.batch_size,
+                      data_listing=getattr(stats, "listing", None))
     prov["runtime"] = rt.describe()
     report = Report("fid", value, stats.n, model=str(model) if model else None, seed=seed if model else None,
                     interval=interval, details=details, provenance=prov, higher_is_better=False,

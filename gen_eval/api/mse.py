@@ -32,7 +32,7 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``."""
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.mse import SCALE, reconstruction_mse
-    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.provenance import image_set_listing, provenance
 
     rt = inputs.runtime(device, threads)
     decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
@@ -51,7 +51,7 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     prov = provenance(inputs={"model": model, "encoder": encoder, "objects": objects}, provider=rt.provider or "",
                       device_id=rt.device_id, preprocessing={"scale": SCALE, "encoder_value_range":
                                                              list(enc.info.value_range)},
-                      seeds=None, n=result.n, batch_size=enc.batch_size)
+                      seeds=None, n=result.n, batch_size=enc.batch_size, data_listing=image_set_listing(images))
     prov["runtime"] = rt.describe()
     prov["data"] = images.source
     interval = image_interval(result.per_image, confidence) if result.per_image is not None else None

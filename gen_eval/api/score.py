@@ -124,7 +124,7 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     from gen_eval.data.images import from_uint8
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.preprocess import hwc_to_nchw
-    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.provenance import image_set_listing, provenance
     from gen_eval.evaluator.score import classify_generated, score_probs
 
     rt = inputs.runtime(device, threads)
@@ -143,7 +143,7 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     interval = score_interval(result.hits[None, :], result.ks, confidence=confidence)
     prov = provenance(inputs={"classifier": classifier}, provider=rt.provider or "", device_id=rt.device_id,
                       preprocessing={"images": "uint8 / 255, then the classifier's range and size"}, seeds=None,
-                      n=len(images), batch_size=judge.batch_size)
+                      n=len(images), batch_size=judge.batch_size, data_listing=image_set_listing(images))
     prov["data"] = images.source
     prov["runtime"] = rt.describe()
     return Report("classifier_accuracy", result.value, len(images), model=str(classifier), interval=interval,

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen_eval.conformance import cases
+from gen_eval.contract import ExportGraph
 from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.noise import latent_noise
 from gen_eval.evaluator.score import score_probs
 from gen_eval.exporter.graphs import export_graph
 from gen_eval.exporter.parity import OutputError, float32_tolerance
-from gen_eval.trainers.base import ExportGraph
 
 DATA = Path(__file__).with_name("data")
 FID_RELATIVE_TOLERANCE = 1e-4         # Fréchet distance of fixed uint8 images (features differ by float32 noise only)

@@ -29,19 +29,7 @@ from gen_eval.evaluator.runtime import BatchRunner, Runtime
 from gen_eval.fileio import read_input_bytes
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}
-# Inputs each role takes (contract names) and the outputs it gives, in graph order when unnamed.
-ROLE_INPUTS = {
-    "generator": (C.INPUT_Z, C.INPUT_LABELS),
-    "encoder": (C.INPUT_IMAGE, C.INPUT_LABELS),
-    "classifier": (C.INPUT_IMAGE,),
-    "features": (C.INPUT_IMAGE,),
-}
-ROLE_OUTPUTS = {
-    "generator": (C.OUTPUT_IMAGE,),
-    "encoder": (C.OUTPUT_MU, C.OUTPUT_LOGVAR),
-    "classifier": (C.OUTPUT_PROBS,),
-    "features": (C.OUTPUT_FEATURES,),
-}
+ROLE_INPUTS, ROLE_OUTPUTS = C.ROLE_INPUTS, C.ROLE_OUTPUTS  # the contract's tables (shared with the exporter)
 # What a features model takes when its metadata does not say (DESIGN.md): float32 in [0, 1].
 FEATURES_VALUE_RANGE = (0.0, 1.0)
 # Bounds on what a model may ask of the evaluator: a protobuf cannot exceed 2 GiB; noise and images

@@ -35,6 +35,21 @@ def sha256_listing(names: list[str]) -> str:
     return digest.hexdigest()
 
 
+def image_set_listing(images) -> str | None:
+    """The digest of an image set's files (name and size of each, in order), or None when it has no files."""
+    files = getattr(images, "files", None)
+    if not files:
+        return None
+    entries = []
+    for path in files:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1
+        entries.append(f"{Path(path).name}\t{size}")
+    return sha256_listing(entries)
+
+
 def gpu_name(device_id: int = 0) -> str | None:
     """The CUDA device's name from the driver, or None without one."""
     try:

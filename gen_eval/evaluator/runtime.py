@@ -12,6 +12,7 @@ import ctypes
 import io
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,6 +21,28 @@ import onnxruntime as ort
 
 from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported for callers
 from gen_eval.errors import UserError
+
+RUN_TIME_LIMIT = 600.0  # seconds for one model run (one batch); Inception on 64 images takes ~10 s on 2 cores
+RUN_TIMEOUT_ENV = "GEN_EVAL_RUN_TIMEOUT"
+
+
+class RunTooLong(Exception):
+    """A model run passed its wall-clock limit."""
+
+
+def run_time_limit() -> float:
+    """``GEN_EVAL_RUN_TIMEOUT`` seconds (0: no limit), else :data:`RUN_TIME_LIMIT`."""
+    text = os.environ.get(RUN_TIMEOUT_ENV, "").strip()
+    if not text:
+        return RUN_TIME_LIMIT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value < float("inf")):
+        raise UserError(f"{RUN_TIMEOUT_ENV}={text!r}: give a number of seconds >= 0 (0 for no limit)")
+    return value
+
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -169,7 +192,9 @@ class BatchRunner:
 
     Each run happens in a helper thread while the main thread waits: Ctrl-C (and the CLI's SIGTERM)
     reach Python at once, set ``RunOptions.terminate`` so onnxruntime stops the graph (a Loop with a
-    huge trip count included), and unwind as usual.
+    huge trip count included), and unwind as usual. A run that takes longer than ``time_limit``
+    seconds (default :data:`RUN_TIME_LIMIT`, or ``GEN_EVAL_RUN_TIMEOUT``; 0: none) is stopped the same
+    way and reported as one error line: a hostile graph cannot hold a CI job until its own timeout.
     """
 
     session: ort.InferenceSession
@@ -178,11 +203,14 @@ class BatchRunner:
     device_id: int = 0
     name: str = "model"  # for messages: the model file
     pad: bool = True  # the graph's batch dimension is fixed: pad the last batch to it
+    time_limit: float | None = None  # seconds per run; None: GEN_EVAL_RUN_TIMEOUT or RUN_TIME_LIMIT
     _buffers: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.time_limit is None:
+            self.time_limit = run_time_limit()
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = QUIET
@@ -223,20 +251,30 @@ class BatchRunner:
                 done.set()
 
         worker = threading.Thread(target=work, name="onnxruntime-run", daemon=True)
+        deadline = time.monotonic() + self.time_limit if self.time_limit else None
         try:
             worker.start()
             while not done.wait(0.05):
-                pass
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RunTooLong()
+        except RunTooLong:
+            self._stop(worker, done)
+            raise UserError(f"{self.name}: one model run took over {self.time_limit:g} s and was stopped (a graph "
+                            f"that never ends?); if the model is just slow, raise {RUN_TIMEOUT_ENV} (seconds, "
+                            "0 for no limit) or use a smaller --batch-size") from None
         except BaseException:
-            # onnxruntime checks the flag before a run, between nodes and in Loop iterations
-            self._run_options.terminate = True
-            done.wait(30 if worker.ident is not None else 1)
-            self._run_options = ort.RunOptions()
-            self._run_options.log_severity_level = QUIET
+            self._stop(worker, done)
             raise
         if "error" in result:
             raise result["error"]
         return result["value"]
+
+    def _stop(self, worker: threading.Thread, done: threading.Event) -> None:
+        # onnxruntime checks the flag before a run, between nodes and in Loop iterations
+        self._run_options.terminate = True
+        done.wait(30 if worker.ident is not None else 1)
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = QUIET
 
     def _run_batch(self, batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         rows = {len(v) for v in batch.values()}

@@ -14,13 +14,12 @@ from pathlib import Path
 import torch
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.evaluator.model import ROLE_OUTPUTS  # the names the evaluator looks up, per role
 from gen_eval.exporter.convert import module_to_onnx, serialize, set_metadata, to_fp16
 from gen_eval.exporter.parity import ParityReport, check_parity, parity_inputs
 from gen_eval.fileio import atomic_path, ensure_can_write
-from gen_eval.trainers.base import ExportGraph
 
 @dataclass
 class ExportResult:
@@ -49,10 +48,10 @@ class _Built:
 
 def check_graph_contract(graph: ExportGraph) -> None:
     """The input/output names and shapes the evaluator relies on for this role (DESIGN.md)."""
-    if graph.role not in ROLE_OUTPUTS:
+    if graph.role not in contract.ROLE_OUTPUTS:
         raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
-    if tuple(graph.output_names) != tuple(ROLE_OUTPUTS[graph.role]):
-        raise ValueError(f"a {graph.role} graph outputs {list(ROLE_OUTPUTS[graph.role])}, got {graph.output_names}")
+    if tuple(graph.output_names) != tuple(contract.ROLE_OUTPUTS[graph.role]):
+        raise ValueError(f"a {graph.role} graph outputs {list(contract.ROLE_OUTPUTS[graph.role])}, got {graph.output_names}")
     if len(graph.input_names) != len(graph.input_shapes):
         raise ValueError("ExportGraph needs one input shape per input name")
     first = contract.INPUT_Z if graph.role == "generator" else contract.INPUT_IMAGE

@@ -21,11 +21,11 @@ from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, I
                                           InceptionD, InceptionE)
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, check_weights_file
 from gen_eval.exporter.graphs import ExportResult, export_graph
 from gen_eval.fileio import ensure_can_write
-from gen_eval.trainers.base import ExportGraph
 
 FID_NUM_CLASSES = 1008
 FID_INPUT_SIZE = 299

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import GateFailed
-from gen_eval.trainers.base import ExportGraph
 
 # float32 parity is judged against the truth, not against torch's own float32 rounding: both torch and
 # onnxruntime run in float32 and are compared with a float64 run of the same module on the same inputs.

@@ -14,29 +14,10 @@ import torch
 from torch import nn
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph  # noqa: F401 - the spec families build (re-exported)
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers.config import config_defaults, parse_setting, resolve_config
-
-
-@dataclass
-class ExportGraph:
-    """One ONNX graph a family exports (see DESIGN.md, the ONNX model contract).
-
-    ``module`` takes the inputs positionally, in ``input_names`` order, and returns the outputs in
-    ``output_names`` order. ``input_shapes`` omit the batch dimension (always dynamic).
-    """
-
-    role: str                               # "generator" | "encoder" | "classifier" | "features"
-    module: nn.Module
-    input_names: list[str]
-    input_shapes: list[tuple[int, ...]]
-    output_names: list[str]
-    image_shape: tuple[int, int, int]       # C,H,W of images in or out
-    value_range: tuple[float, float]        # range of image values
-    latent_dim: int | None = None
-    label_space: LabelSpace | None = None
-    suffix: str = ""                        # file-name suffix for secondary graphs, e.g. "encoder"
 
 
 @dataclass
