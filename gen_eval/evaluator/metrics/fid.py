@@ -57,7 +57,7 @@ def fid(generated, reference) -> FIDResult:
     return FIDResult(frechet_distance(mu1, sigma1, mu2, sigma2), int(n1), n2)
 
 
-def subset_stats(x: np.ndarray, rows: np.ndarray, block: int = 4096) -> FeatureStats:
+def subset_stats(x: np.ndarray, rows: np.ndarray, block: int = 2048) -> FeatureStats:
     rows = np.sort(rows)
     stats = FeatureStats(x.shape[1])
     for start in range(0, len(rows), block):

@@ -63,7 +63,7 @@ def _kernel(a: np.ndarray, b: np.ndarray, gamma: float, coef0: float, degree: in
 
 def kid_from_features(generated: np.ndarray, reference: np.ndarray, *, kid_subsets: int = 100,
                       kid_subset_size: int = 1000, kid_degree: int = 3, kid_gamma: float | None = None,
-                      kid_coef0: float = 1.0, seed: int = 2020, block: int = 256) -> tuple[np.ndarray, int]:
+                      kid_coef0: float = 1.0, seed: int = 2020, block: int = 64) -> tuple[np.ndarray, int]:
     """The MMD² of each subset pair, and the subset size used."""
     if generated.shape[1] != reference.shape[1]:
         raise ValueError(f"features differ in dimension ({generated.shape[1]} vs {reference.shape[1]})")
