@@ -11,7 +11,7 @@ compute the unbiased MMD² estimator
 and report the mean and the (population, ddof = 0) standard deviation over subsets. Differences from
 torch-fidelity: the subset size is min(``kid_subset_size``, n_generated, n_reference) (torch-fidelity
 refuses sets smaller than the subset size); kernel sums are formed in float64 from the float32
-features in row blocks of ``block`` (torch-fidelity holds three m x m kernel matrices in the
+features in row blocks of ``block`` rows (torch-fidelity holds three m x m kernel matrices in the
 features' dtype, float32 for its extractors) — so on float64 inputs the two agree to rounding, and on
 float32 inputs ours is the more exact one. KID can be slightly negative when the sets are alike.
 """
@@ -42,7 +42,7 @@ def _kernel_sums(x: np.ndarray, y: np.ndarray, gamma: float, coef0: float, degre
     cross = 0.0
     for start in range(0, len(x), block):
         xb = x[start : start + block]
-        kxx = _kernel(xb, x, gamma, coef0, degree)
+        kxx = _kernel(x if len(xb) == len(x) else xb, x, gamma, coef0, degree)  # x @ x.T: one syrk
         diagonal = kxx[np.arange(len(xb)), np.arange(start, start + len(xb))]
         off_diagonal += float((kxx.sum(axis=1) - diagonal).sum())
         if len(y):
@@ -63,7 +63,7 @@ def _kernel(a: np.ndarray, b: np.ndarray, gamma: float, coef0: float, degree: in
 
 def kid_from_features(generated: np.ndarray, reference: np.ndarray, *, kid_subsets: int = 100,
                       kid_subset_size: int = 1000, kid_degree: int = 3, kid_gamma: float | None = None,
-                      kid_coef0: float = 1.0, seed: int = 2020, block: int = 64) -> tuple[np.ndarray, int]:
+                      kid_coef0: float = 1.0, seed: int = 2020, block: int = 1000) -> tuple[np.ndarray, int]:
     """The MMD² of each subset pair, and the subset size used."""
     if generated.shape[1] != reference.shape[1]:
         raise ValueError(f"features differ in dimension ({generated.shape[1]} vs {reference.shape[1]})")
@@ -85,9 +85,12 @@ def kid_from_features(generated: np.ndarray, reference: np.ndarray, *, kid_subse
 
 @register_metric("kid")
 def kid(generated, reference, *, kid_subsets: int = 100, kid_subset_size: int = 1000, kid_degree: int = 3,
-        kid_gamma: float | None = None, kid_coef0: float = 1.0, seed: int = 2020) -> KIDResult:
-    """KID between two feature sources (``FeatureStore`` or [n, D] arrays)."""
+        kid_gamma: float | None = None, kid_coef0: float = 1.0, seed: int = 2020, block: int = 1000) -> KIDResult:
+    """KID between two feature sources (``FeatureStore`` or [n, D] arrays). Kernel rows are formed
+    ``block`` at a time: the default (a whole subset: ``x @ x.T`` is then one symmetric product) holds
+    m x m float64 kernels (8 MB at m = 1000) whatever N is; a smaller block holds block x m."""
     x, y = features_of(generated), features_of(reference)
     mmds, m = kid_from_features(x, y, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                                kid_degree=kid_degree, kid_gamma=kid_gamma, kid_coef0=kid_coef0, seed=seed)
+                                kid_degree=kid_degree, kid_gamma=kid_gamma, kid_coef0=kid_coef0, seed=seed,
+                                block=block)
     return KIDResult(float(np.mean(mmds)), float(np.std(mmds)), int(kid_subsets), m, len(x), len(y))

@@ -104,6 +104,7 @@ class FeatureStore:
         self.path = Path(path)
         self._features = _GrowingNpy(self.path, dim)
         self._logits = _GrowingNpy(self._logits_path(), logits_dim) if logits_dim else None
+        self._feature_model = feature_model
         self.stats = FeatureStats(dim, feature_model)
         self.closed = False
 
@@ -118,10 +119,22 @@ class FeatureStore:
         store._features = _GrowingNpy.open(store.path)
         logits_path = store._logits_path()
         store._logits = _GrowingNpy.open(logits_path) if logits_path.is_file() else None
-        store.stats = FeatureStats(store.dim, feature_model)
-        for _, block in store.blocks():
-            store.stats.update(block)
+        store._stats = None  # computed on first use (one blocked pass), as only FID-type metrics need it
+        store._feature_model = feature_model
         return store
+
+    @property
+    def stats(self) -> FeatureStats:
+        """Running n, Σx, Σxxᵀ (float64) of the stored float32 features."""
+        if self._stats is None:
+            self._stats = FeatureStats(self.dim, self._feature_model)
+            for _, block in self.blocks():
+                self._stats.update(block)
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: FeatureStats) -> None:
+        self._stats = value
 
     @classmethod
     def from_array(cls, features: np.ndarray, logits: np.ndarray | None = None, *, path=None,
