@@ -14,6 +14,7 @@ torch-fidelity's side includes loading its features into RAM, which is how it wo
 get the same 2 threads (OpenBLAS / torch).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_metrics.py [--sizes 5000,10000,20000] [--prdc 10000]
+        [--metrics kid,is,prdc] [--dim 2048] [--classes 1008]
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--sizes", default="5000,10000,20000")
     parser.add_argument("--prdc", default="10000")
+    parser.add_argument("--metrics", default="kid,is,prdc")
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--classes", type=int, default=1008)
     args = parser.parse_args()
@@ -155,6 +157,7 @@ def main() -> None:
                 jobs += [("kid", [gen, ref]), ("is", [logits])]
             if n in prdc_sizes:
                 jobs += [("prdc", [gen, ref])]
+            jobs = [job for job in jobs if job[0] in args.metrics.split(",")]
             for metric, paths in jobs:
                 ours = run_child({"side": "gen-eval", "metric": metric,
                                   "path": [str(Path(tmp, "store-" + p.name)) for p in paths]})

@@ -36,7 +36,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def inception_scores(logits: np.ndarray, *, is_splits: int = 10, shuffle: bool = True, seed: int = 2020,
-                     block: int = 4096) -> np.ndarray:
+                     block: int = 1024) -> np.ndarray:
     """IS of each split."""
     n, classes = logits.shape
     if n < is_splits:
