@@ -22,6 +22,7 @@ from gen_eval.commands import demo as demo_commands
 from gen_eval.commands import evaluate as evaluate_commands
 from gen_eval.commands import export as export_commands
 from gen_eval.commands import fid as fid_commands
+from gen_eval.commands import metrics as metrics_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
 from gen_eval.errors import GenEvalError, Terminated, printable
@@ -116,7 +117,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _module in (data_commands, evaluate_commands, fid_commands, export_commands, train_commands, demo_commands,
-                selftest_commands, config_commands, compare_commands):
+                selftest_commands, config_commands, compare_commands, metrics_commands):
     _module.register(cli)
 
 

@@ -832,6 +832,17 @@ CASES: list[Case] = [
     Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
          ("'tpu' is not one of", "--help")),
 
+    # ---- metrics ----------------------------------------------------------------------------------
+    Case("metrics: unknown metric", lambda a, t: ["metrics", "--features", a.features, "--ref", a.images, "--data",
+                                                  a.images, "--metrics", "fid,sharpness"],
+         ("unknown metric 'sharpness'", "known: ", "kid")),
+    Case("metrics: statistics as reference", lambda a, t: ["metrics", "--features", a.features, "--ref", a.stats,
+                                                           "--data", a.images, "--metrics", "kid"],
+         ("statistics hold no features", "reference images")),
+    Case("metrics: Inception Score without logits", lambda a, t: ["metrics", "--features", a.features, "--ref",
+                                                                  a.images, "--data", a.images, "--metrics", "is"],
+         ("logits", "leave out 'is'")),
+
     # ---- compare ----------------------------------------------------------------------------------
     Case("compare: not a report", lambda a, t: ["compare", _write(t / "n.json", "[1, 2]"), _write(t / "b.json", "{}")],
          ("not a gen-eval report", "gen-eval score --report")),

@@ -60,9 +60,22 @@ class JackknifeBlocks:
         return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
 
 
+def _chain(*sinks):
+    sinks = [s for s in sinks if s is not None]
+    if not sinks:
+        return None
+
+    def sink(features, rows):
+        for each in sinks:
+            each(features, rows)
+
+    return sink
+
+
 def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch_size, latent_dim, value_range,
-          objects, sink_blocks: int = 0, progress: bool = False):
-    """Statistics of ``data`` or of ``n`` images of generator ``model``, a description, and jackknife blocks."""
+          objects, sink_blocks: int = 0, progress: bool = False, sink=None):
+    """Statistics of ``data`` or of ``n`` images of generator ``model``, a description, and jackknife blocks.
+    ``sink`` also receives every batch of features (one pass feeds other metrics)."""
     from gen_eval.evaluator.features import generator_stats, imageset_stats
     from gen_eval.evaluator.provenance import image_set_listing
 
@@ -75,7 +88,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
         images = inputs.image_set(data, split)
         blocks = JackknifeBlocks(dim, len(images), sink_blocks) if sink_blocks and dim else None
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
-        stats = imageset_stats(features, images, shard=shard, sink=blocks, progress=progress)
+        stats = imageset_stats(features, images, shard=shard, sink=_chain(blocks, sink), progress=progress)
         stats.listing = image_set_listing(images)
         return stats, f"{images.source} ({count})", blocks
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
@@ -84,7 +97,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     if n is None:
         raise UserError("give the number of images to generate with --n (FID is usually computed on 10000+)")
     blocks = JackknifeBlocks(dim, n, sink_blocks) if sink_blocks and dim else None
-    stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=blocks,
+    stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=_chain(blocks, sink),
                             progress=progress)
     return stats, f"{model} ({n} samples, seed {seed})", blocks
 

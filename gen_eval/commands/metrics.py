@@ -1,0 +1,60 @@
+"""`gen-eval metrics`: several metrics of generated images (or --data) against reference images, one feature pass."""
+
+from __future__ import annotations
+
+import click
+
+from gen_eval.commands.evaluate import _check_outputs, _echo_err, runtime_options
+from gen_eval.commands.fid import source_options
+
+
+@click.command("metrics")
+@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
+              help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
+@click.option("--ref", required=True, type=click.Path(), help="Reference images: a folder or a data set.")
+@click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
+@source_options
+@click.option("--metrics", "names", default="fid,kid,prdc", show_default=True,
+              help="Comma-separated: fid, kid, prdc, fid-inf.")
+@click.option("--prdc-k", type=int, default=None, help="Nearest neighbours for precision/recall/density/coverage "
+                                                        "(default 5).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here ('-' for stdout).")
+@click.option("--force", is_flag=True, help="Overwrite --report.")
+@runtime_options
+def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
+                    objects, names, prdc_k, report_path, force, device, batch_size, threads):
+    """FID, KID (torch-fidelity's), precision/recall/density/coverage (prdc's) and FID∞ from one pass.
+
+    Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks.
+
+    \b
+    Examples:
+      gen-eval metrics --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref real/
+      gen-eval metrics --features judge.features.onnx --data samples/ --ref shapes --metrics kid,prdc --prdc-k 3
+    """
+    import json
+
+    from gen_eval.api.metrics import metrics
+    from gen_eval.fileio import atomic_write_json
+
+    _check_outputs(force, {"--report": None if report_path == "-" else report_path},
+                   {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
+                    "--conditions": conditions, "--objects": objects})
+    options = {"prdc_k": prdc_k} if prdc_k is not None else {}
+    report = metrics(features_path, ref, names=names, data=data, model=model, n=n, seed=seed, conditions=conditions,
+                     split=split, ref_split=ref_split, objects=objects, latent_dim=latent_dim,
+                     value_range=value_range, options=options, device=device, batch_size=batch_size,
+                     threads=threads, progress=True)
+    click.echo(report.table())
+    for warning in report.warnings:
+        _echo_err(f"warning: {warning}")
+    if report_path == "-":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    elif report_path is not None:
+        atomic_write_json(report_path, report.to_dict(), force=force)
+        click.echo(f"report: {report_path}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(metrics_command)
