@@ -1,4 +1,4 @@
-"""The ONNX model contract shared by the exporter and the evaluator (see DESIGN.md).
+"""The ONNX model contract shared by the exporter and the evaluator (see shared/DESIGN.md).
 
 Torch-free: the evaluator imports this.
 """

@@ -21,7 +21,7 @@ from gen_eval.trainers.config import config_defaults, parse_setting, resolve_con
 
 @dataclass
 class ExportGraph:
-    """One ONNX graph a family exports (see DESIGN.md, the ONNX model contract).
+    """One ONNX graph a family exports (see shared/DESIGN.md, the ONNX model contract).
 
     ``module`` takes the inputs positionally, in ``input_names`` order, and returns the outputs in
     ``output_names`` order. ``input_shapes`` omit the batch dimension (always dynamic).
