@@ -22,7 +22,6 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -33,12 +32,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from PIL import Image
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.evaluator.stats import FeatureStats
-from test_evaluator_graphs import (ICLEVR_NAMES, ICLEVR_SPACE, REPO, _model, _save, make_dense_head, make_encoder,
-                                   make_generator, make_linear_decoder)
+from helpers.cli import error_line, run_gen_eval
+from helpers.graphs import (ICLEVR_NAMES, ICLEVR_SPACE, make_dense_head, make_encoder, make_generator,
+                            make_linear_decoder, onnx_model, save_model)
+from helpers.images import write_images
 
 CARTOON_SPACE = LabelSpace.categorical({"hair": ["h0", "h1", "h2"], "eye": ["e0", "e1"]})
 GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_eval.latent_dim": "8",
@@ -118,7 +118,7 @@ def _broken_generator(path: Path, kind: str) -> Path:
         init, inputs, outputs = [weight(16, 192), shape(-1, 3, 8, 8)], [_tensor("z", ["B", 16])], [image]
     else:
         raise ValueError(kind)
-    return _save(_model(nodes, inputs, outputs, init), path, meta)
+    return save_model(onnx_model(nodes, inputs, outputs, init), path, meta)
 
 
 # -- files that are not what they claim -----------------------------------------------------------
@@ -134,14 +134,6 @@ def write_png_bomb(path: Path, side: int = 100_000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body)
                      + _png_chunk(b"IEND", b""))
     return path
-
-
-def write_images(folder: Path, count: int, size: int = 8, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
-    return folder
 
 
 class PicklePayload:
@@ -964,8 +956,8 @@ def _dynamic_shape_generator(path: Path) -> Path:
     init = [numpy_helper.from_array(rng.standard_normal((8, 48)).astype(np.float32), "W"),
             numpy_helper.from_array(np.array(0, np.float32), "zero"),
             numpy_helper.from_array(np.array([-1, 3, 4, 4], np.float32), "dims")]
-    return _save(_model(nodes, [_tensor("z", ["B", 8])], [_tensor("image", ["B", "C", "H", "W"])], init), path,
-                 GENERATOR_META)
+    return save_model(onnx_model(nodes, [_tensor("z", ["B", 8])], [_tensor("image", ["B", "C", "H", "W"])], init),
+                      path, GENERATOR_META)
 
 
 def _huge_input_features(path: Path) -> Path:
@@ -973,8 +965,9 @@ def _huge_input_features(path: Path) -> Path:
     nodes = [helper.make_node("GlobalAveragePool", ["image"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
              helper.make_node("MatMul", ["f", "W"], ["features"])]
     init = [numpy_helper.from_array(np.ones((3, 16), np.float32), "W")]
-    return _save(_model(nodes, [_tensor("image", ["B", 3, 2048, 2048])], [_tensor("features", ["B", 16])], init), path,
-                 {"gen_eval.role": "features", "gen_eval.value_range": "0,1", "gen_eval.contract": "1"})
+    return save_model(onnx_model(nodes, [_tensor("image", ["B", 3, 2048, 2048])], [_tensor("features", ["B", 16])],
+                                 init),
+                      path, {"gen_eval.role": "features", "gen_eval.value_range": "0,1", "gen_eval.contract": "1"})
 
 
 def _fifo(path: Path) -> Path:
@@ -1288,35 +1281,6 @@ def snapshot(*roots: Path) -> dict[str, str]:
             else:
                 listing[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return listing
-
-
-def run_gen_eval(args: list, process: bool) -> tuple[int, str, str]:
-    args = [str(a) for a in args]
-    if process:
-        env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
-        result = subprocess.run([sys.executable, "-m", "gen_eval.cli", *args], capture_output=True, text=True,
-                                timeout=120, env=env, stdin=subprocess.DEVNULL)
-        return result.returncode, result.stdout, result.stderr
-    from click.testing import CliRunner
-
-    from gen_eval.cli import cli
-
-    result = CliRunner().invoke(cli, args, prog_name="gen-eval")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        trace = "".join(traceback.format_exception(*result.exc_info))
-        pytest.fail(f"uncaught exception (the user would see a traceback):\n{trace}")
-    return result.exit_code, result.stdout, result.stderr
-
-
-def error_line(stderr: str) -> str:
-    """The one ``error:`` line; only the evaluator's ``runtime:`` line may accompany it."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
-    assert lines[0].startswith("error: "), stderr
-    return lines[0]
 
 
 def _params():

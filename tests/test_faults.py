@@ -21,15 +21,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from test_bad_inputs import error_line, run_gen_eval, write_images
-from test_evaluator_graphs import REPO, make_generator
+from helpers.cli import error_line, process_env, run_gen_eval
+from helpers.graphs import make_generator
+from helpers.images import write_images
 
 TINY_DCGAN = ["--set", "image_size=16", "--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16"]
 TEMP_MARK = ".tmp-"  # gen_eval.fileio's temporary files and folders: .<name>.tmp-XXXX
-
-
-def process_env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
 
 
 def run_killed(args: list, patch: str, timeout: float = 120) -> subprocess.CompletedProcess:
