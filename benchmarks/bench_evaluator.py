@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # for helpers.ta_reference: the TA's compute_acc, one copy shared with the tests
 
 
 def best_time(func, repeats: int) -> float:
@@ -67,20 +68,6 @@ def export(graph, path: Path, family: str) -> Path:
 
 
 # -- 1. classifier score ------------------------------------------------------------------------
-def ta_compute_acc(out, onehot_labels) -> tuple[int, int]:
-    """The S4 TA evaluator's compute_acc (pooled counts)."""
-    acc = total = 0
-    for i in range(out.size(0)):
-        k = int(onehot_labels[i].sum().item())
-        total += k
-        outv, outi = out[i].topk(k)
-        lv, li = onehot_labels[i].topk(k)
-        for j in outi:
-            if j in li:
-                acc += 1
-    return acc, total
-
-
 def bench_score(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
     import torch
 
@@ -89,6 +76,7 @@ def bench_score(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
     from gen_eval.evaluator.score import classify_generated, multilabel_score
     from gen_eval.trainers.base import ExportGraph
     from gen_eval.trainers.judge import ta_resnet18
+    from helpers.ta_reference import ta_compute_acc
 
     torch.manual_seed(0)
     model = ta_resnet18(24).eval()

@@ -17,7 +17,7 @@ import gen_eval
 from gen_eval.cli import cli
 from gen_eval.data.shapes import write_shapes
 from gen_eval.trainers.loop import train
-from test_evaluator_graphs import make_dense_head
+from helpers.graphs import make_dense_head
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY_CGAN = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8",

@@ -27,7 +27,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from gen_eval.data.labels import LabelSpace
 from gen_eval.evaluator.stats import FeatureStats
-from test_evaluator_graphs import (ICLEVR_NAMES, ICLEVR_SPACE, REPO, _model, _save, make_dense_head, make_encoder,
-                                   make_generator, make_linear_decoder)
+from helpers.assets import GENERATOR_META, Assets, build_assets, reference_stats, write_stats
+from helpers.cli import REPO, error_line, run_gen_eval
+from helpers.graphs import ICLEVR_NAMES, ICLEVR_SPACE, make_dense_head, make_generator, onnx_model, save_model
+from helpers.images import write_images
 
-CARTOON_SPACE = LabelSpace.categorical({"hair": ["h0", "h1", "h2"], "eye": ["e0", "e1"]})
-GENERATOR_META = {"gen_eval.role": "generator", "gen_eval.family": "test", "gen_eval.latent_dim": "8",
-                  "gen_eval.image_shape": "3,8,8", "gen_eval.value_range": "-1,1", "gen_eval.contract": "1"}
 BIG_JSON_BYTES = 50 * 2**20  # "very large JSON": a 50 MB condition file
 
 UNSAFE_ADVICE = ("unsafe", "weights_only", "allow_pickle", "trust")
@@ -118,7 +116,7 @@ def _broken_generator(path: Path, kind: str) -> Path:
         init, inputs, outputs = [weight(16, 192), shape(-1, 3, 8, 8)], [_tensor("z", ["B", 16])], [image]
     else:
         raise ValueError(kind)
-    return _save(_model(nodes, inputs, outputs, init), path, meta)
+    return save_model(onnx_model(nodes, inputs, outputs, init), path, meta)
 
 
 # -- files that are not what they claim -----------------------------------------------------------
@@ -136,14 +134,6 @@ def write_png_bomb(path: Path, side: int = 100_000) -> Path:
     return path
 
 
-def write_images(folder: Path, count: int, size: int = 8, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
-    return folder
-
-
 class PicklePayload:
     """Unpickling this calls open(marker, 'w'): a file that carries code which runs on load."""
 
@@ -154,79 +144,7 @@ class PicklePayload:
         return (open, (str(self.marker), "w"))
 
 
-def write_stats(path: Path, **arrays) -> Path:
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-    return path
-
-
 # -- the shared inputs -----------------------------------------------------------------------------
-@dataclass
-class Assets:
-    root: Path
-    objects: Path  # iCLEVR objects.json, 24 names
-    test_json: Path  # 4 conditions
-    gen: Path  # unconditional generator, 3x8x8 in [-1, 1], z 8
-    gen_cond: Path  # conditional generator (iCLEVR 24 labels)
-    gen_cond_bare: Path  # the same without metadata
-    gen_cartoon: Path  # conditional generator on a categorical space (hair 3, eye 2)
-    classifier: Path  # 24 labels, 3x8x8 in [-1, 1]
-    classifier10: Path  # 10 labels (the first 10 iCLEVR names)
-    classifier10_bare: Path  # 10 outputs, no metadata
-    classifier_grey: Path  # takes 1x8x8 images
-    features: Path  # 16-d features, 3x8x8 in [0, 1]
-    encoder: Path
-    decoder: Path
-    encoder4: Path  # 4-d mu (does not fit the 8-d decoder)
-    images: Path  # folder of 20 PNGs (8x8): more than the 16 feature dimensions, so no small-sample warning
-    one_image: Path  # folder with one PNG
-    stats: Path  # 16-d statistics of our format (of 20 other images)
-    stats_pytorch_fid: Path  # mu, sigma only
-    torch_files: dict[str, Path] = field(default_factory=dict)  # from the torch_assets fixture, for rows that need it
-
-
-def build_assets(root: Path) -> Assets:
-    root.mkdir(parents=True, exist_ok=True)
-    objects = root / "objects.json"
-    objects.write_text(json.dumps({name: i for i, name in enumerate(ICLEVR_NAMES)}))
-    test_json = root / "test.json"
-    test_json.write_text(json.dumps([["red cube"], ["blue sphere", "gray cube"], ["green cylinder"], ["cyan cube"]]))
-    space10 = LabelSpace.multilabel(ICLEVR_NAMES[:10])
-    decoder_weight = np.random.default_rng(3).standard_normal((8, 192)).astype(np.float32) / 8
-    features = make_dense_head(root / "features.onnx", role="features", out_dim=16, value_range="0,1", activation="Tanh")
-    stats = reference_stats(features, write_images(root / "reference", 20, seed=1), root / "stats.npz")
-    return Assets(
-        root=root, objects=objects, test_json=test_json,
-        gen=make_generator(root / "gen.onnx"),
-        gen_cond=make_generator(root / "gen_cond.onnx", labels=24),
-        gen_cond_bare=make_generator(root / "gen_cond_bare.onnx", labels=24, metadata=False),
-        gen_cartoon=make_generator(root / "gen_cartoon.onnx", labels=CARTOON_SPACE.size, label_space=CARTOON_SPACE),
-        classifier=make_dense_head(root / "classifier.onnx", role="classifier"),
-        classifier10=make_dense_head(root / "classifier10.onnx", role="classifier", out_dim=10, label_space=space10),
-        classifier10_bare=make_dense_head(root / "classifier10_bare.onnx", role="classifier", out_dim=10, metadata=False),
-        classifier_grey=make_dense_head(root / "classifier_grey.onnx", role="classifier", image_shape=(1, 8, 8)),
-        features=features,
-        encoder=make_encoder(root / "encoder.onnx", np.linalg.pinv(decoder_weight), value_range="-1,1"),
-        decoder=make_linear_decoder(root / "decoder.onnx", decoder_weight, value_range="-1,1"),
-        encoder4=make_encoder(root / "encoder4.onnx", latent_dim=4),
-        images=write_images(root / "images", 20),
-        one_image=write_images(root / "one_image", 1),
-        stats=root / "stats.npz",
-        stats_pytorch_fid=write_stats(root / "pytorch_fid.npz", mu=stats.mu, sigma=stats.sigma),
-    )
-
-
-def reference_stats(features: Path, folder: Path, out: Path) -> FeatureStats:
-    """Statistics of ``folder`` through ``features``, as `gen-eval stats` writes them."""
-    from gen_eval.data.datasets import open_dataset
-    from gen_eval.evaluator.features import imageset_stats
-    from gen_eval.evaluator.model import load_model
-
-    stats = imageset_stats(load_model(features, role="features", device="cpu"), open_dataset(folder), progress=False)
-    stats.save(out)
-    return stats
-
-
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Assets:
     return build_assets(tmp_path_factory.mktemp("assets"))
@@ -975,8 +893,8 @@ def _dynamic_shape_generator(path: Path) -> Path:
     init = [numpy_helper.from_array(rng.standard_normal((8, 48)).astype(np.float32), "W"),
             numpy_helper.from_array(np.array(0, np.float32), "zero"),
             numpy_helper.from_array(np.array([-1, 3, 4, 4], np.float32), "dims")]
-    return _save(_model(nodes, [_tensor("z", ["B", 8])], [_tensor("image", ["B", "C", "H", "W"])], init), path,
-                 GENERATOR_META)
+    return save_model(onnx_model(nodes, [_tensor("z", ["B", 8])], [_tensor("image", ["B", "C", "H", "W"])], init),
+                      path, GENERATOR_META)
 
 
 def _huge_input_features(path: Path) -> Path:
@@ -984,8 +902,9 @@ def _huge_input_features(path: Path) -> Path:
     nodes = [helper.make_node("GlobalAveragePool", ["image"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
              helper.make_node("MatMul", ["f", "W"], ["features"])]
     init = [numpy_helper.from_array(np.ones((3, 16), np.float32), "W")]
-    return _save(_model(nodes, [_tensor("image", ["B", 3, 2048, 2048])], [_tensor("features", ["B", 16])], init), path,
-                 {"gen_eval.role": "features", "gen_eval.value_range": "0,1", "gen_eval.contract": "1"})
+    return save_model(onnx_model(nodes, [_tensor("image", ["B", 3, 2048, 2048])], [_tensor("features", ["B", 16])],
+                                 init),
+                      path, {"gen_eval.role": "features", "gen_eval.value_range": "0,1", "gen_eval.contract": "1"})
 
 
 def _fifo(path: Path) -> Path:
@@ -1301,35 +1220,6 @@ def snapshot(*roots: Path) -> dict[str, str]:
     return listing
 
 
-def run_gen_eval(args: list, process: bool) -> tuple[int, str, str]:
-    args = [str(a) for a in args]
-    if process:
-        env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
-        result = subprocess.run([sys.executable, "-m", "gen_eval.cli", *args], capture_output=True, text=True,
-                                timeout=120, env=env, stdin=subprocess.DEVNULL)
-        return result.returncode, result.stdout, result.stderr
-    from click.testing import CliRunner
-
-    from gen_eval.cli import cli
-
-    result = CliRunner().invoke(cli, args, prog_name="gen-eval")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        trace = "".join(traceback.format_exception(*result.exc_info))
-        pytest.fail(f"uncaught exception (the user would see a traceback):\n{trace}")
-    return result.exit_code, result.stdout, result.stderr
-
-
-def error_line(stderr: str) -> str:
-    """The one ``error:`` line; only the evaluator's ``runtime:`` line may accompany it."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
-    assert lines[0].startswith("error: "), stderr
-    return lines[0]
-
-
 def _params():
     for case in CASES:
         marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
@@ -1445,7 +1335,7 @@ def test_the_last_batch_is_not_padded_to_the_batch_size(assets: Assets) -> None:
     """4 images at --batch-size 10^6 run as 4 rows (padding them took 1.7 GB); a fixed-batch graph is still padded."""
     from gen_eval.evaluator import runtime
     from gen_eval.evaluator.model import load_model
-    from test_evaluator_graphs import make_generator
+    from helpers.graphs import make_generator
 
     seen = []
     original = runtime.BatchRunner._run_batch

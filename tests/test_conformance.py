@@ -19,7 +19,7 @@ from onnx import numpy_helper
 import gen_eval.conformance as conformance
 from gen_eval.conformance import selftest
 from gen_eval.evaluator.runtime import cuda_problem
-from test_evaluator_graphs import assert_one_line_error, no_torch_env, run_cli  # noqa: F401 - fixture
+from helpers.cli import assert_one_line_error, run_cli
 
 
 @pytest.mark.parametrize("threads,batch_size", [(None, None), (1, 1), (2, 7)])

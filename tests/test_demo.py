@@ -18,7 +18,7 @@ from gen_eval.data.datasets import open_dataset
 from gen_eval.demo import QUICK, SCORE_FILES, STEPS
 from gen_eval.evaluator.noise import latent_noise
 from gen_eval.trainers.judge import load_judge
-from test_evaluator_score import tie_slack
+from helpers.ta_reference import tie_slack
 
 torch.set_num_threads(2)
 

@@ -13,7 +13,8 @@ from scipy import linalg
 
 from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.stats import FeatureStats, load_stats, merge_stats
-from test_evaluator_graphs import assert_one_line_error, make_dense_head, make_generator, no_torch_env, run_cli, run_cli_here  # noqa: F401
+from helpers.cli import assert_one_line_error, run_cli, run_cli_here
+from helpers.graphs import make_dense_head, make_generator
 
 
 def pytorch_fid_distance(mu1, sigma1, mu2, sigma2) -> float:

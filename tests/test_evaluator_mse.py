@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gen_eval.data.images import save_png
-from test_evaluator_graphs import (assert_one_line_error, make_encoder, make_linear_decoder,  # noqa: F401
-                                   no_torch_env, run_cli, run_cli_here)
+from helpers.cli import assert_one_line_error, run_cli, run_cli_here
+from helpers.graphs import make_encoder, make_linear_decoder
 
 SHAPE = (3, 8, 8)
 DIM = 3 * 8 * 8

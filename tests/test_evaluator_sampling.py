@@ -11,7 +11,8 @@ from PIL import Image
 from gen_eval.evaluator import load_model
 from gen_eval.evaluator.noise import NOISE_BLOCK, latent_noise
 from gen_eval.evaluator.sampling import generate_all, parse_shard, shard_indices
-from test_evaluator_graphs import ICLEVR_NAMES, assert_one_line_error, make_generator, no_torch_env, run_cli, run_cli_here  # noqa: F401
+from helpers.cli import assert_one_line_error, run_cli, run_cli_here
+from helpers.graphs import ICLEVR_NAMES, make_generator
 
 
 def test_noise_depends_only_on_seed_and_index():

@@ -11,33 +11,9 @@ import torch.nn.functional as F
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.evaluator.score import binary_score, categorical_score, classifier_score, multilabel_score
-from test_evaluator_graphs import (ICLEVR_NAMES, assert_one_line_error, make_dense_head, make_generator,  # noqa: F401
-                                   no_torch_env, run_cli, run_cli_here)
-
-
-def ta_compute_acc(out: torch.Tensor, onehot_labels: torch.Tensor) -> tuple[int, int]:
-    """The S4 TA's evaluator.compute_acc, verbatim in logic (returns the pooled counts)."""
-    acc, total = 0, 0
-    for i in range(out.size(0)):
-        k = int(onehot_labels[i].sum().item())
-        total += k
-        outv, outi = out[i].topk(k)
-        lv, li = onehot_labels[i].topk(k)
-        for j in outi:
-            if j in li:
-                acc += 1
-    return acc, total
-
-
-def stable_reference(probs: np.ndarray, conditions: np.ndarray) -> float:
-    """The same semantics with an explicit stable descending sort (lowest index first on ties)."""
-    correct = total = 0
-    for p, c in zip(probs.tolist(), conditions.tolist()):
-        k = int(sum(c))
-        top = sorted(range(len(p)), key=lambda i: -p[i])[:k]  # sorted() is stable
-        correct += sum(1 for i in top if c[i] == 1)
-        total += k
-    return correct / total
+from helpers.cli import assert_one_line_error, run_cli, run_cli_here
+from helpers.graphs import ICLEVR_NAMES, ICLEVR_SPACE, make_dense_head, make_generator
+from helpers.ta_reference import stable_reference, ta_compute_acc, tie_slack
 
 
 def random_conditions(rng, n, size=24, kmax=3) -> np.ndarray:
@@ -133,17 +109,6 @@ def test_binary_attribute_accuracy():
 
 
 # -- end to end ---------------------------------------------------------------------------------
-def tie_slack(probs, conditions, eps: float = 2.0 ** -16) -> float:
-    """How far a score may move on another CPU: images whose k-th and (k+1)-th probabilities lie within
-    float32 noise (the float32 rule's floor for probabilities) may rank either way; each moves it by
-    at most 1/Σk. Zero when no decision is that close: then the score must match exactly."""
-    probs, conditions = np.asarray(probs, np.float64), np.asarray(conditions)
-    ordered = -np.sort(-probs, axis=1)
-    ks = conditions.sum(1).astype(int)
-    close = sum(1 for row, k in zip(ordered, ks) if k < len(row) and row[k - 1] - row[k] <= eps)
-    return close / ks.sum()
-
-
 def _reference_score(gen_path, cls_path, conditions, seed, classifier_size, quantize=False):
     """Generator and classifier run by plain onnxruntime; resize and rescale by torch; TA's compute_acc."""
     import onnxruntime as ort
@@ -171,7 +136,6 @@ def score_models(tmp_path):
     items = [[ICLEVR_NAMES[i] for i in rng.choice(24, rng.integers(1, 4), replace=False)] for _ in range(32)]
     test.write_text(json.dumps(items))
     from gen_eval.data.conditions import read_condition_file
-    from test_evaluator_graphs import ICLEVR_SPACE
 
     return gen, cls, test, read_condition_file(test, ICLEVR_SPACE)
 

@@ -23,7 +23,7 @@ from gen_eval.exporter.parity import compare_outputs, parity_inputs
 from gen_eval.trainers import FAMILY_MODULES, family_names, get_family
 from gen_eval.trainers.base import ExportGraph, Family
 from gen_eval.trainers.checkpoint import save_checkpoint
-from test_evaluator_graphs import assert_one_line_error, run_cli_here
+from helpers.cli import assert_one_line_error, run_cli_here
 
 ICLEVR_LIKE = LabelSpace.multilabel(["gray cube", "red cube", "blue sphere", "green cylinder", "cyan sphere"])
 SMILING = LabelSpace.binary("Smiling")
@@ -46,12 +46,7 @@ SMALL: dict[str, tuple[dict[str, Any], LabelSpace | None]] = {
 CONDITIONAL_DEFAULT = ICLEVR_LIKE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def write_checkpoint(path: Path, name: str, family: Family, networks: dict[str, nn.Module]) -> Path:

@@ -18,18 +18,13 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.exporter.parity import compare_outputs
 from gen_eval.trainers.checkpoint import save_checkpoint
 from gen_eval.trainers.judge import penultimate, ta_resnet18
-from test_evaluator_graphs import assert_one_line_error, run_cli_here
+from helpers.cli import assert_one_line_error, run_cli_here
 
 COLOURS = ["gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow"]
 NAMES = [f"{colour} {shape}" for colour in COLOURS for shape in ("cube", "sphere", "cylinder")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def trained_looking_judge(num_labels: int, seed: int = 0) -> nn.Module:

@@ -23,12 +23,7 @@ LATENT = 8
 SHAPES = LabelSpace.multilabel(["red cube", "blue sphere", "green cylinder", "gray cube"])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 class TinyGenerator(nn.Module):

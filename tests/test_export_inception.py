@@ -26,15 +26,10 @@ from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, check_weights_file, fetch_inception
 from gen_eval.exporter.parity import OutputError, float32_tolerance
 from gen_eval.exporter.inception import build_fid_features, random_fid_weights
-from test_evaluator_graphs import assert_one_line_error, run_cli_here
+from helpers.cli import assert_one_line_error, run_cli_here
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")  # conftest.py
 
 
 @pytest.fixture(scope="session")

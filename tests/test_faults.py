@@ -21,15 +21,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from test_bad_inputs import error_line, run_gen_eval, write_images
-from test_evaluator_graphs import REPO, make_generator
+from helpers.cli import error_line, process_env, run_gen_eval
+from helpers.graphs import make_generator
+from helpers.images import write_images
 
 TINY_DCGAN = ["--set", "image_size=16", "--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16"]
 TEMP_MARK = ".tmp-"  # gen_eval.fileio's temporary files and folders: .<name>.tmp-XXXX
-
-
-def process_env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
 
 
 def run_killed(args: list, patch: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -348,8 +345,9 @@ def loop_generator(path: Path) -> Path:
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
-    from test_bad_inputs import GENERATOR_META
-    from test_evaluator_graphs import _model, _save
+    from helpers.assets import GENERATOR_META
+    from helpers.graphs import onnx_model as _model
+    from helpers.graphs import save_model as _save
 
     scalar = lambda name, kind=TensorProto.FLOAT: helper.make_tensor_value_info(name, kind, [])  # noqa: E731
     body = helper.make_graph(
@@ -443,7 +441,7 @@ def full_disk(tmp_path):
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_old_files(full_disk, generator):
-    from test_bad_inputs import build_assets
+    from helpers.assets import build_assets
 
     assets = build_assets(full_disk.parent / "assets")
     before = files_under(full_disk)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen_eval.cli import cli
-from test_evaluator_graphs import make_dense_head
+from helpers.graphs import make_dense_head
 
 
 def folder(path, seed: int, shift: int = 0, count: int = 60):

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from gen_eval.cli import cli
 from gen_eval.project import project_settings
-from test_evaluator_graphs import ICLEVR_NAMES, make_dense_head, make_generator
+from helpers.graphs import ICLEVR_NAMES, make_dense_head, make_generator
 
 
 def gen_eval(*args, env=None):

@@ -16,6 +16,7 @@ from gen_eval.data.shapes import write_shapes
 from gen_eval.trainers import get_family
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint
 from gen_eval.trainers.loop import train
+from helpers.cli import assert_one_line_error, run_cli_here
 
 torch.set_num_threads(1)   # tiny networks: one thread avoids spinning against other jobs on a shared CPU
 
@@ -36,7 +37,7 @@ def read_log(path):
 
 
 def rebuild(checkpoint_path):
-    """Networks rebuilt from a checkpoint the way interfaces.md tells the exporter to."""
+    """Networks rebuilt from a checkpoint the way the exporter does (gen_eval.exporter.graphs.rebuild_family)."""
     ckpt = require_gen_eval_checkpoint(load_checkpoint(checkpoint_path), checkpoint_path)
     cls = get_family(ckpt["family"])
     space = LabelSpace.from_dict(ckpt["label_space"]) if ckpt["label_space"] else None
@@ -294,22 +295,6 @@ def test_log_helpers_write_pictures(tmp_path):
 
 # -- the command line: one-line errors, exit code 2 -----------------------------------------------------------------
 
-def run_cli(*args):
-    from click.testing import CliRunner
-
-    from gen_eval.cli import cli
-
-    return CliRunner().invoke(cli, list(args))
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_cli_rejects_bad_input_in_one_line(shapes, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -318,24 +303,25 @@ def test_cli_rejects_bad_input_in_one_line(shapes, tmp_path):
     for i in range(2):
         Image.new("RGB", (64, 64)).save(plain / f"{i}.png")
     out = str(tmp_path / "out")
-    assert_one_line_error(run_cli("train", "nosuch", "--data", str(shapes), "--out", out), "unknown model family")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(plain), "--out", out), "needs labels")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--set", "image_size=32"),
+    assert_one_line_error(run_cli_here("train", "nosuch", "--data", str(shapes), "--out", out), "unknown model family")
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(plain), "--out", out), "needs labels")
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--set", "image_size=32"),
                           "--set data.resize=true")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--set", "lr_q=1"),
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--set", "lr_q=1"),
                           "no setting 'lr_q'", "lr_g")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--set", "ngf=wide"),
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--set", "ngf=wide"),
                           "integer")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--set", "generator=vq"),
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--set", "generator=vq"),
                           "dcgan, upsample, srgan")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--steps", "2",
-                                  "--epochs", "1"), "either --steps or --epochs")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--resume"),
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--steps", "2",
+                                       "--epochs", "1"), "either --steps or --epochs")
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out, "--resume"),
                           "nothing to resume")
-    assert_one_line_error(run_cli("train", "acgan", "--out", out), "--data is required")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(shapes), "--out", out, "--set", "perceptual_weight=1"),
-                          "--set judge=PATH")
-    assert_one_line_error(run_cli("train", "acgan", "--data", str(tmp_path / "missing"), "--out", out), "not found")
+    assert_one_line_error(run_cli_here("train", "acgan", "--out", out), "--data is required")
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(shapes), "--out", out,
+                                       "--set", "perceptual_weight=1"), "--set judge=PATH")
+    assert_one_line_error(run_cli_here("train", "acgan", "--data", str(tmp_path / "missing"), "--out", out),
+                          "not found")
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
@@ -343,14 +329,14 @@ def test_cli_trains_refuses_to_clobber_and_resumes(shapes, tmp_path):
     out = tmp_path / "run"
     args = ["train", "cgan", "--data", str(shapes), "--out", str(out), "--batch-size", "8", "--device", "cpu",
             "--no-progress"] + [a for k, v in TINY_GAN.items() for a in ("--set", f"{k}={v}")]
-    result = run_cli(*args, "--steps", "2")
-    assert result.exit_code == 0, result.output
+    result = run_cli_here(*args, "--steps", "2")
+    assert result.returncode == 0, (result.stdout, result.stderr)
     assert result.stdout.strip().endswith("last.pt")
-    assert_one_line_error(run_cli(*args, "--steps", "2"), "--resume", "--force")
-    assert_one_line_error(run_cli(*args, "--steps", "3", "--resume", "--set", "lr_g=0.1"), "lr_g")
-    assert run_cli(*args, "--steps", "3", "--resume").exit_code == 0
+    assert_one_line_error(run_cli_here(*args, "--steps", "2"), "--resume", "--force")
+    assert_one_line_error(run_cli_here(*args, "--steps", "3", "--resume", "--set", "lr_g=0.1"), "lr_g")
+    assert run_cli_here(*args, "--steps", "3", "--resume").returncode == 0
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
-    assert run_cli(*args, "--steps", "1", "--force").exit_code == 0
+    assert run_cli_here(*args, "--steps", "1", "--force").returncode == 0
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 1
 
 

@@ -48,13 +48,7 @@ TINY = {
 VAE_FAMILIES = ("mlp-vae", "vae", "vae-gan")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a shared 2-core machine threads spin-wait."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 # -- tiny data sets in the real formats ------------------------------------------------------------
@@ -322,16 +316,21 @@ def test_mlp_gan_matches_s2():
     assert generator(torch.randn(3, 100)).shape == (3, 1, 28, 28)
 
 
-def test_mlp_gan_skips_the_discriminator_every_nth_step():
-    family = _tiny_family("mlp-gan", d_skip_every=2)
+def _steps_changing(family, network: str, steps: int) -> list[tuple[bool, dict]]:
+    """Train steps 0..steps-1 of fresh networks; for each, whether ``network``'s parameters changed, and the logs."""
     nets = family.build_networks()
     opts = family.build_optimizers(nets)
-    changed = []
-    for step in range(4):
-        before = [p.detach().clone() for p in nets["discriminator"].parameters()]
-        family.train_step(nets, opts, _fake_batch(family, seed=step), step)
-        changed.append(any(not torch.equal(a, b) for a, b in zip(before, nets["discriminator"].parameters())))
-    assert changed == [True, False, True, False]
+    out = []
+    for step in range(steps):
+        before = [p.detach().clone() for p in nets[network].parameters()]
+        logs = family.train_step(nets, opts, _fake_batch(family, seed=step), step)
+        out.append((any(not torch.equal(a, b) for a, b in zip(before, nets[network].parameters())), logs))
+    return out
+
+
+def test_mlp_gan_skips_the_discriminator_every_nth_step():
+    steps = _steps_changing(_tiny_family("mlp-gan", d_skip_every=2), "discriminator", 4)
+    assert [changed for changed, _ in steps] == [True, False, True, False]
 
 
 def test_conv_vae_matches_s1_and_its_loss_uses_the_kl_weight():
@@ -382,16 +381,10 @@ def test_wgan_gp_matches_s3():
 
 
 def test_wgan_gp_trains_the_generator_once_per_n_critic_steps():
-    family = _tiny_family("wgan-gp", n_critic=5)
-    nets = family.build_networks()
-    opts = family.build_optimizers(nets)
-    generator_changed = []
-    for step in range(10):
-        before = [p.detach().clone() for p in nets["generator"].parameters()]
-        logs = family.train_step(nets, opts, _fake_batch(family, seed=step), step)
-        generator_changed.append(any(not torch.equal(a, b) for a, b in zip(before, nets["generator"].parameters())))
-        assert ("loss_g" in logs) == generator_changed[-1]
-    assert generator_changed == [False] * 4 + [True] + [False] * 4 + [True]
+    steps = _steps_changing(_tiny_family("wgan-gp", n_critic=5), "generator", 10)
+    for generator_changed, logs in steps:
+        assert ("loss_g" in logs) == generator_changed
+    assert [changed for changed, _ in steps] == [False] * 4 + [True] + [False] * 4 + [True]
 
 
 def test_wgan_gp_auxiliary_loss_sums_the_heads_cross_entropies():

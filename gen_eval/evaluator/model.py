@@ -30,7 +30,7 @@ from gen_eval.fileio import read_input_bytes
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}
 ROLE_INPUTS, ROLE_OUTPUTS = C.ROLE_INPUTS, C.ROLE_OUTPUTS  # the contract's tables (shared with the exporter)
-# What a features model takes when its metadata does not say (DESIGN.md): float32 in [0, 1].
+# What a features model takes when its metadata does not say (shared/DESIGN.md): float32 in [0, 1].
 FEATURES_VALUE_RANGE = (0.0, 1.0)
 # Bounds on what a model may ask of the evaluator: a protobuf cannot exceed 2 GiB; noise and images
 # beyond these sizes would exhaust memory long before a useful result (StyleGAN's z is 512, Inception's

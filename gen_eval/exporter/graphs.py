@@ -47,7 +47,7 @@ class _Built:
 
 
 def check_graph_contract(graph: ExportGraph) -> None:
-    """The input/output names and shapes the evaluator relies on for this role (DESIGN.md)."""
+    """The input/output names and shapes the evaluator relies on for this role (shared/DESIGN.md)."""
     if graph.role not in contract.ROLE_OUTPUTS:
         raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
     if tuple(graph.output_names) != tuple(contract.ROLE_OUTPUTS[graph.role]):
@@ -70,7 +70,7 @@ def check_graph_contract(graph: ExportGraph) -> None:
 
 def graph_metadata(graph: ExportGraph, family: str, extra: Mapping[str, str] | None = None, *,
                    dynamic_image_size: bool = False) -> dict[str, str]:
-    """The ``metadata_props`` of DESIGN.md for this graph.
+    """The ``metadata_props`` of shared/DESIGN.md for this graph.
 
     A graph that takes images of any size (``dynamic_image_size``) records no image shape, so the
     evaluator feeds images at their own size instead of resizing them first.
@@ -168,7 +168,8 @@ def output_paths(out: str | os.PathLike, graphs: Sequence[ExportGraph]) -> list[
 
 
 def rebuild_family(checkpoint_data: Mapping, source: str):
-    """The family object and its networks with the checkpoint's weights (interfaces.md recipe)."""
+    """The family object and its networks with the checkpoint's weights (family, config and label_space of the
+    checkpoint format in gen_eval/trainers/checkpoint.py rebuild the networks)."""
     from gen_eval.trainers import get_family
 
     family_cls = get_family(checkpoint_data["family"])

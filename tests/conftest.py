@@ -1,0 +1,46 @@
+"""Fixtures shared by several test files (pytest finds them here; do not import them).
+
+Non-fixture helpers (graph builders, CLI runners, reference scores) are in the ``helpers`` package
+next to this file; pytest's default import mode puts tests/ on sys.path, so ``from helpers.graphs import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers.cli import BLOCKER, REPO
+
+
+@pytest.fixture(scope="session")
+def no_torch_env(tmp_path_factory) -> dict:
+    """Environment for :func:`helpers.cli.run_cli`: ``import torch`` (and torchvision, pytorch_fid) fails."""
+    folder = tmp_path_factory.mktemp("no_torch")
+    (folder / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO)])
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _torch_threads(count: int):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a whole module, then back. Tiny networks gain nothing from threads, and on
+    a shared 2-core machine threads spin-wait. Use as ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    yield from _torch_threads(1)
+
+
+@pytest.fixture(scope="module")
+def two_torch_threads():
+    """torch on two threads for a whole module, then back (as :func:`one_torch_thread`)."""
+    yield from _torch_threads(2)
