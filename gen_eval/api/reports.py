@@ -92,6 +92,8 @@ class Report:
         if self.interval is not None and math.isfinite(self.interval.low):
             rows.append((f"{self.interval.confidence:.0%} interval",
                          f"[{_fmt(self.interval.low)}, {_fmt(self.interval.high)}] ({self.interval.method})"))
+        elif self.interval is not None:
+            rows.append(("interval", f"none: {self.interval.method}"))
         rows += [(key, _fmt(value)) for key, value in self.details.items() if not isinstance(value, (list, dict))]
         for key, value in self.details.items():
             if isinstance(value, dict):

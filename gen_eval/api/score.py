@@ -108,8 +108,6 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
                     settings={"repeats": repeats, "seed": seed, "quantize": quantize, "confidence": confidence,
                               "over_conditions": over_conditions},
                     raw={"hits": hits.tolist(), "ks": ks.tolist()})
-    if repeats == 1 and not over_conditions:
-        report.warnings.append("one noise seed: no interval; use repeats >= 2 (or over_conditions) for one")
     report.images = kept
     return report
 
