@@ -748,7 +748,7 @@ CASES: list[Case] = [
     Case("demo: output is a file", lambda a, t: ["demo", "--quick", "--device", "cpu", "--out", _existing(t, "f")],
          ("is a file",)),
     Case("demo: unknown device", lambda a, t: ["demo", "--quick", "--device", "tpu", "--out", t / "d"],
-         ("'tpu' is not one of", "--help")),
+         ("unknown device 'tpu'", "auto, cpu, cuda or cuda:N")),
 
     # ---- metrics ----------------------------------------------------------------------------------
     Case("metrics: unknown metric", lambda a, t: ["metrics", "--features", a.features, "--ref", a.images, "--data",

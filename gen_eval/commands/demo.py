@@ -16,8 +16,8 @@ def register(cli: click.Group) -> None:
     @click.option("--quick", is_flag=True,
                   help="Toy sizes (under a minute on 2 idle cores); quality targets reported, not enforced.")
     @click.option("--force", is_flag=True, help="Redo every step, replacing the demo's earlier files in --out.")
-    @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                  help="Where torch trains and onnxruntime evaluates.")
+    @click.option("--device", default="auto", show_default=True,
+                  help="auto, cpu, cuda or cuda:N: where torch trains and onnxruntime evaluates.")
     @click.option("--seed", type=int, default=0, show_default=True,
                   help="Seed for data, weights, data order and noise.")
     def demo_command(out: Path, quick: bool, force: bool, device: str, seed: int) -> None:

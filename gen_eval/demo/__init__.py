@@ -47,11 +47,9 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     quality target is missed (after writing everything)."""
     if seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"unknown --device {device!r}; use auto, cpu or cuda")
     from gen_eval.trainers.loop import resolve_device
 
-    resolve_device(device)   # --device cuda without a GPU: one line now, not after the data step
+    resolve_device(device)   # the one device grammar; --device cuda without a GPU: one line now, not later
     recipe = recipe or (QUICK if quick else FULL)
     paths = Paths(Path(out))
     claim_folder(paths, recipe, seed, force)
