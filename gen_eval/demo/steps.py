@@ -139,7 +139,6 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
     judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
-    echo(f"  onnxruntime: {judged.provenance['runtime']}")
     echo(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
 
     scores: dict[str, Any] = {}
