@@ -198,25 +198,7 @@ def test_resumed_shard_removes_the_killed_writes_temp_file(killed_shard):
 # -- Ctrl-C -------------------------------------------------------------------------------------------
 def interrupt_when(args: list, ready, timeout: float = 60) -> subprocess.CompletedProcess:
     """Start ``gen-eval ARGS``; once ``ready()`` is true send SIGINT to its process group (a terminal's Ctrl-C)."""
-    process = subprocess.Popen([sys.executable, "-m", "gen_eval.cli", *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=process_env(), start_new_session=True,
-                               stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            if process.poll() is not None:
-                out, err = process.communicate()
-                pytest.fail(f"gen-eval ended (exit {process.returncode}) before it could be interrupted:\n{err}")
-            if time.monotonic() > deadline:
-                pytest.fail("gen-eval never reached the point where the test interrupts it")
-            time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
+    return signal_when(args, ready, signal.SIGINT, timeout)
 
 
 def assert_interrupted(result: subprocess.CompletedProcess) -> None:
@@ -321,7 +303,7 @@ def signal_when(args: list, ready, sig: int, timeout: float = 60) -> subprocess.
                 pytest.fail("gen-eval never reached the point where the test signals it")
             time.sleep(0.02)
         os.killpg(process.pid, sig)
-        out, err = process.communicate(timeout=30)  # a run that ignores the signal fails here
+        out, err = process.communicate(timeout=60)  # a run that ignores the signal fails here
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
