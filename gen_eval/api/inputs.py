@@ -15,32 +15,30 @@ from gen_eval.errors import UserError
 log = logging.getLogger("gen_eval")
 
 
-def value_range(text: str | tuple[float, float] | None, flag: str) -> tuple[float, float] | None:
-    """'LOW,HIGH' (or a pair) -> (low, high); None -> None."""
-    from gen_eval.contract import parse_value_range
-
+def _parse(text, parser, flag: str):
+    """``parser`` on 'A,B[,C]' text (or a tuple, joined first); None -> None; errors name ``flag``."""
     if text is None:
         return None
     if not isinstance(text, str):
         text = ",".join(str(v) for v in text)
     try:
-        return parse_value_range(text)
+        return parser(text)
     except ValueError as exc:
         raise UserError(f"{flag}: {exc}") from None
+
+
+def value_range(text: str | tuple[float, float] | None, flag: str) -> tuple[float, float] | None:
+    """'LOW,HIGH' (or a pair) -> (low, high); None -> None."""
+    from gen_eval.contract import parse_value_range
+
+    return _parse(text, parse_value_range, flag)
 
 
 def image_shape(text: str | tuple[int, int, int] | None, flag: str) -> tuple[int, int, int] | None:
     """'C,H,W' (or a triple) -> (c, h, w); None -> None."""
     from gen_eval.contract import parse_image_shape
 
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        text = ",".join(str(v) for v in text)
-    try:
-        return parse_image_shape(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
+    return _parse(text, parse_image_shape, flag)
 
 
 def read_label_space(path: str | Path | None):

@@ -5,24 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
-from gen_eval.evaluator.uncertainty import Interval
+from gen_eval.evaluator.uncertainty import t_interval
 
 log = logging.getLogger("gen_eval")
-
-
-def image_interval(per_image: np.ndarray, confidence: float) -> Interval:
-    """Student-t interval of the mean of per-image MSEs: the data set seen as a sample of images."""
-    from scipy import stats
-
-    mean = float(per_image.mean())
-    if len(per_image) < 2:
-        return Interval(mean, float("nan"), float("nan"), confidence, "one image: no interval")
-    half = float(stats.t.ppf((1 + confidence) / 2, len(per_image) - 1) * per_image.std(ddof=1) / np.sqrt(len(per_image)))
-    return Interval(mean, mean - half, mean + half, confidence, f"t over {len(per_image)} images")
 
 
 def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str = "train",
@@ -54,11 +41,11 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
                       seeds=None, n=result.n, batch_size=enc.batch_size, data_listing=image_set_listing(images))
     prov["runtime"] = rt.describe()
     prov["data"] = images.source
-    interval = image_interval(result.per_image, confidence) if result.per_image is not None else None
+    interval = t_interval(result.per_image, confidence, "image") if result.per_image is not None else None
     details = {"scale": SCALE, "data": images.source, "encoder": str(encoder), "values": result.values}
     return Report("reconstruction_mse", result.value, result.n, model=str(model), interval=interval,
                   details=details, provenance=prov, higher_is_better=False,
                   settings={"split": split, "confidence": confidence})
 
 
-__all__ = ["image_interval", "mse"]
+__all__ = ["mse"]

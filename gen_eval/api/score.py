@@ -10,20 +10,18 @@ import numpy as np
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
 from gen_eval.errors import UserError
-from gen_eval.evaluator.uncertainty import Interval, score_interval
+from gen_eval.evaluator.uncertainty import Interval, score_interval, t_interval
 
 log = logging.getLogger("gen_eval")
 
 
 def seed_interval(values: np.ndarray, confidence: float) -> Interval:
     """Student-t interval of the mean over independent noise seeds (none with one seed)."""
-    from scipy import stats
-
-    mean = float(np.mean(values))
+    interval = t_interval(values, confidence, "seed")
     if len(values) < 2:
-        return Interval(mean, float("nan"), float("nan"), confidence, "one seed: no interval (use repeats >= 2)")
-    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
-    return Interval(mean, mean - half, mean + half, confidence, f"t over {len(values)} seeds")
+        return Interval(interval.estimate, interval.low, interval.high, confidence,
+                        "one seed: no interval (use repeats >= 2)")
+    return interval
 
 
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,

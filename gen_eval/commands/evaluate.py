@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from gen_eval.api.inputs import check_outputs
 from gen_eval.errors import UserError
 
 
@@ -37,13 +38,6 @@ def generator_options(func):
     func = click.option("--latent-dim", type=int, default=None,
                         help="Length of z if the model has no metadata and a dynamic z.")(func)
     return func
-
-
-def _check_outputs(force: bool, outputs: dict, inputs: dict) -> None:
-    """Every output writable, none of them one of the inputs or another output (flag -> path)."""
-    from gen_eval.fileio import check_outputs
-
-    check_outputs(outputs.items(), inputs.items(), force)
 
 
 # -- info -------------------------------------------------------------------------------------
@@ -200,7 +194,7 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
     outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path}
-    _check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
+    check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
     report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
                    quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
@@ -240,7 +234,7 @@ def mse_command(model, encoder, data, split, max_mse, confidence, strict, summar
     """
     from gen_eval.api.mse import mse
 
-    _check_outputs(force, {"--report": None if report_path == "-" else report_path},
+    check_outputs(force, {"--report": None if report_path == "-" else report_path},
                    {"--model": model, "--encoder": encoder, "--data": data, "--objects": objects,
                     "--summary": summary_path})
     report = mse(model, encoder, data, split=split, encoder_value_range=encoder_value_range, objects=objects,

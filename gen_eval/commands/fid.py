@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from gen_eval.commands.evaluate import (_check_outputs, _echo_err, finish, gate_options, generator_options,
-                                        runtime_options)
+from gen_eval.api.inputs import check_outputs
+from gen_eval.commands.evaluate import _echo_err, finish, gate_options, generator_options, runtime_options
 from gen_eval.errors import UserError
 
 
@@ -68,7 +68,7 @@ def fid_command(paths, features_path, ref, ref_split, data, split, model, n, see
         data, ref = paths
     if ref is None:
         raise UserError("give the reference with --ref (statistics .npz or images)")
-    _check_outputs(force, {"--report": None if report_path == "-" else report_path, "--save-stats": save_stats},
+    check_outputs(force, {"--report": None if report_path == "-" else report_path, "--save-stats": save_stats},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
                     "--conditions": conditions, "--objects": objects, "--summary": summary_path})
     report = fid(features_path, ref, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
@@ -122,7 +122,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    _check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
+    check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
                                            "--conditions": conditions, "--objects": objects})
     shard_spec = parse_shard(shard)
     stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
@@ -152,7 +152,7 @@ def stats_merge(inputs, out, force):
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    _check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
+    check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
     merged = merge_stats(list(inputs))
     merged.require_covariance("the merged files")
     warn_small(merged, "the merged set")

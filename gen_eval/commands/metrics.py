@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gen_eval.commands.evaluate import _check_outputs, _echo_err, runtime_options
+from gen_eval.api.inputs import check_outputs
+from gen_eval.commands.evaluate import _echo_err, runtime_options
 from gen_eval.commands.fid import source_options
 
 
@@ -38,7 +39,7 @@ def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, 
     from gen_eval.api.metrics import metrics
     from gen_eval.fileio import atomic_write_json
 
-    _check_outputs(force, {"--report": None if report_path == "-" else report_path},
+    check_outputs(force, {"--report": None if report_path == "-" else report_path},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
                     "--conditions": conditions, "--objects": objects})
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}

@@ -10,11 +10,24 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2
+PACKAGES = ("gen-eval", "onnxruntime-gpu", "onnxruntime", "numpy", "scipy", "pillow")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 _CHUNK = 1 << 20
 
 
@@ -71,8 +84,6 @@ def provenance(*, inputs: Mapping[str, str | os.PathLike | None], provider: str,
                preprocessing: Mapping[str, Any], seeds: list[int] | None, n: int, batch_size: int | None,
                data_listing: str | None = None) -> dict[str, Any]:
     """The provenance block of a report (``inputs`` maps a role such as "classifier" to its file)."""
-    from gen_eval.evaluator.report import package_versions
-
     files = {}
     for role, path in inputs.items():
         if path is None:
@@ -96,4 +107,4 @@ def provenance(*, inputs: Mapping[str, str | os.PathLike | None], provider: str,
     return out
 
 
-__all__ = ["SCHEMA_VERSION", "gpu_name", "provenance", "sha256_file", "sha256_listing"]
+__all__ = ["SCHEMA_VERSION", "gpu_name", "package_versions", "provenance", "sha256_file", "sha256_listing"]

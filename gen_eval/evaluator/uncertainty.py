@@ -33,6 +33,18 @@ class Interval:
         return asdict(self)
 
 
+def t_interval(values, confidence: float, what: str) -> Interval:
+    """Student-t interval of the mean of independent ``values`` (``what`` they are, for the method text)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return Interval(mean, float("nan"), float("nan"), confidence, f"one {what}: no interval")
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return Interval(mean, mean - half, mean + half, confidence, f"t over {len(values)} {what}s")
+
+
 def _check(hits: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hits = np.atleast_2d(np.asarray(hits, dtype=np.float64))
     ks = np.asarray(ks, dtype=np.float64)
@@ -118,4 +130,4 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     return Decision(passed, f"gate {verdict} ({rule}): {shown}", rule, shown)
 
 
-__all__ = ["Decision", "Interval", "decide_minimum", "paired_difference", "pooled_score", "score_interval"]
+__all__ = ["Decision", "Interval", "decide_minimum", "t_interval", "paired_difference", "pooled_score", "score_interval"]
