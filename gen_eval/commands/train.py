@@ -11,6 +11,7 @@ Examples:
   gen-eval data shapes --out shapes
   gen-eval train classifier --data shapes --out runs/judge --epochs 4
   gen-eval train dcgan --help       (the family's --set keys, defaults and ranges)
+  gen-eval train --preset NAME --data DIR --out runs/x   (a named recipe; --set/--epochs override it)
 """
 
 
@@ -50,9 +51,23 @@ class _TrainCommand(click.Command):
                 rows.append((family, f"{summary} Default {cls.default_epochs} epochs, batch {cls.default_batch_size}."))
             with formatter.section("Families (gen-eval train FAMILY --help shows its --set keys)"):
                 formatter.write_dl(rows)
+            _format_presets(formatter)
         else:
             _format_family(get_family(name), formatter)
         super().format_epilog(ctx, formatter)
+
+
+def _format_presets(formatter: click.HelpFormatter) -> None:
+    from gen_eval.trainers.presets import PRESETS
+
+    if not PRESETS:
+        return
+    rows = []
+    for preset in sorted(PRESETS.values(), key=lambda p: p.name):
+        length = f"{preset.epochs} epochs" if preset.epochs else f"{preset.steps} steps" if preset.steps else ""
+        rows.append((preset.name, f"{preset.family}: {preset.summary}" + (f" ({length})" if length else "")))
+    with formatter.section("Presets (gen-eval train --preset NAME; --set, --epochs, --batch-size override them)"):
+        formatter.write_dl(rows)
 
 
 def _format_family(cls, formatter: click.HelpFormatter) -> None:
@@ -78,7 +93,8 @@ def register(cli: click.Group) -> None:
     """Add this part's commands to the root group."""
 
     @cli.command("train", cls=_TrainCommand, epilog=EXAMPLES)
-    @click.argument("family")
+    @click.argument("family", required=False)
+    @click.option("--preset", help="A named recipe (family, settings, length, batch size); listed below.")
     @click.option("--data", "data_dir", type=click.Path(path_type=str), help="Data set folder or label file (required).")
     @click.option("--out", "out_dir", type=click.Path(path_type=str), help="Run folder for checkpoints and logs (required).")
     @click.option("--epochs", type=int, help="Train this many epochs (default: the family's, listed below).")
@@ -99,14 +115,25 @@ def register(cli: click.Group) -> None:
     @click.option("--threads", type=int, help="CPU threads for torch (default: the CPUs this process may use).")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--force", is_flag=True, help="Start over in a non-empty --out, replacing an earlier run's files.")
-    def train_command(family: str, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,
+    def train_command(family: str | None, preset: str | None, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,
                       batch_size: int | None, device: str, seed: int | None, resume: bool, settings: tuple[str, ...],
                       checkpoint_every: int, keep_checkpoints: bool, amp: bool, workers: int, threads: int | None,
                       no_progress: bool, force: bool) -> None:
-        """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) on a data set."""
+        """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) or a --preset recipe on a data set."""
         from gen_eval.devices import default_threads, parse_device, prefer_passive_waits
         from gen_eval.trainers import FAMILY_MODULES
 
+        recipe = None
+        if preset is not None:
+            from gen_eval.trainers.presets import get_preset
+
+            recipe = get_preset(preset)
+            if family is not None and family != recipe.family:
+                raise UserError(f"--preset {preset} trains {recipe.family}, not {family}; drop FAMILY or the preset")
+            family = recipe.family
+        if family is None:
+            raise UserError("give a model FAMILY or a --preset, e.g. 'gen-eval train dcgan --data DIR --out RUN'; "
+                            "'gen-eval train --help' lists both")
         if family not in FAMILY_MODULES:
             raise UserError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILY_MODULES)}")
         if not data_dir:
@@ -119,6 +146,11 @@ def register(cli: click.Group) -> None:
 
         check_output_folder("--out", out_dir, "--data", data_dir)
         overrides = parse_set_options(settings)
+        if recipe is not None:
+            overrides = recipe.overrides(overrides)
+            if epochs is None and steps is None:
+                epochs, steps = recipe.epochs, recipe.steps
+            batch_size = batch_size if batch_size is not None else recipe.batch_size
         if threads is not None and threads < 1:
             raise UserError(f"--threads must be a positive integer, got {threads}")
         parse_device(device)
