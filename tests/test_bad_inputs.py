@@ -1333,18 +1333,18 @@ def test_sixteen_bit_png_decodes_to_its_top_bits(tmp_path: Path) -> None:
 
 def test_the_last_batch_is_not_padded_to_the_batch_size(assets: Assets) -> None:
     """4 images at --batch-size 10^6 run as 4 rows (padding them took 1.7 GB); a fixed-batch graph is still padded."""
-    from gen_eval.evaluator import runtime
+    from gen_eval.evaluator import batches
     from gen_eval.evaluator.model import load_model
     from helpers.graphs import make_generator
 
     seen = []
-    original = runtime.BatchRunner._run_batch
+    original = batches.BatchRunner._run_batch
 
     def record(self, batch):
         seen.append({name: value.shape[0] for name, value in batch.items()})
         return original(self, batch)
 
-    runtime.BatchRunner._run_batch = record
+    batches.BatchRunner._run_batch = record
     try:
         generator = load_model(assets.gen, role="generator", device="cpu", batch_size=10**6)
         assert generator.generate(np.zeros((4, 8), np.float32)).shape == (4, 3, 8, 8)
@@ -1355,7 +1355,7 @@ def test_the_last_batch_is_not_padded_to_the_batch_size(assets: Assets) -> None:
         assert fixed.generate(np.zeros((3, 8), np.float32)).shape == (3, 3, 8, 8)
         assert seen == [{"z": 8}]
     finally:
-        runtime.BatchRunner._run_batch = original
+        batches.BatchRunner._run_batch = original
 
 
 def test_allow_other_features_computes_the_distance_with_a_warning(assets: Assets, tmp_path: Path) -> None:
