@@ -25,7 +25,7 @@ from gen_eval.commands import fid as fid_commands
 from gen_eval.commands import metrics as metrics_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
-from gen_eval.errors import GenEvalError, Terminated, printable
+from gen_eval.errors import GenEvalError, Terminated, flag_style, printable, render
 from gen_eval.project import project_settings
 
 
@@ -48,11 +48,43 @@ def _sigterm_raises():
 
 
 class _EchoHandler(logging.Handler):
-    """The library's messages (logger "gen_eval", quiet by default) on stderr, one line each."""
+    """The library's messages (logger "gen_eval", quiet by default) on stderr, one line each; above a
+    progress bar while one is drawn (the bars are the CLI's: the library draws none unless asked)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         prefix = "warning: " if record.levelno >= logging.WARNING else ""
-        click.echo(prefix + printable(record.getMessage()), err=True)
+        line = prefix + printable(render(record.getMessage()))
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is not None and getattr(tqdm.tqdm, "_instances", None):
+            tqdm.tqdm.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+
+
+def _flag_resolver(group: click.Group, ctx: click.Context):
+    """Parameter name -> the running command's option: ``--batch-size`` when the command has it, else the
+    option whose Python name it is (``data_dir`` -> ``--data``), else the name dashed."""
+
+    def options() -> list[click.Option]:
+        command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+        commands = [command] if command is not None else []
+        if isinstance(command, click.Group):
+            commands += list(command.commands.values())
+        return [p for c in commands for p in c.params if isinstance(p, click.Option)]
+
+    def flag_of(name: str, negative: bool) -> str:
+        dashed = "--" + name.replace("_", "-")
+        found = options()
+        for option in found:
+            if dashed in option.opts or (negative and "--no-" + dashed[2:] in option.secondary_opts):
+                return option.secondary_opts[0] if negative and option.secondary_opts else dashed
+        for option in found:
+            if option.name == name:
+                longs = [o for o in option.opts if o.startswith("--")] or option.opts
+                return option.secondary_opts[0] if negative and option.secondary_opts else longs[0]
+        return "--no-" + dashed[2:] if negative else dashed
+
+    return flag_of
 
 
 @contextmanager
@@ -75,6 +107,10 @@ class _Group(click.Group):
     """Turns gen-eval errors (and click's usage errors) into one line on stderr and an exit code, unless --debug."""
 
     def invoke(self, ctx: click.Context):
+        with flag_style(_flag_resolver(self, ctx)):  # messages name this command's options
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
         try:
             with _sigterm_raises(), _log_to_stderr():
                 return super().invoke(ctx)

@@ -1,10 +1,77 @@
-"""Exceptions that the CLI turns into one-line messages and exit codes."""
+"""Exceptions that the CLI turns into one-line messages and exit codes, and how messages name parameters.
+
+The library never names a command-line flag: a message names a parameter with :func:`param`, and the
+text is rendered when it is read. From Python a parameter reads as its keyword (``batch_size=0``);
+while a CLI command runs (:func:`flag_style`) it reads as that command's option (``--batch-size 0``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+_PARAM = re.compile("\x02([A-Za-z_][A-Za-z0-9_]*)(?:\x1f([^\x1f\x03]*)\x1f([^\x1f\x03]*))?\x03")
+_NO_VALUE = object()
+# name, negative (a False flag) -> the option's text; None: render parameters as Python keywords
+_flag_of: ContextVar[Callable[[str, bool], str] | None] = ContextVar("gen_eval_flag_of", default=None)
+
+
+def param(name: str, value: object = _NO_VALUE, shown: str | None = None) -> str:
+    """A parameter named inside a message (``name`` is the Python keyword).
+
+    With a ``value`` it reads ``name=value`` in Python and ``--flag shown`` on the command line
+    (``shown`` defaults to ``str(value)``; a bool is a flag: ``True`` reads ``--force``, ``False`` the
+    negative form such as ``--no-verify``).
+    """
+    if value is _NO_VALUE:
+        return f"\x02{name}\x03"
+    if isinstance(value, bool):
+        shown = "" if value else "\x00"
+    elif shown is None:
+        shown = str(value)
+    return f"\x02{name}\x1f{_clean(shown)}\x1f{_clean(repr(value))}\x03"
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x1f", " ").replace("\x03", " ")
+
+
+def render(text: object) -> str:
+    """``text`` with its parameters named for whoever reads it (see :func:`flag_style`)."""
+    flag_of = _flag_of.get()
+
+    def name_it(match: re.Match) -> str:
+        name, shown, python = match.groups()
+        if flag_of is None:
+            return name if python is None else f"{name}={python}"
+        if shown is None:
+            return flag_of(name, False)
+        if shown in ("", "\x00"):
+            return flag_of(name, shown == "\x00")
+        return f"{flag_of(name, False)} {shown}"
+
+    return _PARAM.sub(name_it, str(text))
+
+
+@contextmanager
+def flag_style(flag_of: Callable[[str, bool], str]) -> Iterator[None]:
+    """Within the block, messages name parameters by ``flag_of(name, negative)`` (the CLI's options)."""
+    token = _flag_of.set(flag_of)
+    try:
+        yield
+    finally:
+        _flag_of.reset(token)
 
 
 class GenEvalError(Exception):
-    """Base class; ``exit_code`` is what the CLI exits with."""
+    """Base class; ``exit_code`` is what the CLI exits with. ``str()`` renders :func:`param` names."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return render(super().__str__())
 
 
 class UserError(GenEvalError):

@@ -36,7 +36,7 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
     shapes = write_shapes(root / "shapes", n_train=48, n_heldout=16, seed=0)
     train("cgan", shapes, root / "runs" / "acgan", steps=2, batch_size=8, device="cpu", progress=False,
-          config_overrides=TINY_CGAN, echo=lambda _: None)
+          config_overrides=TINY_CGAN)
     gen_eval.export(root / "runs" / "acgan" / "checkpoints" / "last.pt", root / "acgan.onnx")
     make_dense_head(root / "judge.onnx", role="classifier", image_shape=(3, 16, 16), out_dim=24)
     make_dense_head(root / "features.onnx", role="features", image_shape=(3, 16, 16), out_dim=8, activation="Relu")

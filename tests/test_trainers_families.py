@@ -99,8 +99,7 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 def _train(name: str, datasets, out: Path, steps: int, resume: bool = False) -> Path:
     data, settings = TINY[name]
     return train(name, datasets[data], out, steps=steps, batch_size=BATCH, device="cpu", seed=3, resume=resume,
-                 config_overrides=settings, log_every=1, checkpoint_every=2, workers=0, progress=False,
-                 echo=lambda msg: None)
+                 config_overrides=settings, log_every=1, checkpoint_every=2, workers=0, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -33,4 +33,4 @@ def register(cli: click.Group) -> None:
         """
         from gen_eval.demo import run_demo
 
-        run_demo(out, quick=quick, force=force, device=device, seed=seed, echo=click.echo)
+        run_demo(out, quick=quick, force=force, device=device, seed=seed)

@@ -104,7 +104,7 @@ def register(cli: click.Group) -> None:
                   help="auto, cpu, cuda or cuda:N (auto: the GPU when torch sees one); train prints its choice.")
     @click.option("--seed", type=int, help="Seed for weights, noise and data order, 0 to 2^63-1 (default 0).")
     @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
-    @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+    @click.option("--set", "config_overrides", multiple=True, metavar="KEY=VALUE",
                   help="Family setting (e.g. lr_g=1e-4, generator=srgan) or data option (data.attribute=Smiling, "
                        "data.resize=true); repeatable. 'gen-eval train FAMILY --help' lists them.")
     @click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints.")
@@ -116,7 +116,7 @@ def register(cli: click.Group) -> None:
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--force", is_flag=True, help="Start over in a non-empty --out, replacing an earlier run's files.")
     def train_command(family: str | None, preset: str | None, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,
-                      batch_size: int | None, device: str, seed: int | None, resume: bool, settings: tuple[str, ...],
+                      batch_size: int | None, device: str, seed: int | None, resume: bool, config_overrides: tuple[str, ...],
                       checkpoint_every: int, keep_checkpoints: bool, amp: bool, workers: int, threads: int | None,
                       no_progress: bool, force: bool) -> None:
         """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) or a --preset recipe on a data set."""
@@ -145,7 +145,7 @@ def register(cli: click.Group) -> None:
         from gen_eval.fileio import check_output_folder
 
         check_output_folder("--out", out_dir, "--data", data_dir)
-        overrides = parse_set_options(settings)
+        overrides = parse_set_options(config_overrides)
         if recipe is not None:
             overrides = recipe.overrides(overrides)
             if epochs is None and steps is None:

@@ -27,9 +27,9 @@ summary say so (``judge_in_generator_loss``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,11 @@ from gen_eval.demo.steps import evaluate, export_models, train_acgan, train_clas
 from gen_eval.errors import GateFailed, UserError
 from gen_eval.fileio import atomic_write_json
 
+log = logging.getLogger("gen_eval.demo")
+
 
 def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False, device: str = "auto",
-             seed: int = 0, recipe: Recipe | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+             seed: int = 0, recipe: Recipe | None = None) -> dict[str, Any]:
     """Run (or finish) the demo in ``out``; returns the report. Raises GateFailed when an enforced
     quality target is missed (after writing everything)."""
     if seed < 0:
@@ -55,25 +57,24 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     claim_folder(paths, recipe, seed, force)
     load_before = machine_load()
     started = time.perf_counter()
-    runner = StepRunner(paths, recipe, seed, force, echo)
-    echo(f"gen-eval demo in {paths.root} ({recipe.name} recipe, seed {seed}, device {device})")
+    runner = StepRunner(paths, recipe, seed, force)
+    log.info(f"gen-eval demo in {paths.root} ({recipe.name} recipe, seed {seed}, device {device})")
     runner.run("data", f"writing the shapes data set ({recipe.n_train} training, {recipe.n_heldout} held-out images)",
                lambda _: write_data(paths, recipe, seed))
     runner.run("classifier", f"training the ResNet18 judge ({recipe.classifier_epochs} epochs, "
                              f"batch {recipe.classifier_batch_size})",
-               lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume, echo))
+               lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume))
     runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
-               lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume, echo))
+               lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume))
     runner.run("export", "exporting the judge, its features and the ACGAN to ONNX (with parity checks)",
-               lambda _: export_models(paths, echo))
+               lambda _: export_models(paths))
     runner.run("evaluate", "evaluating with onnxruntime (no torch)",
-               lambda _: evaluate(paths, recipe, seed, device, echo))
+               lambda _: evaluate(paths, recipe, seed, device))
     save_loss_curves(paths)
     report = build_report(paths, recipe, seed, device, runner.records, load_before, time.perf_counter() - started)
     atomic_write_json(paths.report, report, force=True)
-    echo("")
-    echo(summary_table(report))
-    echo(f"\nreport: {paths.report}")
+    for line in ["", *summary_table(report).splitlines(), "", f"report: {paths.report}"]:
+        log.info("%s", line)
     missed = [name for name, check in report["checks"].items() if not check["met"] and name != "minutes"]
     if recipe.enforce_targets and missed:
         checks = report["checks"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import json
 import time
@@ -13,6 +14,8 @@ from typing import Any
 from gen_eval.demo.recipe import SETTINGS_FILE, STEPS, Paths, Recipe
 from gen_eval.errors import UserError
 from gen_eval.fileio import atomic_write_json
+
+log = logging.getLogger("gen_eval.demo")
 
 
 @dataclass
@@ -34,8 +37,8 @@ def _fingerprint(payload: Any) -> str:
 class StepRunner:
     """Runs the steps in order, skipping the ones already done (marker + artefacts) unless ``force``."""
 
-    def __init__(self, paths: Paths, recipe: Recipe, seed: int, force: bool, echo: Callable[[str], None]) -> None:
-        self.paths, self.recipe, self.seed, self.force, self.echo = paths, recipe, seed, force, echo
+    def __init__(self, paths: Paths, recipe: Recipe, seed: int, force: bool) -> None:
+        self.paths, self.recipe, self.seed, self.force = paths, recipe, seed, force
         self.records: dict[str, StepRecord] = {}
         self._chain = _fingerprint({"seed": seed})
         self._redoing = False   # once a step is redone, every later step is redone too
@@ -54,9 +57,9 @@ class StepRunner:
         if done is not None:
             done.skipped = True
             self.records[step] = done
-            self.echo(f"{number} {title}: done already ({done.seconds:.0f} s earlier); --force redoes it")
+            log.info(f"{number} {title}: done already ({done.seconds:.0f} s earlier); --force redoes it")
             return done
-        self.echo(f"{number} {title}")
+        log.info(f"{number} {title}")
         may_resume = not (self.force or self._redoing or self.paths.marker(step).exists())
         self._redoing = True
         self.paths.marker(step).unlink(missing_ok=True)
@@ -66,7 +69,7 @@ class StepRunner:
                             load_average=list(machine_load()))
         atomic_write_json(self.paths.marker(step), asdict(record), force=True)
         self.records[step] = record
-        self.echo(f"{number} {title}: {record.seconds:.0f} s")
+        log.info(f"{number} {title}: {record.seconds:.0f} s")
         return record
 
     def _done(self, step: str, fingerprint: str) -> StepRecord | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gen_eval.demo.recipe import SCORE_FILES, Paths, Recipe
 from gen_eval.demo.report import _read_csv
 from gen_eval.fileio import atomic_path
+
+log = logging.getLogger("gen_eval.demo")
 
 
 def write_data(paths: Paths, recipe: Recipe, seed: int) -> dict[str, Any]:
@@ -20,8 +23,7 @@ def write_data(paths: Paths, recipe: Recipe, seed: int) -> dict[str, Any]:
 
 
 def _train(family: str, paths: Paths, run: Path, *, steps: int | None, epochs: int | None, batch_size: int,
-           settings: Mapping[str, Any], device: str, seed: int, may_resume: bool,
-           echo: Callable[[str], None]) -> dict[str, Any]:
+           settings: Mapping[str, Any], device: str, seed: int, may_resume: bool) -> dict[str, Any]:
     """Train with the shared loop; an interrupted run in ``run`` resumes (when ``may_resume``), anything
     else there is replaced."""
     from gen_eval.trainers.loop import train
@@ -29,9 +31,9 @@ def _train(family: str, paths: Paths, run: Path, *, steps: int | None, epochs: i
     last = run / "checkpoints" / "last.pt"
     resume = may_resume and last.is_file()
     if resume:
-        echo(f"  resuming the interrupted {family} run in {run}")
+        log.info(f"  resuming the interrupted {family} run in {run}")
     train(family, paths.data, run, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-          resume=resume, force=not resume, config_overrides=dict(settings), echo=echo)
+          resume=resume, force=not resume, config_overrides=dict(settings), progress=True)
     return _run_summary(run)
 
 
@@ -47,16 +49,15 @@ def _run_summary(run: Path) -> dict[str, Any]:
             "config": checkpoint["config"]}
 
 
-def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
-                     echo: Callable[[str], None]) -> dict[str, Any]:
+def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
     # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
     # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
     settings = {**recipe.classifier_settings, "data.eval_split": ""}
     summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
                      batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
-                     may_resume=may_resume, echo=echo)
+                     may_resume=may_resume)
     summary["bn_recalibration_images"] = finalize_judge(paths, recipe.bn_recalibration_images, device)
-    echo(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
+    log.info(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
          f"{paths.judge_checkpoint}, {paths.judge_ta}")
     return summary
 
@@ -99,24 +100,23 @@ def finalize_judge(paths: Paths, images: int, device: str) -> int:
     return seen
 
 
-def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
-                echo: Callable[[str], None]) -> dict[str, Any]:
+def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
     settings = dict(recipe.acgan_settings)
     if settings.get("perceptual_weight") or settings.get("judge_weight"):
         settings["judge"] = str(paths.judge_ta)
     return _train("acgan", paths, paths.acgan_run, steps=recipe.acgan_steps, epochs=None,
                   batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed,
-                  may_resume=may_resume, echo=echo)
+                  may_resume=may_resume)
 
 
-def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
+def export_models(paths: Paths) -> dict[str, Any]:
     from gen_eval.exporter import export_checkpoint
 
     results = {}
     jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.acgan_checkpoint, paths.acgan_onnx))
     for checkpoint, out in jobs:
         for result in export_checkpoint(checkpoint, out, force=True):
-            echo("  " + result.describe())
+            log.info("  " + result.describe())
             parity = result.parity
             results[result.path.name] = {"role": result.role,
                                          "parity_error": parity.error if parity else None,
@@ -125,7 +125,7 @@ def export_models(paths: Paths, echo: Callable[[str], None]) -> dict[str, Any]:
     return results
 
 
-def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callable[[str], None]) -> dict[str, Any]:
+def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, Any]:
     """Torch-free: the public API (gen_eval.api) on the exported ONNX files, as a user would call it."""
     import numpy as np
 
@@ -139,7 +139,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
     judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
-    echo(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
+    log.info(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
 
     scores: dict[str, Any] = {}
     for which in SCORE_FILES:
@@ -153,7 +153,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
                          "max": float(array.max()), "scores": [float(v) for v in values],
                          "seeds": list(range(seed, seed + recipe.score_repeats)), "conditions": report.n,
                          "interval": report.interval.to_dict(), "grid": paths.grid(which).name}
-        echo(f"  score on {which}.json, {recipe.score_repeats} seeds: mean {array.mean():.4f} "
+        log.info(f"  score on {which}.json, {recipe.score_repeats} seeds: mean {array.mean():.4f} "
              f"(std {array.std():.4f}, min {array.min():.4f}, max {array.max():.4f})")
 
     runtime = Runtime(device)
@@ -161,7 +161,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
     generator = load_model(paths.acgan_onnx, role="generator", runtime=runtime)
     train_set = open_dataset(paths.data, split="train")
     heldout = open_dataset(paths.data, split="heldout")
-    echo(f"  Frechet distance on the judge's features: {len(train_set)} training images vs "
+    log.info(f"  Frechet distance on the judge's features: {len(train_set)} training images vs "
          f"{recipe.fid_samples} generated")
     reference = imageset_stats(features, train_set)
     generated = generator_stats(features, generator, recipe.fid_samples, seed,
@@ -169,7 +169,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str, echo: Callabl
     real = imageset_stats(features, heldout)
     fd = frechet_distance(generated.mu, generated.sigma, reference.mu, reference.sigma)
     fd_real = frechet_distance(real.mu, real.sigma, reference.mu, reference.sigma)
-    echo(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
+    log.info(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
     return {"provider": runtime.describe(), "classifier_accuracy": judged.value, "heldout_images": judged.n,
             "classifier_accuracy_interval": judged.interval.to_dict(), "scores": scores,
             "frechet": {"value": fd, "generated": generated.n, "reference": reference.n,

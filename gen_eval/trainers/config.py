@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 1024            # image_size
@@ -129,11 +129,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def set_option(key: str, value: Any) -> str:
+    """A family setting or data option named in a message: ``--set KEY=VALUE`` on the command line,
+    ``config_overrides={KEY: VALUE}`` from Python (gen_eval.errors.param)."""
+    return param("config_overrides", {key: value}, shown=f"{key}={value}")
+
+
 def parse_setting(key: str, text: str, default: Any) -> Any:
     """Parse a ``--set`` value to the type of its default (bool, int, float, str; JSON when None)."""
     def bad(kind: str) -> UserError:
         example = str(default).lower() if isinstance(default, bool) else default
-        return UserError(f"--set {key}={_shown(text)}: {key} takes a {kind}, e.g. --set {key}={example}")
+        return UserError(f"{set_option(key, _shown(text))}: {key} takes a {kind}, e.g. {set_option(key, example)}")
 
     lowered = text.strip().lower()
     if isinstance(default, bool):
@@ -175,8 +181,8 @@ def _parse_typed(key: str, text: str, type_name: str, default: Any) -> Any:
         except (json.JSONDecodeError, RecursionError):
             value = text
         if not _has_type(value, type_name):
-            raise UserError(f"--set {key}={_shown(text)}: {key} takes a {_TYPE_WORDS[type_name]}, "
-                            f"e.g. --set {key}={json.dumps(default)}")
+            raise UserError(f"{set_option(key, _shown(text))}: {key} takes a {_TYPE_WORDS[type_name]}, "
+                            f"e.g. {set_option(key, json.dumps(default))}")
         return list(value)
     return parse_setting(key, text, default)
 
@@ -193,17 +199,18 @@ def resolve_config(family: str, config_cls: type, overrides: dict[str, Any] | No
     config = config_defaults(config_cls)
     for key, value in (overrides or {}).items():
         if key not in fields:
-            raise UserError(f"{family} has no setting {key!r}; valid --set keys: {', '.join(sorted(fields))} "
+            raise UserError(f"{family} has no setting {key!r}; valid {param('config_overrides')} keys: "
+                            f"{', '.join(sorted(fields))} "
                             f"('gen-eval train {family} --help' explains them)")
         field, type_name, given = fields[key], _type_name(fields[key]), value
         if isinstance(value, str) and type_name != "str":
             value = _parse_typed(key, value, type_name, config[key])
         if not _has_type(value, type_name):
-            raise UserError(f"--set {key}={_shown(given)}: {key} takes a {_TYPE_WORDS.get(type_name, type_name)}, "
-                            f"e.g. --set {key}={_shown(config[key])}")
+            raise UserError(f"{set_option(key, _shown(given))}: {key} takes a {_TYPE_WORDS.get(type_name, type_name)}, "
+                            f"e.g. {set_option(key, _shown(config[key]))}")
         rule: Rule | None = field.metadata.get("rule")
         if rule is not None and value is not None and not rule.ok(value):
-            raise UserError(f"--set {key}={_shown(given)}: {key} must be {rule.text}")
+            raise UserError(f"{set_option(key, _shown(given))}: {key} must be {rule.text}")
         config[key] = value
     return config
 
@@ -239,12 +246,12 @@ def check_run_options(*, steps: int | None, epochs: int | None, batch_size: int 
                       checkpoint_every: int, log_every: int, workers: int) -> None:
     """One-line UserError for a bad loop option (before any file is created)."""
     if steps is not None and epochs is not None:
-        raise UserError("give either --steps or --epochs, not both")
-    for name, value in (("--steps", steps), ("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--checkpoint-every", checkpoint_every), ("--log-every", log_every)):
+        raise UserError(f"give either {param('steps')} or {param('epochs')}, not both")
+    for name, value in (("steps", steps), ("epochs", epochs), ("batch_size", batch_size),
+                        ("checkpoint_every", checkpoint_every), ("log_every", log_every)):
         if value is not None and (not _is_int(value) or value < 1):
-            raise UserError(f"{name} must be a positive integer, got {value}")
+            raise UserError(f"{param(name)} must be a positive integer, got {value}")
     if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
-        raise UserError(f"--seed {seed}: the seed must be an integer in [0, 2^63-1], e.g. --seed 0")
+        raise UserError(f"{param('seed', seed)}: the seed must be an integer in [0, 2^63-1], e.g. {param('seed', 0)}")
     if not _is_int(workers) or workers < 0:
-        raise UserError(f"--workers must be 0 (load in this process) or a positive integer, got {workers}")
+        raise UserError(f"{param('workers')} must be 0 (load in this process) or a positive integer, got {workers}")

@@ -13,11 +13,11 @@ bit-identical weights to an uninterrupted run with the same seed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from torch import nn
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.devices import parse_device
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
@@ -41,6 +41,8 @@ from gen_eval.trainers.runfolder import (Checkpointer, RunLock, check_run_folder
 from gen_eval.trainers.torchdata import BatchSource, ImageSetDataset, iterate_all
 from gen_eval.trainers.trainingdata import (check_data_fits, heldout_data, is_image_set, open_training_data,
                                             training_label_space)
+
+log = logging.getLogger("gen_eval.train")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -71,17 +73,16 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
           device: str = "auto", seed: int | None = None, resume: bool = False,
           config_overrides: dict[str, Any] | None = None, force: bool = False,
           checkpoint_every: int = 500, keep_checkpoints: bool = False, log_every: int = 10,
-          amp: bool = False, workers: int = 2, progress: bool = True,
-          echo: Callable[[str], None] | None = None) -> Path:
+          amp: bool = False, workers: int = 2, progress: bool = False) -> Path:
     """Train ``family_name`` on the data in ``data_dir``; returns ``<out_dir>/checkpoints/last.pt``.
 
     ``data_dir`` is a data set path (any format gen_eval.data.open_dataset reads) or an ImageSet object.
 
     ``steps`` or ``epochs`` give the total length (default: the family's ``default_epochs``); on resume
     they may extend it. ``config_overrides`` are ``--set`` values: family settings by name, data-reader
-    options as ``data.KEY`` (``data.attribute``, ``data.split``, ``data.resize``, ...).
+    options as ``data.KEY`` (``data.attribute``, ``data.split``, ``data.resize``, ...). Messages go to the
+    logger ``gen_eval.train``; ``progress`` draws a progress bar on stderr.
     """
-    say = echo or (lambda msg: __import__("tqdm").tqdm.write(msg, file=sys.stderr))
     # -- every check before any file is written ----------------------------------------------------------
     check_run_options(steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                       checkpoint_every=checkpoint_every, log_every=log_every, workers=workers)
@@ -126,12 +127,12 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
                      "data_options": data_options, "steps_per_epoch": steps_per_epoch, "total_steps": planned,
                      "image_shape": list(image_shape)}
         r = _Run(family_name, family, networks, optimizers, source, checkpointer, label_space, loop_info, torch_device,
-                 say, log=CsvLog(run / "log.csv"), eval_log=CsvLog(run / "eval.csv"))
+                 log=CsvLog(run / "log.csv"), eval_log=CsvLog(run / "eval.csv"))
         if ckpt is not None:
             r.step, r.elapsed = restore(ckpt, networks, optimizers)
             r.window = dict((ckpt.get("loop") or {}).get("log_window", {}))
             r.last_saved = r.step
-            say(f"resuming {family_name} from step {r.step} of {planned} ({checkpointer.last})")
+            log.info("resuming %s from step %d of %d (%s)", family_name, r.step, planned, checkpointer.last)
         atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
                                              "config": family.config,
                                              "label_space": label_space.to_dict() if label_space else None}, force=True)
@@ -139,10 +140,10 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
             r.log.resume(r.step)
             r.eval_log.resume(r.step)
         r.pictures = Pictures(family, networks, source, run, seed, torch_device)
-        r.heldout = heldout_data(family, data_dir, data_options, image_shape, say)
+        r.heldout = heldout_data(family, data_dir, data_options, image_shape)
         if ckpt is None:
             r.pictures.real_grid()
-        say(f"runtime: {describe_device(torch_device, device)}")
+        log.info("runtime: %s", describe_device(torch_device, device))
 
         _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
 
@@ -154,8 +155,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         r.pictures.samples(run / "samples" / "last.png")
         save_loss_curve(r.log.rows, run / "loss_curve.png", title=f"{family_name} on {Path(data_name).name}")
         extra_files = family.on_train_end(networks, run, force=True)
-        say(f"{family_name}: {r.step} steps in {r.elapsed:.0f} s; checkpoint {checkpointer.last}"
-            + "".join(f", {p}" for p in extra_files))
+        log.info("%s: %d steps in %.0f s; checkpoint %s%s", family_name, r.step, r.elapsed, checkpointer.last,
+                 "".join(f", {p}" for p in extra_files))
         return checkpointer.last
 
 
@@ -191,7 +192,7 @@ def _run_steps(r: _Run, planned: int, log_every: int, checkpoint_every: int, amp
     except KeyboardInterrupt:
         bar.close()
         saved = f"step {r.last_saved}" if r.last_saved >= 0 else "none yet"
-        r.say(f"interrupted at step {r.step} (last checkpoint: {saved}); continue with --resume")
+        log.info("interrupted at step %d (last checkpoint: %s); continue with %s", r.step, saved, param("resume", True))
         raise
     finally:
         bar.close()
@@ -212,7 +213,6 @@ class _Run:
     label_space: LabelSpace | None
     loop_info: dict[str, Any]
     device: torch.device
-    say: Callable[[str], None]
     log: CsvLog
     eval_log: CsvLog
     pictures: Pictures | None = None
@@ -268,5 +268,5 @@ class _Run:
             epoch = self.step / self.source.steps_per_epoch
             self.eval_log.append({"step": self.step, "epoch": epoch, **metrics})
             self.eval_log.flush()
-            self.say(f"step {self.step} (epoch {epoch:g}): "
-                     + ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))
+            log.info("step %d (epoch %g): %s", self.step, epoch,
+                     ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))

@@ -6,14 +6,16 @@ reader format and resizing; other ``data.*`` keys go to gen_eval.data.open_datas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from typing import Any
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers.base import Family
-from gen_eval.trainers.config import DATA_OPTIONS
+from gen_eval.trainers.config import DATA_OPTIONS, set_option
 from gen_eval.trainers.torchdata import ImageSetDataset
+
+log = logging.getLogger("gen_eval.train")
 
 
 def is_image_set(data: Any) -> bool:
@@ -68,8 +70,7 @@ def check_data_fits(family: Family, image_set, resize: bool) -> tuple[int, int, 
     return want
 
 
-def heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_shape,
-                 say: Callable[[str], None]) -> ImageSetDataset | None:
+def heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_shape) -> ImageSetDataset | None:
     """The held-out split, for families that implement evaluate(); None (with a note) when there is none."""
     if type(family).evaluate is Family.evaluate:
         return None
@@ -79,7 +80,8 @@ def heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_s
     try:
         image_set = open_training_data(data_dir, options, split_key="eval_split")
     except UserError as exc:
-        say(f"no held-out evaluation ({exc}); set another split with --set data.eval_split=NAME")
+        log.info("no held-out evaluation (%s); set another split with %s", exc.args[0],
+                 set_option("data.eval_split", "NAME"))
         return None
     if family.conditional and getattr(image_set, "labels", None) is None:
         return None
