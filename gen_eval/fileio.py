@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.inputfiles import file_kind, open_input, read_input_bytes, read_npz, require_regular_file  # noqa: F401
 
 
@@ -70,7 +70,7 @@ def check_output_folder(flag: str, folder: str | os.PathLike, in_flag: str, sour
     real_folder, real_source = os.path.realpath(folder), os.path.realpath(source)
     if real_folder == real_source or real_source.startswith(real_folder.rstrip(os.sep) + os.sep):
         raise UserError(f"{flag} {folder} is or holds the {in_flag} input {source}; the run would write among "
-                        f"(and --force would delete) its files: choose another {flag} folder")
+                        f"(and {param('force', True)} would delete) its files: choose another {flag} folder")
 
 
 def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
@@ -91,9 +91,9 @@ def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
             raise UserError(f"{path} is a folder; give a file path")
         if not stat.S_ISREG(info.st_mode):
             raise UserError(f"{path} is {file_kind(info.st_mode)}, not a regular file; gen-eval never replaces it "
-                            "(not even with --force): choose another output path")
+                            f"(not even with {param('force', True)}): choose another output path")
         if not force:
-            raise UserError(f"{path} already exists; pass --force to overwrite it")
+            raise UserError(f"{path} already exists; pass {param('force', True)} to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise UserError(f"cannot write {path}: {parent} is not a folder; choose another output path")
@@ -201,7 +201,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
             info = None
         if info is not None:
             if not force:
-                raise UserError(f"{path} appeared while writing; pass --force to overwrite it")
+                raise UserError(f"{path} appeared while writing; pass {param('force', True)} to overwrite it")
             if not stat.S_ISREG(info.st_mode):
                 raise UserError(f"{path} became {file_kind(info.st_mode)} while writing; not replaced")
             os.chmod(tmp, stat.S_IMODE(info.st_mode))  # --force keeps the replaced file's mode

@@ -16,7 +16,7 @@ import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.evaluator.stats import FeatureStats
 from gen_eval.evaluator.uncertainty import Interval
 
@@ -80,11 +80,11 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     from gen_eval.evaluator.provenance import image_set_listing
 
     if (data is None) == (model is None):
-        raise UserError("give the images with exactly one of --data DIR or --model G.onnx")
+        raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
     dim = features.info.output_size
     if data is not None:
         if n is not None or conditions is not None:
-            raise UserError("--n and --conditions go with --model, not --data")
+            raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
         images = inputs.image_set(data, split)
         blocks = JackknifeBlocks(dim, len(images), sink_blocks) if sink_blocks and dim else None
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
@@ -95,7 +95,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
                                       value_range_text=value_range, objects=objects)
     cond = inputs.conditions_for(generator, conditions)
     if n is None:
-        raise UserError("give the number of images to generate with --n (FID is usually computed on 10000+)")
+        raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on 10000+)")
     blocks = JackknifeBlocks(dim, n, sink_blocks) if sink_blocks and dim else None
     stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=_chain(blocks, sink),
                             progress=progress)
@@ -161,7 +161,7 @@ def fid(features: str | Path, ref: str | Path, *, data: str | Path | None = None
 
     check_seed(seed)
     if not 0 < confidence < 1:
-        raise UserError(f"--confidence must be between 0 and 1, got {confidence}")
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gen_eval.api import inputs
+from gen_eval.errors import param, render
 
 
 @dataclass
@@ -21,11 +22,11 @@ def missing_facts(model) -> list[str]:
         return ["a gen_eval.role (export it with gen-eval)"]
     missing = []
     if info.role == "generator" and info.latent_dim is None:
-        missing.append("--latent-dim")
+        missing.append(render(param("latent_dim")))
     if info.role != "features" and info.value_range is None:
-        missing.append("--value-range")
+        missing.append(render(param("value_range")))
     if info.conditional and info.label_space is None:
-        missing.append("--objects")
+        missing.append(render(param("objects")))
     return missing
 
 
@@ -36,7 +37,7 @@ def info(model: str | Path, *, latent_dim: int | None = None, value_range=None, 
 
     rt = inputs.runtime(device, None)
     loaded = load_model(model, runtime=rt, latent_dim=latent_dim,
-                        value_range=inputs.value_range(value_range, "--value-range"),
+                        value_range=inputs.value_range(value_range, param("value_range")),
                         label_space=inputs.read_label_space(objects), require=False)
     return ModelDescription(list(loaded.describe()), missing_facts(loaded), rt.describe())
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 log = logging.getLogger("gen_eval")
 
 
-def _parse(text, parser, flag: str):
-    """``parser`` on 'A,B[,C]' text (or a tuple, joined first); None -> None; errors name ``flag``."""
+def _parse(text, parser, name: str):
+    """``parser`` on 'A,B[,C]' text (or a tuple, joined first); None -> None; errors name ``name``."""
     if text is None:
         return None
     if not isinstance(text, str):
@@ -24,21 +24,21 @@ def _parse(text, parser, flag: str):
     try:
         return parser(text)
     except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
+        raise UserError(f"{name}: {exc}") from None
 
 
-def value_range(text: str | tuple[float, float] | None, flag: str) -> tuple[float, float] | None:
+def value_range(text: str | tuple[float, float] | None, name: str) -> tuple[float, float] | None:
     """'LOW,HIGH' (or a pair) -> (low, high); None -> None."""
     from gen_eval.contract import parse_value_range
 
-    return _parse(text, parse_value_range, flag)
+    return _parse(text, parse_value_range, name)
 
 
-def image_shape(text: str | tuple[int, int, int] | None, flag: str) -> tuple[int, int, int] | None:
+def image_shape(text: str | tuple[int, int, int] | None, name: str) -> tuple[int, int, int] | None:
     """'C,H,W' (or a triple) -> (c, h, w); None -> None."""
     from gen_eval.contract import parse_image_shape
 
-    return _parse(text, parse_image_shape, flag)
+    return _parse(text, parse_image_shape, name)
 
 
 def read_label_space(path: str | Path | None):
@@ -72,7 +72,7 @@ def load_generator(path, rt, *, batch_size=None, latent_dim=None, value_range_te
     space = read_label_space(objects)
     return load_model(
         path, role="generator", runtime=rt, batch_size=batch_size, latent_dim=latent_dim,
-        value_range=value_range(value_range_text, "--value-range"),
+        value_range=value_range(value_range_text, param("value_range")),
         label_space=space if space is not None else label_space,
         label_space_source=None if space is not None else label_source,
     )
@@ -81,19 +81,19 @@ def load_generator(path, rt, *, batch_size=None, latent_dim=None, value_range_te
 def load_features(path, rt, batch_size=None):
     from gen_eval.evaluator.model import load_model
 
-    return load_model(path, role="features", runtime=rt, batch_size=batch_size, flag_prefix="features-")
+    return load_model(path, role="features", runtime=rt, batch_size=batch_size, param_prefix="features_")
 
 
-def conditions_for(generator, conditions_path, flag: str = "--conditions"):
+def conditions_for(generator, conditions_path, name: str = "conditions"):
     """The condition vectors a conditional generator needs (None for an unconditional one)."""
     from gen_eval.data.conditions import read_condition_file
 
     if not generator.info.conditional:
         if conditions_path is not None:
-            raise UserError(f"{generator.path} is an unconditional generator; leave out {flag}")
+            raise UserError(f"{generator.path} is an unconditional generator; leave out {param(name)}")
         return None
     if conditions_path is None:
-        raise UserError(f"{generator.path} is a conditional generator; give a condition file with {flag} (e.g. test.json)")
+        raise UserError(f"{generator.path} is a conditional generator; give a condition file with {param(name)} (e.g. test.json)")
     return read_condition_file(conditions_path, generator.info.label_space)
 
 

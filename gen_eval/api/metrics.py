@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.api import inputs
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 log = logging.getLogger("gen_eval")
 DEFAULT_METRICS = ("fid", "kid", "prdc")
@@ -65,15 +65,15 @@ def metrics(features: str | Path, ref: str | Path, *, names=DEFAULT_METRICS, dat
     try:
         wanted = [canonical_name(x) for x in names]
     except (KeyError, ValueError) as exc:
-        raise UserError(f"--metrics: {exc.args[0]}") from None
+        raise UserError(f"{param('names')}: {exc.args[0]}") from None
     if "is" in wanted:
-        raise UserError("--metrics is: the Inception Score needs the Inception's logits, which the exported "
+        raise UserError(f"{param('names', 'is')}: the Inception Score needs the Inception's logits, which the exported "
                         "features model does not give yet; leave out 'is'")
     if Path(ref).suffix.lower() == ".npz" and set(wanted) - {"fid"}:
-        raise UserError(f"--ref {ref}: statistics hold no features; {', '.join(sorted(set(wanted) - {'fid'}))} need "
+        raise UserError(f"{param('ref', ref)}: statistics hold no features; {', '.join(sorted(set(wanted) - {'fid'}))} need "
                         "reference images (a folder or data set)")
     if Path(ref).suffix.lower() == ".npz":
-        raise UserError(f"--ref {ref}: use `gen-eval fid` for a distance to statistics; metrics computes from images")
+        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes from images")
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from gen_eval.api import inputs
+from gen_eval.errors import param
 from gen_eval.api.reports import Report
 from gen_eval.evaluator.uncertainty import t_interval
 
@@ -25,9 +26,9 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                     value_range_text=value_range, objects=objects)
     enc = load_model(encoder, role="encoder", runtime=rt, batch_size=batch_size,
-                     value_range=inputs.value_range(encoder_value_range, "--encoder-value-range"),
+                     value_range=inputs.value_range(encoder_value_range, param("encoder_value_range")),
                      label_space=decoder.info.label_space, label_space_source=f"{model} metadata",
-                     flag_prefix="encoder-", require=False)
+                     param_prefix="encoder_", require=False)
     if enc.info.value_range is None:
         enc.info.value_range = decoder.info.value_range
         enc.info.sources["value_range"] = "the decoder's"

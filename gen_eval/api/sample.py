@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 log = logging.getLogger("gen_eval")
 OTHER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -43,7 +43,7 @@ def output_kind(out: str | Path | None) -> str:
         return "memory"
     suffix = Path(out).suffix.lower()
     if suffix in OTHER_IMAGE_SUFFIXES:
-        raise UserError(f"--out {out}: grids are written as .png; give a .png, an .npz or a folder")
+        raise UserError(f"{param('out', out)}: grids are written as .png; give a .png, an .npz or a folder")
     return {".png": "grid", ".npz": "npz"}.get(suffix, "folder")
 
 
@@ -62,12 +62,12 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         sampling.check_count(n)
     kind = output_kind(out)
     if kind == "grid" and shard is not None:
-        raise UserError("--shard writes a PNG folder or an .npz; a grid is one image of the whole run")
+        raise UserError(f"{param('shard')} writes a PNG folder or an .npz; a grid is one image of the whole run")
     if kind == "grid":
         sampling.check_nrow(nrow)
     out_path = Path(out) if out is not None else None
-    inputs.check_outputs(force, {"--out": out_path} if kind in ("grid", "npz") else {},
-                         {"--model": model, "--conditions": conditions, "--objects": objects})
+    inputs.check_outputs(force, {param("out"): out_path} if kind in ("grid", "npz") else {},
+                         {param("model"): model, param("conditions"): conditions, param("objects"): objects})
     rt = inputs.runtime(device, threads)
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
@@ -75,7 +75,7 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
     cond = inputs.conditions_for(generator, conditions)
     if n is None:
         if cond is None:
-            raise UserError("give the number of images with --n")
+            raise UserError(f"give the number of images with {param('n')}")
         n = len(cond)
     part = sampling.shard_indices(n, shard) if shard is not None else None
     if kind == "folder":

@@ -9,7 +9,7 @@ import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.evaluator.uncertainty import Interval, score_interval, t_interval
 
 log = logging.getLogger("gen_eval")
@@ -45,24 +45,24 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     from gen_eval.evaluator.score import score_generator
 
     if repeats < 1:
-        raise UserError(f"--repeats must be at least 1, got {repeats}")
+        raise UserError(f"{param('repeats')} must be at least 1, got {repeats}")
     if not 0 < confidence < 1:
-        raise UserError(f"--confidence must be between 0 and 1, got {confidence}")
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     check_seed(seed)
-    check_seed(seed + repeats - 1, "--seed + --repeats - 1")
+    check_seed(seed + repeats - 1, f"{param('seed')} + {param('repeats')} - 1")
     rt = inputs.runtime(device, threads)
     space = inputs.read_label_space(objects)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size, label_space=space,
-                       value_range=inputs.value_range(classifier_value_range, "--classifier-value-range"),
-                       image_shape=inputs.image_shape(classifier_image_shape, "--classifier-image-shape"),
-                       flag_prefix="classifier-", label_space_source="--objects")
+                       value_range=inputs.value_range(classifier_value_range, param("classifier_value_range")),
+                       image_shape=inputs.image_shape(classifier_image_shape, param("classifier_image_shape")),
+                       param_prefix="classifier_", label_space_source=param("objects"))
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects,
                                       label_space=judge.info.label_space, label_source=f"{classifier} metadata")
     log.info("runtime: %s", rt.describe())
     if not generator.info.conditional:
         raise UserError(f"{model} is an unconditional generator; the classifier score needs a conditional one")
-    conditions = inputs.conditions_for(generator, test, "--test")
+    conditions = inputs.conditions_for(generator, test, "test")
     label_space = generator.info.label_space
 
     results, kept = [], None

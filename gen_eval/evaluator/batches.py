@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.evaluator.runtime import CUDA, QUIET, first_line
 
 RUN_TIME_LIMIT = 600.0  # seconds for one model run (one batch); Inception on 64 images takes ~10 s on 2 cores
@@ -66,7 +66,7 @@ class BatchRunner:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise UserError(f"{param('batch_size')} must be at least 1, got {self.batch_size}")
         if self.time_limit is None:
             self.time_limit = run_time_limit()
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -119,7 +119,7 @@ class BatchRunner:
             self._stop(worker, done)
             raise UserError(f"{self.name}: one model run took over {self.time_limit:g} s and was stopped (a graph "
                             f"that never ends?); if the model is just slow, raise {RUN_TIMEOUT_ENV} (seconds, "
-                            "0 for no limit) or use a smaller --batch-size") from None
+                            f"0 for no limit) or use a smaller {param('batch_size')}") from None
         except BaseException:
             self._stop(worker, done)
             raise

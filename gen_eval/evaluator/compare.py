@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.evaluator.uncertainty import Interval, paired_difference
 
 # provenance fields that must agree, in words for the message
@@ -73,16 +73,16 @@ def compare_reports(new: dict, base: dict, *, max_drop: float = 0.0, confidence:
         a, b = _field(new, dotted), _field(base, dotted)
         if a != b:
             raise UserError(f"the reports differ in {words} ({dotted}: {a!r} vs {b!r}); a paired comparison needs the "
-                            f"same; pass --allow {dotted} to compare anyway")
+                            f"same; pass {param('allow', dotted)} to compare anyway")
     if not 0 < confidence < 1 or not np.isfinite(max_drop) or max_drop < 0:
-        raise UserError(f"--confidence must be in (0, 1) and --max-drop >= 0; got {confidence}, {max_drop}")
+        raise UserError(f"{param('confidence')} must be in (0, 1) and {param('max_drop')} >= 0; got {confidence}, {max_drop}")
     ks = np.asarray(new["ks"])
     if not np.array_equal(ks, np.asarray(base["ks"])):
         raise UserError("the reports scored different conditions; a paired comparison needs the same condition file")
     new_hits, base_hits = np.asarray(new["hits"]), np.asarray(base["hits"])
     if new_hits.shape != base_hits.shape:
         raise UserError(f"the reports have {new_hits.shape[0]} and {base_hits.shape[0]} seeds; score both with the "
-                        "same --seed and --repeats")
+                        f"same {param('seed')} and {param('repeats')}")
     difference = paired_difference(new_hits, base_hits, ks, confidence=confidence, over_conditions=over_conditions)
     return Comparison(float(new["value"]), float(base["value"]), difference, max_drop, difference.high < -max_drop)
 

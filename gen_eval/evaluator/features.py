@@ -18,7 +18,7 @@ from tqdm import tqdm
 from gen_eval import contract
 from gen_eval.data.images import from_uint8, to_uint8
 from gen_eval.data.imageset import ImageSet
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
 from gen_eval.evaluator.sampling import sample, shard_indices
@@ -63,9 +63,9 @@ def check_same_features(reference, stats: FeatureStats, ref_name: str, allow_oth
         return None
     what = f"{ref_name} was computed with " + "; and ".join(problems)
     if allow_other:
-        return f"warning: {what}; distances between different features are meaningless (--allow-other-features)"
+        return f"warning: {what}; distances between different features are meaningless ({render(param('allow_other_features', True))})"
     raise UserError(f"{what}: the distance would be meaningless; use the features model the statistics were made "
-                    "with, recompute them, or pass --allow-other-features")
+                    f"with, recompute them, or pass {param('allow_other_features', True)}")
 
 
 def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from gen_eval import contract as C
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError, printable
+from gen_eval.errors import UserError, param, printable, render
 from gen_eval.evaluator.onnxfile import check_external_data, external_data_locations
 from gen_eval.evaluator.modelfacts import (MAX_MODEL_BYTES, ModelInfo, TensorSpec, agree, check_role,
                                            guess_role, map_names, parse_metadata, tensor_spec)
@@ -92,7 +92,7 @@ class OnnxModel:
         feeds = {C.INPUT_Z: z}
         if self.info.conditional:
             if labels is None:
-                raise UserError(f"{self.path} is a conditional generator; give a condition file (--conditions/--test)")
+                raise UserError(f"{self.path} is a conditional generator; give a condition file ({param('conditions')})")
             feeds[C.INPUT_LABELS] = labels
         images = self.run(**feeds)[C.OUTPUT_IMAGE]
         self._check_generated(images)
@@ -106,7 +106,7 @@ class OnnxModel:
             raise UserError(
                 f"{self.path}: the generator made images of shape {shape} but its "
                 f"{self.info.sources.get('image_shape', 'metadata')} says {tuple(self.info.image_shape)}; "
-                "re-export the model (or fix --image-shape)"
+                f"re-export the model (or fix {param('image_shape')})"
             )
         lo, hi = self.info.value_range
         margin = 0.05 * (hi - lo)
@@ -115,7 +115,7 @@ class OnnxModel:
             log.warning(
                 f"{printable(self.path.name)} outputs values in [{images.min():.3g}, {images.max():.3g}], outside its "
                 f"value range {C.format_value_range((lo, hi))} ({self.info.sources.get('value_range', '?')}); "
-                "check --value-range"
+                f"check {param('value_range')}"
             )
 
     def describe(self) -> list[tuple[str, str]]:
@@ -148,7 +148,7 @@ class OnnxModel:
             shown = ", ".join(space.names[:4]) + (", ..." if space.size > 4 else "")
             rows.append(("label space", f"{space.kind}, {space.size} ({shown}){src('label_space')}"))
         elif info.label_size is not None:
-            rows.append(("labels", f"{info.label_size} values, names unknown (pass --objects)"))
+            rows.append(("labels", f"{info.label_size} values, names unknown (pass {render(param('objects'))})"))
         if info.output_size is not None:
             rows.append(("output size", str(info.output_size)))
         rows.append(("batch size", f"{self.batch_size}" + (" (fixed by the graph)" if any(
@@ -158,10 +158,6 @@ class OnnxModel:
             if not key.startswith(C.PREFIX):
                 rows.append((f"metadata {key}", value if len(value) < 80 else value[:77] + "..."))
         return rows
-
-
-def _flag(prefix: str, name: str) -> str:
-    return f"--{prefix}{name}"
 
 
 def _read_model_file(path: Path) -> bytes:
@@ -187,7 +183,7 @@ def load_model(
     label_space: LabelSpace | None = None,
     image_shape: tuple[int, int, int] | None = None,
     batch_size: int | None = None,
-    flag_prefix: str = "",
+    param_prefix: str = "",
     label_space_source: str | None = None,
     require: bool = True,
 ) -> OnnxModel:
@@ -195,7 +191,7 @@ def load_model(
 
     ``latent_dim``/``value_range``/``label_space``/``image_shape`` supply what a model without
     gen-eval metadata lacks; they must agree with the metadata when both exist. Errors for a
-    missing fact name the flag ``--{flag_prefix}latent-dim`` etc. With ``require=False`` (``gen-eval
+    missing fact name the parameter ``{param_prefix}latent_dim`` etc. (gen_eval.errors.param). With ``require=False`` (``gen-eval
     info``) missing facts are left as None instead.
     """
     path = Path(path)
@@ -237,14 +233,14 @@ def load_model(
 
     inputs = map_names(path, info.role, in_specs, ROLE_INPUTS[info.role], "input", info.sources)
     outputs = map_names(path, info.role, out_specs, ROLE_OUTPUTS[info.role], "output", info.sources)
-    flags = {k: _flag(flag_prefix, k.replace("_", "-")) for k in ("latent_dim", "value_range", "image_shape")}
-    flags["label_space"] = f"--{flag_prefix}objects"
+    flags = {k: render(param(param_prefix + k)) for k in ("latent_dim", "value_range", "image_shape")}
+    flags["label_space"] = render(param(f"{param_prefix}objects"))
     agree(path, info, "latent_dim", latent_dim, flags["latent_dim"], flags["latent_dim"])
     agree(path, info, "value_range", tuple(float(v) for v in value_range) if value_range else None,
            flags["value_range"], flags["value_range"])
     agree(path, info, "image_shape", tuple(image_shape) if image_shape else None, flags["image_shape"], flags["image_shape"])
     if label_space is not None:
-        given = label_space_source or flags["label_space"]
+        given = render(label_space_source) if label_space_source else flags["label_space"]
         if info.label_space is not None and info.label_space != label_space:
             raise UserError(
                 f"{path}: the label space from {given} ({label_space.kind}, {label_space.size} names) differs from "

@@ -17,12 +17,12 @@ NOISE_BLOCK = 256
 MAX_SEED = 2**63 - 1  # seeds are written as int64 (sample .npz files, reports)
 
 
-def check_seed(seed: int, flag: str = "--seed") -> int:
+def check_seed(seed: int, name: str | None = None) -> int:
     """A UserError (one line) unless 0 <= seed < 2^63."""
-    from gen_eval.errors import UserError
+    from gen_eval.errors import UserError, param
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
-        raise UserError(f"{flag} must be an integer from 0 to 2^63-1, got {seed}")
+        raise UserError(f"{name or param('seed')} must be an integer from 0 to 2^63-1, got {seed}")
     return int(seed)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import onnxruntime as ort
 
 from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported for callers
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -77,13 +77,13 @@ class Runtime:
     def __post_init__(self) -> None:
         self._kind, self._device_id = parse_device(self.device)
         if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {self.threads}")
+            raise UserError(f"{param('threads')} must be at least 1, got {self.threads}")
         if self._kind == "cpu":
             self.provider = CPU
         elif self._kind == "cuda":
             problem = cuda_problem(self._device_id)
             if problem:
-                raise UserError(f"--device cuda: {problem}; use --device cpu (or auto) on this machine")
+                raise UserError(f"{param('device', 'cuda')}: {problem}; use {param('device', 'cpu')} (or auto) on this machine")
         else:
             problem = cuda_problem(self._device_id)
             if problem:
@@ -116,7 +116,7 @@ class Runtime:
                 return session
             problem = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 libraries missing?)"
             if self._kind == "cuda" or self.provider == CUDA:
-                raise UserError(f"--device {self.device}: {problem}; use --device cpu")
+                raise UserError(f"{param('device', self.device)}: {problem}; use {param('device', 'cpu')}")
             self.provider, self.fallback_reason = CPU, problem
             return session
         return _create(source, path, self._options(), [CPU])

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gen_eval.data.images import save_png, to_uint8
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.evaluator.grid import save_grid
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise
@@ -52,17 +52,17 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"--shard must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
+        raise UserError(f"{param('shard')} must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
     return int(match[1]), int(match[2])
 
 
-def check_count(n: int, flag: str = "--n") -> int:
+def check_count(n: int, name: str = "n") -> int:
     """``n`` images to make: 1..MAX_SAMPLES, else a one-line UserError."""
     if n < 1:
-        raise UserError(f"{flag} must be at least 1, got {n}")
+        raise UserError(f"{param(name)} must be at least 1, got {n}")
     if n > MAX_SAMPLES:
-        raise UserError(f"{flag} {n} is more than the {MAX_SAMPLES:,} images gen-eval makes in one run; "
-                        "give a smaller --n (shards of one run can be merged with `gen-eval stats merge`)")
+        raise UserError(f"{param(name, n)} is more than the {MAX_SAMPLES:,} images gen-eval makes in one run; "
+                        f"give a smaller {param(name)} (shards of one run can be merged with `gen-eval stats merge`)")
     return int(n)
 
 
@@ -91,9 +91,9 @@ def sample(
     """
     check_seed(seed)
     if generator.info.conditional and conditions is None:
-        raise UserError(f"{generator.path} is a conditional generator; give a condition file with --conditions")
+        raise UserError(f"{generator.path} is a conditional generator; give a condition file with {param('conditions')}")
     if not generator.info.conditional and conditions is not None:
-        raise UserError(f"{generator.path} is unconditional; leave out --conditions")
+        raise UserError(f"{generator.path} is unconditional; leave out {param('conditions')}")
     indices = range(n) if indices is None else indices
     step = generator.batch_size
     total = len(indices) if hasattr(indices, "__len__") else None
@@ -153,10 +153,11 @@ def _check_folder(out: Path, manifest: dict, force: bool) -> bool:
             what = "another run" if not isinstance(existing, dict) else ", ".join(
                 f"{k} {existing.get(k)!r} here, {manifest[k]!r} now" for k in manifest if existing.get(k) != manifest[k]
             )
-            raise UserError(f"{out} holds samples of a different run ({what}); choose another folder or pass --force")
+            raise UserError(f"{out} holds samples of a different run ({what}); choose another folder or pass {param('force', True)}")
         return False
     if not force and out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
-        raise UserError(f"{out} already holds PNG files not written by gen-eval sample; choose an empty folder or pass --force")
+        raise UserError(f"{out} already holds PNG files not written by gen-eval sample; choose an empty folder or pass "
+                        f"{param('force', True)}")
     return True
 
 
@@ -254,7 +255,7 @@ def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndar
             if per_image * len(todo) > MAX_IN_MEMORY_BYTES:
                 raise UserError(f"{len(todo)} images of {per_image} bytes are over the "
                                 f"{MAX_IN_MEMORY_BYTES // 2**30} GiB a grid or .npz output holds in memory; "
-                                "give a smaller --n, use --shard, or write a PNG folder (--out DIR)")
+                                f"give a smaller {param('n')}, use {param('shard')}, or write a PNG folder ({param('out', 'DIR')})")
         indices.append(batch.indices)
         images.append(to_uint8(batch.images, value_range))
         if batch.conditions is not None:
@@ -282,7 +283,7 @@ def write_npz(path: str | os.PathLike, indices: np.ndarray, images_u8: np.ndarra
 
 def check_nrow(nrow: int) -> int:
     if not 1 <= nrow <= 10_000:
-        raise UserError(f"--nrow must be from 1 to 10000 images per grid row, got {nrow}")
+        raise UserError(f"{param('nrow')} must be from 1 to 10000 images per grid row, got {nrow}")
     return nrow
 
 

@@ -27,11 +27,12 @@ from torch import nn
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.devices import parse_device
-from gen_eval.errors import UserError, param
+from gen_eval.errors import UserError, param, render
 from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
-from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, split_overrides  # noqa: F401 - re-exported
+from gen_eval.trainers.config import (DATA_OPTIONS, check_run_options, set_option,  # noqa: F401 - re-exported
+                                      split_overrides)
 from gen_eval.trainers.logs import CsvLog, save_loss_curve
 from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
 from gen_eval.trainers.pictures import Pictures, evaluating
@@ -53,9 +54,9 @@ def resolve_device(device: str) -> torch.device:
     if kind == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UserError(f"--device {device} but no CUDA device is visible; use --device cpu (or auto)")
+        raise UserError(f"{param('device', device)} but no CUDA device is visible; use {param('device', 'cpu')} (or auto)")
     if index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: there is no GPU cuda:{index}; this machine has "
+        raise UserError(f"{param('device', device)}: there is no GPU cuda:{index}; this machine has "
                         f"{torch.cuda.device_count()} (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return torch.device("cuda", index) if ":" in str(device) else torch.device("cuda")
 
@@ -64,7 +65,7 @@ def describe_device(device: torch.device, asked: str) -> str:
     """One line like the evaluator's ``runtime:`` line: torch's version, the device, and why."""
     if device.type == "cuda":
         return f"torch {torch.__version__} on {device} ({torch.cuda.get_device_name(device)})"
-    why = "; --device auto: torch sees no CUDA device" if asked.strip().lower() == "auto" else ""
+    why = f"; {render(param('device', 'auto'))}: torch sees no CUDA device" if asked.strip().lower() == "auto" else ""
     return f"torch {torch.__version__} on cpu ({torch.get_num_threads()} threads){why}"
 
 
@@ -90,7 +91,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     run = Path(out_dir)
     torch_device = resolve_device(device)
     if amp and torch_device.type != "cuda":
-        raise UserError("--amp needs a CUDA device; drop --amp or use --device cuda")
+        raise UserError(f"{param('amp', True)} needs a CUDA device; drop {param('amp', True)} or use {param('device', 'cuda')}")
     family_overrides, data_overrides = split_overrides(config_overrides)
     checkpointer = Checkpointer(run, keep_checkpoints)
     check_run_folder(run, resume, force)
@@ -192,7 +193,7 @@ def _run_steps(r: _Run, planned: int, log_every: int, checkpoint_every: int, amp
     except KeyboardInterrupt:
         bar.close()
         saved = f"step {r.last_saved}" if r.last_saved >= 0 else "none yet"
-        log.info("interrupted at step %d (last checkpoint: %s); continue with %s", r.step, saved, param("resume", True))
+        log.info("interrupted at step %d (last checkpoint: %s); continue with %s", r.step, saved, render(param("resume", True)))
         raise
     finally:
         bar.close()
@@ -228,7 +229,7 @@ class _Run:
             value = float(value)
             if not math.isfinite(value):
                 raise UserError(f"loss {key} became {value} at step {self.step}: training diverged; lower the "
-                                "learning rates (--set lr...=) and start over or resume an earlier checkpoint")
+                                f"learning rates ({set_option('lr...', '')}) and start over or resume an earlier checkpoint")
             self.window.setdefault(key, []).append(value)
 
     def log_means(self) -> dict[str, float]:

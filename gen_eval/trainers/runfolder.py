@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.fileio import remove_stale_temp_files
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
-from gen_eval.trainers.config import DATA_OPTIONS
+from gen_eval.trainers.config import DATA_OPTIONS, set_option
 from gen_eval.trainers.rng import set_rng_state
 
 RUN_OUTPUTS = ("run.json", "log.csv", "eval.csv", "loss_curve.png")
@@ -55,10 +55,10 @@ class Checkpointer:
 def check_run_folder(run: Path, resume: bool, force: bool) -> None:
     """A folder (not a file); a fresh run needs it absent or empty, or --force. Writes nothing."""
     if run.exists() and not run.is_dir():
-        raise UserError(f"{run} is a file; give a folder for the run (--out)")
+        raise UserError(f"{run} is a file; give a folder for the run ({param('out_dir')})")
     if not resume and not force and run.is_dir() and any(run.iterdir()):
-        raise UserError(f"{run} exists and is not empty; pass --resume to continue that run "
-                        "or --force to start over in it")
+        raise UserError(f"{run} exists and is not empty; pass {param('resume', True)} to continue that run "
+                        f"or {param('force', True)} to start over in it")
 
 
 def clean_run_folder(run: Path, resumed: bool) -> None:
@@ -78,7 +78,7 @@ def clean_run_folder(run: Path, resumed: bool) -> None:
 
 def load_resumable(run: Path, checkpointer: Checkpointer, family_name: str) -> dict[str, Any]:
     if not checkpointer.last.is_file():
-        raise UserError(f"nothing to resume: {checkpointer.last} does not exist; start the run without --resume")
+        raise UserError(f"nothing to resume: {checkpointer.last} does not exist; start the run without {param('resume', True)}")
     ckpt = require_gen_eval_checkpoint(load_checkpoint(checkpointer.last), checkpointer.last)
     if ckpt["family"] != family_name:
         raise UserError(f"{run} is a {ckpt['family']} run; resume it with 'gen-eval train {ckpt['family']}'")
@@ -89,7 +89,7 @@ def _overrides_match(stored: dict[str, Any], requested: dict[str, Any], what: st
     for key, value in requested.items():
         if key in stored and stored[key] != value:
             raise UserError(f"this run was trained with {what}{key}={stored[key]}; resuming with {value} "
-                            f"is not allowed: drop --set {what}{key} or start a new run with --force")
+                            f"is not allowed: drop {set_option(what + key, value)} or start a new run with {param('force', True)}")
 
 
 def resumed_settings(cls: type[Family], ckpt: dict[str, Any], family_overrides: dict[str, Any],
@@ -102,10 +102,10 @@ def resumed_settings(cls: type[Family], ckpt: dict[str, Any], family_overrides: 
     _overrides_match(family_config, {k: requested[k] for k in family_overrides}, "")
     data_options = dict(loop_state.get("data_options", {}))
     _overrides_match({**DATA_OPTIONS, **data_options}, data_overrides, "data.")
-    for name, given, stored in (("--seed", seed, loop_state.get("seed")),
-                                ("--batch-size", batch_size, loop_state.get("batch_size"))):
+    for name, given, stored in (("seed", seed, loop_state.get("seed")),
+                                ("batch_size", batch_size, loop_state.get("batch_size"))):
         if given is not None and stored is not None and given != stored:
-            raise UserError(f"this run used {name} {stored}; resume with the same value (or leave it out)")
+            raise UserError(f"this run used {param(name, stored)}; resume with the same value (or leave it out)")
     return (family_config, data_options, int(loop_state.get("seed", 0)),
             int(loop_state.get("batch_size", batch_size or cls.default_batch_size)))
 
@@ -135,7 +135,7 @@ def restore(ckpt: dict[str, Any], networks: dict[str, nn.Module],
     except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise UserError(f"cannot resume from its last checkpoint: the weights, optimiser or random state do not fit "
-                        f"this run ({type(exc).__name__}: {detail}); start a new run with --force") from None
+                        f"this run ({type(exc).__name__}: {detail}); start a new run with {param('force', True)}") from None
 
 
 class RunLock:
@@ -152,7 +152,7 @@ class RunLock:
         except BlockingIOError:
             os.close(fd)
             raise UserError(f"{run} is in use by another 'gen-eval train' running now; wait for it to end (or stop "
-                            "it) before resuming, or give another --out") from None
+                            f"it) before resuming, or give another {param('out_dir')}") from None
         except OSError:
             pass  # a file system without flock: run unlocked
         self.fd = fd

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, render
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.config import DATA_OPTIONS, set_option
 from gen_eval.trainers.torchdata import ImageSetDataset
@@ -80,8 +80,7 @@ def heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_s
     try:
         image_set = open_training_data(data_dir, options, split_key="eval_split")
     except UserError as exc:
-        log.info("no held-out evaluation (%s); set another split with %s", exc.args[0],
-                 set_option("data.eval_split", "NAME"))
+        log.info("no held-out evaluation (%s); set another split with %s", exc, render(set_option("data.eval_split", "NAME")))
         return None
     if family.conditional and getattr(image_set, "labels", None) is None:
         return None
