@@ -17,7 +17,7 @@ import numpy as np
 from gen_eval.data.imageset import FileImageSet, check_files_exist, find_image_folder
 from gen_eval.data.labels import LabelSpace
 from gen_eval.data.textfiles import read_lines
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 ATTR_FILE = "cartoon_attr.txt"
 HEADS = (("hair", 6), ("eye", 4), ("face", 3), ("glasses", 2))
@@ -99,7 +99,7 @@ def open_cartoon(path: str | os.PathLike, split: str = "train", image_dir: str |
     path = Path(path)
     attr = path / ATTR_FILE if path.is_dir() else path
     if split != "train":
-        raise UserError(f"{attr}: Cartoon Set has a single split; use --split train")
+        raise UserError(f"{attr}: Cartoon Set has a single split; use {param('split', 'train')}")
     files, labels, space, line_numbers = read_cartoon_attr(attr)
     folder = Path(image_dir) if image_dir is not None else find_image_folder(attr.parent, IMAGE_FOLDERS, files[0], attr)
     paths = check_files_exist(folder, files, attr, line_of=lambda i: line_numbers[i])

@@ -22,7 +22,7 @@ import numpy as np
 from gen_eval.data.imageset import FileImageSet, check_files_exist, find_image_folder
 from gen_eval.data.labels import LabelSpace
 from gen_eval.data.textfiles import read_lines
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 OFFICIAL_FILE = "list_attr_celeba.txt"
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
@@ -157,7 +157,7 @@ def open_celeba(
             if not len(keep):
                 raise UserError(f"{part_file}: split {split!r} is empty")
         elif split != "train":
-            raise UserError(f"{label_file}: split {split!r} needs a list_eval_partition.txt next to it; use --split train")
+            raise UserError(f"{label_file}: split {split!r} needs a list_eval_partition.txt next to it; use {param('split', 'train')}")
     if attribute is not None:
         if attribute not in attributes:
             raise UserError(

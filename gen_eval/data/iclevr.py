@@ -10,7 +10,7 @@ import numpy as np
 from gen_eval.data.conditions import encode_names, read_objects
 from gen_eval.data.imageset import FileImageSet, check_files_exist, find_image_folder
 from gen_eval.data.textfiles import read_json
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 
 IMAGE_FOLDERS = ("images", "iclevr", "")  # ours, the TA's zip, or next to the json files
 
@@ -34,7 +34,7 @@ def open_iclevr(path: str | os.PathLike, split: str = "train", image_dir: str | 
     if isinstance(entries, list):
         raise UserError(
             f"{label_file}: is a list of conditions (test.json style), not {{file: [names]}}; "
-            "use it with --test, or pick a labelled split such as train"
+            f"use it with {param('test')}, or pick a labelled split such as train"
         )
     if not isinstance(entries, dict):
         raise UserError(f'{label_file}: expected a JSON object {{"image.png": ["red cube", ...], ...}}')

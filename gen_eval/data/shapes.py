@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gen_eval.data.images import png_bytes
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.fileio import make_folder
 
 IMAGE_SIZE = 64
@@ -180,15 +180,16 @@ def _prepare_target(out_dir: Path, force: bool) -> Path | None:
     if not out_dir.exists():
         return None
     if not out_dir.is_dir():
-        raise UserError(f"{out_dir} exists and is not a folder; choose another --out")
+        raise UserError(f"{out_dir} exists and is not a folder; choose another {param('out_dir')}")
     if not any(out_dir.iterdir()):
         return None
     if not force:
-        raise UserError(f"{out_dir} exists and is not empty; pass --force to replace it or choose another --out")
+        raise UserError(f"{out_dir} exists and is not empty; pass {param('force', True)} to replace it or choose another "
+                        f"{param('out_dir')}")
     if not (out_dir / "objects.json").is_file():
         raise UserError(
-            f"{out_dir} is not a data set folder (no objects.json); refusing to replace it even with --force, "
-            "remove it yourself or choose another --out"
+            f"{out_dir} is not a data set folder (no objects.json); refusing to replace it even with {param('force', True)}, "
+            f"remove it yourself or choose another {param('out_dir')}"
         )
     return out_dir
 
@@ -214,14 +215,14 @@ def write_shapes(
     out_dir = Path(out_dir)
     replaced = _prepare_target(out_dir, force)
     parent = out_dir.parent
-    make_folder(parent, "--out")
+    make_folder(parent, param("out_dir"))
     # named first and created inside the try, so a Ctrl-C right after the mkdir still removes it
     tmp = parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex}"
     try:
         try:
             tmp.mkdir()
         except OSError as exc:
-            raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another --out") from None
+            raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another {param('out_dir')}") from None
         images = tmp / "images"
         images.mkdir()
         for split, count in (("train", n_train), ("heldout", n_heldout)):

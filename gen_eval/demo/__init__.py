@@ -37,7 +37,7 @@ from gen_eval.demo.recipe import FULL, QUICK, SCORE_FILES, STEPS, Paths, Recipe
 from gen_eval.demo.report import build_report, save_loss_curves, summary_table
 from gen_eval.demo.runner import StepRunner, claim_folder, machine_load
 from gen_eval.demo.steps import evaluate, export_models, train_acgan, train_classifier, write_data
-from gen_eval.errors import GateFailed, UserError
+from gen_eval.errors import GateFailed, UserError, param
 from gen_eval.fileio import atomic_write_json
 
 log = logging.getLogger("gen_eval.demo")
@@ -48,7 +48,7 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     """Run (or finish) the demo in ``out``; returns the report. Raises GateFailed when an enforced
     quality target is missed (after writing everything)."""
     if seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, got {seed}")
+        raise UserError(f"{param('seed')} must be a non-negative integer, got {seed}")
     from gen_eval.trainers.loop import resolve_device
 
     resolve_device(device)   # the one device grammar; --device cuda without a GPU: one line now, not later

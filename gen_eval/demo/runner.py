@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gen_eval.demo.recipe import SETTINGS_FILE, STEPS, Paths, Recipe
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param, render
 from gen_eval.fileio import atomic_write_json
 
 log = logging.getLogger("gen_eval.demo")
@@ -57,7 +57,7 @@ class StepRunner:
         if done is not None:
             done.skipped = True
             self.records[step] = done
-            log.info(f"{number} {title}: done already ({done.seconds:.0f} s earlier); --force redoes it")
+            log.info(f"{number} {title}: done already ({done.seconds:.0f} s earlier); {render(param('force', True))} redoes it")
             return done
         log.info(f"{number} {title}")
         may_resume = not (self.force or self._redoing or self.paths.marker(step).exists())
@@ -90,7 +90,7 @@ def claim_folder(paths: Paths, recipe: Recipe, seed: int, force: bool) -> None:
     """Make sure ``paths.root`` is this demo's folder (or may become it) and record the settings."""
     root = paths.root
     if root.exists() and not root.is_dir():
-        raise UserError(f"{root} is a file; give a folder for the demo with --out")
+        raise UserError(f"{root} is a file; give a folder for the demo with {param('out')}")
     settings = {"recipe": recipe.name, "seed": seed}
     settings_file = paths.state / SETTINGS_FILE
     if settings_file.is_file():
@@ -101,11 +101,11 @@ def claim_folder(paths: Paths, recipe: Recipe, seed: int, force: bool) -> None:
         if previous != settings and not force:
             what = (f"recipe {previous.get('recipe')!r}, seed {previous.get('seed')}"
                     if isinstance(previous, dict) else "unreadable settings")
-            raise UserError(f"{root} holds a demo with other settings ({what}); pass --force to redo it with "
-                            f"recipe {recipe.name!r}, seed {seed}, or choose another --out")
+            raise UserError(f"{root} holds a demo with other settings ({what}); pass {param('force', True)} to redo it with "
+                            f"recipe {recipe.name!r}, seed {seed}, or choose another {param('out')}")
     elif root.is_dir() and any(root.iterdir()) and not force:
-        raise UserError(f"{root} is not empty and holds no demo; choose a new or empty folder with --out, "
-                        "or pass --force to write the demo's files into it")
+        raise UserError(f"{root} is not empty and holds no demo; choose a new or empty folder with {param('out')}, "
+                        f"or pass {param('force', True)} to write the demo's files into it")
     atomic_write_json(settings_file, settings, force=True)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param, render
 from gen_eval.exporter.graphs import ExportResult, export_graph
 from gen_eval.fileio import ensure_can_write
 
@@ -30,11 +30,11 @@ def export_ta_classifier(checkpoint: str | os.PathLike, out: str | os.PathLike, 
     num_labels = model.fc[0].out_features
     space = label_space if label_space is not None else saved_space
     if space is not None and space.size != num_labels:
-        where = "--objects" if label_space is not None else "the checkpoint's label space"
+        where = render(param("objects")) if label_space is not None else "the checkpoint's label space"
         raise UserError(f"{checkpoint} predicts {num_labels} labels but {where} has {space.size} names; "
                         "give the objects.json the classifier was trained with")
     if space is None and not features:
-        raise UserError(f"{checkpoint} does not record its label names; pass --objects objects.json "
+        raise UserError(f"{checkpoint} does not record its label names; pass {param('objects', 'objects.json')} "
                         f"(the iCLEVR objects.json with the {num_labels} names it was trained on)")
     family_cls = get_family("classifier")
     family = family_cls(family_cls.resolve_config({}), space)

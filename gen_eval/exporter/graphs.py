@@ -16,7 +16,7 @@ import torch
 from gen_eval import contract
 from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param, render
 from gen_eval.exporter.convert import module_to_onnx, serialize, set_metadata, to_fp16
 from gen_eval.exporter.parity import ParityReport, check_parity, parity_inputs
 from gen_eval.fileio import atomic_path, ensure_can_write
@@ -34,7 +34,7 @@ class ExportResult:
         if self.parity is not None:
             text += "; " + self.parity.describe()
         else:
-            text += "; not verified (--no-verify)"
+            text += f"; not verified ({render(param('verify', False))})"
         return text
 
 

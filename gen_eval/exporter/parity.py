@@ -12,7 +12,7 @@ import torch
 from gen_eval import contract
 from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import GateFailed
+from gen_eval.errors import GateFailed, param
 
 # float32 parity is judged against the truth, not against torch's own float32 rounding: both torch and
 # onnxruntime run in float32 and are compared with a float64 run of the same module on the same inputs.
@@ -217,7 +217,7 @@ def check_parity(module: torch.nn.Module, model_bytes: bytes, graph: ExportGraph
                 raise GateFailed(
                     f"parity check failed for the {graph.role} graph: output {name!r} at batch {batch} is "
                     f"{comparison.failure().replace(' by', f' from {report.reference} by', 1)}; the ONNX file "
-                    "was not written (--no-verify writes it unchecked)"
+                    f"was not written ({param('verify', False)} writes it unchecked)"
                 )
         worst = max(comparisons, key=lambda c: c.error.max / c.tolerance.max)
         report.error[batch], report.tolerance[batch] = worst.error.max, worst.tolerance.max

@@ -37,7 +37,7 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between,
+from gen_eval.trainers.config import (BELOW_ONE, set_option, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between,
                                       one_of, power_of_two, setting)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
 from gen_eval.trainers.generators import GENERATORS, build_generator
@@ -109,7 +109,7 @@ class ACGAN(Family):
             return None
         if self._judge is None:
             if not c["judge"]:
-                raise UserError("perceptual_weight/judge_weight need a classifier: pass --set judge=PATH "
+                raise UserError(f"perceptual_weight/judge_weight need a classifier: pass {set_option('judge', 'PATH')} "
                                 "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
             self._judge = FrozenJudge(c["judge"], num_labels=self.label_dim)
         return self._judge

@@ -16,7 +16,7 @@ from torch import nn
 from gen_eval import contract
 from gen_eval.contract import ExportGraph  # noqa: F401 - the spec families build (re-exported)
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, param
 from gen_eval.trainers.config import config_defaults, parse_setting, resolve_config
 
 
@@ -68,7 +68,7 @@ class Family:
         config = dict(cls.defaults)
         for key, value in (overrides or {}).items():
             if key not in cls.defaults:
-                raise UserError(f"{cls.name} has no setting {key!r}; valid --set keys: {', '.join(sorted(cls.defaults))}")
+                raise UserError(f"{cls.name} has no setting {key!r}; valid {param('config_overrides')} keys: {', '.join(sorted(cls.defaults))}")
             config[key] = parse_setting(key, value, cls.defaults[key]) if isinstance(value, str) else value
         return config
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from gen_eval.errors import UserError
+from gen_eval.trainers.config import set_option
 from gen_eval.trainers.networks import dcgan_init, doublings, transposed_generator
 
 GENERATORS = ("dcgan", "upsample", "srgan")
@@ -47,7 +48,7 @@ def _up_count(image_size: int, start_size: int, kind: str) -> int:
     count = math.log2(image_size / start_size) if start_size > 0 else -1
     if start_size < 1 or count < 1 or count != int(count):
         raise UserError(f"the {kind} generator needs image_size / g_start_size to be a power of two >= 2, "
-                        f"got {image_size} / {start_size}; set e.g. --set g_start_size={DEFAULT_START_SIZE[kind]}")
+                        f"got {image_size} / {start_size}; set e.g. {set_option('g_start_size', DEFAULT_START_SIZE[kind])}")
     return int(count)
 
 
@@ -118,5 +119,6 @@ def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: 
     elif kind == "srgan":
         body = SRGANBody(in_dim, image_size, channels, width, start, res_blocks)
     else:
-        raise UserError(f"unknown generator {kind!r}; choose --set generator= one of {', '.join(GENERATORS)}")
+        raise UserError(f"unknown generator {kind!r}; choose {set_option('generator', 'NAME')} with NAME one of "
+                        f"{', '.join(GENERATORS)}")
     return ConditionalGenerator(body, label_dim, cond_embed)

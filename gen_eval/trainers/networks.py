@@ -16,6 +16,7 @@ from collections.abc import Callable
 from torch import nn
 
 from gen_eval.errors import UserError
+from gen_eval.trainers.config import set_option
 
 
 def doublings(image_size: int, smallest: int = 8) -> int:
@@ -23,7 +24,7 @@ def doublings(image_size: int, smallest: int = 8) -> int:
     n = int(math.log2(image_size)) if image_size > 0 else 0
     if image_size < smallest or 2 ** n != image_size:
         raise UserError(f"image_size must be a power of two >= {smallest} (e.g. 64), got {image_size}; "
-                        "set it with --set image_size=64")
+                        f"set it with {set_option('image_size', 64)}")
     return n - 2
 
 

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError, render
+from gen_eval.errors import UserError, param, render
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.config import DATA_OPTIONS, set_option
 from gen_eval.trainers.torchdata import ImageSetDataset
@@ -39,7 +39,7 @@ def open_training_data(data_dir, options: dict[str, Any], split_key: str = "spli
         return open_dataset(data_dir, split=options[split_key], fmt=options["format"] or None, **reader_kw)
     except TypeError as exc:
         raise UserError(f"the data reader does not take {', '.join('data.' + k for k in reader_kw)} ({exc}); "
-                        "drop those --set options") from None
+                        f"drop those {param('config_overrides')} options") from None
 
 
 def training_label_space(cls: type[Family], image_set, ckpt: dict[str, Any] | None) -> LabelSpace | None:
@@ -60,13 +60,13 @@ def check_data_fits(family: Family, image_set, resize: bool) -> tuple[int, int, 
     want = family.image_shape
     if family.conditional and getattr(image_set, "labels", None) is None:
         raise UserError(f"{family.name} is conditional and needs labels, but {image_set.source} has none; "
-                        "give a labelled data set (iCLEVR/shapes layout, CelebA with --set data.attribute=NAME, "
+                        f"give a labelled data set (iCLEVR/shapes layout, CelebA with {set_option('data.attribute', 'NAME')}, "
                         "Cartoon Set), e.g. one made by 'gen-eval data shapes --out DIR'")
     if data_shape != want and not resize:
         c, h, w = data_shape
-        hint = f"--set image_size={h} to train at the data's size, or " if h == w and "image_size" in family.defaults else ""
+        hint = f"{set_option('image_size', h)} to train at the data's size, or " if h == w and "image_size" in family.defaults else ""
         raise UserError(f"{image_set.source} has {c}x{h}x{w} images but {family.name} trains on "
-                        f"{want[0]}x{want[1]}x{want[2]}; pass {hint}--set data.resize=true to resize the images")
+                        f"{want[0]}x{want[1]}x{want[2]}; pass {hint}{set_option('data.resize', 'true')} to resize the images")
     return want
 
 

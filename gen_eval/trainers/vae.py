@@ -30,7 +30,7 @@ from gen_eval import contract
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, setting
+from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, set_option, setting
 
 POOLINGS = 3
 
@@ -184,7 +184,7 @@ class ConvVAE(VAEHooks, Family):
         channels, size, _ = self.image_shape
         if size < 2 ** POOLINGS or size % 2 ** POOLINGS:
             raise UserError(f"the vae family needs image_size a multiple of {2 ** POOLINGS}, got {size}; "
-                            "e.g. --set image_size=64")
+                            f"e.g. {set_option('image_size', 64)}")
         return {"encoder": ConvEncoder(channels, size, c["width"], c["latent_dim"]),
                 "decoder": ConvDecoder(channels, size, c["width"], c["latent_dim"])}
 

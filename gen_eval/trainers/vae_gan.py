@@ -31,7 +31,7 @@ from torch import nn
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, setting
+from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, set_option, setting
 from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs
 
@@ -132,7 +132,7 @@ class VAEGAN(VAEHooks, Family):
         channels, size, _ = self.image_shape
         if size < 2 ** HALVINGS or size % 2 ** HALVINGS:
             raise UserError(f"the vae-gan family needs image_size a multiple of {2 ** HALVINGS}, got {size}; "
-                            "e.g. --set image_size=64")
+                            f"e.g. {set_option('image_size', 64)}")
         return {"encoder": Encoder(channels, size, c["width"], c["latent_dim"]),
                 "generator": Generator(channels, size, c["width"], c["latent_dim"]),
                 "discriminator": Discriminator(channels, size, c["width"])}

@@ -29,7 +29,7 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BETAS, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, power_of_two,
+from gen_eval.trainers.config import (BETAS, set_option, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, power_of_two,
                                       setting)
 from gen_eval.trainers.losses import auxiliary_loss, gradient_penalty
 from gen_eval.trainers.networks import strided_features, transposed_generator
@@ -103,7 +103,8 @@ class WGANGP(Family):
     def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
         if label_space is None:
             raise UserError("wgan-gp is conditional but the data has no labels; give a labelled data set "
-                            "(Cartoon Set with cartoon_attr.txt, iCLEVR with train.json, or CelebA with --attribute)")
+                            f"(Cartoon Set with cartoon_attr.txt, iCLEVR with train.json, or CelebA with "
+                            f"{set_option('data.attribute', 'NAME')})")
         super().fit_data(image_shape, label_space)
 
     def _label_space(self) -> LabelSpace:
