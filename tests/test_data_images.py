@@ -84,7 +84,7 @@ def test_list_images(tmp_path: Path, rgb: np.ndarray) -> None:
 def test_save_png_is_atomic_and_does_not_overwrite(tmp_path: Path, rgb: np.ndarray) -> None:
     path = images.save_png(rgb, tmp_path / "out.png")
     np.testing.assert_array_equal(images.load_image(path), rgb)
-    with pytest.raises(UserError, match="--force"):
+    with pytest.raises(UserError, match="force=True"):
         images.save_png(rgb[::-1], path)
     np.testing.assert_array_equal(images.load_image(path), rgb)
     images.save_png(rgb[::-1].copy(), path, force=True)

@@ -105,7 +105,7 @@ def test_objects_are_visible_on_the_background() -> None:
 
 def test_refuses_non_empty_folder_and_force_replaces(tmp_path: Path) -> None:
     out = shapes.write_shapes(tmp_path / "s", n_train=3, n_heldout=1, seed=0)
-    with pytest.raises(UserError, match="--force"):
+    with pytest.raises(UserError, match="force=True"):
         shapes.write_shapes(out, n_train=2, n_heldout=1, seed=1)
     shapes.write_shapes(out, n_train=2, n_heldout=1, seed=1, force=True)
     assert len(json.loads((out / "train.json").read_text())) == 2

@@ -40,21 +40,26 @@ def test_load_generator_without_metadata_infers_from_shapes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, load_kw, fragment",
+    "kwargs, load_kw, name",
     [
-        (dict(metadata=False), {}, "--value-range"),
-        (dict(metadata=False, dynamic_z=True), dict(value_range=(-1, 1)), "--latent-dim"),
-        (dict(metadata=False, labels=24), dict(value_range=(-1, 1)), "--objects"),
-        (dict(), dict(latent_dim=16), "--latent-dim"),
+        (dict(metadata=False), {}, "value_range"),
+        (dict(metadata=False, dynamic_z=True), dict(value_range=(-1, 1)), "latent_dim"),
+        (dict(metadata=False, labels=24), dict(value_range=(-1, 1)), "objects"),
+        (dict(), dict(latent_dim=16), "latent_dim"),
     ],
 )
-def test_missing_or_conflicting_facts_name_the_flag(tmp_path, kwargs, load_kw, fragment):
-    from gen_eval.errors import UserError
+def test_missing_or_conflicting_facts_name_the_parameter(tmp_path, kwargs, load_kw, name):
+    """From Python the error names the keyword; while a command runs, that command's option."""
+    from gen_eval.errors import UserError, flag_style
     from gen_eval.evaluator import load_model
 
     path = make_generator(tmp_path / "g.onnx", **kwargs)
-    with pytest.raises(UserError, match=fragment.replace("-", r"\-")):
+    with flag_style(lambda param, negative: "--" + param.replace("_", "-")):
+        with pytest.raises(UserError, match="--" + name.replace("_", r"\-")):
+            load_model(path, role="generator", device="cpu", **load_kw)
+    with pytest.raises(UserError, match=rf"[ (]{name}\b") as caught:
         load_model(path, role="generator", device="cpu", **load_kw)
+    assert "--" not in str(caught.value)
 
 
 def test_role_mismatch_and_bad_files(tmp_path):

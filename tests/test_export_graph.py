@@ -174,7 +174,7 @@ def test_failed_parity_writes_nothing_no_verify_writes_and_force_overwrites(tmp_
     result = export_graph(generator_graph(ExportsDifferently()), out, family="tiny", verify=False)
     assert out.is_file() and result.parity is None
     written = out.read_bytes()
-    with pytest.raises(UserError, match="already exists; pass --force"):
+    with pytest.raises(UserError, match="already exists; pass force=True"):
         export_graph(generator_graph(TinyGenerator()), out, family="tiny")
     assert out.read_bytes() == written
     export_graph(generator_graph(TinyGenerator()), out, family="tiny", force=True)

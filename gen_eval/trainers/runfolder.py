@@ -112,7 +112,7 @@ def resumed_settings(cls: type[Family], ckpt: dict[str, Any], family_overrides: 
 
 def total_steps(steps: int | None, epochs: int | None, ckpt: dict[str, Any] | None, default_epochs: int,
                 steps_per_epoch: int) -> int:
-    """--steps, else --epochs, else what the resumed run planned, else the family's default epochs."""
+    """``steps``, else ``epochs``, else what the resumed run planned, else the family's default epochs."""
     if steps is not None:
         return int(steps)
     if epochs is not None:
