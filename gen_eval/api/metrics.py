@@ -49,9 +49,10 @@ def metrics(features: str | Path, ref: str | Path, *, names=DEFAULT_METRICS, dat
             model: str | Path | None = None, n: int | None = None, seed: int = 0,
             conditions: str | Path | None = None, split: str = "train", ref_split: str = "train",
             objects=None, latent_dim=None, value_range=None, options: dict[str, Any] | None = None,
-            device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+            ray_address: str | None = None, device: str = "auto", batch_size: int | None = None, threads: int | None = None,
             progress: bool = False) -> MetricsReport:
-    """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``."""
+    """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``.
+    ``ray_address`` ('local' or a cluster address) computes the generated side's features on Ray actors."""
     from gen_eval.api.fid import _side
     from gen_eval.evaluator.features import feature_model_id, imageset_stats, preprocessing_id, small_sample_warning
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
@@ -84,10 +85,11 @@ def metrics(features: str | Path, ref: str | Path, *, names=DEFAULT_METRICS, dat
     with FeatureStore(dim, feature_model=ident) as generated, FeatureStore(dim, feature_model=ident) as reference:
         imageset_stats(model_features, inputs.image_set(ref, ref_split),
                        sink=lambda feats, rows: reference.append(feats), progress=progress)
-        _, described, _ = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
-                                conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
-                                value_range=value_range, objects=objects, progress=progress,
-                                sink=lambda feats, rows: generated.append(feats))
+        _, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+                             conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
+                             value_range=value_range, objects=objects, progress=progress,
+                             sink=lambda feats, rows: generated.append(feats), ray_address=ray_address,
+                             features_path=features, device=device, threads=threads)
         try:
             results = compute_metrics(wanted, generated, reference, **(options or {}))
         except TypeError as exc:
