@@ -12,23 +12,10 @@ import click
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.evaluate import _echo_err, finish, gate_options, generator_options, runtime_options
 from gen_eval.errors import UserError
-from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+from gen_eval.commands.scale_options import chunk_option, ray_option
 
 
 # -- fid / stats ------------------------------------------------------------------------------
-def ray_option(func):
-    """``--ray`` (a local Ray, started or joined) or ``--ray ADDRESS`` (a cluster)."""
-    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-                        help="Compute on Ray actors (pip install 'gen-eval[ray]'): alone, a local Ray (started or "
-                             "joined); with ADDRESS, that cluster (e.g. ray://head:10001 or auto). Same result "
-                             "bit for bit.")(func)
-
-
-def chunk_option(func):
-    return click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True,
-                        help="Images per chunk: shards are whole chunks; the same for every shard of a run.")(func)
-
-
 def source_options(func):
     for option in reversed([
         click.option("--data", type=click.Path(), default=None,

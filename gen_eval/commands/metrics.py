@@ -7,6 +7,7 @@ import click
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.evaluate import _echo_err, runtime_options
 from gen_eval.commands.fid import source_options
+from gen_eval.commands.scale_options import ray_option
 
 
 @click.command("metrics")
@@ -22,9 +23,10 @@ from gen_eval.commands.fid import source_options
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--force", is_flag=True, help="Overwrite --report.")
+@ray_option
 @runtime_options
 def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
-                    objects, names, prdc_k, report_path, force, device, batch_size, threads):
+                    objects, names, prdc_k, report_path, force, ray_address, device, batch_size, threads):
     """FID, KID (torch-fidelity's), precision/recall/density/coverage (prdc's) and FID∞ from one pass.
 
     Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks.
@@ -45,7 +47,7 @@ def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, 
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}
     report = metrics(features_path, ref, names=names, data=data, model=model, n=n, seed=seed, conditions=conditions,
                      split=split, ref_split=ref_split, objects=objects, latent_dim=latent_dim,
-                     value_range=value_range, options=options, device=device, batch_size=batch_size,
+                     value_range=value_range, options=options, ray_address=ray_address, device=device, batch_size=batch_size,
                      threads=threads, progress=True)
     click.echo(report.table())
     for warning in report.warnings:
