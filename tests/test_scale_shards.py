@@ -97,7 +97,7 @@ def test_cli_fid_from_two_statistics_files(assets, tmp_path):
 def test_killed_shard_resumes_from_its_checkpoint(assets, tmp_path):
     root, features, generator, ref, whole = assets
     n, out = 20_000, tmp_path / "part.npz"
-    partial = tmp_path / "part.partial.npz"
+    partial = tmp_path / ".part.partial.npz"
     args = [sys.executable, "-m", "gen_eval.cli", "stats", "--features", features, "--model", generator, "--n", n,
             "--seed", 5, "--chunk-size", 64, "--shard", "2/3", "--device", "cpu", "--out", out]
     env = dict(process_env(), GEN_EVAL_CHECKPOINT_SECONDS="0")

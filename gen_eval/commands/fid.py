@@ -133,7 +133,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images.
 
     A killed run continues where it stopped when run again (its sums are checkpointed every minute to
-    OUT-stem.partial.npz); `stats merge` of the N shards is the unsharded result bit for bit.
+    .OUT-stem.partial.npz beside OUT); `stats merge` of the N shards is the unsharded result bit for bit.
 
     \b
     Examples:
@@ -149,7 +149,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
                                            "--conditions": conditions, "--objects": objects})
     shard_spec = parse_shard(shard)
-    checkpoint = Path(out).with_name(Path(out).stem + ".partial.npz")
+    checkpoint = Path(out).with_name(f".{Path(out).stem}.partial.npz")  # hidden: not in `part-*.npz`
     if force:
         checkpoint.unlink(missing_ok=True)
     stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
