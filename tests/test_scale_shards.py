@@ -144,3 +144,36 @@ def test_bad_merges_are_one_line_errors(assets, tmp_path):
     assert not out.exists()
     assert_one_line_error(run_cli_here("fid", "--gen-stats", thirds[0], "--ref", root / "nowhere"),
                           "give --features")
+
+
+def test_metrics_from_feature_shards_equal_the_single_process_run(assets, tmp_path):
+    from gen_eval.api.metrics import metrics
+    from helpers.images import write_images
+
+    root, features, generator, ref, whole = assets
+    folder = write_images(tmp_path / "real", 30)
+    ref_file = tmp_path / "real.npz"
+    statistics(features, data=folder, chunk_size=CHUNK, features_out=tmp_path / "real.features.npy",
+               device="cpu").save(ref_file)
+    parts = []
+    for k in (1, 2, 3):
+        path = tmp_path / f"g{k}.npz"
+        statistics(features, model=generator, n=N, seed=5, chunk_size=CHUNK, shard=(k, 3),
+                   features_out=tmp_path / f"g{k}.features.npy", device="cpu").save(path)
+        parts.append(path)
+    names = ["fid", "kid", "prdc"]
+    options = {"prdc_k": 3}
+    direct = metrics(features, folder, names=names, model=generator, n=N, seed=5, chunk_size=CHUNK,
+                     options=options, device="cpu")
+    from_files = metrics(None, ref_file, names=names, gen_stats=list(reversed(parts)), options=options)
+    assert from_files.to_dict()["fid"] == direct.to_dict()["fid"]
+    assert from_files.results.keys() == direct.results.keys()
+    for name in names:
+        assert from_files.results[name].to_dict() == direct.results[name].to_dict(), name
+    assert from_files.n_generated == N and from_files.n_reference == 30
+    # the FID of `metrics` is the FID of `fid` (the same exact sums)
+    assert direct.results["fid"].to_dict()["fid"] == fid(features, ref_file, model=generator, n=N, seed=5,
+                                                             chunk_size=CHUNK, device="cpu").value
+    (tmp_path / "g2.features.npy").unlink()
+    assert_one_line_error(run_cli_here("metrics", "--gen-stats", parts[0], "--gen-stats", parts[1], "--gen-stats",
+                                       parts[2], "--ref", ref_file), "g2.features.npy", "--save-features")

@@ -9,7 +9,9 @@ about. Memory: one D x D float64 sum per block (10 blocks of Inception's 2048-d:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -116,15 +118,18 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
                n: int | None = None, seed: int = 0, conditions: str | Path | None = None, split: str = "train",
                shard: tuple[int, int] | None = None, objects=None, latent_dim=None, value_range=None,
                jackknife_blocks: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-               ray_address: str | None = None, checkpoint: str | Path | None = None, device: str = "auto",
-               batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> FeatureStats:
+               ray_address: str | None = None, checkpoint: str | Path | None = None,
+               features_out: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
+               threads: int | None = None, progress: bool = False) -> FeatureStats:
     """Feature statistics (n, sums; mu and sigma) of ``data`` or of ``n`` samples of generator ``model``.
 
     Shards (``shard=(k, N)``) are whole chunks of ``chunk_size`` images; `stats merge` of all N gives the
     unsharded statistics bit for bit. ``jackknife_blocks`` (default: 10 for a generator, none for images)
     keeps block sums for FID's interval (``fid(gen_stats=...)``). ``ray_address`` ('local' or a cluster
     address) computes the chunks on Ray actors. ``checkpoint`` (an .npz path): sums so far are saved there
-    every minute and a rerun continues from them (delete it once the statistics are saved)."""
+    every minute and a rerun continues from them (delete it once the statistics are saved). ``features_out``
+    (a .npy path) also keeps the features, rows in index order, for metrics beyond FID (then a killed run
+    starts again rather than resuming)."""
     from gen_eval.evaluator.noise import check_seed
 
     check_seed(seed)
@@ -133,13 +138,34 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
-    stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
-                             conditions=conditions, shard=shard, batch_size=batch_size, latent_dim=latent_dim,
-                             value_range=value_range, objects=objects, progress=progress, blocks=jackknife_blocks,
-                             chunk_size=chunk_size, ray_address=ray_address, features_path=features, device=device,
-                             threads=threads, checkpoint=checkpoint)
+    with _kept_features(features_out, model_features) as sink:
+        stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+                                 conditions=conditions, shard=shard, batch_size=batch_size, latent_dim=latent_dim,
+                                 value_range=value_range, objects=objects, progress=progress, blocks=jackknife_blocks,
+                                 chunk_size=chunk_size, ray_address=ray_address, features_path=features,
+                                 device=device, threads=threads, checkpoint=None if sink else checkpoint, sink=sink)
     stats.description = described
     return stats
+
+
+@contextlib.contextmanager
+def _kept_features(path, model_features):
+    """A sink writing features to ``path`` (a temporary name, renamed once every row is there), or None."""
+    if path is None:
+        yield None
+        return
+    from gen_eval.evaluator.metrics import FeatureStore
+
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+    store = FeatureStore(model_features.info.output_size, temp)
+    try:
+        yield lambda feats, rows: store.append(feats)
+        store.close()
+        os.replace(temp, path)
+    finally:
+        store.close()
+        temp.unlink(missing_ok=True)
 
 
 def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None):

@@ -125,11 +125,14 @@ def stats_group():
 @chunk_option
 @click.option("--jackknife-blocks", type=int, default=None,
               help="Block sums kept for FID's interval [default: 10 with --model, none with --data].")
+@click.option("--save-features", is_flag=True,
+              help="Also keep the features (OUT-stem.features.npy) for `gen-eval metrics --gen-stats` / --ref.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 @ray_option
 @runtime_options
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
-                  shard, chunk_size, jackknife_blocks, force, ray_address, device, batch_size, threads):
+                  shard, chunk_size, jackknife_blocks, save_features, force, ray_address, device, batch_size,
+                  threads):
     """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images.
 
     A killed run continues where it stopped when run again (its sums are checkpointed every minute to
@@ -146,8 +149,12 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
-                                           "--conditions": conditions, "--objects": objects})
+    from gen_eval.scale.feature_files import features_path as kept_features_path
+
+    features_out = kept_features_path(out) if save_features else None
+    check_outputs(force, {"--out": out, "--save-features": features_out},
+                  {"--features": features_path, "--data": data, "--model": model, "--conditions": conditions,
+                   "--objects": objects})
     shard_spec = parse_shard(shard)
     checkpoint = Path(out).with_name(f".{Path(out).stem}.partial.npz")  # hidden: not in `part-*.npz`
     if force:
@@ -155,7 +162,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
                        shard=shard_spec, objects=objects, latent_dim=latent_dim, value_range=value_range,
                        chunk_size=chunk_size, jackknife_blocks=jackknife_blocks, ray_address=ray_address,
-                       checkpoint=checkpoint,
+                       checkpoint=checkpoint, features_out=features_out,
                        device=device, batch_size=batch_size, threads=threads, progress=True)
     if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
         stats.require_covariance(stats.description)
