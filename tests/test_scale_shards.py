@@ -143,7 +143,7 @@ def test_bad_merges_are_one_line_errors(assets, tmp_path):
                                        "--chunk-size", CHUNK, "--shard", "1/8", "--out", out), "no images")
     assert not out.exists()
     assert_one_line_error(run_cli_here("fid", "--gen-stats", thirds[0], "--ref", root / "nowhere"),
-                          "give --features")
+                          "need a features model")
 
 
 def test_metrics_from_feature_shards_equal_the_single_process_run(assets, tmp_path):

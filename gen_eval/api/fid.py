@@ -4,7 +4,8 @@ The interval is a delete-a-group jackknife over ``jackknife_blocks`` fixed index
 generated (or ``data``) side: statistics are sums, so leaving a block out is exact and cheap, and the
 distance is recomputed for each. It measures how much the distance moves with the images drawn (the
 sampling noise of this side); it does not remove FID's upward bias at small N, which the report warns
-about. Memory: one D x D float64 sum per block (10 blocks of Inception's 2048-d: 320 MiB), flat in N.
+about. The block sums are exact integer digit sums (gen_eval.evaluator.exact), so shards and Ray actors
+give the same bits; memory: 3 int64 D x D arrays per block (10 blocks of Inception's 2048-d: 960 MiB), flat in N.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
             warnings.append(warning.removeprefix("warning: "))
         return reference.mu, reference.sigma, reference.n, warnings
     if model_features is None:
-        raise UserError(f"--ref {ref} is images; give --features to compute their statistics, or give a statistics .npz")
+        raise UserError(f"{ref} is images: their statistics need a features model; give one, or give a statistics .npz")
     ref_stats = imageset_stats(model_features, inputs.image_set(ref, ref_split), progress=progress)
     ref_stats.require_covariance(f"reference {ref}")
     small = small_sample_warning(ref_stats, f"reference {ref}")
@@ -218,12 +219,12 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
         raise UserError(f"--confidence must be between 0 and 1, got {confidence}")
     if gen_stats is not None:
         if data is not None or model is not None:
-            raise UserError("give the generated side once: statistics (--gen-stats) or --data / --model")
+            raise UserError("give the generated side once: a statistics file, or images or a generator")
         return _fid_of_stats(features, ref, gen_stats, ref_split=ref_split, confidence=confidence,
                              allow_other_features=allow_other_features, device=device, batch_size=batch_size,
                              threads=threads, progress=progress)
     if features is None:
-        raise UserError("give the features model with --features (only two statistics files need none)")
+        raise UserError("give a features model (only a distance between two statistics files needs none)")
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
@@ -264,7 +265,7 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
     from gen_eval.evaluator.stats import load_stats
 
     if Path(gen_stats).suffix.lower() != ".npz":
-        raise UserError(f"--gen-stats {gen_stats}: statistics files end in .npz; write one with `gen-eval stats`")
+        raise UserError(f"{gen_stats}: statistics files end in .npz; write one with `gen-eval stats`")
     generated = load_stats(gen_stats)
     if generated.n is not None and generated.n < 2:
         raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "

@@ -88,11 +88,11 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         raise UserError(f"--ref {ref}: use `gen-eval fid` for a distance to statistics; metrics computes from images")
     gen_files = list(gen_stats or [])
     if gen_files and (data is not None or model is not None):
-        raise UserError("give the generated side once: shard files (--gen-stats) or --data / --model")
+        raise UserError("give the generated side once: shard statistics files, or images or a generator")
     rt = model_features = None
     if not (gen_files and ref_is_file):
         if features is None:
-            raise UserError("give the features model with --features (only feature files on both sides need none)")
+            raise UserError("give a features model (only feature files on both sides need none)")
         rt = inputs.runtime(device, threads)
         model_features = inputs.load_features(features, rt, batch_size)
         log.info("runtime: %s", rt.describe())

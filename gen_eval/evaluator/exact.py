@@ -96,7 +96,7 @@ def chunk_ranges(total: int, chunk_size: int, shard: tuple[int, int] | None = No
     """The chunks (index ranges) of ``range(total)`` that shard k of N computes: whole chunks, in order,
     split as evenly as chunks allow."""
     if chunk_size < 1:
-        raise UserError(f"--chunk-size must be at least 1, got {chunk_size}")
+        raise UserError(f"the chunk size must be at least 1 image, got {chunk_size}")
     starts = list(range(0, total, chunk_size))
     chunks = [range(s, min(s + chunk_size, total)) for s in starts]
     if shard is None:
@@ -105,7 +105,7 @@ def chunk_ranges(total: int, chunk_size: int, shard: tuple[int, int] | None = No
     mine = chunks[(k - 1) * len(chunks) // count : k * len(chunks) // count]
     if not mine:
         raise UserError(f"shard {k}/{count} has no images: {total} images make {len(chunks)} chunk(s) of {chunk_size}; "
-                        f"use at most {len(chunks)} shards or a smaller --chunk-size")
+                        f"use at most {len(chunks)} shards or a smaller chunk size")
     return mine
 
 
