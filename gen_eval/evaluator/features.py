@@ -211,8 +211,6 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
                    checkpoint_seconds: float | None = None) -> FeatureStats:
     """Statistics of a data set's images (this shard's chunks); decoding runs in a few threads.
     ``sink`` also receives every chunk of features with its image indices."""
-    if len(images) == 0:
-        raise UserError(f"{images.source}: no images")
     chunks = chunk_ranges(len(images), chunk_size, shard)
     step = features.batch_size
 

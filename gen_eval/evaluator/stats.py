@@ -242,14 +242,15 @@ def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
                 f"{ref.path}: holds only mu and sigma (pytorch-fid style), which cannot be merged exactly; "
                 "recompute it with `gen-eval stats`"
             )
-        if total is not None and (ref.stats.chunked is None) != (chunked is None):
-            raise UserError(f"{ref.path}: mixes shard files of two gen-eval versions (with and without exact "
-                            "chunk sums); recompute the older shards with `gen-eval stats --shard`")
-        if total is None:
+        first = total is None
+        if first:
             total = FeatureStats(ref.stats.dim, ref.stats.feature_model, ref.stats.preprocessing,
                                  ref.stats.model_sha256)
         try:
             total.merge(ref.stats)
+            if not first and (ref.stats.chunked is None) != (chunked is None):
+                raise UserError(f"{ref.path}: mixes shard files of two gen-eval versions (with and without exact "
+                                "chunk sums); recompute the older shards with `gen-eval stats --shard`")
             if ref.stats.chunked is not None:
                 chunked = ref.stats.chunked if chunked is None else chunked.merge(ref.stats.chunked, str(ref.path))
         except UserError as exc:
