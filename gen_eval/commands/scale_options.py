@@ -12,7 +12,8 @@ def ray_option(func):
     return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
                         help="Compute on Ray actors (pip install 'gen-eval[ray]'): alone, a local Ray (started or "
                              "joined); with ADDRESS, that cluster (e.g. ray://head:10001 or auto). Same result "
-                             "bit for bit.")(func)
+                             "bit for bit. A bare --ray takes a following word as its address: put it last or "
+                             "before another option.")(func)
 
 
 def chunk_option(func):
