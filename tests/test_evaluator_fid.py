@@ -179,7 +179,7 @@ def test_fid_and_stats_cli(no_torch_env, tmp_path):
     # stats of B in two shards, merged
     for k in (1, 2):
         result = run_cli(no_torch_env, "stats", "--features", feats, "--data", folder_b, "--shard", f"{k}/2",
-                         "--out", tmp_path / f"b{k}.npz", "--batch-size", 7)
+                         "--out", tmp_path / f"b{k}.npz", "--batch-size", 7, "--chunk-size", 8)
         assert result.returncode == 0, result.stderr
     merged = run_cli(no_torch_env, "stats", "merge", tmp_path / "b1.npz", tmp_path / "b2.npz", "--out", tmp_path / "b.npz")
     assert merged.returncode == 0, merged.stderr

@@ -4,12 +4,15 @@ The interval is a delete-a-group jackknife over ``jackknife_blocks`` fixed index
 generated (or ``data``) side: statistics are sums, so leaving a block out is exact and cheap, and the
 distance is recomputed for each. It measures how much the distance moves with the images drawn (the
 sampling noise of this side); it does not remove FID's upward bias at small N, which the report warns
-about. Memory: one D x D float64 sum per block (10 blocks of Inception's 2048-d: 320 MiB), flat in N.
+about. The block sums are exact integer digit sums (gen_eval.evaluator.exact), so shards and Ray actors
+give the same bits; memory: 3 int64 D x D arrays per block (10 blocks of Inception's 2048-d: 960 MiB), flat in N.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ import numpy as np
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
 from gen_eval.errors import UserError, param
+from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
 from gen_eval.evaluator.stats import FeatureStats
 from gen_eval.evaluator.uncertainty import Interval
 
@@ -24,104 +28,150 @@ log = logging.getLogger("gen_eval")
 JACKKNIFE_BLOCKS = 10
 
 
-class JackknifeBlocks:
-    """A feature sink: statistics of ``blocks`` contiguous index blocks of ``range(total)``."""
+def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
+                       confidence: float) -> Interval | None:
+    """The delete-a-block jackknife over ``whole``'s block sums (None when it has none)."""
+    from scipy import stats as scipy_stats
 
-    def __init__(self, dim: int, total: int, blocks: int = JACKKNIFE_BLOCKS) -> None:
-        self.total, self.count = max(1, total), max(2, blocks)
-        self.stats = [FeatureStats(dim) for _ in range(self.count)]
+    from gen_eval.evaluator.frechet import frechet_distance
 
-    def __call__(self, features: np.ndarray, rows: np.ndarray) -> None:
-        which = np.asarray(rows, dtype=np.int64) * self.count // self.total
-        for block in np.unique(which):
-            self.stats[int(block)].update(features[which == block])
-
-    def interval(self, whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
-                 confidence: float) -> Interval:
-        from scipy import stats as scipy_stats
-
-        from gen_eval.evaluator.frechet import frechet_distance
-
-        left_out = []
-        for block in self.stats:
-            if block.n == 0 or whole.n - block.n < 2:
-                continue
-            rest = FeatureStats(whole.dim)
-            rest.n = whole.n - block.n
-            rest.sum = whole.sum - block.sum
-            rest.sum_outer = whole.sum_outer - block.sum_outer
-            left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
-        g = len(left_out)
-        if g < 2:
-            return Interval(value, float("nan"), float("nan"), confidence, "too few images for a jackknife")
-        values = np.array(left_out)
-        se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
-        half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
-        return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
-
-
-def _chain(*sinks):
-    sinks = [s for s in sinks if s is not None]
-    if not sinks:
+    blocks = whole.blocks()
+    if not blocks:
         return None
-
-    def sink(features, rows):
-        for each in sinks:
-            each(features, rows)
-
-    return sink
+    left_out = []
+    for block in blocks:
+        if block.n == 0 or whole.n - block.n < 2:
+            continue
+        rest = FeatureStats(whole.dim)
+        rest.n = whole.n - block.n
+        rest.sum = whole.sum - block.sum
+        rest.sum_outer = whole.sum_outer - block.sum_outer
+        left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
+    g = len(left_out)
+    if g < 2:
+        return Interval(value, float("nan"), float("nan"), confidence, "too few images for a jackknife")
+    values = np.array(left_out)
+    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
+    half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
+    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
 
 
 def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch_size, latent_dim, value_range,
-          objects, sink_blocks: int = 0, progress: bool = False, sink=None):
-    """Statistics of ``data`` or of ``n`` images of generator ``model``, a description, and jackknife blocks.
-    ``sink`` also receives every batch of features (one pass feeds other metrics)."""
-    from gen_eval.evaluator.features import generator_stats, imageset_stats
+          objects, blocks: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = False, sink=None,
+          ray_address: str | None = None, features_path=None, device: str = "auto", threads: int | None = None,
+          checkpoint=None):
+    """Statistics of ``data`` or of ``n`` images of generator ``model`` (with ``blocks`` jackknife block sums)
+    and a description. ``sink`` also receives every chunk of features (one pass feeds other metrics);
+    with ``ray_address`` the chunks are computed by Ray actors (gen_eval.scale.ray_runner)."""
+    from gen_eval.evaluator.exact import chunk_ranges
+    from gen_eval.evaluator.features import (chunked_stats, generator_run_id, generator_stats, imageset_run_id,
+                                             imageset_stats)
     from gen_eval.evaluator.provenance import image_set_listing
 
     if (data is None) == (model is None):
         raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
-    dim = features.info.output_size
+    job = None
+    if ray_address is not None:
+        from gen_eval.scale.ray_runner import ChunkJob
+
+        job = ChunkJob(features=str(features_path), batch_size=batch_size, threads=threads, device=device,
+                       data=None if data is None else str(data), split=split,
+                       model=None if model is None else str(model), n=n, seed=seed,
+                       conditions=None if conditions is None else str(conditions), latent_dim=latent_dim,
+                       value_range=value_range, objects=None if objects is None else str(objects))
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
         images = inputs.image_set(data, split)
-        blocks = JackknifeBlocks(dim, len(images), sink_blocks) if sink_blocks and dim else None
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
-        stats = imageset_stats(features, images, shard=shard, sink=_chain(blocks, sink), progress=progress)
+        if job is None:
+            stats = imageset_stats(features, images, shard=shard, sink=sink, progress=progress, chunk_size=chunk_size,
+                                   blocks=blocks, checkpoint=checkpoint)
+        else:
+            from gen_eval.scale.ray_runner import run_chunks
+
+            stats = chunked_stats(features, len(images), chunk_ranges(len(images), chunk_size, shard),
+                                  lambda todo: run_chunks(job, todo, ray_address), run=imageset_run_id(images),
+                                  chunk_size=chunk_size, blocks=blocks, progress=progress, sink=sink,
+                                  checkpoint=checkpoint)
         stats.listing = image_set_listing(images)
-        return stats, f"{images.source} ({count})", blocks
+        return stats, f"{images.source} ({count})"
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
     cond = inputs.conditions_for(generator, conditions)
     if n is None:
         raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on 10000+)")
-    blocks = JackknifeBlocks(dim, n, sink_blocks) if sink_blocks and dim else None
-    stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=_chain(blocks, sink),
-                            progress=progress)
-    return stats, f"{model} ({n} samples, seed {seed})", blocks
+    if job is None:
+        stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=sink,
+                                progress=progress, chunk_size=chunk_size, blocks=blocks, checkpoint=checkpoint)
+    else:
+        from gen_eval.evaluator.sampling import check_count
+        from gen_eval.scale.ray_runner import run_chunks
+
+        stats = chunked_stats(features, n, chunk_ranges(check_count(n), chunk_size, shard),
+                              lambda todo: run_chunks(job, todo, ray_address),
+                              run=generator_run_id(generator, n, seed, cond), chunk_size=chunk_size, blocks=blocks,
+                              progress=progress, sink=sink, checkpoint=checkpoint)
+    return stats, f"{model} ({n} samples, seed {seed})"
 
 
 def statistics(features: str | Path, *, data: str | Path | None = None, model: str | Path | None = None,
                n: int | None = None, seed: int = 0, conditions: str | Path | None = None, split: str = "train",
                shard: tuple[int, int] | None = None, objects=None, latent_dim=None, value_range=None,
-               device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-               progress: bool = False) -> FeatureStats:
-    """Feature statistics (n, sums; mu and sigma) of ``data`` or of ``n`` samples of generator ``model``."""
+               jackknife_blocks: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               ray_address: str | None = None, checkpoint: str | Path | None = None,
+               features_out: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
+               threads: int | None = None, progress: bool = False) -> FeatureStats:
+    """Feature statistics (n, sums; mu and sigma) of ``data`` or of ``n`` samples of generator ``model``.
+
+    Shards (``shard=(k, N)``) are whole chunks of ``chunk_size`` images; `stats merge` of all N gives the
+    unsharded statistics bit for bit. ``jackknife_blocks`` (default: 10 for a generator, none for images)
+    keeps block sums for FID's interval (``fid(gen_stats=...)``). ``ray_address`` ('local' or a cluster
+    address) computes the chunks on Ray actors. ``checkpoint`` (an .npz path): sums so far are saved there
+    every minute and a rerun continues from them (delete it once the statistics are saved). ``features_out``
+    (a .npy path) also keeps the features, rows in index order, for metrics beyond FID (then a killed run
+    starts again rather than resuming)."""
     from gen_eval.evaluator.noise import check_seed
 
     check_seed(seed)
+    if jackknife_blocks is None:
+        jackknife_blocks = JACKKNIFE_BLOCKS if model is not None else 1
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
-    stats, described, _ = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
-                                conditions=conditions, shard=shard, batch_size=batch_size, latent_dim=latent_dim,
-                                value_range=value_range, objects=objects, progress=progress)
+    with _kept_features(features_out, model_features) as sink:
+        stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+                                 conditions=conditions, shard=shard, batch_size=batch_size, latent_dim=latent_dim,
+                                 value_range=value_range, objects=objects, progress=progress, blocks=jackknife_blocks,
+                                 chunk_size=chunk_size, ray_address=ray_address, features_path=features,
+                                 device=device, threads=threads, checkpoint=None if sink else checkpoint, sink=sink)
     stats.description = described
     return stats
 
 
-def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool):
+@contextlib.contextmanager
+def _kept_features(path, model_features):
+    """A sink writing features to ``path`` (a temporary name, renamed once every row is there), or None."""
+    if path is None:
+        yield None
+        return
+    from gen_eval.evaluator.metrics import FeatureStore
+
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+    store = FeatureStore(model_features.info.output_size, temp)
+    try:
+        yield lambda feats, rows: store.append(feats)
+        store.close()
+        os.replace(temp, path)
+    finally:
+        store.close()
+        temp.unlink(missing_ok=True)
+
+
+def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None):
+    """(mu, sigma, n, warnings) of ``ref``; ``against``: the other side's recorded features (a statistics
+    file) when there is no features model."""
     from gen_eval.evaluator.features import check_same_features, imageset_stats, new_stats, small_sample_warning
     from gen_eval.evaluator.stats import load_stats
 
@@ -130,30 +180,35 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
         reference = load_stats(ref)
         if reference.n is not None and reference.n < 2:
             raise UserError(f"{ref}: statistics of {reference.n} image; a distance needs at least 2 (merge the shards first)")
-        if len(reference.mu) != model_features.info.output_size:
-            raise UserError(
-                f"{ref}: statistics are {len(reference.mu)}-d but {model_features.path} gives "
-                f"{model_features.info.output_size}-d features; use the feature model the statistics were made with"
-            )
-        warning = check_same_features(reference, new_stats(model_features), str(ref), allow_other_features)
+        other = against if model_features is None else new_stats(model_features)
+        dim, source = (len(against.mu), against.path) if model_features is None else (other.dim, model_features.path)
+        if len(reference.mu) != dim:
+            raise UserError(f"{ref}: statistics are {len(reference.mu)}-d but {source} gives {dim}-d features; "
+                            "use the feature model the statistics were made with")
+        warning = check_same_features(reference, other, str(ref), allow_other_features)
         if warning:
             warnings.append(warning.removeprefix("warning: "))
         return reference.mu, reference.sigma, reference.n, warnings
+    if model_features is None:
+        raise UserError(f"{ref} is images: their statistics need a features model; give one, or give a statistics .npz")
     ref_stats = imageset_stats(model_features, inputs.image_set(ref, ref_split), progress=progress)
     ref_stats.require_covariance(f"reference {ref}")
     small = small_sample_warning(ref_stats, f"reference {ref}")
     return ref_stats.mu, ref_stats.sigma, ref_stats.n, warnings + ([small] if small else [])
 
 
-def fid(features: str | Path, ref: str | Path, *, data: str | Path | None = None, model: str | Path | None = None,
+def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path | None = None,
+        data: str | Path | None = None, model: str | Path | None = None,
         n: int | None = None, seed: int = 0, conditions: str | Path | None = None, split: str = "train",
         ref_split: str = "train", objects=None, latent_dim=None, value_range=None,
         allow_other_features: bool = False, confidence: float = 0.95, jackknife_blocks: int = JACKKNIFE_BLOCKS,
+        chunk_size: int = DEFAULT_CHUNK_SIZE, ray_address: str | None = None,
         device: str = "auto", batch_size: int | None = None, threads: int | None = None,
         progress: bool = False) -> Report:
-    """Fréchet distance of ``n`` samples of generator ``model`` (or of ``data``) to ``ref`` (statistics .npz
-    or images), with a jackknife interval over the generated side. ``report.stats`` holds that side's
-    statistics (to save them)."""
+    """Fréchet distance of ``n`` samples of generator ``model`` (or of ``data``, or of the statistics file
+    ``gen_stats``, e.g. merged shards) to ``ref`` (statistics .npz or images), with a jackknife interval
+    over the generated side. ``report.stats`` holds that side's statistics (to save them). With
+    ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None)."""
     from gen_eval.evaluator.features import feature_model_id, small_sample_warning
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.noise import check_seed
@@ -162,19 +217,28 @@ def fid(features: str | Path, ref: str | Path, *, data: str | Path | None = None
     check_seed(seed)
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
+    if gen_stats is not None:
+        if data is not None or model is not None:
+            raise UserError("give the generated side once: a statistics file, or images or a generator")
+        return _fid_of_stats(features, ref, gen_stats, ref_split=ref_split, confidence=confidence,
+                             allow_other_features=allow_other_features, device=device, batch_size=batch_size,
+                             threads=threads, progress=progress)
+    if features is None:
+        raise UserError("give a features model (only a distance between two statistics files needs none)")
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
     ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features,
                                                     allow_other_features=allow_other_features, progress=progress)
-    stats, described, blocks = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
-                                     conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
-                                     value_range=value_range, objects=objects, sink_blocks=jackknife_blocks,
-                                     progress=progress)
+    stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+                             conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
+                             value_range=value_range, objects=objects, blocks=jackknife_blocks,
+                             chunk_size=chunk_size, progress=progress, ray_address=ray_address,
+                             features_path=features, device=device, threads=threads)
     stats.require_covariance(described)
     small = small_sample_warning(stats, described)
     value = frechet_distance(stats.mu, stats.sigma, ref_mu, ref_sigma)
-    interval = blocks.interval(stats, ref_mu, ref_sigma, value, confidence) if blocks is not None else None
+    interval = jackknife_interval(stats, ref_mu, ref_sigma, value, confidence)
     details = {"images": described, "reference": str(ref), "reference_n": ref_n,
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
     prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
@@ -183,12 +247,54 @@ def fid(features: str | Path, ref: str | Path, *, data: str | Path | None = None
                       seeds=[seed] if model else None, n=stats.n, batch_size=model_features.batch_size,
                       data_listing=getattr(stats, "listing", None))
     prov["runtime"] = rt.describe()
+    if ray_address is not None:
+        prov["engine"] = f"ray ({ray_address})"
     report = Report("fid", value, stats.n, model=str(model) if model else None, seed=seed if model else None,
                     interval=interval, details=details, provenance=prov, higher_is_better=False,
-                    settings={"n": n, "seed": seed, "confidence": confidence, "jackknife_blocks": jackknife_blocks},
+                    settings={"n": n, "seed": seed, "confidence": confidence, "jackknife_blocks": jackknife_blocks,
+                              "chunk_size": chunk_size},
                     warnings=warnings + ([small] if small else []))
     report.stats = stats
     return report
 
 
-__all__ = ["JackknifeBlocks", "fid", "statistics"]
+def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_other_features, device, batch_size,
+                  threads, progress) -> Report:
+    from gen_eval.evaluator.frechet import frechet_distance
+    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.stats import load_stats
+
+    if Path(gen_stats).suffix.lower() != ".npz":
+        raise UserError(f"{gen_stats}: statistics files end in .npz; write one with `gen-eval stats`")
+    generated = load_stats(gen_stats)
+    if generated.n is not None and generated.n < 2:
+        raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "
+                        "(merge the shards first)")
+    model_features = None
+    if features is not None:
+        rt = inputs.runtime(device, threads)
+        model_features = inputs.load_features(features, rt, batch_size)
+        from gen_eval.evaluator.features import check_same_features, new_stats
+
+        check_same_features(generated, new_stats(model_features), str(gen_stats), allow_other_features)
+    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, progress=progress,
+                                                    allow_other_features=allow_other_features, against=generated)
+    value = frechet_distance(generated.mu, generated.sigma, ref_mu, ref_sigma)
+    interval = None
+    if generated.stats is not None:
+        interval = jackknife_interval(generated.stats, ref_mu, ref_sigma, value, confidence)
+    if interval is None:
+        interval = Interval(value, float("nan"), float("nan"), confidence,
+                            "none: the statistics file holds no jackknife block sums")
+    n = generated.n or 0
+    details = {"images": f"{gen_stats} (statistics of {n} images)", "reference": str(ref), "reference_n": ref_n,
+               "features": generated.feature_model, "feature_dim": len(generated.mu)}
+    prov = provenance(inputs={"gen_stats": gen_stats, "ref": ref, "features": features}, provider="", device_id=0,
+                      preprocessing={"features": generated.preprocessing}, seeds=None, n=n, batch_size=None)
+    report = Report("fid", value, n, interval=interval, details=details, provenance=prov, higher_is_better=False,
+                    settings={"confidence": confidence}, warnings=warnings)
+    report.stats = generated.stats
+    return report
+
+
+__all__ = ["fid", "jackknife_interval", "statistics"]

@@ -50,10 +50,12 @@ def output_kind(out: str | Path | None) -> str:
 def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
            force: bool = False, objects=None, latent_dim=None, value_range=None, device: str = "auto",
-           batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> SampleResult:
+           batch_size: int | None = None, threads: int | None = None, progress: bool = False,
+           ray_address: str | None = None) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
-    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory."""
+    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory.
+    ``ray_address`` ('local' or a cluster address) writes a PNG folder from a pool of Ray actors."""
     from gen_eval.evaluator import sampling
     from gen_eval.evaluator.noise import check_seed
 
@@ -78,6 +80,11 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
             raise UserError(f"give the number of images with {param('n')}")
         n = len(cond)
     part = sampling.shard_indices(n, shard) if shard is not None else None
+    if kind == "folder" and ray_address is not None:
+        return _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects,
+                              latent_dim, value_range, device, batch_size, threads, ray_address)
+    if ray_address is not None:
+        raise UserError("Ray writes samples into a PNG folder; give a folder as the output")
     if kind == "folder":
         written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
                                                   force=force, progress=progress)
@@ -90,6 +97,26 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         sampling.write_npz(out_path, indices, images, labels, seed, generator, force=force)
     return SampleResult(kind, out_path, len(images), 0, part,
                         images=images if kind == "memory" else None, labels=labels, indices=indices)
+
+
+def _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects, latent_dim,
+                   value_range, device, batch_size, threads, ray_address) -> SampleResult:
+    """The run's PNGs in chunk-sized shards: the first here (it claims the folder), the rest on Ray actors."""
+    from gen_eval.evaluator import sampling
+    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.scale.ray_runner import ChunkJob, write_png_shards
+
+    if shard is not None:
+        raise UserError("Ray splits the run itself; leave out the shard (or run plain shards without Ray)")
+    shards = max(1, -(-n // DEFAULT_CHUNK_SIZE))
+    written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=(1, shards),
+                                              force=force)
+    job = ChunkJob(batch_size=batch_size, threads=threads, device=device, model=str(model), n=n, seed=seed,
+                   conditions=None if conditions is None else str(conditions), latent_dim=latent_dim,
+                   value_range=value_range, objects=None if objects is None else str(objects), out=str(out_path),
+                   force=force)
+    more, more_kept = write_png_shards(job, shards, ray_address)
+    return SampleResult("folder", out_path, written + more, kept + more_kept, None)
 
 
 __all__ = ["SampleResult", "sample"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from gen_eval.api.inputs import check_outputs
+from gen_eval.commands.scale_options import ray_option
 from gen_eval.errors import UserError
 
 
@@ -78,22 +79,24 @@ def info_command(model, latent_dim, value_range, objects, device):
 @click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row (.png output).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (a folder: regenerate every file).")
 @generator_options
+@ray_option
 @runtime_options
 def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_dim, value_range, objects,
-                   device, batch_size, threads):
+                   ray_address, device, batch_size, threads):
     """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz.
 
     \b
     Examples:
       gen-eval sample --model acgan.onnx --conditions test.json --out grid.png
       gen-eval sample --model acgan.onnx --conditions test.json --n 50000 --out samples/ --shard 1/4
+      gen-eval sample --model acgan.onnx --conditions test.json --n 50000 --out samples/ --ray
     """
     from gen_eval.api.sample import sample
     from gen_eval.evaluator.sampling import parse_shard
 
     result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
                     force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
-                    batch_size=batch_size, threads=threads, progress=True)
+                    batch_size=batch_size, threads=threads, progress=True, ray_address=ray_address)
     click.echo(result.describe())
 
 

@@ -12,6 +12,7 @@ import click
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.evaluate import _echo_err, finish, gate_options, generator_options, runtime_options
 from gen_eval.errors import UserError
+from gen_eval.commands.scale_options import chunk_option, ray_option
 
 
 # -- fid / stats ------------------------------------------------------------------------------
@@ -32,8 +33,11 @@ def source_options(func):
 
 @click.command("fid")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[GENERATED REF]")
-@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
-              help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model.")
+@click.option("--features", "features_path", default=None, type=click.Path(dir_okay=False),
+              help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model "
+                   "(not needed between two statistics files).")
+@click.option("--gen-stats", default=None, type=click.Path(dir_okay=False),
+              help="Generated side as a statistics .npz (e.g. merged shards of `gen-eval stats --shard`).")
 @click.option("--ref", default=None, type=click.Path(),
               help="Reference: statistics .npz (ours or pytorch-fid's) or an image folder / data set.")
 @click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
@@ -47,10 +51,12 @@ def source_options(func):
 @click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
 @click.option("--allow-other-features", is_flag=True,
               help="Compute a distance even when --ref statistics record another features model or preprocessing.")
+@chunk_option
+@ray_option
 @runtime_options
-def fid_command(paths, features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim,
+def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, model, n, seed, conditions, latent_dim,
                 value_range, objects, max_fid, confidence, strict, summary_path, report_path, save_stats, force,
-                allow_other_features, device, batch_size, threads):
+                allow_other_features, chunk_size, ray_address, device, batch_size, threads):
     """Fréchet distance of generated images (or --data) to reference statistics or images.
 
     The interval is a jackknife over 10 blocks of the generated images (their sampling noise).
@@ -59,6 +65,8 @@ def fid_command(paths, features_path, ref, ref_split, data, split, model, n, see
     Examples:
       gen-eval fid --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref train.npz
       gen-eval fid samples/ real/ --features inception.onnx      # pytorch-fid's habit: two folders
+      gen-eval fid --gen-stats merged.npz --ref train.npz         # two statistics files, no features model
+      gen-eval fid merged.npz train.npz                            # the same, positionally
     """
     from gen_eval.api.fid import fid
 
@@ -66,16 +74,24 @@ def fid_command(paths, features_path, ref, ref_split, data, split, model, n, see
         if len(paths) != 2 or data is not None or ref is not None:
             raise UserError("give two positional paths (GENERATED REF) or --data/--model with --ref, not both")
         data, ref = paths
+        if Path(data).suffix.lower() == ".npz" and Path(ref).suffix.lower() == ".npz" and gen_stats is None:
+            from gen_eval.evaluator.stats import is_stats_file
+
+            if is_stats_file(data):
+                data, gen_stats = None, data
     if ref is None:
         raise UserError("give the reference with --ref (statistics .npz or images)")
     check_outputs(force, {"--report": None if report_path == "-" else report_path, "--save-stats": save_stats},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
-                    "--conditions": conditions, "--objects": objects, "--summary": summary_path})
-    report = fid(features_path, ref, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
+                    "--conditions": conditions, "--objects": objects, "--summary": summary_path,
+                    "--gen-stats": gen_stats})
+    report = fid(features_path, ref, gen_stats=gen_stats, chunk_size=chunk_size, ray_address=ray_address, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
                  ref_split=ref_split, objects=objects, latent_dim=latent_dim, value_range=value_range,
                  allow_other_features=allow_other_features, confidence=confidence or 0.95, device=device,
                  batch_size=batch_size, threads=threads, progress=True)
     if save_stats is not None:
+        if gen_stats is not None:
+            raise UserError("--save-stats saves computed statistics; --gen-stats already is a statistics file")
         report.stats.save(save_stats, force=force)
         _echo_err(f"statistics: {save_stats}")
     finish(report, report_path=report_path, force=force, gate_flag="--max-fid", threshold=max_fid, confidence=confidence,
@@ -104,12 +120,23 @@ def stats_group():
               help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
 @source_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
-@click.option("--shard", default=None, help="Only part k of N of the images: k/N; combine with `stats merge`.")
+@click.option("--shard", default=None, help="Only part k of N of the images (whole chunks): k/N; combine with "
+                                            "`stats merge`, which gives the unsharded statistics bit for bit.")
+@chunk_option
+@click.option("--jackknife-blocks", type=int, default=None,
+              help="Block sums kept for FID's interval [default: 10 with --model, none with --data].")
+@click.option("--save-features", is_flag=True,
+              help="Also keep the features (OUT-stem.features.npy) for `gen-eval metrics --gen-stats` / --ref.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
+@ray_option
 @runtime_options
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
-                  shard, force, device, batch_size, threads):
+                  shard, chunk_size, jackknife_blocks, save_features, force, ray_address, device, batch_size,
+                  threads):
     """Write feature statistics (mu, sigma, n, sum, sum_outer) of a folder / data set or of generated images.
+
+    A killed run continues where it stopped when run again (its sums are checkpointed every minute to
+    .OUT-stem.partial.npz beside OUT); `stats merge` of the N shards is the unsharded result bit for bit.
 
     \b
     Examples:
@@ -122,16 +149,26 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
-    check_outputs(force, {"--out": out}, {"--features": features_path, "--data": data, "--model": model,
-                                           "--conditions": conditions, "--objects": objects})
+    from gen_eval.scale.feature_files import features_path as kept_features_path
+
+    features_out = kept_features_path(out) if save_features else None
+    check_outputs(force, {"--out": out, "--save-features": features_out},
+                  {"--features": features_path, "--data": data, "--model": model, "--conditions": conditions,
+                   "--objects": objects})
     shard_spec = parse_shard(shard)
+    checkpoint = Path(out).with_name(f".{Path(out).stem}.partial.npz")  # hidden: not in `part-*.npz`
+    if force:
+        checkpoint.unlink(missing_ok=True)
     stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
                        shard=shard_spec, objects=objects, latent_dim=latent_dim, value_range=value_range,
+                       chunk_size=chunk_size, jackknife_blocks=jackknife_blocks, ray_address=ray_address,
+                       checkpoint=checkpoint, features_out=features_out,
                        device=device, batch_size=batch_size, threads=threads, progress=True)
     if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
         stats.require_covariance(stats.description)
         warn_small(stats, stats.description)
     stats.save(out, force=force)
+    checkpoint.unlink(missing_ok=True)
     part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
     click.echo(f"wrote statistics of {stats.n} images ({stats.dim}-d features{part}) to {out}")
 

@@ -7,12 +7,17 @@ import click
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.evaluate import _echo_err, runtime_options
 from gen_eval.commands.fid import source_options
+from gen_eval.commands.scale_options import chunk_option, ray_option
 
 
 @click.command("metrics")
-@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--features", "features_path", default=None, type=click.Path(dir_okay=False),
               help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
-@click.option("--ref", required=True, type=click.Path(), help="Reference images: a folder or a data set.")
+@click.option("--ref", required=True, type=click.Path(),
+              help="Reference images (a folder or a data set), or a statistics .npz with its .features.npy beside "
+                   "it (`gen-eval stats --save-features`).")
+@click.option("--gen-stats", multiple=True, type=click.Path(dir_okay=False),
+              help="Generated side as shard statistics files with their .features.npy (repeat per shard).")
 @click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
 @source_options
 @click.option("--metrics", "names", default="fid,kid,prdc", show_default=True,
@@ -22,9 +27,11 @@ from gen_eval.commands.fid import source_options
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--force", is_flag=True, help="Overwrite --report.")
+@chunk_option
+@ray_option
 @runtime_options
-def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
-                    objects, names, prdc_k, report_path, force, device, batch_size, threads):
+def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
+                    objects, names, prdc_k, report_path, force, chunk_size, ray_address, device, batch_size, threads):
     """FID, KID (torch-fidelity's), precision/recall/density/coverage (prdc's) and FID∞ from one pass.
 
     Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks.
@@ -33,6 +40,7 @@ def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, 
     Examples:
       gen-eval metrics --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref real/
       gen-eval metrics --features judge.features.onnx --data samples/ --ref shapes --metrics kid,prdc --prdc-k 3
+      gen-eval metrics --gen-stats part1.npz --gen-stats part2.npz --ref ref.npz   # from `stats --save-features`
     """
     import json
 
@@ -41,11 +49,12 @@ def metrics_command(features_path, ref, ref_split, data, split, model, n, seed, 
 
     check_outputs(force, {"--report": None if report_path == "-" else report_path},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
-                    "--conditions": conditions, "--objects": objects})
+                    "--conditions": conditions, "--objects": objects,
+                    **{f"--gen-stats {i + 1}": path for i, path in enumerate(gen_stats)}})
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}
     report = metrics(features_path, ref, names=names, data=data, model=model, n=n, seed=seed, conditions=conditions,
                      split=split, ref_split=ref_split, objects=objects, latent_dim=latent_dim,
-                     value_range=value_range, options=options, device=device, batch_size=batch_size,
+                     value_range=value_range, options=options, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address, device=device, batch_size=batch_size,
                      threads=threads, progress=True)
     click.echo(report.table())
     for warning in report.warnings:

@@ -8,9 +8,13 @@ features model with a fixed input size gets images resized bilinearly (align_cor
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -21,7 +25,8 @@ from gen_eval.data.imageset import ImageSet
 from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
-from gen_eval.evaluator.sampling import sample, shard_indices
+from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
+from gen_eval.evaluator.sampling import check_count, sample
 from gen_eval.evaluator.stats import FeatureStats
 
 log = logging.getLogger("gen_eval")
@@ -86,65 +91,151 @@ def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
 FeatureSink = Callable[[np.ndarray, np.ndarray], None]  # (features [B, D], their global indices [B])
 
 
+def generator_run_id(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None) -> str:
+    """What identifies generated images in statistics files (shards of one run must agree)."""
+    cond = hashlib.sha256(conditions.tobytes()).hexdigest()[:12] if conditions is not None else "none"
+    return f"generator {generator.sha256[:12]}, n {n}, seed {seed}, conditions {cond}"
+
+
+def imageset_run_id(images: ImageSet) -> str:
+    return f"{images.source} ({len(images)} images)"
+
+
+def generator_chunk_features(features: OnnxModel, generator: OnnxModel, n: int, seed: int, chunk: range,
+                             conditions: np.ndarray | None = None) -> np.ndarray:
+    """Features [len(chunk), D] of the generated samples ``chunk`` (batches start at the chunk's start, so
+    a chunk's features do not depend on which shard or worker computes it)."""
+    value_range = generator.info.value_range
+    out: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    for batch in sample(generator, n, seed, conditions=conditions, indices=chunk):
+        pending.append(to_uint8(batch.images, value_range))
+        if sum(len(p) for p in pending) >= features.batch_size:
+            out.append(features_of_uint8(features, np.concatenate(pending)))
+            pending.clear()
+    if pending:
+        out.append(features_of_uint8(features, np.concatenate(pending)))
+    return np.concatenate(out)
+
+
+def imageset_chunk_features(features: OnnxModel, images: ImageSet, chunk: range) -> np.ndarray:
+    """Features [len(chunk), D] of images ``chunk`` of a data set (decoded in this thread)."""
+    step = features.batch_size
+    return np.concatenate([features_of_uint8(features, hwc_to_nchw([images.image(i) for i in chunk[k : k + step]]))
+                           for k in range(0, len(chunk), step)])
+
+
+def chunked_stats(features: OnnxModel, total: int, chunks: list[range], compute, *, run: str = "",
+                  chunk_size: int, blocks: int = 1, progress: bool = False, sink: FeatureSink | None = None,
+                  checkpoint: str | os.PathLike | None = None, checkpoint_seconds: float | None = None) -> FeatureStats:
+    """Statistics of ``chunks`` of ``range(total)``; ``compute(chunks)`` yields (chunk, features) pairs in
+    index order (from this process or from workers) and ``sink`` receives them in that order.
+
+    With ``checkpoint`` (a statistics .npz path) the sums so far are saved there every
+    ``checkpoint_seconds`` (default: $GEN_EVAL_CHECKPOINT_SECONDS, else 60), and a run that finds one of the same run continues after its chunks: exact
+    sums and covered index ranges make the resumed result the same bits, with no chunk twice or missed."""
+    stats = new_stats(features)
+    chunked = ChunkedStats(stats.dim, total, chunk_size, blocks, run)
+    if checkpoint_seconds is None:
+        checkpoint_seconds = _checkpoint_seconds()
+    if checkpoint is not None and Path(checkpoint).exists():
+        chunked = _resume(checkpoint, chunked, chunks)
+    todo = [c for c in chunks if not any(lo <= c.start < hi for lo, hi in chunked.ranges)]
+    if len(todo) < len(chunks):
+        log.info("resuming from %s: %d of %d chunks already done", checkpoint, len(chunks) - len(todo), len(chunks))
+
+    def result() -> FeatureStats:
+        return FeatureStats.from_chunked(chunked, stats.feature_model, stats.preprocessing, stats.model_sha256)
+
+    saved = time.monotonic()
+    with tqdm(total=sum(len(c) for c in chunks), initial=sum(len(c) for c in chunks) - sum(len(c) for c in todo),
+              unit="img", desc="features", disable=not progress or None, leave=False) as bar:
+        for chunk, feats in compute(todo):
+            chunked.add(chunk.start, feats)
+            if sink is not None:
+                sink(feats, np.arange(chunk.start, chunk.stop))
+            bar.update(len(chunk))
+            if checkpoint is not None and time.monotonic() - saved >= checkpoint_seconds and chunk is not todo[-1]:
+                result().save(checkpoint, force=True)
+                saved = time.monotonic()
+    return result()
+
+
+def _checkpoint_seconds() -> float:
+    text = os.environ.get("GEN_EVAL_CHECKPOINT_SECONDS", "60")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise UserError(f"GEN_EVAL_CHECKPOINT_SECONDS={text!r} is not a number of seconds >= 0; unset it or fix it")
+    return seconds
+
+
+def _resume(checkpoint, fresh: ChunkedStats, chunks: list[range]) -> ChunkedStats:
+    from gen_eval.evaluator.stats import load_stats
+
+    saved = load_stats(checkpoint).stats
+    done = saved.chunked if saved is not None else None
+    mine = {(c.start, c.stop) for c in chunks}
+    if done is None or any((getattr(done, k) != getattr(fresh, k)) for k in ("run", "total", "chunk_size", "blocks",
+                                                                             "dim")):
+        raise UserError(f"{checkpoint}: a checkpoint of another run; delete it to start this shard afresh")
+    covered = [(c.start, c.stop) for c in chunks if any(lo <= c.start < hi for lo, hi in done.ranges)]
+    if sum(hi - lo for lo, hi in covered) != done.n or not set(covered) <= mine:
+        raise UserError(f"{checkpoint}: a checkpoint of another shard of this run; delete it to start afresh")
+    return done
+
+
 def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int, *,
                     conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
-                    progress: bool = False, sink: FeatureSink | None = None) -> FeatureStats:
-    """Statistics of ``n`` generated samples (this shard's part), quantised to uint8 like PNGs.
+                    progress: bool = False, sink: FeatureSink | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                    blocks: int = 1, checkpoint=None, checkpoint_seconds: float | None = None) -> FeatureStats:
+    """Statistics of ``n`` generated samples (this shard's chunks), quantised to uint8 like PNGs.
 
-    ``sink`` also receives every batch of features with its sample indices (one feature pass feeds
-    other metrics and interval estimates)."""
-    stats = new_stats(features)
-    value_range = generator.info.value_range
-    indices = shard_indices(n, shard)
-    pending: list[np.ndarray] = []
-    pending_rows: list[np.ndarray] = []
+    ``sink`` also receives every chunk of features with its sample indices (one feature pass feeds
+    other metrics); ``blocks`` > 1 keeps jackknife block sums."""
+    chunks = chunk_ranges(check_count(n), chunk_size, shard)
 
-    def flush() -> None:
-        feats = features_of_uint8(features, np.concatenate(pending))
-        stats.update(feats)
-        if sink is not None:
-            sink(feats, np.concatenate(pending_rows))
-        pending.clear()
-        pending_rows.clear()
+    def compute(todo):
+        return ((c, generator_chunk_features(features, generator, n, seed, c, conditions)) for c in todo)
 
-    for batch in sample(generator, n, seed, conditions=conditions, indices=indices, progress=progress):
-        pending.append(to_uint8(batch.images, value_range))
-        pending_rows.append(np.asarray(batch.indices))
-        if sum(len(p) for p in pending) >= features.batch_size:
-            flush()
-    if pending:
-        flush()
-    return stats
+    return chunked_stats(features, n, chunks, compute, run=generator_run_id(generator, n, seed, conditions),
+                         chunk_size=chunk_size, blocks=blocks, progress=progress, sink=sink, checkpoint=checkpoint,
+                         checkpoint_seconds=checkpoint_seconds)
 
 
 def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
-                   progress: bool = False, workers: int = 4, sink: FeatureSink | None = None) -> FeatureStats:
-    """Statistics of a data set's images (this shard's part); decoding runs in a few threads.
-    ``sink`` also receives every batch of features with its image indices."""
-    stats = new_stats(features)
-    indices = shard_indices(len(images), shard)
+                   progress: bool = False, workers: int = 4, sink: FeatureSink | None = None,
+                   chunk_size: int = DEFAULT_CHUNK_SIZE, blocks: int = 1, checkpoint=None,
+                   checkpoint_seconds: float | None = None) -> FeatureStats:
+    """Statistics of a data set's images (this shard's chunks); decoding runs in a few threads.
+    ``sink`` also receives every chunk of features with its image indices."""
+    chunks = chunk_ranges(len(images), chunk_size, shard)
     step = features.batch_size
-    chunks = [indices[i : i + step] for i in range(0, len(indices), step)]
 
-    def load(chunk: range) -> np.ndarray:
-        return hwc_to_nchw([images.image(i) for i in chunk])
+    def decode(part: range) -> np.ndarray:
+        return hwc_to_nchw([images.image(i) for i in part])
 
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
-        total=len(indices), unit="img", desc="features", disable=not progress or None, leave=False
-    ) as bar:
-        # at most `workers` chunks decoded ahead, so memory stays flat in the number of images
-        futures = [pool.submit(load, c) for c in chunks[:workers]]
-        for k in range(len(chunks)):
-            batch = futures[k].result()
-            if k + workers < len(chunks):
-                futures.append(pool.submit(load, chunks[k + workers]))
-            futures[k] = None
-            feats = features_of_uint8(features, batch)
-            stats.update(feats)
-            if sink is not None:
-                sink(feats, np.asarray(chunks[k]))
-            bar.update(len(batch))
-    return stats
+    def compute(todo):
+        loads = [(c, c[k : k + step]) for c in todo for k in range(0, len(c), step)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # at most `workers` batches decoded ahead, so memory stays flat in the number of images
+            futures = [pool.submit(decode, part) for _, part in loads[:workers]]
+            done: list[np.ndarray] = []
+            for k, (chunk, part) in enumerate(loads):
+                batch = futures[k].result()
+                if k + workers < len(loads):
+                    futures.append(pool.submit(decode, loads[k + workers][1]))
+                futures[k] = None
+                done.append(features_of_uint8(features, batch))
+                if part.stop == chunk.stop:
+                    yield chunk, np.concatenate(done)
+                    done = []
+
+    return chunked_stats(features, len(images), chunks, compute, run=imageset_run_id(images), chunk_size=chunk_size,
+                         blocks=blocks, progress=progress, sink=sink, checkpoint=checkpoint,
+                         checkpoint_seconds=checkpoint_seconds)
 
 
 def small_sample_warning(stats: FeatureStats, what: str) -> str | None:

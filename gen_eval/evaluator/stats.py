@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gen_eval.errors import UserError
+from gen_eval.evaluator.exact import CHUNKED_KEYS, ChunkedStats
 from gen_eval.fileio import atomic_path, read_input_bytes, read_npz
 
 # Arrays in a statistics file: an 8192-d covariance is 512 MiB; pytorch-fid's 2048-d one 32 MiB.
@@ -37,6 +38,27 @@ class FeatureStats:
         self.n = 0
         self.sum = np.zeros(self.dim, dtype=np.float64)
         self.sum_outer = np.zeros((self.dim, self.dim), dtype=np.float64)
+        self.chunked: ChunkedStats | None = None  # exact per-block sums: shards merge bit-identically
+
+    @classmethod
+    def from_chunked(cls, chunked: ChunkedStats, feature_model: str = "", preprocessing: str = "",
+                     model_sha256: str = "") -> "FeatureStats":
+        """n, sum, sum_outer of every block of ``chunked`` (kept as ``.chunked`` for files and jackknives)."""
+        stats = cls(chunked.dim, feature_model, preprocessing, model_sha256)
+        stats.n, stats.sum, stats.sum_outer = chunked.sums_of(range(chunked.blocks))
+        stats.chunked = chunked
+        return stats
+
+    def blocks(self) -> list["FeatureStats"]:
+        """Statistics of each jackknife block ([] without blocks)."""
+        if self.chunked is None or self.chunked.blocks < 2:
+            return []
+        out = []
+        for b in range(self.chunked.blocks):
+            block = FeatureStats(self.dim)
+            block.n, block.sum, block.sum_outer = self.chunked.sums_of([b])
+            out.append(block)
+        return out
 
     def update(self, features: np.ndarray) -> None:
         """Add a batch of features [B, D]."""
@@ -104,6 +126,8 @@ class FeatureStats:
         arrays = dict(mu=self.mu, sigma=sigma, n=np.int64(self.n), sum=self.sum, sum_outer=self.sum_outer,
                       feature_model=np.str_(self.feature_model), preprocessing=np.str_(self.preprocessing),
                       feature_model_sha256=np.str_(self.model_sha256))
+        if self.chunked is not None:
+            arrays.update(self.chunked.to_arrays())
         with atomic_path(path, force) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
@@ -175,16 +199,36 @@ def load_stats(path: str | os.PathLike) -> ReferenceStats:
             )
         if not (np.isfinite(stats.sum).all() and np.isfinite(stats.sum_outer).all()):
             raise UserError(f"{path}: sum / sum_outer hold NaN or Inf; the file is damaged, recompute it with `gen-eval stats`")
+        if set(CHUNKED_KEYS) <= set(arrays):
+            stats.chunked = ChunkedStats.from_arrays(path, arrays, len(mu), _text(path, arrays, "run"))
+            if stats.chunked.n != n:
+                raise UserError(f"{path}: n {n} differs from the {stats.chunked.n} images of its block sums; "
+                                "the file is damaged, recompute it with `gen-eval stats`")
     if not np.isfinite(mu).all() or (not np.isfinite(sigma).all() and (n is None or n >= 2)):
         raise UserError(f"{path}: mu / sigma hold NaN or Inf; recompute the file with `gen-eval stats`")
     return ReferenceStats(path, mu, sigma, n, feature_model, stats, preprocessing)
 
 
+def is_stats_file(path: str | os.PathLike) -> bool:
+    """Whether an .npz is statistics (``mu`` and ``sigma``) rather than samples, by its member names."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {"mu.npy", "sigma.npy"} <= set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
-    """Exactly combine shard statistics files (each must hold n, sum, sum_outer)."""
+    """Exactly combine shard statistics files (each must hold n, sum, sum_outer).
+
+    Files with chunked sums (ours since shards became exact) merge bit-identically to the unsharded
+    run and must cover the run's images once each; older files are added as float64 sums."""
     if not paths:
         raise UserError("give at least one statistics file to merge")
     total: FeatureStats | None = None
+    chunked: ChunkedStats | None = None
     seen: dict[str, str] = {}
     for path in paths:
         digest = hashlib.sha256(read_input_bytes(path, "statistics file")).hexdigest()
@@ -198,11 +242,25 @@ def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
                 f"{ref.path}: holds only mu and sigma (pytorch-fid style), which cannot be merged exactly; "
                 "recompute it with `gen-eval stats`"
             )
-        if total is None:
+        first = total is None
+        if first:
             total = FeatureStats(ref.stats.dim, ref.stats.feature_model, ref.stats.preprocessing,
                                  ref.stats.model_sha256)
         try:
             total.merge(ref.stats)
+            if not first and (ref.stats.chunked is None) != (chunked is None):
+                raise UserError(f"{ref.path}: mixes shard files of two gen-eval versions (with and without exact "
+                                "chunk sums); recompute the older shards with `gen-eval stats --shard`")
+            if ref.stats.chunked is not None:
+                chunked = ref.stats.chunked if chunked is None else chunked.merge(ref.stats.chunked, str(ref.path))
         except UserError as exc:
-            raise UserError(f"{ref.path}: {exc}") from None
-    return total
+            message = str(exc)
+            raise UserError(message if message.startswith(str(ref.path)) else f"{ref.path}: {message}") from None
+    if chunked is None:
+        return total
+    gaps = chunked.missing()
+    if gaps:
+        shown = ", ".join(f"{lo}-{hi - 1}" for lo, hi in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
+        raise UserError(f"images {shown} of the {chunked.total} of the run are in none of the files: missing shards; "
+                        "compute them (same --n, --chunk-size and shard count) and merge again")
+    return FeatureStats.from_chunked(chunked, total.feature_model, total.preprocessing, total.model_sha256)
