@@ -43,6 +43,9 @@ from gen_eval.trainers.trainingdata import (check_data_fits, heldout_data, is_im
                                             training_label_space)
 
 
+FINISH_BATCH = 64     # images per batch handed to Family.finish_training (BatchNorm re-estimation)
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto|cpu|cuda[:N]`` (gen_eval.devices) -> torch.device; auto picks CUDA when torch sees a GPU."""
     kind, index = parse_device(device)
@@ -114,6 +117,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         source = BatchSource(ImageSetDataset(image_set, image_shape), batch_size, seed, family.value_range,
                              torch_device, workers=workers)
         steps_per_epoch = source.steps_per_epoch
+        family.steps_per_epoch = steps_per_epoch
         planned = total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
         seed_everything(seed)
         networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
@@ -130,6 +134,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         if ckpt is not None:
             r.step, r.elapsed = restore(ckpt, networks, optimizers)
             r.window = dict((ckpt.get("loop") or {}).get("log_window", {}))
+            r.extra = dict(ckpt.get("extra") or {})
             r.last_saved = r.step
             say(f"resuming {family_name} from step {r.step} of {planned} ({checkpointer.last})")
         atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
@@ -147,6 +152,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
 
         # -- the end ---------------------------------------------------------------------------------------
+        if r.finish():
+            r.last_saved = -1
         if r.last_saved != r.step:
             r.save()
         if r.step % steps_per_epoch and not (r.eval_log.rows and r.eval_log.rows[-1]["step"] == r.step):
@@ -222,6 +229,7 @@ class _Run:
     last_saved: int = -1
     # losses since the last log row; checkpointed so a resumed run logs the same means
     window: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)    # the checkpoint's "extra" (Family.finish_training)
 
     def add_losses(self, losses: dict[str, float]) -> None:
         for key, value in losses.items():
@@ -246,11 +254,36 @@ class _Run:
                 "networks": {k: v.state_dict() for k, v in self.networks.items()},
                 "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
                 "rng": rng_state(), "loop": {**self.loop_info, "elapsed_s": self.elapsed, "log_window": self.window},
-                "extra": {}}
+                "extra": dict(self.extra)}
 
     def save(self) -> None:
         self.checkpointer.save(self.payload())
         self.last_saved = self.step
+
+    def finish(self) -> bool:
+        """The family's last changes to the weights (Family.finish_training); True when it made any."""
+        images = (batch.images for batch in iterate_all(self.source.dataset, FINISH_BATCH, self.family.value_range,
+                                                        self.device))
+        done = self.family.finish_training(self.networks, images)
+        if done:
+            self.extra.update(done)
+            self.say(f"{self.family_name}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+            self.evaluate()
+        return bool(done)
+
+    def keep_if_best(self, metrics: dict[str, float], epoch: float) -> None:
+        """Keep a copy of the checkpoint as epochN_scoreX.pt when the selection metric beats every earlier one."""
+        name = self.family.selection_metric
+        if not name or name not in metrics:
+            return
+        earlier = [row[name] for row in self.eval_log.rows[:-1] if name in row]
+        if earlier and metrics[name] <= max(earlier):
+            return
+        path = self.checkpointer.folder / f"epoch{epoch:g}_score{metrics[name]:.2f}.pt"
+        from gen_eval.trainers.checkpoint import save_checkpoint
+
+        save_checkpoint(path, self.payload(), force=True)
+        self.say(f"best {name} so far: {metrics[name]:.4f}, kept as {path}")
 
     def end_of_epoch(self) -> None:
         self.pictures.epoch(self.step // self.source.steps_per_epoch)
@@ -268,5 +301,6 @@ class _Run:
             epoch = self.step / self.source.steps_per_epoch
             self.eval_log.append({"step": self.step, "epoch": epoch, **metrics})
             self.eval_log.flush()
+            self.keep_if_best(metrics, epoch)
             self.say(f"step {self.step} (epoch {epoch:g}): "
                      + ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))
