@@ -32,9 +32,9 @@ from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, split_overrides  # noqa: F401 - re-exported
-from gen_eval.trainers.logs import CsvLog, save_loss_curve
+from gen_eval.trainers.logs import LATENT_PROJECTIONS, CsvLog, save_loss_curve
 from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
-from gen_eval.trainers.pictures import Pictures, evaluating
+from gen_eval.trainers.pictures import Pictures, check_colour_by, evaluating
 from gen_eval.trainers.rng import rng_state, seed_everything
 from gen_eval.trainers.runfolder import (Checkpointer, RunLock, check_run_folder, clean_run_folder, load_resumable,
                                          restore, resumed_settings, total_steps)
@@ -75,7 +75,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
           config_overrides: dict[str, Any] | None = None, force: bool = False,
           checkpoint_every: int = 500, keep_checkpoints: bool = False, log_every: int = 10,
           amp: bool = False, workers: int = 2, progress: bool = True,
-          echo: Callable[[str], None] | None = None) -> Path:
+          echo: Callable[[str], None] | None = None, latent_projection: str = "pca",
+          colour_by: str | None = None) -> Path:
     """Train ``family_name`` on the data in ``data_dir``; returns ``<out_dir>/checkpoints/last.pt``.
 
     ``data_dir`` is a data set path (any format gen_eval.data.open_dataset reads) or an ImageSet object.
@@ -83,12 +84,16 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     ``steps`` or ``epochs`` give the total length (default: the family's ``default_epochs``); on resume
     they may extend it. ``config_overrides`` are ``--set`` values: family settings by name, data-reader
     options as ``data.KEY`` (``data.attribute``, ``data.split``, ``data.resize``, ...).
+    ``latent_projection`` (pca or tsne) and ``colour_by`` (a label or categorical head of the data) shape
+    the VAE families' latent plots.
     """
     say = echo or (lambda msg: __import__("tqdm").tqdm.write(msg, file=sys.stderr))
     # -- every check before any file is written ----------------------------------------------------------
     check_run_options(steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                       checkpoint_every=checkpoint_every, log_every=log_every, workers=workers)
     cls = get_family(family_name)
+    if latent_projection not in LATENT_PROJECTIONS:
+        raise UserError(f"latent projection {latent_projection!r}: choose one of {', '.join(LATENT_PROJECTIONS)}")
     run = Path(out_dir)
     torch_device = resolve_device(device)
     if amp and torch_device.type != "cuda":
@@ -110,6 +115,9 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
 
         image_set = open_training_data(data_dir, data_options)
         label_space = training_label_space(cls, image_set, ckpt)
+        colour_problem = check_colour_by(label_space or getattr(image_set, "label_space", None), colour_by)
+        if colour_problem:
+            raise UserError(colour_problem)
         family = cls(family_config, label_space)
         if ckpt is None:
             family.fit_data(tuple(image_set.image_shape), label_space)
@@ -143,7 +151,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         if ckpt is not None:
             r.log.resume(r.step)
             r.eval_log.resume(r.step)
-        r.pictures = Pictures(family, networks, source, run, seed, torch_device)
+        r.pictures = Pictures(family, networks, source, run, seed, torch_device, latent_projection, colour_by)
         r.heldout = heldout_data(family, data_dir, data_options, image_shape, say)
         if ckpt is None:
             r.pictures.real_grid()
