@@ -50,10 +50,15 @@ def output_kind(out: str | Path | None) -> str:
 def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
            force: bool = False, objects=None, latent_dim=None, value_range=None, device: str = "auto",
-           batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> SampleResult:
+           batch_size: int | None = None, threads: int | None = None, progress: bool = False,
+           pair_noise: bool = False) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
-    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory."""
+    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory.
+
+    ``pair_noise``: sample ``i`` takes the noise of (seed, i // rows), so each run of consecutive samples,
+    one per condition row, shares ``z`` (attribute-manipulation figures: two rows off/on, ``n`` 20 gives
+    S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row)."""
     from gen_eval.evaluator import sampling
     from gen_eval.evaluator.noise import check_seed
 
@@ -80,10 +85,10 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
     part = sampling.shard_indices(n, shard) if shard is not None else None
     if kind == "folder":
         written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
-                                                  force=force, progress=progress)
+                                                  force=force, progress=progress, pair_noise=pair_noise)
         return SampleResult(kind, out_path, written, kept, part)
     indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard,
-                                                    progress=progress)
+                                                    progress=progress, pair_noise=pair_noise)
     if kind == "grid":
         sampling.write_grid(out_path, images, force=force, nrow=nrow)
     elif kind == "npz":
