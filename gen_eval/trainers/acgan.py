@@ -211,6 +211,9 @@ class ACGAN(Family):
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return networks["generator"](z, labels)
 
+    def uses_heldout(self) -> bool:
+        return bool(self.config["judge"] and self.config["judge_score"])
+
     def evaluate(self, networks: dict[str, nn.Module], batches) -> dict[str, float]:
         """With a judge: the TA score of images generated for the held-out conditions (S4's per-epoch score).
 
@@ -218,7 +221,7 @@ class ACGAN(Family):
         training RNG is untouched (a resumed run stays bit-identical).
         """
         c = self.config
-        if not (c["judge"] and c["judge_score"]):
+        if not self.uses_heldout():
             return {}
         from gen_eval.trainers.classifier import score
 

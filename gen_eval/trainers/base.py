@@ -131,6 +131,10 @@ class Family:
         """Metrics on held-out batches (the loop logs them to eval.csv each epoch)."""
         return {}
 
+    def uses_heldout(self) -> bool:
+        """Whether the loop should open the held-out split for :meth:`evaluate` (default: when it is defined)."""
+        return type(self).evaluate is not Family.evaluate
+
     def finish_training(self, networks: dict[str, nn.Module], images: Iterable[torch.Tensor]) -> dict[str, Any]:
         """Last changes to the weights before the final checkpoint (e.g. re-estimated BatchNorm statistics).
 
