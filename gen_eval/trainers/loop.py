@@ -280,18 +280,13 @@ class _Run:
         return bool(done)
 
     def keep_if_best(self, metrics: dict[str, float], epoch: float) -> None:
-        """Keep a copy of the checkpoint as epochN_scoreX.pt when the selection metric beats every earlier one."""
+        """Keep a copy of the checkpoint when the family's selection metric beats every earlier one."""
         name = self.family.selection_metric
-        if not name or name not in metrics:
-            return
-        earlier = [row[name] for row in self.eval_log.rows[:-1] if name in row]
-        if earlier and metrics[name] <= max(earlier):
-            return
-        path = self.checkpointer.folder / f"epoch{epoch:g}_score{metrics[name]:.2f}.pt"
-        from gen_eval.trainers.checkpoint import save_checkpoint
-
-        save_checkpoint(path, self.payload(), force=True)
-        self.say(f"best {name} so far: {metrics[name]:.4f}, kept as {path}")
+        if name and name in metrics:
+            earlier = [row[name] for row in self.eval_log.rows[:-1] if name in row]
+            if not earlier or metrics[name] > max(earlier):
+                path = self.checkpointer.keep_best(self.payload(), epoch, metrics[name])
+                self.say(f"best {name} so far: {metrics[name]:.4f}, kept as {path}")
 
     def end_of_epoch(self) -> None:
         self.pictures.epoch(self.step // self.source.steps_per_epoch)
