@@ -457,7 +457,12 @@ CASES: list[Case] = [
           ("vae", "width=0", ("width=0", "[1, 8192]")),
           ("mlp-vae", "hidden=[512,-1]", ("hidden=[512,-1]", "integers in [1, 8192]")),
           ("mlp-gan", "g_hidden=[1.5]", ("g_hidden=[1.5]", "list of integers")),
-          ("acgan", "cond_embed=0", ("cond_embed=0", "[1, 8192]")),
+          ("acgan", "cond_embed=-1", ("cond_embed=-1", "[0, 8192]")),
+          ("acgan", "discriminator=vgg", ("discriminator=vgg", "one of dcgan, srgan")),
+          ("mlp-gan", "schedule=weekly", ("schedule=weekly", "one of every-step, epoch-digit")),
+          ("mlp-vae", "bce_reduction=median", ("bce_reduction=median", "one of sum, mean")),
+          ("vae-gan", "lr_d=0", ("lr_d=0", "> 0")),
+          ("classifier", "bn_images=-1", ("bn_images=-1", "[0, 1000000000]")),
           ("acgan", "n_d=0", ("n_d=0", "[1, 100]")),
           ("acgan", "real_label=0", ("real_label=0", "(0, 1]")),
           ("acgan", "l2_weight=-1", ("l2_weight=-1", ">= 0")),
@@ -488,6 +493,9 @@ CASES: list[Case] = [
         "train", "dcgan", "--data", a.images, "--force", "--set", "lr=nan",
         "--out", _existing(_existing(t / "run", "log.csv").parent, "run.json").parent],
          ("lr=nan", "> 0")),
+    Case("train: --colour-by on data without labels", lambda a, t: ["train", "vae", "--data", a.images, "--out",
+                                                                    t / "run", "--colour-by", "Male"],
+         ("cannot colour the latent plot by 'Male'", "no labels")),
     # ---- end of train settings rows ------------------------------------------------------------------
 
     # ---- export / export-classifier / export-inception / fetch-inception ----------------------------
@@ -545,6 +553,9 @@ CASES: list[Case] = [
          ("PyTorch checkpoint", "gen-eval export"), needs_torch=True),
 
     # ---- sample -----------------------------------------------------------------------------------
+    Case("sample: --pair-noise on an unconditional generator", lambda a, t: ["sample", "--model", a.gen, "--n", 4,
+                                                                             "--pair-noise", "--out", t / "x.png"],
+         ("unconditional", "needs a conditional generator")),
     Case("sample: generator outputs NaN", lambda a, t: _sample(a, t, model=make_generator(t / "nan.onnx", nan=True)),
          ("NaN/Inf", "re-export"), process=True),
     Case("sample: generator outputs Inf", lambda a, t: ["sample", "--model", _broken_generator(t / "inf.onnx", "inf"),

@@ -49,7 +49,7 @@ def ta_score(probs: np.ndarray, labels: np.ndarray) -> float:
 def test_quick_demo_writes_every_artefact(demo):
     out, output = demo
     for name in ("classifier.onnx", "classifier.features.onnx", "acgan.onnx", "loss_curves.png", "report.json",
-                 "shapes/test.json", "shapes/new_test.json", "classifier/judge_ta.pth",
+                 "shapes/test.json", "shapes/new_test.json", "classifier/classifier_ta.pth",
                  "acgan/checkpoints/last.pt"):
         assert (out / name).is_file(), name
     for which in SCORE_FILES:
@@ -107,7 +107,7 @@ def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
     """The judge's held-out accuracy, recomputed in torch from the TA-format judge file."""
     out, _ = demo
     report = json.loads((out / "report.json").read_text())
-    model, _ = load_judge(out / "classifier" / "judge_ta.pth")
+    model, _ = load_judge(out / "classifier" / "classifier_ta.pth")
     heldout = open_dataset(out / "shapes", split="heldout")
     images = np.stack([heldout.image(i) for i in range(len(heldout))]).transpose(0, 3, 1, 2)
     with torch.no_grad():

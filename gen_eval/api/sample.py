@@ -51,11 +51,15 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
            force: bool = False, objects=None, latent_dim=None, value_range=None, device: str = "auto",
            batch_size: int | None = None, threads: int | None = None, progress: bool = False,
-           ray_address: str | None = None) -> SampleResult:
+           ray_address: str | None = None, pair_noise: bool = False) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
     memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory.
-    ``ray_address`` ('local' or a cluster address) writes a PNG folder from a pool of Ray actors."""
+    ``ray_address`` ('local' or a cluster address) writes a PNG folder from a pool of Ray actors.
+
+    ``pair_noise``: sample ``i`` takes the noise of (seed, i // rows), so each run of consecutive samples,
+    one per condition row, shares ``z`` (attribute-manipulation figures: two rows off/on, ``n`` 20 gives
+    S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row)."""
     from gen_eval.evaluator import sampling
     from gen_eval.evaluator.noise import check_seed
 
@@ -80,6 +84,8 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
             raise UserError(f"give the number of images with {param('n')}")
         n = len(cond)
     part = sampling.shard_indices(n, shard) if shard is not None else None
+    if pair_noise and ray_address is not None:
+        raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
     if kind == "folder" and ray_address is not None:
         return _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects,
                               latent_dim, value_range, device, batch_size, threads, ray_address)
@@ -87,10 +93,10 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         raise UserError("Ray writes samples into a PNG folder; give a folder as the output")
     if kind == "folder":
         written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
-                                                  force=force, progress=progress)
+                                                  force=force, progress=progress, pair_noise=pair_noise)
         return SampleResult(kind, out_path, written, kept, part)
     indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard,
-                                                    progress=progress)
+                                                    progress=progress, pair_noise=pair_noise)
     if kind == "grid":
         sampling.write_grid(out_path, images, force=force, nrow=nrow)
     elif kind == "npz":

@@ -78,11 +78,13 @@ def info_command(model, latent_dim, value_range, objects, device):
 @click.option("--shard", default=None, help="Do only part k of N of the run: k/N (PNG folder or .npz).")
 @click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row (.png output).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (a folder: regenerate every file).")
+@click.option("--pair-noise", is_flag=True,
+              help="Consecutive samples, one per condition row, share one noise vector (attribute off/on pairs).")
 @generator_options
 @ray_option
 @runtime_options
-def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_dim, value_range, objects,
-                   ray_address, device, batch_size, threads):
+def sample_command(model, n, seed, out, conditions, shard, nrow, force, pair_noise, latent_dim, value_range,
+                   objects, ray_address, device, batch_size, threads):
     """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz.
 
     \b
@@ -90,13 +92,15 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_d
       gen-eval sample --model acgan.onnx --conditions test.json --out grid.png
       gen-eval sample --model acgan.onnx --conditions test.json --n 50000 --out samples/ --shard 1/4
       gen-eval sample --model acgan.onnx --conditions test.json --n 50000 --out samples/ --ray
+      gen-eval sample --model acgan.onnx --conditions off_on.json --n 20 --pair-noise --nrow 2 --out pairs.png
     """
     from gen_eval.api.sample import sample
     from gen_eval.evaluator.sampling import parse_shard
 
     result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
                     force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
-                    batch_size=batch_size, threads=threads, progress=True, ray_address=ray_address)
+                    batch_size=batch_size, threads=threads, progress=True, ray_address=ray_address,
+                    pair_noise=pair_noise)
     click.echo(result.describe())
 
 

@@ -113,12 +113,17 @@ def register(cli: click.Group) -> None:
     @click.option("--workers", type=int, default=2, show_default=True,
                   help="Data-loader processes for data sets too large to hold in memory.")
     @click.option("--threads", type=int, help="CPU threads for torch (default: the CPUs this process may use).")
+    @click.option("--latent-plot", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
+                  help="VAE families: project latent means to 2-D by PCA or t-SNE (scikit-learn) each epoch.")
+    @click.option("--colour-by", metavar="LABEL",
+                  help="VAE families: colour the latent plot by this label or categorical head of the data "
+                       "(default: the first label), e.g. Male with --set data.attribute=Male.")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--force", is_flag=True, help="Start over in a non-empty --out, replacing an earlier run's files.")
     def train_command(family: str | None, preset: str | None, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,
                       batch_size: int | None, device: str, seed: int | None, resume: bool, config_overrides: tuple[str, ...],
                       checkpoint_every: int, keep_checkpoints: bool, amp: bool, workers: int, threads: int | None,
-                      no_progress: bool, force: bool) -> None:
+                      latent_plot: str, colour_by: str | None, no_progress: bool, force: bool) -> None:
         """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) or a --preset recipe on a data set."""
         from gen_eval.devices import default_threads, parse_device, prefer_passive_waits
         from gen_eval.trainers import FAMILY_MODULES
@@ -166,5 +171,5 @@ def register(cli: click.Group) -> None:
         last = train(family, data_dir, out_dir, steps=steps, epochs=epochs, batch_size=batch_size, device=device,
                      seed=seed, resume=resume, config_overrides=overrides, force=force,
                      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, amp=amp, workers=workers,
-                     progress=not no_progress)
+                     progress=not no_progress, latent_projection=latent_plot, colour_by=colour_by)
         click.echo(str(last))

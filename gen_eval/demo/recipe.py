@@ -111,12 +111,12 @@ class Paths:
 
     @property
     def judge_checkpoint(self) -> Path:
-        """The trained classifier with re-estimated BatchNorm statistics: what is exported and judges."""
-        return self.classifier_run / "judge.pt"
+        """The trained classifier (the family re-estimated its BatchNorm statistics): what is exported and judges."""
+        return self.classifier_checkpoint
 
     @property
     def judge_ta(self) -> Path:
-        return self.classifier_run / "judge_ta.pth"
+        return self.classifier_run / "classifier_ta.pth"
 
     @property
     def acgan_checkpoint(self) -> Path:

@@ -9,7 +9,6 @@ from typing import Any
 
 from gen_eval.demo.recipe import SCORE_FILES, Paths, Recipe
 from gen_eval.demo.report import _read_csv
-from gen_eval.fileio import atomic_path
 
 log = logging.getLogger("gen_eval.demo")
 
@@ -52,52 +51,21 @@ def _run_summary(run: Path) -> dict[str, Any]:
 def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
     # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
     # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
-    settings = {**recipe.classifier_settings, "data.eval_split": ""}
+    # The classifier family re-estimates its BatchNorm statistics when training ends (bn_images).
+    settings = {**recipe.classifier_settings, "bn_images": recipe.bn_recalibration_images, "data.eval_split": ""}
     summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
                      batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
                      may_resume=may_resume)
-    summary["bn_recalibration_images"] = finalize_judge(paths, recipe.bn_recalibration_images, device)
+    summary["bn_recalibration_images"] = _checkpoint_extra(paths.judge_checkpoint).get("bn_recalibration_images", 0)
     log.info(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
          f"{paths.judge_checkpoint}, {paths.judge_ta}")
     return summary
 
 
-def finalize_judge(paths: Paths, images: int, device: str) -> int:
-    """The trained classifier with BatchNorm statistics re-estimated on the first ``images`` training
-    images (gen_eval.trainers.batchnorm), written as a gen-eval checkpoint and in the TA format."""
-    import numpy as np
-    import torch
+def _checkpoint_extra(path: Path) -> dict[str, Any]:
+    from gen_eval.trainers.checkpoint import load_checkpoint
 
-    from gen_eval.data.datasets import open_dataset
-    from gen_eval.trainers.batchnorm import recalibrate_batchnorm
-    from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
-    from gen_eval.trainers.judge import ta_resnet18
-    from gen_eval.trainers.loop import resolve_device
-    from gen_eval.trainers.torchdata import to_float
-
-    checkpoint = require_gen_eval_checkpoint(load_checkpoint(paths.classifier_checkpoint), paths.classifier_checkpoint)
-    state = checkpoint["networks"]["classifier"]
-    model = ta_resnet18(int(state["fc.0.weight"].shape[0]))
-    model.load_state_dict(state)
-    torch_device = resolve_device(device)
-    model.to(torch_device)
-    train_set = open_dataset(paths.data, split="train")
-    count = min(images, len(train_set))
-
-    def batches(size: int = 64):
-        for start in range(0, count, size):
-            chunk = [train_set.image(i) for i in range(start, min(start + size, count))]
-            uint8 = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)
-            yield to_float(uint8, (-1.0, 1.0)).to(torch_device)
-
-    seen = recalibrate_batchnorm(model, batches())
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    checkpoint["networks"]["classifier"] = state
-    checkpoint["extra"] = {**(checkpoint.get("extra") or {}), "bn_recalibration_images": seen}
-    save_checkpoint(paths.judge_checkpoint, checkpoint, force=True)
-    with atomic_path(paths.judge_ta, force=True) as tmp:
-        torch.save({"model": state}, tmp)
-    return seen
+    return dict(load_checkpoint(path).get("extra") or {})
 
 
 def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:

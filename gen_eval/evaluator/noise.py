@@ -47,6 +47,13 @@ def latent_noise(seed: int, indices: Sequence[int] | np.ndarray, latent_dim: int
     return out
 
 
+def paired_noise_indices(indices: Sequence[int] | np.ndarray, condition_count: int) -> np.ndarray:
+    """Noise indices when conditions are paired (attribute-manipulation figures, S1's 10 same-z pairs):
+    sample ``i`` takes the noise of index ``i // condition_count``, so each run of ``condition_count``
+    consecutive samples (one per condition) shares one ``z`` and differs only by its condition."""
+    return np.asarray(indices, dtype=np.int64) // int(condition_count)
+
+
 def cycle_conditions(conditions: np.ndarray, indices: Sequence[int] | np.ndarray) -> np.ndarray:
     """Condition rows for global sample ``indices``: sample ``i`` takes condition ``i % len(conditions)``."""
     indices = np.asarray(indices, dtype=np.int64)

@@ -27,7 +27,7 @@ from gen_eval.data.images import save_png, to_uint8
 from gen_eval.errors import UserError, param
 from gen_eval.evaluator.grid import save_grid
 from gen_eval.evaluator.model import OnnxModel
-from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise
+from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise, paired_noise_indices
 from gen_eval.fileio import atomic_path, atomic_write_json, read_input_bytes, read_npz
 
 MANIFEST = ".gen-eval-sample.json"
@@ -83,23 +83,29 @@ def sample(
     conditions: np.ndarray | None = None,
     indices: range | np.ndarray | None = None,
     progress: bool = False,
+    pair_noise: bool = False,
 ) -> Iterator[SampleBatch]:
     """Yield batches of samples ``indices`` (default ``range(n)``) of the run (generator, seed, conditions).
 
     ``indices`` is a range or any iterable of ints; it is consumed a batch at a time, so memory does
-    not grow with its length.
+    not grow with its length. ``pair_noise``: consecutive samples, one per condition row, share one
+    noise vector (gen_eval.evaluator.noise.paired_noise_indices).
     """
     check_seed(seed)
     if generator.info.conditional and conditions is None:
         raise UserError(f"{generator.path} is a conditional generator; give a condition file with {param('conditions')}")
     if not generator.info.conditional and conditions is not None:
         raise UserError(f"{generator.path} is unconditional; leave out {param('conditions')}")
+    if pair_noise and conditions is None:
+        raise UserError(f"{generator.path} is unconditional: paired noise shares z across conditions, "
+                        "so it needs a conditional generator and a condition file")
     indices = range(n) if indices is None else indices
     step = generator.batch_size
     total = len(indices) if hasattr(indices, "__len__") else None
     with tqdm(total=total, unit="img", desc="sampling", disable=not progress or None, leave=False) as bar:
         for chunk in _chunks(indices, step):
-            z = latent_noise(seed, chunk, generator.info.latent_dim)
+            z = latent_noise(seed, paired_noise_indices(chunk, len(conditions)) if pair_noise else chunk,
+                             generator.info.latent_dim)
             labels = cycle_conditions(conditions, chunk) if conditions is not None else None
             images = generator.generate(z, labels)
             bar.update(len(chunk))
@@ -127,9 +133,11 @@ def _chunks(indices, step: int) -> Iterator[np.ndarray]:
         yield np.asarray(block, dtype=np.int64)
 
 
-def run_manifest(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None) -> dict:
+def run_manifest(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None,
+                 pair_noise: bool = False) -> dict:
     """What identifies a sampling run (written into the output folder)."""
-    return {
+    paired = {"pair_noise": True} if pair_noise else {}    # absent when off: earlier folders stay resumable
+    return {**paired,
         "model_sha256": generator.sha256,
         "seed": int(seed),
         "n": int(n),
@@ -192,10 +200,11 @@ def write_png_folder(
     shard: tuple[int, int] | None = None,
     force: bool = False,
     progress: bool = False,
+    pair_noise: bool = False,
 ) -> tuple[int, int]:
     """Write this shard's samples as ``out/<index>.png``; returns (written, already there)."""
     out = Path(out)
-    manifest = run_manifest(generator, n, seed, conditions)
+    manifest = run_manifest(generator, n, seed, conditions, pair_noise)
     needs_manifest = _check_folder(out, manifest, force)
     todo = shard_indices(n, shard)
     _remove_stale_temp_files(out, todo)
@@ -205,7 +214,8 @@ def write_png_folder(
     if done and done < len(todo):
         log.info("resuming: %d of %d images of this shard are already in %s", done, len(todo), out)
     lo, hi = generator.info.value_range
-    for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress):
+    for batch in sample(generator, n, seed, conditions=conditions, indices=missing, progress=progress,
+                        pair_noise=pair_noise):
         images = to_uint8(batch.images, (lo, hi)).transpose(0, 2, 3, 1)
         if needs_manifest:  # claimed only once the first batch exists: a model that fails leaves nothing
             _write_manifest(out, manifest)
@@ -244,12 +254,14 @@ def _present_indices(out: Path, n: int, todo: range) -> set[int]:
 
 
 def generate_all(generator: OnnxModel, n: int, seed: int, *, conditions: np.ndarray | None = None,
-                 shard: tuple[int, int] | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 shard: tuple[int, int] | None = None, progress: bool = False,
+                 pair_noise: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """This shard's samples in memory: (indices, uint8 NCHW images, conditions or None)."""
     indices, images, labels = [], [], []
     value_range = generator.info.value_range
     todo = shard_indices(n, shard)
-    for batch in sample(generator, n, seed, conditions=conditions, indices=todo, progress=progress):
+    for batch in sample(generator, n, seed, conditions=conditions, indices=todo, progress=progress,
+                        pair_noise=pair_noise):
         if not images:  # the first batch tells the size of an image: refuse what would not fit in memory
             per_image = int(np.prod(batch.images.shape[1:]))
             if per_image * len(todo) > MAX_IN_MEMORY_BYTES:

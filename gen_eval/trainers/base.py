@@ -48,6 +48,10 @@ class Family:
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)   # range of images the loop feeds in
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 10
+    # a held-out metric (from evaluate) to maximise: each new best is also kept as
+    # checkpoints/epochN_scoreX.pt (S4's best-checkpoint selection); None keeps only last.pt
+    selection_metric: ClassVar[str | None] = None
+    steps_per_epoch: int = 0    # set by the loop before training (families with per-epoch schedules read it)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -125,6 +129,18 @@ class Family:
 
     def evaluate(self, networks: dict[str, nn.Module], batches: Iterable[Batch]) -> dict[str, float]:
         """Metrics on held-out batches (the loop logs them to eval.csv each epoch)."""
+        return {}
+
+    def uses_heldout(self) -> bool:
+        """Whether the loop should open the held-out split for :meth:`evaluate` (default: when it is defined)."""
+        return type(self).evaluate is not Family.evaluate
+
+    def finish_training(self, networks: dict[str, nn.Module], images: Iterable[torch.Tensor]) -> dict[str, Any]:
+        """Last changes to the weights before the final checkpoint (e.g. re-estimated BatchNorm statistics).
+
+        ``images`` are training images in ``value_range`` (consumed lazily). Returns what was done, for
+        the checkpoint's ``extra`` (empty: nothing changed, no new checkpoint).
+        """
         return {}
 
     def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:

@@ -77,6 +77,7 @@ IMAGE_SIZE = between(1, MAX_SIZE)
 CHANNELS = between(1, 4)
 LATENT = between(1, MAX_LATENT)
 WIDTH = between(1, MAX_WIDTH)
+CONDITION_EMBED = between(0, MAX_WIDTH)    # 0: the raw condition, not embedded
 
 
 def setting(default: Any, help: str, rule: Rule | None = None) -> Any:  # noqa: A002 - dataclass-style keyword
@@ -106,7 +107,8 @@ def _type_name(field: dataclasses.Field) -> str:
 
 
 _TYPE_WORDS = {"bool": "boolean (true/false)", "int": "integer", "float": "number", "str": "text",
-               "list[int]": "list of integers", "list[float]": "list of numbers", "int | None": "integer or none"}
+               "list[int]": "list of integers", "list[float]": "list of numbers", "int | None": "integer or none",
+               "float | None": "number or none"}
 
 
 def _is_int(v: Any) -> bool:

@@ -90,7 +90,7 @@ class DCGAN(Family):
 
 
 def gan_step(networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], real: torch.Tensor,
-             latent_dim: int, update_discriminator: bool = True) -> dict[str, float]:
+             latent_dim: int, update_discriminator: bool = True, update_generator: bool = True) -> dict[str, float]:
     """One non-saturating GAN step (Goodfellow et al.; Radford): D on real vs fake, then G to fool D."""
     generator, discriminator = networks["generator"], networks["discriminator"]
     z = torch.randn(real.shape[0], latent_dim, device=real.device)
@@ -104,10 +104,14 @@ def gan_step(networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.O
         loss_d.backward()
         optimizers["discriminator"].step()
 
-    loss_g = adversarial_loss(discriminator(fake), 1.0)
-    optimizers["generator"].zero_grad(set_to_none=True)
-    loss_g.backward()
-    optimizers["generator"].step()
+    if update_generator:
+        loss_g = adversarial_loss(discriminator(fake), 1.0)
+        optimizers["generator"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizers["generator"].step()
+    else:
+        with torch.no_grad():
+            loss_g = adversarial_loss(discriminator(fake), 1.0)
     return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
             "d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
 

@@ -2,14 +2,17 @@
 
 Every generator maps ``z`` [B, latent_dim] (+ ``labels`` [B, L]) to an image in [-1, 1] (Tanh). When
 conditional, the condition is expanded by ``Linear(L, cond_embed) + ReLU`` and concatenated to ``z``
-(S4's ``conditionExpand``); the body then sees a vector of ``latent_dim + cond_embed``. Bodies:
+(S4's ``conditionExpand``); the body then sees a vector of ``latent_dim + cond_embed``. ``cond_embed`` 0
+concatenates the raw condition instead (S1's ACGAN: ``[z, attribute]``, 256 + 1 = 257 inputs). Bodies:
 
 - ``dcgan``: transposed convolutions from 1x1 (Radford; the DCGAN family's builder);
 - ``upsample``: S4's ACGAN generator: Linear to ``start_size``^2 x 2*width, then per doubling
   Upsample(nearest) + Conv3x3 + BatchNorm(eps 0.8) + LeakyReLU(0.2), a Conv3x3 to the image and Tanh;
 - ``srgan``: SRGAN's generator (Ledig et al.; S4's cgan+srgan): Linear to ``start_size``^2 x width,
   Conv9x9 + PReLU, residual blocks, Conv3x3 + BatchNorm with the long skip, per doubling
-  Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh.
+  Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh. ``start_size`` 1 is
+  S4's exact network: no Linear, the vector is a 1x1 map whose Conv9x9 takes all its channels
+  (``Conv2d(356, 64, 9)``), then 6 doublings to 64 px.
 
 Widths are set by ``width`` (ngf) so tests can build tiny ones.
 """
@@ -34,13 +37,16 @@ class ConditionalGenerator(nn.Module):
 
     def __init__(self, body: nn.Module, label_dim: int, cond_embed: int) -> None:
         super().__init__()
+        self.conditional = bool(label_dim)
         self.condition_expand = (nn.Sequential(nn.Linear(label_dim, cond_embed), nn.ReLU())
-                                 if label_dim else None)
+                                 if label_dim and cond_embed else None)
         self.body = body
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.condition_expand is not None:
             z = torch.cat([z, self.condition_expand(labels)], dim=1)
+        elif self.conditional:
+            z = torch.cat([z, labels.to(z.dtype)], dim=1)
         return self.body(z)
 
 
@@ -84,9 +90,14 @@ class SRGANBody(nn.Module):
                  res_blocks: int) -> None:
         super().__init__()
         n_up = _up_count(image_size, start_size, "srgan")
-        self.project = nn.Sequential(nn.Linear(in_dim, width * start_size ** 2),
-                                     nn.Unflatten(1, (width, start_size, start_size)))
-        self.head = nn.Sequential(nn.Conv2d(width, width, 9, 1, 4), nn.PReLU())
+        if start_size == 1:
+            self.project = nn.Unflatten(1, (in_dim, 1, 1))
+            head_in = in_dim
+        else:
+            self.project = nn.Sequential(nn.Linear(in_dim, width * start_size ** 2),
+                                         nn.Unflatten(1, (width, start_size, start_size)))
+            head_in = width
+        self.head = nn.Sequential(nn.Conv2d(head_in, width, 9, 1, 4), nn.PReLU())
         self.residuals = nn.Sequential(*[ResidualBlock(width) for _ in range(res_blocks)],
                                        nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width))
         ups: list[nn.Module] = []
@@ -104,10 +115,10 @@ def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: 
     """A generator of ``kind`` (one of GENERATORS); ``label_dim`` 0 makes it unconditional.
 
     ``start_size`` 0 picks the kind's default spatial size after the first projection (upsample 16,
-    srgan 4; the dcgan body always starts at 1x1).
+    srgan 4; the dcgan body always starts at 1x1). ``cond_embed`` 0 feeds the raw condition.
     """
     channels, image_size, _ = image_shape
-    in_dim = latent_dim + (cond_embed if label_dim else 0)
+    in_dim = latent_dim + ((cond_embed or label_dim) if label_dim else 0)
     start = start_size or DEFAULT_START_SIZE.get(kind, 0)
     if kind == "dcgan":
         doublings(image_size)

@@ -64,30 +64,47 @@ def _format_number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def save_loss_curve(rows: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
-                    skip: Sequence[str] = ("step", "epoch", "time")) -> Path | None:
-    """One line per logged quantity against the step; None when there is nothing to plot."""
-    if not rows:
+LOSS_PANELS_PER_ROW = 3
+
+
+def loss_figure(rows: Sequence[dict[str, float]], title: str = "", skip: Sequence[str] = ("step", "epoch", "time")):
+    """A matplotlib Figure with one panel per logged quantity against the step, each on its own y axis
+    (a VAE's KL and MSE differ by orders of magnitude, S1's learning curve); None when nothing is logged."""
+    keys = [k for k in rows[0] if k not in skip] if rows else []
+    for row in rows[1:]:
+        keys += [k for k in row if k not in skip and k not in keys]
+    if not keys:
         return None
     from matplotlib.figure import Figure
 
-    keys = [k for k in rows[0] if k not in skip]
-    for row in rows[1:]:
-        keys += [k for k in row if k not in skip and k not in keys]
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    ax = fig.add_subplot()
-    for key in keys:
+    cols = min(LOSS_PANELS_PER_ROW, len(keys))
+    rows_of_panels = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows_of_panels + 0.4), dpi=100)
+    axes = fig.subplots(rows_of_panels, cols, sharex=True, squeeze=False).ravel()
+    for ax, key in zip(axes, keys):
         points = [(row["step"], row[key]) for row in rows if key in row and math.isfinite(row[key])]
         if points:
             steps, values = zip(*points)
-            ax.plot(steps, values, label=key, linewidth=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if keys:
-        ax.legend(fontsize=8)
+            ax.plot(steps, values, linewidth=1)
+        ax.set_title(key, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(keys):]:
+        fig.delaxes(ax)
+    for ax in axes[len(keys) - cols:len(keys)]:
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def save_loss_curve(rows: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
+                    skip: Sequence[str] = ("step", "epoch", "time")) -> Path | None:
+    """:func:`loss_figure` as a PNG; None when there is nothing to plot."""
+    fig = loss_figure(rows, title, skip)
+    if fig is None:
+        return None
     with atomic_path(path, force=True) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
@@ -121,26 +138,38 @@ def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Ten
     return save_grid(torch.cat(rows), path, value_range, nrow=per_row)
 
 
-def project_2d(latents: np.ndarray) -> tuple[np.ndarray, str]:
-    """2-D coordinates of latent vectors: as they are when 2-D, else the first two principal components."""
+LATENT_PROJECTIONS = ("pca", "tsne")
+
+
+def project_2d(latents: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D coordinates of latent vectors: as they are when 2-D, else the first two principal components
+    (``pca``) or scikit-learn's t-SNE (``tsne``, S1's latent figure; PCA-initialised, seeded)."""
     latents = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
     if latents.shape[1] == 1:
         return np.concatenate([latents, np.zeros_like(latents)], axis=1), "z"
     if latents.shape[1] == 2:
         return latents, "z"
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, max(1.0, (len(latents) - 1) / 3))    # must stay below the number of points
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+        return tsne.fit_transform(latents), "t-SNE "
+    if method != "pca":
+        raise ValueError(f"unknown projection {method!r}; use one of {', '.join(LATENT_PROJECTIONS)}")
     centred = latents - latents.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:2].T, "PC"
 
 
 def save_latent_plot(latents: np.ndarray | torch.Tensor, colours: np.ndarray | None, path: str | os.PathLike,
-                     colour_name: str = "", title: str = "") -> Path:
-    """Scatter of latent means in 2-D (PCA when D > 2), coloured by an attribute (S1 fig. 1-5)."""
+                     colour_name: str = "", title: str = "", method: str = "pca") -> Path:
+    """Scatter of latent means in 2-D (``method`` pca or tsne when D > 2), coloured by an attribute (S1 fig. 1-5)."""
     from matplotlib.figure import Figure
 
     if isinstance(latents, torch.Tensor):
         latents = latents.detach().float().cpu().numpy()
-    points, axis = project_2d(latents)
+    points, axis = project_2d(latents, method)
     fig = Figure(figsize=(5.5, 5), dpi=100)
     ax = fig.add_subplot()
     if colours is None:

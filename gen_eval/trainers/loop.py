@@ -33,9 +33,9 @@ from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.config import (DATA_OPTIONS, check_run_options, set_option,  # noqa: F401 - re-exported
                                       split_overrides)
-from gen_eval.trainers.logs import CsvLog, save_loss_curve
+from gen_eval.trainers.logs import LATENT_PROJECTIONS, CsvLog, save_loss_curve
 from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
-from gen_eval.trainers.pictures import Pictures, evaluating
+from gen_eval.trainers.pictures import Pictures, check_colour_by, evaluating
 from gen_eval.trainers.rng import rng_state, seed_everything
 from gen_eval.trainers.runfolder import (Checkpointer, RunLock, check_run_folder, clean_run_folder, load_resumable,
                                          restore, resumed_settings, total_steps)
@@ -44,6 +44,9 @@ from gen_eval.trainers.trainingdata import (check_data_fits, heldout_data, is_im
                                             training_label_space)
 
 log = logging.getLogger("gen_eval.train")
+
+
+FINISH_BATCH = 64     # images per batch handed to Family.finish_training (BatchNorm re-estimation)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -74,7 +77,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
           device: str = "auto", seed: int | None = None, resume: bool = False,
           config_overrides: dict[str, Any] | None = None, force: bool = False,
           checkpoint_every: int = 500, keep_checkpoints: bool = False, log_every: int = 10,
-          amp: bool = False, workers: int = 2, progress: bool = False) -> Path:
+          amp: bool = False, workers: int = 2, progress: bool = False, latent_projection: str = "pca",
+          colour_by: str | None = None) -> Path:
     """Train ``family_name`` on the data in ``data_dir``; returns ``<out_dir>/checkpoints/last.pt``.
 
     ``data_dir`` is a data set path (any format gen_eval.data.open_dataset reads) or an ImageSet object.
@@ -83,11 +87,15 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
     they may extend it. ``config_overrides`` are ``--set`` values: family settings by name, data-reader
     options as ``data.KEY`` (``data.attribute``, ``data.split``, ``data.resize``, ...). Messages go to the
     logger ``gen_eval.train``; ``progress`` draws a progress bar on stderr.
+    ``latent_projection`` (pca or tsne) and ``colour_by`` (a label or categorical head of the data) shape
+    the VAE families' latent plots.
     """
     # -- every check before any file is written ----------------------------------------------------------
     check_run_options(steps=steps, epochs=epochs, batch_size=batch_size, seed=seed,
                       checkpoint_every=checkpoint_every, log_every=log_every, workers=workers)
     cls = get_family(family_name)
+    if latent_projection not in LATENT_PROJECTIONS:
+        raise UserError(f"latent projection {latent_projection!r}: choose one of {', '.join(LATENT_PROJECTIONS)}")
     run = Path(out_dir)
     torch_device = resolve_device(device)
     if amp and torch_device.type != "cuda":
@@ -109,6 +117,9 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
 
         image_set = open_training_data(data_dir, data_options)
         label_space = training_label_space(cls, image_set, ckpt)
+        colour_problem = check_colour_by(label_space or getattr(image_set, "label_space", None), colour_by)
+        if colour_problem:
+            raise UserError(colour_problem)
         family = cls(family_config, label_space)
         if ckpt is None:
             family.fit_data(tuple(image_set.image_shape), label_space)
@@ -116,6 +127,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         source = BatchSource(ImageSetDataset(image_set, image_shape), batch_size, seed, family.value_range,
                              torch_device, workers=workers)
         steps_per_epoch = source.steps_per_epoch
+        family.steps_per_epoch = steps_per_epoch
         planned = total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
         seed_everything(seed)
         networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
@@ -132,6 +144,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         if ckpt is not None:
             r.step, r.elapsed = restore(ckpt, networks, optimizers)
             r.window = dict((ckpt.get("loop") or {}).get("log_window", {}))
+            r.extra = dict(ckpt.get("extra") or {})
             r.last_saved = r.step
             log.info("resuming %s from step %d of %d (%s)", family_name, r.step, planned, checkpointer.last)
         atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
@@ -140,7 +153,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         if ckpt is not None:
             r.log.resume(r.step)
             r.eval_log.resume(r.step)
-        r.pictures = Pictures(family, networks, source, run, seed, torch_device)
+        r.pictures = Pictures(family, networks, source, run, seed, torch_device, latent_projection, colour_by)
         r.heldout = heldout_data(family, data_dir, data_options, image_shape)
         if ckpt is None:
             r.pictures.real_grid()
@@ -149,6 +162,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         _run_steps(r, planned, log_every, checkpoint_every, amp, progress)
 
         # -- the end ---------------------------------------------------------------------------------------
+        if r.finish():
+            r.last_saved = -1
         if r.last_saved != r.step:
             r.save()
         if r.step % steps_per_epoch and not (r.eval_log.rows and r.eval_log.rows[-1]["step"] == r.step):
@@ -223,6 +238,7 @@ class _Run:
     last_saved: int = -1
     # losses since the last log row; checkpointed so a resumed run logs the same means
     window: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)    # the checkpoint's "extra" (Family.finish_training)
 
     def add_losses(self, losses: dict[str, float]) -> None:
         for key, value in losses.items():
@@ -247,11 +263,31 @@ class _Run:
                 "networks": {k: v.state_dict() for k, v in self.networks.items()},
                 "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
                 "rng": rng_state(), "loop": {**self.loop_info, "elapsed_s": self.elapsed, "log_window": self.window},
-                "extra": {}}
+                "extra": dict(self.extra)}
 
     def save(self) -> None:
         self.checkpointer.save(self.payload())
         self.last_saved = self.step
+
+    def finish(self) -> bool:
+        """The family's last changes to the weights (Family.finish_training); True when it made any."""
+        images = (batch.images for batch in iterate_all(self.source.dataset, FINISH_BATCH, self.family.value_range,
+                                                        self.device))
+        done = self.family.finish_training(self.networks, images)
+        if done:
+            self.extra.update(done)
+            log.info("%s: %s", self.family_name, ", ".join(f"{k} {v}" for k, v in done.items()))
+            self.evaluate()
+        return bool(done)
+
+    def keep_if_best(self, metrics: dict[str, float], epoch: float) -> None:
+        """Keep a copy of the checkpoint when the family's selection metric beats every earlier one."""
+        name = self.family.selection_metric
+        if name and name in metrics:
+            earlier = [row[name] for row in self.eval_log.rows[:-1] if name in row]
+            if not earlier or metrics[name] > max(earlier):
+                path = self.checkpointer.keep_best(self.payload(), epoch, metrics[name])
+                log.info("best %s so far: %.4f, kept as %s", name, metrics[name], path)
 
     def end_of_epoch(self) -> None:
         self.pictures.epoch(self.step // self.source.steps_per_epoch)
@@ -269,5 +305,6 @@ class _Run:
             epoch = self.step / self.source.steps_per_epoch
             self.eval_log.append({"step": self.step, "epoch": epoch, **metrics})
             self.eval_log.flush()
+            self.keep_if_best(metrics, epoch)
             log.info("step %d (epoch %g): %s", self.step, epoch,
                      ", ".join(f"held-out {k} {v:.4f}" for k, v in metrics.items()))

@@ -8,6 +8,10 @@ into the loss (BCE on logits, the same function, numerically stable).
 S2's best run: the discriminator at Adam's default (1e-3), the generator slowed to 5e-5, and the
 discriminator skipped every 50th minibatch (``d_skip_every``; 0 never skips). S2 gives no batch size; it
 counts "every 500th minibatch" of an MNIST epoch, so at most ~120: we use 64. 200 epochs.
+
+S2's per-epoch schedules (epochs counted from 1): ``schedule=epoch-digit`` trains the discriminator in
+epochs ending in 1-4, the generator in epochs ending in 5-9 and both in every 10th (S2's first method);
+``d_skip_epoch_every=5`` skips the discriminator for whole epochs 5, 10, ... (S2's fourth).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import nn
 
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BELOW_ONE, BETAS, IMAGE_SIZE, LATENT, POSITIVE, between, setting,
+from gen_eval.trainers.config import (BELOW_ONE, BETAS, IMAGE_SIZE, LATENT, POSITIVE, between, one_of, setting,
                                       widths)
 from gen_eval.trainers.dcgan import gan_step
 from gen_eval.trainers.networks import mlp_to_image
@@ -55,6 +59,10 @@ class MLPGANConfig:
     lr_d: float = setting(1e-3, "discriminator Adam learning rate", POSITIVE)
     betas: list[float] = setting([0.9, 0.999], "Adam betas of both networks", BETAS)
     d_skip_every: int = setting(50, "skip the discriminator update every N-th step (0: never)", between(0, 10**6))
+    schedule: str = setting("every-step", "which network trains when: both every step, or by the epoch's last digit "
+                                          "(epoch-digit: D in 1-4, G in 5-9, both in 0)", one_of("every-step", "epoch-digit"))
+    d_skip_epoch_every: int = setting(0, "skip the discriminator for every N-th whole epoch (0: never)",
+                                      between(0, 10**6))
 
 
 @register_family
@@ -82,9 +90,25 @@ class MLPGAN(Family):
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
-        skip = int(self.config["d_skip_every"])
-        update_d = not (skip > 0 and (step + 1) % skip == 0)
-        return gan_step(networks, optimizers, batch.images, self.config["latent_dim"], update_discriminator=update_d)
+        update_d, update_g = self.updates(step)
+        return gan_step(networks, optimizers, batch.images, self.config["latent_dim"], update_discriminator=update_d,
+                        update_generator=update_g)
+
+    def updates(self, step: int) -> tuple[bool, bool]:
+        """Whether step ``step`` (from 0) updates the discriminator and the generator."""
+        c = self.config
+        skip = int(c["d_skip_every"])
+        update_d, update_g = not (skip > 0 and (step + 1) % skip == 0), True
+        if c["schedule"] == "epoch-digit" or c["d_skip_epoch_every"]:
+            if not self.steps_per_epoch:
+                raise RuntimeError("per-epoch schedules need steps_per_epoch (the training loop sets it)")
+            epoch = step // self.steps_per_epoch + 1
+            if c["schedule"] == "epoch-digit":
+                digit = epoch % 10
+                update_d, update_g = update_d and digit in (0, 1, 2, 3, 4), digit in (0, 5, 6, 7, 8, 9)
+            if c["d_skip_epoch_every"] and epoch % int(c["d_skip_epoch_every"]) == 0:
+                update_d = False
+        return update_d, update_g
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range)]

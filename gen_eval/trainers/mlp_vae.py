@@ -7,7 +7,8 @@ Departure from S2: its encoder computes ``mu`` and ``sigma`` with the same layer
 always equal; we give mu and logvar their own heads, as the VAE needs. S2 uses BCE with reduction 'sum'
 plus the KL weighted by "1/L" (0.45, 1 and 0 tried); we sum BCE and KL per image and average over the
 batch, so the logged loss is per image like S2's printed ~83 (a constant factor of the batch size, which
-Adam's steps all but ignore). The BCE is computed in float32 outside autocast, so --amp works. S2 gives no optimiser settings or batch size: Adam at its default 1e-3, batch 64, 50 epochs.
+Adam's steps all but ignore). ``bce_reduction=mean`` is S2's second variant, ``nn.BCELoss()``'s default
+(the mean over pixels and batch, which makes the KL term relatively 784 times heavier). The BCE is computed in float32 outside autocast, so --amp works. S2 gives no optimiser settings or batch size: Adam at its default 1e-3, batch 64, 50 epochs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from torch import nn
 
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.config import BELOW_ONE, IMAGE_SIZE, LATENT, NON_NEGATIVE, POSITIVE, between, setting, widths
+from gen_eval.trainers.config import (BELOW_ONE, IMAGE_SIZE, LATENT, NON_NEGATIVE, POSITIVE, between, one_of, setting,
+                                      widths)
 from gen_eval.trainers.losses import bce_on_probs
 from gen_eval.trainers.networks import mlp_to_image
 from gen_eval.trainers.vae import VAEHooks, elbo_step, vae_graphs, vae_optimizer
@@ -65,6 +67,8 @@ class MLPVAEConfig:
     hidden: list[int] = setting([512, 256], "encoder hidden widths; the decoder mirrors them", widths())
     dropout: float = setting(0.5, "dropout after the first encoder layer", BELOW_ONE)
     kl_weight: float = setting(1.0, "weight of the KL term", NON_NEGATIVE)
+    bce_reduction: str = setting("sum", "BCE summed over an image's pixels (sum) or averaged over them (mean, "
+                                        "S2's default-reduction variant)", one_of("sum", "mean"))
     lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
 
 
@@ -90,7 +94,8 @@ class MLPVAE(VAEHooks, Family):
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
-        return elbo_step(networks, optimizers["vae"], batch.images, "bce", summed_bce, self.config["kl_weight"])
+        reconstruction = summed_bce if self.config["bce_reduction"] == "sum" else bce_on_probs
+        return elbo_step(networks, optimizers["vae"], batch.images, "bce", reconstruction, self.config["kl_weight"])
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         return vae_graphs(networks["encoder"], networks["decoder"], self.config["latent_dim"],

@@ -1,8 +1,9 @@
 """What the loop draws: fixed-noise sample grids, reconstruction grids and 2-D latent plots.
 
 The noise and the conditions are fixed per run (from the seed and the first images of the data), so
-the grids of successive epochs show the same samples. The image files are written by
-gen_eval.trainers.logs.
+the grids of successive epochs show the same samples. Latent plots project the means to 2-D by PCA or
+t-SNE and colour them by one attribute of the data (a label name, or a categorical head's choice). The
+image files are written by gen_eval.trainers.logs.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from gen_eval.data.labels import LabelSpace
+from gen_eval.errors import UserError
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.logs import save_grid, save_latent_plot, save_reconstruction_grid
 from gen_eval.trainers.torchdata import BatchSource, ImageSetDataset, iterate_all
@@ -40,8 +44,9 @@ class Pictures:
     """Sample grids from fixed noise and conditions, reconstruction grids and latent plots."""
 
     def __init__(self, family: Family, networks, source: BatchSource, run: Path, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, latent_projection: str = "pca", colour_by: str | None = None) -> None:
         self.family, self.networks, self.run, self.device = family, networks, run, device
+        self.latent_projection, self.colour_by, self.seed = latent_projection, colour_by, int(seed)
         self.real, self.labels = source.fixed_items(GRID_SIZE)
         self.z = None
         if family.latent_dim:
@@ -75,17 +80,44 @@ class Pictures:
             return
         dataset = self.source.dataset
         count = min(LATENT_PLOT_ITEMS, len(dataset))
-        means, colours = [], []
+        means, labels = [], []
         with evaluating(self.networks):
             for batch in iterate_all(_Head(dataset, count), 256, self.family.value_range, self.device):
                 means.append(self.family.encode(self.networks, batch.images, batch.labels).float().cpu())
                 if batch.labels is not None:
-                    colours.append(batch.labels[:, 0].float().cpu())
+                    labels.append(batch.labels.float().cpu().numpy())
         space = self.family.label_space or getattr(dataset.image_set, "label_space", None)
-        colour_name = space.names[0] if space is not None else ""
-        save_latent_plot(torch.cat(means), torch.cat(colours).numpy() if colours else None,
-                         self.run / "latent" / f"epoch_{epoch:03d}.png", colour_name=colour_name,
-                         title=f"{self.family.name} latent means, epoch {epoch}")
+        colours, colour_name = None, ""
+        if labels and space is not None:
+            colours, colour_name = colour_values(np.concatenate(labels), space, self.colour_by)
+        save_latent_plot(torch.cat(means), colours, self.run / "latent" / f"epoch_{epoch:03d}.png",
+                         colour_name=colour_name, method=self.latent_projection,
+                         title=f"{self.family.name} latent means ({self.latent_projection}), epoch {epoch}")
+
+
+def colour_values(labels: np.ndarray, space: LabelSpace, colour_by: str | None) -> tuple[np.ndarray, str]:
+    """One number per item for the latent plot's colours: the column of label ``colour_by`` (0/1), the
+    chosen value's index of a categorical head ``colour_by``, or the first label when None."""
+    name = colour_by or space.names[0]
+    if name in space.index:
+        return labels[:, space.index[name]], name
+    for head, part in space.head_slices():
+        if head == name:
+            return labels[:, part].argmax(axis=1).astype(np.float64), head
+    raise UserError(check_colour_by(space, name) or f"cannot colour by {name!r}")
+
+
+def check_colour_by(space: LabelSpace | None, colour_by: str | None) -> str | None:
+    """The one-line problem with colouring latent plots by ``colour_by`` on ``space``, or None."""
+    if colour_by is None:
+        return None
+    if space is None:
+        return f"cannot colour the latent plot by {colour_by!r}: the data has no labels"
+    choices = [head for head, _ in space.heads] + list(space.names)
+    if colour_by not in choices:
+        shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+        return f"cannot colour the latent plot by {colour_by!r}: the data has no label or head of that name; choose one of: {shown}"
+    return None
 
 
 class _Head:

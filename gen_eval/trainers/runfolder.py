@@ -5,6 +5,7 @@ Layout::
     RUN/run.json                    what was run (family, data, seed, batch size, config)
     RUN/checkpoints/last.pt         written every --checkpoint-every steps and at the end
     RUN/checkpoints/step_000500.pt  only with keep_checkpoints
+    RUN/checkpoints/epochN_scoreX.pt each new best held-out score (families with a selection metric)
     RUN/log.csv, RUN/loss_curve.png losses (means over log_every steps)
     RUN/eval.csv                    held-out metrics per epoch (families with evaluate(), data with a held-out split)
     RUN/samples/epoch_001.png ...   fixed-noise sample grid per epoch, samples/last.png at the end,
@@ -50,6 +51,12 @@ class Checkpointer:
         if self.keep:
             save_checkpoint(self.folder / f"step_{payload['step']:06d}.pt", payload, force=True)
         return self.last
+
+    def keep_best(self, payload: dict[str, Any], epoch: float, score: float) -> Path:
+        """A copy named after the epoch and its held-out score (S4's ``epochN_scoreX.pth``)."""
+        path = self.folder / f"epoch{epoch:g}_score{score:.2f}.pt"
+        save_checkpoint(path, payload, force=True)
+        return path
 
 
 def check_run_folder(run: Path, resume: bool, force: bool) -> None:

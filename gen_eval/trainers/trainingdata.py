@@ -72,7 +72,7 @@ def check_data_fits(family: Family, image_set, resize: bool) -> tuple[int, int, 
 
 def heldout_data(family: Family, data_dir, data_options: dict[str, Any], image_shape) -> ImageSetDataset | None:
     """The held-out split, for families that implement evaluate(); None (with a note) when there is none."""
-    if type(family).evaluate is Family.evaluate:
+    if not family.uses_heldout():
         return None
     options = {**DATA_OPTIONS, **data_options}
     if not options["eval_split"]:

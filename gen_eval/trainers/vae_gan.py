@@ -16,6 +16,11 @@ BCE(D(G(z_p)), fake). ``recon`` is the pixel MSE and the KL is averaged over lat
 (S0 prints neither; both as ``nn.MSELoss()`` normalises). Each loss updates only its own network.
 Adam 1e-4 (S0 gives only the rate), batch 64, 20 epochs.
 
+S0's tests 2 and 3 as options: ``recon_weight`` (the generator's reconstruction weight, 5 in test 2),
+``d_real_weight`` (the discriminator's real term, 2 in tests 2-3), ``lr_d`` (a discriminator learning rate
+of its own) and ``d_weight_decay`` (Adam weight decay of the discriminator), both raised in test 3 by
+amounts S0 does not give.
+
 ``image_size`` may be any multiple of 16 (S0 test 3 used 128): every network halves or doubles 4 times.
 """
 
@@ -114,6 +119,10 @@ class VAEGANConfig:
     beta: float = setting(1.0, "encoder: weight of the KL term", NON_NEGATIVE)
     gamma: float = setting(0.1, "generator: weight of the adversarial terms", NON_NEGATIVE)
     lr: float = setting(1e-4, "Adam learning rate of the three networks", POSITIVE)
+    recon_weight: float = setting(1.0, "generator: weight of the reconstruction MSE (S0 test 2: 5)", NON_NEGATIVE)
+    d_real_weight: float = setting(1.0, "discriminator: weight of the real-image term (S0 tests 2-3: 2)", NON_NEGATIVE)
+    lr_d: float | None = setting(None, "discriminator Adam learning rate (none: lr; S0 test 3 raises it)", POSITIVE)
+    d_weight_decay: float = setting(0.0, "discriminator Adam weight decay (S0 test 3)", NON_NEGATIVE)
 
 
 @register_family
@@ -138,7 +147,11 @@ class VAEGAN(VAEHooks, Family):
                 "discriminator": Discriminator(channels, size, c["width"])}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        return {name: torch.optim.Adam(net.parameters(), lr=self.config["lr"]) for name, net in networks.items()}
+        c = self.config
+        optimizers = {name: torch.optim.Adam(networks[name].parameters(), lr=c["lr"]) for name in ("encoder", "generator")}
+        optimizers["discriminator"] = torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"] or c["lr"],
+                                                       weight_decay=c["d_weight_decay"])
+        return optimizers
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
@@ -149,7 +162,7 @@ class VAEGAN(VAEHooks, Family):
         recon = generator(reparameterize(mu, logvar))
         sampled = generator(torch.randn_like(mu))
 
-        loss_d = (adversarial_loss(discriminator(real), 1.0) + adversarial_loss(discriminator(recon.detach()), 0.0)
+        loss_d = (c["d_real_weight"] * adversarial_loss(discriminator(real), 1.0) + adversarial_loss(discriminator(recon.detach()), 0.0)
                   + adversarial_loss(discriminator(sampled.detach()), 0.0))
         optimizers["discriminator"].zero_grad(set_to_none=True)
         loss_d.backward()
@@ -159,7 +172,7 @@ class VAEGAN(VAEHooks, Family):
         kld = kl_divergence(mu, logvar, reduction="mean")
         fooling = adversarial_loss(discriminator(recon), 1.0) + adversarial_loss(discriminator(sampled), 1.0)
         loss_e = mse + c["beta"] * kld
-        loss_g = mse + c["gamma"] * fooling
+        loss_g = c["recon_weight"] * mse + c["gamma"] * fooling
         optimizers["encoder"].zero_grad(set_to_none=True)
         optimizers["generator"].zero_grad(set_to_none=True)
         loss_e.backward(inputs=list(encoder.parameters()), retain_graph=True)
