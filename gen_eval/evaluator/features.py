@@ -68,8 +68,9 @@ def check_same_features(reference, stats: FeatureStats, ref_name: str, allow_oth
                     "with, recompute them, or pass --allow-other-features")
 
 
-def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
-    """Features [B, D] of uint8 NCHW images (float images are refused: their scale is unknown here)."""
+def features_of_uint8(model: OnnxModel, images_u8: np.ndarray, with_logits: bool = False):
+    """Features [B, D] of uint8 NCHW images (float images are refused: their scale is unknown here);
+    ``with_logits``: (features, logits) from the same run (a features model with a ``logits`` output)."""
     images_u8 = np.asarray(images_u8)
     if images_u8.dtype != np.uint8:
         raise ValueError(f"features_of_uint8 takes uint8 images [B, C, H, W] in 0..255, got {images_u8.dtype}; "
@@ -80,19 +81,26 @@ def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
         batch = to_model_input(images, (0.0, 1.0), info.value_range, info.image_shape)
     except ValueError as exc:
         raise UserError(f"{model.path}: {exc}; give images with the channels the feature model takes") from None
-    return model.run(image=batch)["features"]
+    outputs = model.run(image=batch)
+    return (outputs["features"], outputs[contract.OUTPUT_LOGITS]) if with_logits else outputs["features"]
 
 
-FeatureSink = Callable[[np.ndarray, np.ndarray], None]  # (features [B, D], their global indices [B])
+def has_logits(model: OnnxModel) -> bool:
+    return contract.OUTPUT_LOGITS in model.outputs
+
+
+# (features [B, D], their global indices [B]); with_logits=True adds a third argument, logits [B, K]
+FeatureSink = Callable[..., None]
 
 
 def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int, *,
                     conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
-                    progress: bool = False, sink: FeatureSink | None = None) -> FeatureStats:
+                    progress: bool = False, sink: FeatureSink | None = None,
+                    with_logits: bool = False) -> FeatureStats:
     """Statistics of ``n`` generated samples (this shard's part), quantised to uint8 like PNGs.
 
     ``sink`` also receives every batch of features with its sample indices (one feature pass feeds
-    other metrics and interval estimates)."""
+    other metrics and interval estimates), and with ``with_logits`` the batch's logits too."""
     stats = new_stats(features)
     value_range = generator.info.value_range
     indices = shard_indices(n, shard)
@@ -100,10 +108,11 @@ def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int
     pending_rows: list[np.ndarray] = []
 
     def flush() -> None:
-        feats = features_of_uint8(features, np.concatenate(pending))
+        out = features_of_uint8(features, np.concatenate(pending), with_logits)
+        feats = out[0] if with_logits else out
         stats.update(feats)
         if sink is not None:
-            sink(feats, np.concatenate(pending_rows))
+            sink(feats, np.concatenate(pending_rows), *out[1:] if with_logits else ())
         pending.clear()
         pending_rows.clear()
 
@@ -118,9 +127,10 @@ def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int
 
 
 def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
-                   progress: bool = False, workers: int = 4, sink: FeatureSink | None = None) -> FeatureStats:
+                   progress: bool = False, workers: int = 4, sink: FeatureSink | None = None,
+                   with_logits: bool = False) -> FeatureStats:
     """Statistics of a data set's images (this shard's part); decoding runs in a few threads.
-    ``sink`` also receives every batch of features with its image indices."""
+    ``sink`` also receives every batch of features with its image indices (and logits, ``with_logits``)."""
     stats = new_stats(features)
     indices = shard_indices(len(images), shard)
     step = features.batch_size
@@ -139,10 +149,11 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
             if k + workers < len(chunks):
                 futures.append(pool.submit(load, chunks[k + workers]))
             futures[k] = None
-            feats = features_of_uint8(features, batch)
+            out = features_of_uint8(features, batch, with_logits)
+            feats = out[0] if with_logits else out
             stats.update(feats)
             if sink is not None:
-                sink(feats, np.asarray(chunks[k]))
+                sink(feats, np.asarray(chunks[k]), *out[1:] if with_logits else ())
             bar.update(len(batch))
     return stats
 
