@@ -20,9 +20,17 @@ figcaption{font-size:.9em;color:#555}img{image-rendering:pixelated;max-width:100
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}.warn{color:#a40}
 """
 
-# (metric, key) -> how its interval / spread is described; numbers without an entry are shown alone
-_SPREAD = {("kid", "mean"): ("std", "± std over subsets"), ("is", "mean"): ("std", "± std over splits")}
-_SKIP = {"per_label", "skipped", "closest", "std"}
+# metric -> its headline rows: (label, value key, spread key or None, how the spread is made, settings keys)
+_HEADLINES = {
+    "fid": [("FID", "fid", None, "", ())],
+    "kid": [("KID", "mean", "std", "± std over subsets", ("subsets", "subset_size"))],
+    "is": [("Inception Score", "mean", "std", "± std over splits", ("splits",))],
+    "prdc": [(name, name.lower(), None, "", ("k",)) for name in ("Precision", "Recall", "Density", "Coverage")],
+    "fid_inf": [("FID∞", "fid_inf", None, "", ("slope",))],
+    "fd_per_condition": [("FD per condition (mean)", "mean_fd", None, "", ("min_count",))],
+    "memorisation": [("memorisation: fraction closer than held-out", "fraction_closer", None, "",
+                      ("percentile", "threshold"))],
+}
 
 
 def _e(value) -> str:
@@ -30,6 +38,8 @@ def _e(value) -> str:
 
 
 def _number(value) -> str:
+    if value is None:
+        return "none"
     return f"{value:.6g}" if isinstance(value, float) else _e(value)
 
 
@@ -43,14 +53,16 @@ def _metrics_table(report) -> str:
     rows = []
     for name, result in report.results.items():
         values = result.to_dict()
-        for key, value in values.items():
-            if key in _SKIP or isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            spread = _SPREAD.get((name, key))
-            interval = f"{_number(values[spread[0]])} ({_e(spread[1])})" if spread else ""
-            rows.append(f"<tr><td>{_e(name)}</td><td>{_e(key)}</td><td class=num>{_number(value)}</td>"
-                        f"<td>{interval}</td></tr>")
-    return ("<table><tr><th>metric</th><th>value</th><th></th><th>spread</th></tr>" + "".join(rows) + "</table>")
+        n = values.get("n_generated", values.get("n", report.n_generated))
+        n_ref = values.get("n_reference", values.get("n_heldout", ""))
+        for label, key, spread, how, settings in _HEADLINES.get(name, [(name, None, None, "", ())]):
+            value = _number(values.get(key)) if key else ""
+            interval = f"± {_number(values[spread])} ({_e(how[2:])})" if spread else ""
+            detail = ", ".join(f"{k} {_number(values[k])}" for k in settings if k in values)
+            rows.append(f"<tr><td>{_e(label)}</td><td class=num><b>{value}</b></td><td>{interval}</td>"
+                        f"<td class=num>{_e(n)}</td><td class=num>{_e(n_ref)}</td><td>{detail}</td></tr>")
+    return ("<table><tr><th>metric</th><th>value</th><th>spread</th><th>N generated</th><th>N reference</th>"
+            "<th>settings</th></tr>" + "".join(rows) + "</table>")
 
 
 def _condition_table(result) -> str:
