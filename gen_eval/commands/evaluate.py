@@ -75,13 +75,19 @@ def info_command(model, latent_dim, value_range, objects, device):
 @click.option("--conditions", type=click.Path(dir_okay=False), default=None,
               help="Condition file (test.json style) for a conditional generator; cycled to --n.")
 @click.option("--shard", default=None, help="Do only part k of N of the run: k/N (PNG folder or .npz).")
-@click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row (.png output).")
+@click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row, 1-16 (.png output).")
+@click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge each grid cell this many times (1-16).")
+@click.option("--resample", type=click.Choice(["nearest", "bilinear"]), default="nearest", show_default=True,
+              help="Filter for --upscale (Pillow).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (a folder: regenerate every file).")
 @generator_options
 @runtime_options
-def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_dim, value_range, objects,
-                   device, batch_size, threads):
+def sample_command(model, n, seed, out, conditions, shard, nrow, upscale, resample, force, latent_dim, value_range,
+                   objects, device, batch_size, threads):
     """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz.
+
+    A grid (at most 256 images) captions each image with its index and conditions; a folder of a
+    conditional run gets labels.json (file name -> condition names).
 
     \b
     Examples:
@@ -92,7 +98,7 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, force, latent_d
     from gen_eval.evaluator.sampling import parse_shard
 
     result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
-                    force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
+                    upscale=upscale, resample=resample, force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
                     batch_size=batch_size, threads=threads, progress=True)
     click.echo(result.describe())
 

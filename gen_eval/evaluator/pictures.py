@@ -96,18 +96,22 @@ def captioned_grid(images, captions=None, *, columns: int = 8, upscale: int = 1,
     return grid
 
 
-def condition_captions(labels: np.ndarray | None, label_space, indices) -> list[str]:
-    """'#i: red cube, blue sphere' for each index (the names of the labels set in its condition vector)."""
+def condition_names(vector, label_space) -> list[str]:
+    """The names of the labels set in one condition vector (a binary attribute: its name or 'not name')."""
+    on = np.flatnonzero(np.asarray(vector) > 0.5)
     names = list(label_space.names) if label_space is not None else None
+    if label_space is not None and label_space.kind == "binary":
+        return [names[0] if len(on) else f"not {names[0]}"]
+    return [names[j] if names else str(j) for j in on]
+
+
+def condition_captions(labels: np.ndarray | None, label_space, indices) -> list[str]:
+    """'#i: red cube, blue sphere' for each sample index; ``labels[k]`` is the condition of ``indices[k]``."""
     out = []
-    for i in indices:
+    for k, i in enumerate(indices):
         text = f"#{int(i)}"
         if labels is not None:
-            on = np.flatnonzero(np.asarray(labels[int(i)]) > 0.5)
-            if label_space is not None and label_space.kind == "binary":
-                words = [names[0] if len(on) else f"not {names[0]}"]
-            else:
-                words = [names[j] if names else str(j) for j in on]
+            words = condition_names(labels[k], label_space)
             text += ": " + (", ".join(words) if words else "(none)")
         out.append(text)
     return out

@@ -35,7 +35,7 @@ def metrics_pictures(report, generated, training=None, *, upscale: int = 1) -> d
                 continue
             images = generated.fetch(chosen)
             pictures[f"generated: {name}"] = captioned_grid(
-                images, condition_captions(generated.labels, generated.label_space, chosen), columns=PER_CONDITION,
+                images, condition_captions(generated.labels[chosen], generated.label_space, chosen), columns=PER_CONDITION,
                 upscale=_upscale_for(images, upscale), title=f"{name}: {int(columns[:, j].sum())} generated images")
     else:
         chosen = np.arange(min(UNCONDITIONAL, generated.n))
