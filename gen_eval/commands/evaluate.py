@@ -175,7 +175,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the images of the first seed as a grid PNG (8 per row).")
+              help="Write the images of the first seed (at most 256) as a captioned grid PNG (8 per row).")
 @click.option("--quantize", is_flag=True, help="Round images through uint8 (as if saved to PNG) before the classifier.")
 @click.option("--latent-dim", type=int, default=None, help="Length of z if the generator has no metadata.")
 @click.option("--value-range", default=None, help="Generator output range if it has no metadata (e.g. -1,1).")
@@ -196,20 +196,22 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     """
     from gen_eval.api.score import score
     from gen_eval.evaluator.breakdown import breakdown_table
-    from gen_eval.evaluator.sampling import write_grid
-    from gen_eval.evaluator.score import MAX_KEPT_IMAGES
+    from gen_eval.evaluator.pictures import MAX_GRID_IMAGES
+    from gen_eval.evaluator.sample_outputs import write_sample_grid
 
     outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path}
     check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
     report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
                    quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
-                   keep_images=MAX_KEPT_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
+                   keep_images=MAX_GRID_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
                    classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
                    device=device, batch_size=batch_size, threads=threads)
     if grid_path is not None:
-        write_grid(grid_path, report.images, force=force)
-        _echo_err(f"grid: {grid_path}")
+        write_sample_grid(grid_path, report.images, range(len(report.images)), report.image_labels,
+                          report.label_space, force=force)
+        _echo_err(f"grid: {grid_path}" + (f" (the first {len(report.images)} images)"
+                                          if report.n > len(report.images) else ""))
     finish(report, report_path=report_path, force=force, gate_flag="--min-score", threshold=min_score, confidence=confidence,
            strict=strict,
            summary_path=summary_path, extra_table=breakdown_table(report.breakdown) if report.breakdown else "")
