@@ -190,6 +190,7 @@ def test_memorisation_against_nearest_neighbours_of_scikit_learn(conditional_run
     (["--metrics", "memorisation"], "--train"),
     (["--metrics", "kid", "--train", "{ref}"], "memorisation"),
     (["--metrics", "per-condition-fd"], "labels"),
+    (["--metrics", "memorisation", "--train", "{ref}"], "held-out"),
 ])
 def test_conditional_metric_requests_without_their_inputs_are_one_line(tmp_path, args, says):
     feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=4, activation="Relu")

@@ -13,6 +13,7 @@ pairs (images regenerated or re-read by index after the pass), for :meth:`Metric
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ class _Side:
         return np.stack([by_index[i] for i in indices])
 
 
-def _image_side(path, split: str, flag: str) -> _Side:
+def _image_side(path, split: str) -> _Side:
     images = inputs.image_set(path, split)
     count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
@@ -144,32 +145,38 @@ def metrics(features: str | Path, ref: str | Path, *, names=DEFAULT_METRICS, dat
     if logits and not has_logits(model_features):
         raise UserError(f"--metrics is: {features} has no 'logits' output; the Inception Score needs the "
                         "Inception's logits: export it again with `gen-eval export-inception` (or leave out 'is')")
-    reference = _image_side(ref, ref_split, "--ref")
-    training = _image_side(train, train_split, "--train") if train is not None else None
+    if train is not None and Path(train).resolve() == Path(ref).resolve() and train_split == ref_split:
+        raise UserError(f"--train and --ref are the same images ({ref}, split {ref_split}); memorisation compares with "
+                        "held-out real images: give --ref a split not used in training (e.g. --ref-split heldout)")
+    reference = _image_side(ref, ref_split)
+    training = _image_side(train, train_split) if train is not None else None
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError("--n and --conditions go with --model, not --data")
-        generated = _image_side(data, split, "--data")
+        generated = _image_side(data, split)
     else:
         generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                           value_range_text=value_range, objects=objects)
         cond = inputs.conditions_for(generator, conditions)
         if n is None:
             raise UserError("give the number of images to generate with --n (FID is usually computed on 10000+)")
+        labelled = cond is not None and ("fd_per_condition" in wanted or pictures)  # [n, L]: only when used
         generated = _Side(f"{model} ({n} samples, seed {seed})", generator=generator, conditions=cond, seed=seed, n=n,
-                          labels=None if cond is None else cycle_conditions(cond, np.arange(n)),
+                          labels=cycle_conditions(cond, np.arange(n)) if labelled else None,
                           label_space=generator.info.label_space)
     options = dict(options or {})
     if "fd_per_condition" in wanted:
         options.update(_condition_options(generated, reference))
 
     ident = feature_model_id(model_features)
-    with FeatureStore(dim, feature_model=ident, logits_dim=model_features.outputs["logits"].static(1) if logits
-                      else None) as gen_store, FeatureStore(dim, feature_model=ident) as ref_store, \
-            FeatureStore(dim, feature_model=ident) as train_store:
+    logits_dim = model_features.outputs["logits"].static(1) if logits else None
+    with contextlib.ExitStack() as stores:
+        gen_store = stores.enter_context(FeatureStore(dim, feature_model=ident, logits_dim=logits_dim))
+        ref_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
         imageset_stats(model_features, reference.images, sink=lambda feats, rows: ref_store.append(feats),
                        progress=progress)
         if training is not None:
+            train_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
             imageset_stats(model_features, training.images, sink=lambda feats, rows: train_store.append(feats),
                            progress=progress)
             options["train"] = train_store
