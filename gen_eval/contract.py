@@ -38,6 +38,7 @@ OUTPUT_MU = "mu"
 OUTPUT_LOGVAR = "logvar"
 OUTPUT_PROBS = "probs"
 OUTPUT_FEATURES = "features"
+OUTPUT_LOGITS = "logits"  # optional second output of a features model (the Inception's classifier, for IS)
 
 # Inputs each role takes and the outputs it gives, in graph order when unnamed.
 ROLE_INPUTS = {
@@ -50,7 +51,7 @@ ROLE_OUTPUTS = {
     "generator": (OUTPUT_IMAGE,),
     "encoder": (OUTPUT_MU, OUTPUT_LOGVAR),
     "classifier": (OUTPUT_PROBS,),
-    "features": (OUTPUT_FEATURES,),
+    "features": (OUTPUT_FEATURES, OUTPUT_LOGITS),
 }
 
 

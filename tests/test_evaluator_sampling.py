@@ -108,8 +108,9 @@ def test_npz_and_grid_outputs(no_torch_env, tmp_path):
                      "--seed", 1)
     assert result.returncode == 0, result.stderr
     array = np.asarray(Image.open(grid))
-    assert array.shape == (12, 52, 3)  # 5 images of 8x8 in one row, padding 2
-    np.testing.assert_array_equal(array[2:10, 2:10], images[0])
+    # one image per condition (5) in one row of 8x8 cells, each centred in a 96 px caption column, padding 4
+    assert array.shape[1] == 5 * (96 + 4) + 4 and 8 + 2 * 4 < array.shape[0] < 8 + 2 * 4 + 4 * 16
+    np.testing.assert_array_equal(array[4:12, 4 + 44 : 4 + 52], images[0])
     assert_one_line_error(run_cli_here("sample", "--model", gen, "--out", grid, "--conditions", conditions),
                           "already exists", "--force")
 

@@ -97,7 +97,7 @@ def test_onnx_features_match_pytorch_fid(fid_weights, inception_onnx, pytorch_fi
             expected = reference(torch.from_numpy(images))[0].flatten(1)
             assert torch.equal(ours(torch.from_numpy(images)), expected)
         expected = expected.numpy()
-        (features,) = session.run(None, {"image": images})
+        (features,) = session.run(["features"], {"image": images})
         assert features.shape == (count, 2048) and features.dtype == np.float32
         # the export gate's own rule: as close to float64 as float32 arithmetic allows on any CPU
         exact = float64_features(state_dict, images)
@@ -118,6 +118,9 @@ def test_exported_inception_contract(fid_weights, inception_onnx):
     assert dims[3] and isinstance(dims[3], str)
     out_dims = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     assert model.graph.output[0].name == "features" and out_dims[1] == 2048
+    logit_dims = [d.dim_param or d.dim_value for d in model.graph.output[1].type.tensor_type.shape.dim]
+    assert model.graph.output[1].name == "logits" and logit_dims[1] == 1008
+    assert meta[contract.KEY_FAMILY] == "pytorch-fid-inception-v3"
     assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     assert sorted(p.name for p in inception_onnx.parent.iterdir() if "inception" in p.name) == [
         "inception-random.pth", "inception.onnx"]
@@ -150,6 +153,69 @@ def test_gen_eval_fid_equals_pytorch_fid_on_two_png_folders(fid_weights, incepti
     assert expected > 1.0
     # features within the export gate's float32 bound of torch's (up to 16x torch's own rounding) move FID by far less than 1e-3
     assert value == pytest.approx(expected, rel=1e-3)
+
+
+# -- logits and IS: torch-fidelity's network on torch-fidelity's input handling ------------------------
+
+@pytest.fixture(scope="session")
+def fidelity_inception_onnx(fid_weights) -> Path:
+    """The same weights with torch-fidelity's preprocessing (TF1 resize, (x-128)/128) built in."""
+    weights, _ = fid_weights
+    out = weights.parent / "inception-torch-fidelity.onnx"
+    result = run_cli_here("export-inception", weights, "--out", out, "--no-verify", "--preprocessing", "torch-fidelity")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def torch_fidelity_extractor(weights: Path, dtype: str = "float32"):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                       feature_extractor_weights_path=str(weights),
+                                       feature_extractor_internal_dtype=dtype)
+
+
+def test_features_and_logits_match_torch_fidelity(fid_weights, fidelity_inception_onnx):
+    """pytorch-fid's weights file loads into torch-fidelity's Inception unchanged (same keys); with
+    torch-fidelity's input handling our graph gives its pool3 features and its IS logits
+    (``logits_unbiased``: pool3 @ fc.weight.T) to float32 rounding: judged, as the export gate does,
+    against torch-fidelity run in float64 (its own float32 run sets the scale of rounding)."""
+    weights, _ = fid_weights
+    ours = ort.InferenceSession(str(fidelity_inception_onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in ours.get_outputs()] == ["features", "logits"]
+    single, double = torch_fidelity_extractor(weights), torch_fidelity_extractor(weights, "float64")
+    for count, size in ((2, 64), (1, 37)):  # downscaling and upscaling both go through the TF1 resize
+        images_u8 = uint8_images(count, seed=size, size=size).transpose(0, 3, 1, 2).copy()
+        got = ours.run(["features", "logits"], {"image": images_u8.astype(np.float32) / 255})
+        with torch.no_grad():
+            exact = [t.double().numpy() for t in double(torch.from_numpy(images_u8))]
+            torch32 = [t.numpy() for t in single(torch.from_numpy(images_u8))]
+        for name, value, truth, theirs in zip(("features", "logits"), got, exact, torch32):
+            error = OutputError.between(value, truth)
+            tolerance = float32_tolerance(truth, OutputError.between(theirs, truth))
+            assert error.max <= tolerance.max and error.rms <= tolerance.rms, (name, error, tolerance)
+
+
+def test_inception_score_equals_torch_fidelity_on_a_png_folder(fid_weights, fidelity_inception_onnx, tmp_path):
+    """`gen-eval metrics --metrics is` against torch_fidelity.calculate_metrics(isc=True) on the same PNGs
+    and weights. Tolerance rel 1e-4: the logits agree to float32 rounding (~1e-5 of their scale, test
+    above), which moves IS by at most a few 1e-5 (IS takes exp of a mean of softmax KL terms)."""
+    import torch_fidelity
+
+    weights, _ = fid_weights
+    folder = write_pngs(tmp_path / "images", uint8_images(20, seed=7))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        expected = torch_fidelity.calculate_metrics(input1=str(folder), isc=True, cuda=False, cache=False,
+                                                    verbose=False, batch_size=10, isc_splits=10, save_cpu_ram=True,
+                                                    feature_extractor_weights_path=str(weights))
+    report = tmp_path / "is.json"
+    result = run_cli_here("metrics", "--features", fidelity_inception_onnx, "--data", folder, "--ref", folder,
+                          "--metrics", "is", "--report", report, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    ours = json.loads(report.read_text())["is"]
+    assert ours["n"] == 20 and ours["splits"] == 10
+    assert ours["mean"] == pytest.approx(expected["inception_score_mean"], rel=1e-4)
+    assert ours["std"] == pytest.approx(expected["inception_score_std"], rel=1e-2, abs=1e-6)
 
 
 # -- the weights file: checksum, errors ---------------------------------------------------------------

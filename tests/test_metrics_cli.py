@@ -4,6 +4,9 @@ reference implementations on the same features; bad requests are one line."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -66,3 +69,171 @@ def test_bad_metric_requests_are_one_line(tmp_path, args, says):
     result = CliRunner().invoke(cli, ["metrics", "--features", str(feats), "--data", str(gen), "--ref", str(ref),
                                       "--device", "cpu", *args])
     assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+def test_is_from_the_features_models_logits_equals_torch_fidelity(tmp_path):
+    """IS reads the second output, ``logits``, from the same pass as the features: torch-fidelity's
+    isc_features_to_metric on the model's own logits gives the same numbers (float64 both, rel 1e-10)."""
+    import torch
+    from torch_fidelity import metric_isc
+
+    from gen_eval.data.datasets import open_dataset
+    from gen_eval.evaluator.features import features_of_uint8
+    from gen_eval.evaluator.model import load_model
+
+    feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=6, activation="Tanh", value_range="0,1",
+                            logits_dim=12)
+    gen = folder(tmp_path / "gen", 1, count=40)
+    report = tmp_path / "is.json"
+    result = CliRunner().invoke(cli, ["metrics", "--features", str(feats), "--data", str(gen), "--ref", str(gen),
+                                      "--metrics", "is,kid", "--device", "cpu", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    images = open_dataset(gen, fmt="folder")
+    _, logits = features_of_uint8(load_model(feats, role="features", device="cpu"),
+                                  np.stack([images.image(i) for i in range(len(images))]).transpose(0, 3, 1, 2), True)
+    expected = metric_isc.isc_features_to_metric(torch.from_numpy(logits), 10, True, 2020)
+    data = json.loads(report.read_text())["is"]
+    assert data["mean"] == pytest.approx(expected[metric_isc.KEY_METRIC_ISC_MEAN], rel=1e-10)
+    assert data["std"] == pytest.approx(expected[metric_isc.KEY_METRIC_ISC_STD], rel=1e-8)
+
+
+# -- conditional models: Fréchet distance per condition, memorisation, the HTML report --------------------
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A conditional generator sampled on the shapes set's train.json conditions, against its held-out
+    split, with its training split for memorisation; the CLI runs once and writes JSON and HTML."""
+    from gen_eval.data.shapes import write_shapes
+    from helpers.graphs import make_generator
+
+    root = tmp_path_factory.mktemp("conditional")
+    shapes = write_shapes(root / "shapes", n_train=80, n_heldout=40)
+    feats = make_dense_head(root / "f.onnx", role="features", out_dim=4, activation="Tanh", value_range="0,1")
+    generator = make_generator(root / "g.onnx", labels=24)
+    report, page = root / "r.json", root / "report.html"
+    result = CliRunner().invoke(cli, [
+        "metrics", "--features", str(feats), "--model", str(generator), "--conditions", str(shapes / "train.json"),
+        "--n", "120", "--ref", str(shapes), "--ref-split", "heldout", "--train", str(shapes),
+        "--metrics", "fid,kid,per-condition-fd,memorisation", "--min-count", "3", "--device", "cpu",
+        "--report", str(report), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    return {"shapes": shapes, "features": feats, "generator": generator, "report": json.loads(report.read_text()),
+            "html": page, "stdout": result.stdout}
+
+
+def _set_features(feats, images_u8_nchw):
+    from gen_eval.evaluator.features import features_of_uint8
+    from gen_eval.evaluator.model import load_model
+
+    return features_of_uint8(load_model(feats, role="features", device="cpu"), images_u8_nchw).astype(np.float64)
+
+
+def _split(shapes, split):
+    from gen_eval.api.inputs import image_set
+
+    images = image_set(shapes, split)
+    return np.stack([images.image(i) for i in range(len(images))]).transpose(0, 3, 1, 2), images.labels
+
+
+def test_per_condition_fd_is_the_frechet_distance_of_each_conditions_images(conditional_run):
+    """Each condition's FD equals the Fréchet distance of the rows carrying it (numpy mean and cov),
+    with the N of each side; conditions with fewer than --min-count images on a side are listed as skipped."""
+    from gen_eval.api.sample import sample
+    from gen_eval.evaluator.frechet import frechet_distance
+
+    run = conditional_run
+    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, device="cpu")
+    g = _set_features(run["features"], samples.images)
+    heldout, r_labels = _split(run["shapes"], "heldout")
+    r = _set_features(run["features"], heldout)
+    result = run["report"]["fd_per_condition"]
+    names = json.loads((run["shapes"] / "objects.json").read_text())
+    assert result["min_count"] == 3 and len(result["per_label"]) + len(result["skipped"]) == 24
+    for entry in result["per_label"]:
+        j = names[entry["label"]]
+        gi, ri = samples.labels[:, j] > 0.5, r_labels[:, j] > 0.5
+        assert (entry["n_generated"], entry["n_reference"]) == (gi.sum(), ri.sum())
+        expected = frechet_distance(g[gi].mean(0), np.cov(g[gi], rowvar=False), r[ri].mean(0), np.cov(r[ri], rowvar=False))
+        assert entry["fd"] == pytest.approx(expected, rel=1e-6, abs=1e-9), entry["label"]
+    for entry in result["skipped"]:
+        assert min(entry["n_generated"], entry["n_reference"]) < 3
+    assert result["mean_fd"] == pytest.approx(np.mean([e["fd"] for e in result["per_label"]]))
+    assert "fd red cube" in run["stdout"] or "skipped" in run["stdout"]
+
+
+def test_memorisation_against_nearest_neighbours_of_scikit_learn(conditional_run):
+    """d(g) to the nearest training image, the held-out threshold and the closest pairs, as
+    sklearn.neighbors.NearestNeighbors finds them on the same features."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from gen_eval.api.sample import sample
+
+    run = conditional_run
+    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, device="cpu")
+    g = _set_features(run["features"], samples.images)
+    h = _set_features(run["features"], _split(run["shapes"], "heldout")[0])
+    t = _set_features(run["features"], _split(run["shapes"], "train")[0])
+    index = NearestNeighbors(n_neighbors=1).fit(t)
+    d_g, j_g = (a[:, 0] for a in index.kneighbors(g))
+    d_h = index.kneighbors(h)[0][:, 0]
+    memo = run["report"]["memorisation"]
+    threshold = np.percentile(d_h, 5)
+    assert memo["threshold"] == pytest.approx(threshold, rel=1e-5)
+    assert memo["fraction_closer"] == pytest.approx((d_g < threshold).mean(), abs=1 / 120 + 1e-12)
+    assert (memo["n_generated"], memo["n_heldout"], memo["n_train"]) == (120, 40, 80)
+    first_g, first_t, first_d = memo["closest"][0]
+    assert first_d == pytest.approx(d_g.min(), rel=1e-5) and first_t == j_g[first_g]
+    assert [d for _, _, d in memo["closest"]] == sorted(d for _, _, d in memo["closest"])
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--metrics", "memorisation"], "--train"),
+    (["--metrics", "kid", "--train", "{ref}"], "memorisation"),
+    (["--metrics", "per-condition-fd"], "labels"),
+    (["--metrics", "memorisation", "--train", "{ref}"], "held-out"),
+])
+def test_conditional_metric_requests_without_their_inputs_are_one_line(tmp_path, args, says):
+    feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=4, activation="Relu")
+    gen, ref = folder(tmp_path / "gen", 1, count=8), folder(tmp_path / "ref", 2, count=8)
+    args = [a.format(ref=ref) for a in args]
+    result = CliRunner().invoke(cli, ["metrics", "--features", str(feats), "--data", str(gen), "--ref", str(ref),
+                                      "--device", "cpu", *args])
+    assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
+                None)
+
+
+def _chromium(*args, profile):
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={profile}", *map(str, args)],
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to render the HTML report in (Debian: apt-get install chromium)")
+def test_html_report_renders_in_headless_chromium(conditional_run, tmp_path):
+    """One self-contained file: no external references; in a real browser its DOM holds the title, the
+    metrics, the per-condition table with N, the provenance, every picture decoded, and the
+    screenshot is a page, not a blank."""
+    page = conditional_run["html"]
+    text = page.read_text(encoding="utf-8")
+    assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:|file:|/)""", text)
+    dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
+    report = conditional_run["report"]
+    assert "<title>gen-eval metrics report</title>" in dom
+    for words in ("Fréchet distance per condition", "Memorisation", "Provenance", "closest pairs",
+                  f"{report['fid']['fid']:.6g}", f"{report['kid']['mean']:.6g}",
+                  report["provenance"]["inputs"]["features"]["sha256"]):
+        assert words in dom, words
+    first = report["fd_per_condition"]["per_label"][0]
+    assert re.search(rf"<td>{re.escape(first['label'])}</td><td class=\"num\">{first['fd']:.6g}</td>"
+                     rf"<td class=\"num\">{first['n_generated']}</td>", dom)
+    assert dom.count('src="data:image/png;base64,') == len(re.findall(r"<img ", text)) >= 2
+    shot = tmp_path / "report.png"
+    _chromium("--window-size=1200,3000", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (3000, 1200)
+    ink = pixels < 128
+    assert 0.01 < ink.mean() < 0.5  # text and pictures on white, not an empty or all-black page
+    assert ink[:300].any() and ink[2000:].any()  # the title at the top, the tables and pictures below

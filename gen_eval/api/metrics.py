@@ -1,9 +1,14 @@
-"""`metrics`: FID, KID, precision/recall/density/coverage, FID∞ and memorisation from one feature pass.
+"""`metrics`: FID, KID, IS, precision/recall/density/coverage, FID∞, per-condition FD and memorisation
+from one feature pass per image set.
 
 Each side's features pass once through the features model into a :class:`FeatureStore` (float32 on
 disk, memory-mapped, removed afterwards); every requested metric then reads the stores in blocks
-(:mod:`gen_eval.evaluator.metrics`). The reference must be images (a folder or data set) for any metric
-but ``fid``, which also takes a statistics .npz.
+(:mod:`gen_eval.evaluator.metrics`). The reference must be images (a folder or data set). IS reads the
+generated side's logits (the Inception from `export-inception` gives them from the same pass);
+per-condition FD needs conditions on both sides (the generator's condition file, the data set's labels);
+memorisation needs the training images (``train``), the reference then being the held-out real set.
+With ``pictures=True`` the report also holds captioned sample grids per condition and the closest
+pairs (images regenerated or re-read by index after the pass), for :meth:`MetricsReport.write_html`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.errors import UserError, param
@@ -28,6 +35,7 @@ class MetricsReport:
     n_reference: int
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pictures: dict[str, Any] = field(default_factory=dict, repr=False)  # title -> PIL image (pictures=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": "metrics", "n": self.n_generated, "reference_n": self.n_reference,
@@ -40,57 +48,123 @@ class MetricsReport:
             for key, value in result.to_dict().items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     rows.append((f"{name} {key}", f"{value:.6g}" if isinstance(value, float) else str(value)))
+            for each in getattr(result, "per_label", []):
+                rows.append((f"  fd {each.label}", f"{each.fd:.6g}  (n {each.n_generated} / {each.n_reference})"))
+            for each in getattr(result, "skipped", []):
+                rows.append((f"  fd {each.label}", f"skipped: n {each.n_generated} / {each.n_reference} "
+                                                    f"< {result.min_count}"))
         rows += [("n", str(self.n_generated)), ("reference n", str(self.n_reference)),
                  ("provider", self.provenance.get("provider", ""))]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
+    def write_html(self, path: str | Path, force: bool = False) -> Path:
+        """One self-contained HTML file: metrics, per-condition tables, pictures (data URIs), provenance."""
+        from gen_eval.evaluator.html_report import write_metrics_html
+
+        return write_metrics_html(self, path, force=force)
+
+
+@dataclass
+class _Side:
+    """One image set: where its images come from, so pictures can fetch them again by index."""
+    description: str
+    labels: np.ndarray | None = None     # [n, L] float condition vectors, in store order
+    label_space: Any = None
+    images: Any = None                   # an ImageSet
+    generator: Any = None
+    conditions: np.ndarray | None = None
+    seed: int = 0
+    n: int = 0
+
+    def fetch(self, indices) -> np.ndarray:
+        """uint8 NCHW images of these indices (regenerated deterministically, or read again)."""
+        from gen_eval.data.images import to_uint8
+        from gen_eval.evaluator.preprocess import hwc_to_nchw
+        from gen_eval.evaluator.sampling import sample
+
+        indices = [int(i) for i in indices]
+        if not indices:
+            return np.zeros((0, 3, 8, 8), np.uint8)
+        if self.images is not None:
+            return hwc_to_nchw([self.images.image(i) for i in indices])
+        by_index = {}
+        for batch in sample(self.generator, self.n, self.seed, conditions=self.conditions,
+                            indices=np.asarray(sorted(set(indices)))):
+            for i, image in zip(batch.indices, to_uint8(batch.images, self.generator.info.value_range)):
+                by_index[int(i)] = image
+        return np.stack([by_index[i] for i in indices])
+
+
+def _image_side(path, split: str) -> _Side:
+    images = inputs.image_set(path, split)
+    count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+    return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
+
 
 def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRICS, data: str | Path | None = None,
             model: str | Path | None = None, n: int | None = None, seed: int = 0,
             conditions: str | Path | None = None, split: str = "train", ref_split: str = "train",
-            objects=None, latent_dim=None, value_range=None, options: dict[str, Any] | None = None,
-            gen_stats=None, chunk_size: int | None = None, ray_address: str | None = None, device: str = "auto", batch_size: int | None = None,
-            threads: int | None = None, progress: bool = False) -> MetricsReport:
-    """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``.
+            train: str | Path | None = None, train_split: str = "train", objects=None, latent_dim=None,
+            value_range=None, options: dict[str, Any] | None = None, pictures: bool = False,
+            upscale: int = 1, gen_stats=None, chunk_size: int | None = None, ray_address: str | None = None,
+            device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+            progress: bool = False) -> MetricsReport:
+    """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
+    ``train``: the training images, for memorisation.
 
     Either side may also be files that `gen-eval stats --save-features` wrote: ``gen_stats`` (the shard
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
     such a statistics file. ``ray_address`` ('local' or a cluster address) computes the generated side's
     features on Ray actors. The results are those of one process computing everything, bit for bit."""
     from gen_eval.api.fid import _side
-    from gen_eval.evaluator.features import feature_model_id, imageset_stats, preprocessing_id, small_sample_warning
+    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.evaluator.features import (feature_model_id, generator_stats, has_logits, imageset_stats,
+                                             preprocessing_id, small_sample_warning)
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
     from gen_eval.evaluator.metrics.registry import canonical_name
-    from gen_eval.evaluator.noise import check_seed
+    from gen_eval.evaluator.noise import check_seed, cycle_conditions
     from gen_eval.evaluator.provenance import provenance
-    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
     from gen_eval.scale.feature_files import features_path, open_feature_shards
 
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-
     check_seed(seed)
     if isinstance(names, str):
         names = [x.strip() for x in names.split(",") if x.strip()]
     try:
-        wanted = [canonical_name(x) for x in names]
+        wanted = list(dict.fromkeys(canonical_name(x) for x in names))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{param('names')}: {exc.args[0]}") from None
-    if "is" in wanted:
-        raise UserError(f"{param('names', 'is')}: the Inception Score needs the Inception's logits, which the exported "
-                        "features model does not give yet; leave out 'is'")
     ref_is_file = Path(ref).suffix.lower() == ".npz"
     if ref_is_file and not features_path(ref).is_file():
         if set(wanted) - {"fid"}:
-            raise UserError(f"{param('ref', ref)}: statistics hold no features; {', '.join(sorted(set(wanted) - {'fid'}))} "
-                            f"need reference images or {features_path(ref).name} beside it "
-                            "(`gen-eval stats --save-features`)")
-        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes from images")
+            raise UserError(f"{param('ref', ref)}: statistics hold no features; "
+                            f"{', '.join(sorted(set(wanted) - {'fid'}))} need reference images or "
+                            f"{features_path(ref).name} beside it (`gen-eval stats --save-features`)")
+        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes "
+                        "from images")
     gen_files = list(gen_stats or [])
     if gen_files and (data is not None or model is not None):
         raise UserError("give the generated side once: shard statistics files, or images or a generator")
+    if not gen_files and (data is None) == (model is None):
+        raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
+    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "fd_per_condition" in wanted),
+                                          ("pictures", pictures)) if used]
+    if (gen_files or ref_is_file) and from_files:
+        raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
+                        "feature files do not hold; compute them from a generator or image folders")
+    if "memorisation" in wanted and train is None:
+        raise UserError(f"{param('names', 'memorisation')} needs the training images: give them with "
+                        f"{param('train', 'DIR')} ({param('ref')} is then the held-out real set)")
+    if train is not None and "memorisation" not in wanted:
+        raise UserError(f"{param('train')} is read only for the memorisation metric; add memorisation to "
+                        f"{param('names')}")
+    logits = "is" in wanted
+    if logits and ray_address is not None:
+        raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
     rt = model_features = None
-    if not (gen_files and ref_is_file):
+    dim = ident = logits_dim = None
+    if not (gen_files and ref_is_file and train is None):
         if features is None:
             raise UserError("give a features model (only feature files on both sides need none)")
         rt = inputs.runtime(device, threads)
@@ -100,50 +174,127 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         if dim is None:
             raise UserError(f"{features}: the features output has no fixed size; export it with a static feature "
                             "dimension")
+        if logits and not has_logits(model_features):
+            raise UserError(f"{param('names', 'is')}: {features} has no 'logits' output; the Inception Score needs the "
+                            "Inception's logits: export it again with `gen-eval export-inception` (or leave out 'is')")
         ident = feature_model_id(model_features)
-    with contextlib.ExitStack() as stack:
+        logits_dim = model_features.outputs["logits"].static(1) if logits else None
+    if train is not None and not ref_is_file and Path(train).resolve() == Path(ref).resolve() \
+            and train_split == ref_split:
+        raise UserError(f"{param('train')} and {param('ref')} are the same images ({ref}, split {ref_split}); "
+                        "memorisation compares with held-out real images: give the reference a split not used in "
+                        f"training (e.g. {param('ref_split', 'heldout')})")
+    reference = None if ref_is_file else _image_side(ref, ref_split)
+    training = _image_side(train, train_split) if train is not None else None
+    generated = None
+    if data is not None:
+        if n is not None or conditions is not None:
+            raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
+        generated = _image_side(data, split)
+    elif model is not None:
+        generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
+                                          value_range_text=value_range, objects=objects)
+        cond = inputs.conditions_for(generator, conditions)
+        if n is None:
+            raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on "
+                            "10000+)")
+        labelled = cond is not None and ("fd_per_condition" in wanted or pictures)  # [n, L]: only when used
+        generated = _Side(f"{model} ({n} samples, seed {seed})", generator=generator, conditions=cond, seed=seed, n=n,
+                          labels=cycle_conditions(cond, np.arange(n)) if labelled else None,
+                          label_space=generator.info.label_space)
+    options = dict(options or {})
+    if "fd_per_condition" in wanted:
+        options.update(_condition_options(generated, reference))
+
+    with contextlib.ExitStack() as stores:
         if ref_is_file:
-            reference, ref_stats = open_feature_shards([ref])
+            ref_store, ref_stats = open_feature_shards([ref])
+            stores.callback(ref_store.close)
         else:
-            reference = FeatureStore(dim, feature_model=ident)
-            ref_stats = imageset_stats(model_features, inputs.image_set(ref, ref_split), chunk_size=chunk_size,
-                                       sink=lambda feats, rows: reference.append(feats), progress=progress)
-        stack.callback(reference.close)
+            ref_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
+            ref_stats = imageset_stats(model_features, reference.images, chunk_size=chunk_size, progress=progress,
+                                       sink=lambda feats, rows: ref_store.append(feats))
+        if training is not None:
+            train_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
+            imageset_stats(model_features, training.images, sink=lambda feats, rows: train_store.append(feats),
+                           progress=progress)
+            options["train"] = train_store
         if gen_files:
-            generated, gen_stats_merged = open_feature_shards(gen_files)
-            described = f"{len(gen_files)} feature file(s) of {generated.n} images"
+            gen_store, gen_stats_merged = open_feature_shards(gen_files)
+            stores.callback(gen_store.close)
+            described = f"{len(gen_files)} feature file(s) of {gen_store.n} images"
         else:
-            generated = FeatureStore(dim, feature_model=ident)
-            gen_stats_merged, described = _side(model_features, rt, data=data, split=split, model=model, n=n,
-                                                seed=seed, conditions=conditions, shard=None, batch_size=batch_size,
-                                                latent_dim=latent_dim, value_range=value_range, objects=objects,
-                                                progress=progress, sink=lambda feats, rows: generated.append(feats),
-                                                ray_address=ray_address, features_path=features, device=device,
-                                                threads=threads, chunk_size=chunk_size)
-        stack.callback(generated.close)
+            gen_store = stores.enter_context(FeatureStore(dim, feature_model=ident, logits_dim=logits_dim))
+            append = (lambda feats, rows, lg: gen_store.append(feats, lg)) if logits else \
+                (lambda feats, rows: gen_store.append(feats))
+            described = generated.description
+            if ray_address is not None:
+                gen_stats_merged, _ = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+                                            conditions=conditions, shard=None, batch_size=batch_size,
+                                            latent_dim=latent_dim, value_range=value_range, objects=objects,
+                                            progress=progress, sink=append, ray_address=ray_address,
+                                            features_path=features, device=device, threads=threads,
+                                            chunk_size=chunk_size)
+            elif generated.images is not None:
+                gen_stats_merged = imageset_stats(model_features, generated.images, sink=append, with_logits=logits,
+                                                  chunk_size=chunk_size, progress=progress)
+            else:
+                gen_stats_merged = generator_stats(model_features, generated.generator, n, seed,
+                                                   conditions=generated.conditions, sink=append, with_logits=logits,
+                                                   chunk_size=chunk_size, progress=progress)
         if gen_stats_merged.feature_model and ref_stats.feature_model and \
                 gen_stats_merged.feature_model != ref_stats.feature_model:
             raise UserError(f"the two sides were computed with different features models "
                             f"({gen_stats_merged.feature_model} vs {ref_stats.feature_model}); use one")
         # the exact chunked sums: FID here equals `gen-eval fid` and the sharded runs bit for bit
-        generated.stats, reference.stats = gen_stats_merged, ref_stats
+        gen_store.stats, ref_store.stats = gen_stats_merged, ref_stats
         try:
-            results = compute_metrics(wanted, generated, reference, **(options or {}))
+            results = compute_metrics(wanted, gen_store, ref_store, **options)
         except TypeError as exc:
             raise UserError(f"metric options: {exc}") from None
+        except ValueError as exc:
+            raise UserError(f"{exc}; use more images or fewer splits/subsets") from None
         warnings = [small_sample_warning(store.stats, what) for store, what in
-                    ((generated, described), (reference, f"reference {ref}"))]
-        prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions},
+                    ((gen_store, described), (ref_store, f"reference {ref}"))]
+        prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
+                                  "train": train},
                           provider=(rt.provider or "") if rt else "", device_id=rt.device_id if rt else 0,
                           preprocessing={"features": preprocessing_id(model_features) if model_features
                                          else gen_stats_merged.preprocessing,
                                          "generated": "quantised to uint8 like PNGs"},
-                          seeds=[seed] if model else None, n=generated.n,
+                          seeds=[seed] if model else None, n=gen_store.n,
                           batch_size=model_features.batch_size if model_features else None)
         if rt is not None:
             prov["runtime"] = rt.describe()
         prov["images"] = described
-        return MetricsReport(results, generated.n, reference.n, prov, [w for w in warnings if w])
+        prov["features_model"] = ident or gen_stats_merged.feature_model
+        report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w])
+    if pictures:
+        from gen_eval.evaluator.report_pictures import metrics_pictures
+
+        report.pictures = metrics_pictures(report, generated, training, upscale=upscale)
+    return report
+
+
+def _condition_options(generated: _Side, reference: _Side) -> dict[str, Any]:
+    """Label matrices and names for per-condition FD; one-line errors when a side has no conditions."""
+    from gen_eval.evaluator.metrics.per_condition import condition_columns
+
+    if generated.labels is None:
+        raise UserError(f"{param('names', 'per-condition-fd')} needs conditions for the generated images: a "
+                        f"conditional {param('model')} with {param('conditions')}, or {param('data')} with labels (a "
+                        "data set, not a bare folder)")
+    if reference.labels is None:
+        raise UserError(f"{param('names', 'per-condition-fd')} needs the reference's labels: give {param('ref')} as a "
+                        "labelled data set "
+                        "(iCLEVR layout, CelebA, Cartoon Set, MNIST), not a bare folder")
+    space = generated.label_space or reference.label_space
+    if generated.labels.shape[1] != reference.labels.shape[1]:
+        raise UserError(f"the generated conditions have {generated.labels.shape[1]} values per image, the reference's "
+                        f"labels {reference.labels.shape[1]}: use one label space (the same objects.json)")
+    g, names = condition_columns(generated.labels, space)
+    r, _ = condition_columns(reference.labels, space)
+    return {"generated_labels": g, "reference_labels": r, "label_names": names}
 
 
 __all__ = ["MetricsReport", "metrics"]

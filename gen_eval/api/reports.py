@@ -49,6 +49,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     higher_is_better: bool = True
     images: Any = field(default=None, repr=False)  # e.g. the first seed's images for a grid (uint8 NCHW)
+    image_labels: Any = field(default=None, repr=False)  # their condition vectors (captions), when conditional
+    label_space: Any = field(default=None, repr=False)
     stats: Any = field(default=None, repr=False)   # e.g. the generated side's feature statistics (to save)
 
     @property

@@ -49,18 +49,20 @@ def output_kind(out: str | Path | None) -> str:
 
 def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
-           force: bool = False, objects=None, latent_dim=None, value_range=None, device: str = "auto",
-           batch_size: int | None = None, threads: int | None = None, progress: bool = False,
-           ray_address: str | None = None, pair_noise: bool = False) -> SampleResult:
+           upscale: int = 1, resample: str = "nearest", force: bool = False, objects=None, latent_dim=None,
+           value_range=None, device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+           progress: bool = False, ray_address: str | None = None, pair_noise: bool = False) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
-    memory flat in ``n``), a ``.png`` grid, an ``.npz``, or None for uint8 images in memory.
-    ``ray_address`` ('local' or a cluster address) writes a PNG folder from a pool of Ray actors.
+    memory flat in ``n``; a conditional run also gets ``labels.json``), a ``.png`` grid (at most 256 images,
+    ``nrow`` columns, each captioned with its condition, enlarged ``upscale`` times with ``resample``), an
+    ``.npz``, or None for uint8 images in memory. ``ray_address`` ('local' or a cluster address) writes a
+    PNG folder from a pool of Ray actors.
 
     ``pair_noise``: sample ``i`` takes the noise of (seed, i // rows), so each run of consecutive samples,
     one per condition row, shares ``z`` (attribute-manipulation figures: two rows off/on, ``n`` 20 gives
     S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row)."""
-    from gen_eval.evaluator import sampling
+    from gen_eval.evaluator import pictures, sample_outputs, sampling
     from gen_eval.evaluator.noise import check_seed
 
     check_seed(seed)
@@ -70,7 +72,12 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
     if kind == "grid" and shard is not None:
         raise UserError(f"{param('shard')} writes a PNG folder or an .npz; a grid is one image of the whole run")
     if kind == "grid":
-        sampling.check_nrow(nrow)
+        if not 1 <= nrow <= pictures.MAX_COLUMNS:
+            raise UserError(f"{param('nrow')} must be from 1 to {pictures.MAX_COLUMNS} images per grid row, got {nrow}")
+        if not 1 <= upscale <= pictures.MAX_UPSCALE:
+            raise UserError(f"{param('upscale')} must be a whole factor from 1 to {pictures.MAX_UPSCALE}, got {upscale}")
+        if resample not in pictures.RESAMPLE:
+            raise UserError(f"{param('resample')} must be one of {', '.join(pictures.RESAMPLE)}, got {resample!r}")
     out_path = Path(out) if out is not None else None
     inputs.check_outputs(force, {param("out"): out_path} if kind in ("grid", "npz") else {},
                          {param("model"): model, param("conditions"): conditions, param("objects"): objects})
@@ -83,6 +90,11 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         if cond is None:
             raise UserError(f"give the number of images with {param('n')}")
         n = len(cond)
+    if kind == "grid" and n > pictures.MAX_GRID_IMAGES:
+        raise UserError(f"{param('out', out)}: a grid holds at most {pictures.MAX_GRID_IMAGES} images "
+                        f"({pictures.MAX_COLUMNS} columns x {pictures.MAX_GRID_IMAGES // pictures.MAX_COLUMNS} rows), "
+                        f"asked for {n}; give {param('n', pictures.MAX_GRID_IMAGES)} or fewer, or write them to a "
+                        f"folder ({param('out', 'samples/')})")
     part = sampling.shard_indices(n, shard) if shard is not None else None
     if pair_noise and ray_address is not None:
         raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
@@ -94,11 +106,14 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
     if kind == "folder":
         written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
                                                   force=force, progress=progress, pair_noise=pair_noise)
+        if cond is not None:
+            sample_outputs.write_labels_json(out_path, n, cond, generator.info.label_space)
         return SampleResult(kind, out_path, written, kept, part)
     indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard,
                                                     progress=progress, pair_noise=pair_noise)
     if kind == "grid":
-        sampling.write_grid(out_path, images, force=force, nrow=nrow)
+        sample_outputs.write_sample_grid(out_path, images, indices, labels, generator.info.label_space, columns=nrow,
+                                         upscale=upscale, resample=resample, force=force)
     elif kind == "npz":
         sampling.write_npz(out_path, indices, images, labels, seed, generator, force=force)
     return SampleResult(kind, out_path, len(images), 0, part,

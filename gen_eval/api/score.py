@@ -107,6 +107,9 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
                               "over_conditions": over_conditions},
                     raw={"hits": hits.tolist(), "ks": ks.tolist()})
     report.images = kept
+    if kept is not None:  # what a grid captions each kept image with: its condition (rows of the file, in order)
+        report.image_labels = conditions[: len(kept)]
+        report.label_space = generator.info.label_space
     return report
 
 

@@ -76,16 +76,22 @@ def info_command(model, latent_dim, value_range, objects, device):
 @click.option("--conditions", type=click.Path(dir_okay=False), default=None,
               help="Condition file (test.json style) for a conditional generator; cycled to --n.")
 @click.option("--shard", default=None, help="Do only part k of N of the run: k/N (PNG folder or .npz).")
-@click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row (.png output).")
+@click.option("--nrow", type=int, default=8, show_default=True, help="Images per grid row, 1-16 (.png output).")
+@click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge each grid cell this many times (1-16).")
+@click.option("--resample", type=click.Choice(["nearest", "bilinear"]), default="nearest", show_default=True,
+              help="Filter for --upscale (Pillow).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (a folder: regenerate every file).")
 @click.option("--pair-noise", is_flag=True,
               help="Consecutive samples, one per condition row, share one noise vector (attribute off/on pairs).")
 @generator_options
 @ray_option
 @runtime_options
-def sample_command(model, n, seed, out, conditions, shard, nrow, force, pair_noise, latent_dim, value_range,
-                   objects, ray_address, device, batch_size, threads):
+def sample_command(model, n, seed, out, conditions, shard, nrow, upscale, resample, force, pair_noise, latent_dim,
+                   value_range, objects, ray_address, device, batch_size, threads):
     """Write N seeded samples of a generator to a PNG folder, a grid PNG or an .npz.
+
+    A grid (at most 256 images) captions each image with its index and conditions; a folder of a
+    conditional run gets labels.json (file name -> condition names).
 
     \b
     Examples:
@@ -98,9 +104,9 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, force, pair_noi
     from gen_eval.evaluator.sampling import parse_shard
 
     result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
-                    force=force, objects=objects, latent_dim=latent_dim, value_range=value_range, device=device,
-                    batch_size=batch_size, threads=threads, progress=True, ray_address=ray_address,
-                    pair_noise=pair_noise)
+                    upscale=upscale, resample=resample, force=force, objects=objects, latent_dim=latent_dim,
+                    value_range=value_range, device=device, batch_size=batch_size, threads=threads, progress=True,
+                    ray_address=ray_address, pair_noise=pair_noise)
     click.echo(result.describe())
 
 
@@ -176,7 +182,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the images of the first seed as a grid PNG (8 per row).")
+              help="Write the images of the first seed (at most 256) as a captioned grid PNG (8 per row).")
 @click.option("--quantize", is_flag=True, help="Round images through uint8 (as if saved to PNG) before the classifier.")
 @click.option("--latent-dim", type=int, default=None, help="Length of z if the generator has no metadata.")
 @click.option("--value-range", default=None, help="Generator output range if it has no metadata (e.g. -1,1).")
@@ -197,20 +203,22 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     """
     from gen_eval.api.score import score
     from gen_eval.evaluator.breakdown import breakdown_table
-    from gen_eval.evaluator.sampling import write_grid
-    from gen_eval.evaluator.score import MAX_KEPT_IMAGES
+    from gen_eval.evaluator.pictures import MAX_GRID_IMAGES
+    from gen_eval.evaluator.sample_outputs import write_sample_grid
 
     outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path}
     check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
     report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
                    quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
-                   keep_images=MAX_KEPT_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
+                   keep_images=MAX_GRID_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
                    classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
                    device=device, batch_size=batch_size, threads=threads)
     if grid_path is not None:
-        write_grid(grid_path, report.images, force=force)
-        _echo_err(f"grid: {grid_path}")
+        write_sample_grid(grid_path, report.images, range(len(report.images)), report.image_labels,
+                          report.label_space, force=force)
+        _echo_err(f"grid: {grid_path}" + (f" (the first {len(report.images)} images)"
+                                          if report.n > len(report.images) else ""))
     finish(report, report_path=report_path, force=force, gate_flag="--min-score", threshold=min_score, confidence=confidence,
            strict=strict,
            summary_path=summary_path, extra_table=breakdown_table(report.breakdown) if report.breakdown else "")

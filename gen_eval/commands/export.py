@@ -79,21 +79,26 @@ def export_classifier_command(checkpoint: Path, out: Path, objects: Path | None,
 @_out_option
 @_verify_option
 @_force_option
-def export_inception_command(weights: Path, out: Path, verify: bool, force: bool) -> None:
+@click.option("--preprocessing", type=click.Choice(["pytorch-fid", "torch-fidelity"]), default="pytorch-fid",
+              show_default=True, help="Input handling built into the graph: pytorch-fid's (its FID) or "
+                                      "torch-fidelity's (TF1 resize, (x-128)/128: its FID, KID and IS).")
+def export_inception_command(weights: Path, out: Path, verify: bool, force: bool, preprocessing: str) -> None:
     """Export pytorch-fid's FID Inception-v3 (WEIGHTS: pt_inception-2015-12-05-6726825d.pth) as a features model.
 
     The model takes float32 images [B,3,H,W] in [0,1] of any size, resizes them to 299 inside and
-    returns pool3 features [B,2048], as pytorch-fid does.
+    returns pool3 features [B,2048], as pytorch-fid does, and the 1008 logits torch-fidelity's
+    Inception Score uses (pool3 x fc.weight, no bias), from the same pass.
 
     \b
-    Example:
+    Examples:
       gen-eval export-inception pt_inception-2015-12-05-6726825d.pth --out inception.onnx
+      gen-eval export-inception pt_inception-2015-12-05-6726825d.pth --out tf-inception.onnx --preprocessing torch-fidelity
     """
     from gen_eval.exporter import export_inception
     from gen_eval.fileio import check_outputs
 
     check_outputs([("--out", out)], [("WEIGHTS", weights)], force)
-    _report([export_inception(weights, out, verify=verify, force=force)])
+    _report([export_inception(weights, out, verify=verify, force=force, preprocessing=preprocessing)])
 
 
 @click.command("fetch-inception")

@@ -21,18 +21,29 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
 @source_options
 @click.option("--metrics", "names", default="fid,kid,prdc", show_default=True,
-              help="Comma-separated: fid, kid, prdc, fid-inf.")
+              help="Comma-separated: fid, kid, is, prdc, fid-inf, per-condition-fd, memorisation.")
 @click.option("--prdc-k", type=int, default=None, help="Nearest neighbours for precision/recall/density/coverage "
                                                         "(default 5).")
+@click.option("--train", "train", type=click.Path(), default=None,
+              help="Training images (folder or data set), for memorisation; --ref is then the held-out set.")
+@click.option("--train-split", default="train", show_default=True, help="Split of --train when it is a data set.")
+@click.option("--min-count", type=int, default=None,
+              help="per-condition-fd: fewest images per side for a condition (default: feature dimension + 1).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
-@click.option("--force", is_flag=True, help="Overwrite --report.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report (metrics, per-condition tables, pictures, provenance).")
+@click.option("--upscale", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Enlarge the pictures of --html by this factor (small images are enlarged to 64 px anyway).")
+@click.option("--force", is_flag=True, help="Overwrite --report / --html.")
 @chunk_option
 @ray_option
 @runtime_options
-def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim, value_range,
-                    objects, names, prdc_k, report_path, force, chunk_size, ray_address, device, batch_size, threads):
-    """FID, KID (torch-fidelity's), precision/recall/density/coverage (prdc's) and FID∞ from one pass.
+def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim,
+                    value_range, objects, names, prdc_k, train, train_split, min_count, report_path, html_path, upscale,
+                    force, chunk_size, ray_address, device, batch_size, threads):
+    """FID, KID and IS (torch-fidelity's), precision/recall/density/coverage (prdc's), FID∞, Fréchet
+    distance per condition and a memorisation check, from one feature pass per image set.
 
     Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks.
 
@@ -41,21 +52,26 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
       gen-eval metrics --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref real/
       gen-eval metrics --features judge.features.onnx --data samples/ --ref shapes --metrics kid,prdc --prdc-k 3
       gen-eval metrics --gen-stats part1.npz --gen-stats part2.npz --ref ref.npz   # from `stats --save-features`
+      gen-eval metrics --features judge.features.onnx --model acgan.onnx --conditions train.json --n 2000 \\
+          --ref shapes --ref-split test --train shapes --metrics fid,per-condition-fd,memorisation --html r.html
     """
     import json
 
     from gen_eval.api.metrics import metrics
     from gen_eval.fileio import atomic_write_json
 
-    check_outputs(force, {"--report": None if report_path == "-" else report_path},
+    check_outputs(force, {"--report": None if report_path == "-" else report_path, "--html": html_path},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
-                    "--conditions": conditions, "--objects": objects,
+                    "--conditions": conditions, "--objects": objects, "--train": train,
                     **{f"--gen-stats {i + 1}": path for i, path in enumerate(gen_stats)}})
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}
+    if min_count is not None:
+        options["min_count"] = min_count
     report = metrics(features_path, ref, names=names, data=data, model=model, n=n, seed=seed, conditions=conditions,
-                     split=split, ref_split=ref_split, objects=objects, latent_dim=latent_dim,
-                     value_range=value_range, options=options, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address, device=device, batch_size=batch_size,
-                     threads=threads, progress=True)
+                     split=split, ref_split=ref_split, train=train, train_split=train_split, objects=objects,
+                     latent_dim=latent_dim, value_range=value_range, options=options, pictures=html_path is not None,
+                     upscale=upscale, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address,
+                     device=device, batch_size=batch_size, threads=threads, progress=True)
     click.echo(report.table())
     for warning in report.warnings:
         _echo_err(f"warning: {warning}")
@@ -64,6 +80,9 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
     elif report_path is not None:
         atomic_write_json(report_path, report.to_dict(), force=force)
         click.echo(f"report: {report_path}")
+    if html_path is not None:
+        report.write_html(html_path, force=force)
+        click.echo(f"html: {html_path}")
 
 
 def register(cli: click.Group) -> None:

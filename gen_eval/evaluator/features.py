@@ -73,8 +73,9 @@ def check_same_features(reference, stats: FeatureStats, ref_name: str, allow_oth
                     f"with, recompute them, or pass {param('allow_other_features', True)}")
 
 
-def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
-    """Features [B, D] of uint8 NCHW images (float images are refused: their scale is unknown here)."""
+def features_of_uint8(model: OnnxModel, images_u8: np.ndarray, with_logits: bool = False):
+    """Features [B, D] of uint8 NCHW images (float images are refused: their scale is unknown here);
+    ``with_logits``: (features, logits) from the same run (a features model with a ``logits`` output)."""
     images_u8 = np.asarray(images_u8)
     if images_u8.dtype != np.uint8:
         raise ValueError(f"features_of_uint8 takes uint8 images [B, C, H, W] in 0..255, got {images_u8.dtype}; "
@@ -85,10 +86,16 @@ def features_of_uint8(model: OnnxModel, images_u8: np.ndarray) -> np.ndarray:
         batch = to_model_input(images, (0.0, 1.0), info.value_range, info.image_shape)
     except ValueError as exc:
         raise UserError(f"{model.path}: {exc}; give images with the channels the feature model takes") from None
-    return model.run(image=batch)["features"]
+    outputs = model.run(image=batch)
+    return (outputs["features"], outputs[contract.OUTPUT_LOGITS]) if with_logits else outputs["features"]
 
 
-FeatureSink = Callable[[np.ndarray, np.ndarray], None]  # (features [B, D], their global indices [B])
+def has_logits(model: OnnxModel) -> bool:
+    return contract.OUTPUT_LOGITS in model.outputs
+
+
+# (features [B, D], their global indices [B]); with_logits=True adds a third argument, logits [B, K]
+FeatureSink = Callable[..., None]
 
 
 def generator_run_id(generator: OnnxModel, n: int, seed: int, conditions: np.ndarray | None) -> str:
@@ -102,20 +109,32 @@ def imageset_run_id(images: ImageSet) -> str:
 
 
 def generator_chunk_features(features: OnnxModel, generator: OnnxModel, n: int, seed: int, chunk: range,
-                             conditions: np.ndarray | None = None) -> np.ndarray:
+                             conditions: np.ndarray | None = None, with_logits: bool = False):
     """Features [len(chunk), D] of the generated samples ``chunk`` (batches start at the chunk's start, so
-    a chunk's features do not depend on which shard or worker computes it)."""
+    a chunk's features do not depend on which shard or worker computes it); ``with_logits``: (features,
+    logits)."""
     value_range = generator.info.value_range
     out: list[np.ndarray] = []
     pending: list[np.ndarray] = []
     for batch in sample(generator, n, seed, conditions=conditions, indices=chunk):
         pending.append(to_uint8(batch.images, value_range))
         if sum(len(p) for p in pending) >= features.batch_size:
-            out.append(features_of_uint8(features, np.concatenate(pending)))
+            out.append(features_of_uint8(features, np.concatenate(pending), with_logits))
             pending.clear()
     if pending:
-        out.append(features_of_uint8(features, np.concatenate(pending)))
-    return np.concatenate(out)
+        out.append(features_of_uint8(features, np.concatenate(pending), with_logits))
+    return _joined(out, with_logits)
+
+
+def _joined(parts: list, with_logits: bool):
+    """Batches' features (or (features, logits) pairs) joined into one array (or one pair of arrays)."""
+    if with_logits:
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return np.concatenate(parts)
+
+
+def _pair(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
 
 
 def imageset_chunk_features(features: OnnxModel, images: ImageSet, chunk: range) -> np.ndarray:
@@ -150,10 +169,10 @@ def chunked_stats(features: OnnxModel, total: int, chunks: list[range], compute,
     saved = time.monotonic()
     with tqdm(total=sum(len(c) for c in chunks), initial=sum(len(c) for c in chunks) - sum(len(c) for c in todo),
               unit="img", desc="features", disable=not progress or None, leave=False) as bar:
-        for chunk, feats in compute(todo):
+        for chunk, feats, *logits in compute(todo):
             chunked.add(chunk.start, feats)
             if sink is not None:
-                sink(feats, np.arange(chunk.start, chunk.stop))
+                sink(feats, np.arange(chunk.start, chunk.stop), *logits)
             bar.update(len(chunk))
             if checkpoint is not None and time.monotonic() - saved >= checkpoint_seconds and chunk is not todo[-1]:
                 result().save(checkpoint, force=True)
@@ -190,15 +209,18 @@ def _resume(checkpoint, fresh: ChunkedStats, chunks: list[range]) -> ChunkedStat
 def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int, *,
                     conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
                     progress: bool = False, sink: FeatureSink | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                    blocks: int = 1, checkpoint=None, checkpoint_seconds: float | None = None) -> FeatureStats:
+                    blocks: int = 1, checkpoint=None, checkpoint_seconds: float | None = None,
+                    with_logits: bool = False) -> FeatureStats:
     """Statistics of ``n`` generated samples (this shard's chunks), quantised to uint8 like PNGs.
 
     ``sink`` also receives every chunk of features with its sample indices (one feature pass feeds
-    other metrics); ``blocks`` > 1 keeps jackknife block sums."""
+    other metrics), and with ``with_logits`` the chunk's logits too; ``blocks`` > 1 keeps jackknife
+    block sums."""
     chunks = chunk_ranges(check_count(n), chunk_size, shard)
 
     def compute(todo):
-        return ((c, generator_chunk_features(features, generator, n, seed, c, conditions)) for c in todo)
+        return ((c, *_pair(generator_chunk_features(features, generator, n, seed, c, conditions, with_logits)))
+                for c in todo)
 
     return chunked_stats(features, n, chunks, compute, run=generator_run_id(generator, n, seed, conditions),
                          chunk_size=chunk_size, blocks=blocks, progress=progress, sink=sink, checkpoint=checkpoint,
@@ -208,9 +230,9 @@ def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int
 def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
                    progress: bool = False, workers: int = 4, sink: FeatureSink | None = None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, blocks: int = 1, checkpoint=None,
-                   checkpoint_seconds: float | None = None) -> FeatureStats:
+                   checkpoint_seconds: float | None = None, with_logits: bool = False) -> FeatureStats:
     """Statistics of a data set's images (this shard's chunks); decoding runs in a few threads.
-    ``sink`` also receives every chunk of features with its image indices."""
+    ``sink`` also receives every chunk of features with its image indices (and logits, ``with_logits``)."""
     chunks = chunk_ranges(len(images), chunk_size, shard)
     step = features.batch_size
 
@@ -228,9 +250,9 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
                 if k + workers < len(loads):
                     futures.append(pool.submit(decode, loads[k + workers][1]))
                 futures[k] = None
-                done.append(features_of_uint8(features, batch))
+                done.append(features_of_uint8(features, batch, with_logits))
                 if part.stop == chunk.stop:
-                    yield chunk, np.concatenate(done)
+                    yield (chunk, *_pair(_joined(done, with_logits)))
                     done = []
 
     return chunked_stats(features, len(images), chunks, compute, run=imageset_run_id(images), chunk_size=chunk_size,

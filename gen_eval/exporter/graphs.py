@@ -50,8 +50,11 @@ def check_graph_contract(graph: ExportGraph) -> None:
     """The input/output names and shapes the evaluator relies on for this role (shared/DESIGN.md)."""
     if graph.role not in contract.ROLE_OUTPUTS:
         raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
-    if tuple(graph.output_names) != tuple(contract.ROLE_OUTPUTS[graph.role]):
-        raise ValueError(f"a {graph.role} graph outputs {list(contract.ROLE_OUTPUTS[graph.role])}, got {graph.output_names}")
+    role_outputs = tuple(contract.ROLE_OUTPUTS[graph.role])
+    optional = (contract.OUTPUT_LOGITS,) if graph.role == "features" else ()  # features may also give logits
+    allowed = {role_outputs, tuple(o for o in role_outputs if o not in optional)}
+    if tuple(graph.output_names) not in allowed:
+        raise ValueError(f"a {graph.role} graph outputs {list(role_outputs)}, got {graph.output_names}")
     if len(graph.input_names) != len(graph.input_shapes):
         raise ValueError("ExportGraph needs one input shape per input name")
     first = contract.INPUT_Z if graph.role == "generator" else contract.INPUT_IMAGE

@@ -6,7 +6,17 @@ patches: the average-pool branches of the A, C and first E blocks ignore padded 
 average, and the classifier has 1008 classes. We build the same network from torchvision's blocks so
 the weights file ``pt_inception-2015-12-05-6726825d.pth`` loads unchanged, and put pytorch-fid's
 input handling (bilinear resize to 299, align_corners=False, then 2x-1) inside the graph: the ONNX
-model takes float32 [B, 3, H, W] in [0, 1] of any size and returns pool3 features [B, 2048].
+model takes float32 [B, 3, H, W] in [0, 1] of any size and returns pool3 features [B, 2048] and
+``logits`` [B, 1008].
+
+The logits are torch-fidelity's ``logits_unbiased`` (what its Inception Score uses): pool3 times the
+same weights file's ``fc.weight``, without the bias (torch-fidelity's weights file
+weights-inception-2015-12-05-6726825d.pth has the same keys and the same hash prefix as pytorch-fid's).
+torch-fidelity feeds the network differently: TensorFlow-1 bilinear resize (no half-pixel offset) of
+0..255 values, then (x-128)/128. ``preprocessing="torch-fidelity"`` builds that input handling into
+the graph instead, so features and logits are torch-fidelity's (its FID, KID and IS); the default
+keeps pytorch-fid's, whose FID is the published one, and then IS differs from torch-fidelity's by the
+resize (measured in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -30,6 +40,24 @@ from gen_eval.fileio import ensure_can_write
 FID_NUM_CLASSES = 1008
 FID_INPUT_SIZE = 299
 INCEPTION_FAMILY = "pytorch-fid-inception-v3"  # gen_eval.family of the exported model
+PREPROCESSINGS = {"pytorch-fid": INCEPTION_FAMILY, "torch-fidelity": "torch-fidelity-inception-v3"}
+
+
+def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
+    """TensorFlow 1's ``resize_bilinear(align_corners=False)``, as torch-fidelity emulates it: source
+    coordinate = output index x (in/out), no half-pixel offset, edge rows repeated. Shapes stay dynamic
+    in the exported graph (the scale is computed from the input's shape tensor)."""
+    shape = torch._shape_as_tensor(x)
+    for axis in (2, 3):
+        length = shape[axis]
+        source = torch.arange(size, dtype=torch.float32) * (length.to(torch.float32) / size)
+        low = source.to(torch.int64)  # source >= 0: truncation is floor
+        high = torch.minimum(low + 1, length - 1)
+        weight = source - low.to(torch.float32)
+        weight = weight.view(1, 1, size, 1) if axis == 2 else weight.view(1, 1, 1, size)
+        first, second = x.index_select(axis, low), x.index_select(axis, high)
+        x = first + (second - first) * weight
+    return x
 
 
 def _tf_avg_pool(x: Tensor) -> Tensor:
@@ -99,10 +127,14 @@ def fid_inception_v3(state_dict: dict[str, Tensor] | None = None) -> Inception3:
 
 
 class FIDInceptionFeatures(nn.Module):
-    """Images [B, 3, H, W] in [0, 1] -> pool3 features [B, 2048], as pytorch-fid's ``InceptionV3([3])``."""
+    """Images [B, 3, H, W] in [0, 1] -> pool3 features [B, 2048], as pytorch-fid's ``InceptionV3([3])``
+    (``preprocessing="torch-fidelity"``: as torch-fidelity's ``FeatureExtractorInceptionV3``)."""
 
-    def __init__(self, inception: Inception3) -> None:
+    def __init__(self, inception: Inception3, preprocessing: str = "pytorch-fid") -> None:
         super().__init__()
+        if preprocessing not in PREPROCESSINGS:
+            raise ValueError(f"preprocessing {preprocessing!r}: choose one of {', '.join(PREPROCESSINGS)}")
+        self.preprocessing = preprocessing
         self.layers = nn.Sequential(
             inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3, inception.maxpool1,
             inception.Conv2d_3b_1x1, inception.Conv2d_4a_3x3, inception.maxpool2,
@@ -114,8 +146,25 @@ class FIDInceptionFeatures(nn.Module):
         )
 
     def forward(self, images: Tensor) -> Tensor:
+        if self.preprocessing == "torch-fidelity":
+            x = tf1_bilinear_resize(images * 255, FID_INPUT_SIZE)
+            return self.layers((x - 128) / 128)
         x = F.interpolate(images, size=(FID_INPUT_SIZE, FID_INPUT_SIZE), mode="bilinear", align_corners=False)
         return self.layers(2 * x - 1)
+
+
+class FIDInceptionWithLogits(nn.Module):
+    """Images -> (pool3 features [B, 2048], logits [B, 1008]) from one pass; the logits are
+    torch-fidelity's ``logits_unbiased`` (pool3 @ fc.weight.T, no bias), the input of its IS."""
+
+    def __init__(self, features: FIDInceptionFeatures, fc_weight: Tensor) -> None:
+        super().__init__()
+        self.features = features
+        self.fc_weight = nn.Parameter(fc_weight.detach().clone(), requires_grad=False)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        pool3 = self.features(images)
+        return pool3, pool3 @ self.fc_weight.T
 
 
 def load_fid_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], str]:
@@ -136,15 +185,18 @@ def load_fid_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], str]:
     return state_dict, digest
 
 
-def build_fid_features(state_dict: dict[str, Tensor] | None, source: str = "weights") -> FIDInceptionFeatures:
-    """The features module from a pytorch-fid state dict; a one-line error if the keys or shapes do not fit."""
+def build_fid_features(state_dict: dict[str, Tensor] | None, source: str = "weights", *,
+                       preprocessing: str = "pytorch-fid", logits: bool = False) -> nn.Module:
+    """The features module from a pytorch-fid state dict; a one-line error if the keys or shapes do not fit.
+    ``logits=True``: the module returns (features, logits), see :class:`FIDInceptionWithLogits`."""
     try:
         inception = fid_inception_v3(state_dict)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
         raise UserError(f"{source} do not fit pytorch-fid's Inception-v3 ({detail[:200]}); "
                         f"give pytorch-fid's {FID_WEIGHTS_NAME}") from None
-    return FIDInceptionFeatures(inception).eval()
+    features = FIDInceptionFeatures(inception, preprocessing).eval()
+    return FIDInceptionWithLogits(features, inception.fc.weight).eval() if logits else features
 
 
 def random_fid_weights(seed: int = 0, calibration_batch: int = 4) -> dict[str, Tensor]:
@@ -175,22 +227,29 @@ def random_fid_weights(seed: int = 0, calibration_batch: int = 4) -> dict[str, T
     return {key: value.clone() for key, value in inception.state_dict().items()}
 
 
-def inception_graph(features: FIDInceptionFeatures, example_size: int = 64) -> ExportGraph:
-    """The features ExportGraph; parity runs on ``example_size`` images so the in-graph resize is exercised."""
+def inception_graph(features: nn.Module, example_size: int = 64) -> ExportGraph:
+    """The features ExportGraph (features and logits when ``features`` is a :class:`FIDInceptionWithLogits`);
+    parity runs on ``example_size`` images so the in-graph resize is exercised."""
     shape = (3, example_size, example_size)
-    return ExportGraph("features", features, [contract.INPUT_IMAGE], [shape], [contract.OUTPUT_FEATURES],
+    outputs = [contract.OUTPUT_FEATURES]
+    if isinstance(features, FIDInceptionWithLogits):
+        outputs.append(contract.OUTPUT_LOGITS)
+    return ExportGraph("features", features, [contract.INPUT_IMAGE], [shape], outputs,
                        image_shape=shape, value_range=(0.0, 1.0))
 
 
 def export_inception(weights: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
-                     force: bool = False) -> ExportResult:
-    """pytorch-fid's weights file -> ``features`` ONNX model (input [B,3,H,W] in [0,1], any H,W; output [B,2048]).
+                     force: bool = False, preprocessing: str = "pytorch-fid") -> ExportResult:
+    """pytorch-fid's weights file -> ``features`` ONNX model (input [B,3,H,W] in [0,1], any H,W; outputs
+    ``features`` [B,2048] and ``logits`` [B,1008]).
 
     The weights' SHA-256 goes into the metadata (``gen_eval.weights_sha256``)
-    so reports can tell the published FID weights from others.
+    so reports can tell the published FID weights from others; the family names the preprocessing.
     """
+    if preprocessing not in PREPROCESSINGS:
+        raise UserError(f"preprocessing {preprocessing!r} is unknown; choose one of {', '.join(PREPROCESSINGS)}")
     ensure_can_write(out, force)
     state_dict, digest = load_fid_weights(weights)
-    features = build_fid_features(state_dict, source=str(weights))
-    return export_graph(inception_graph(features), out, family=INCEPTION_FAMILY, verify=verify, force=force,
+    module = build_fid_features(state_dict, source=str(weights), preprocessing=preprocessing, logits=True)
+    return export_graph(inception_graph(module), out, family=PREPROCESSINGS[preprocessing], verify=verify, force=force,
                         dynamic_image_size=True, extra_metadata={contract.KEY_WEIGHTS_SHA256: digest})

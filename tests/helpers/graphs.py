@@ -92,8 +92,10 @@ def make_generator(path: Path, *, latent_dim=8, image_shape=(3, 8, 8), labels=0,
 
 def make_dense_head(path: Path, *, role: str, image_shape=(3, 8, 8), out_dim=24, seed=1, metadata=True,
                     value_range="-1,1", activation="Sigmoid", in_name="image", out_name=None,
-                    dynamic_hw=False, label_space: LabelSpace | None = None, extra_meta=None) -> Path:
-    """image [B, C, H, W] -> activation(dense(flatten)) -> [B, out_dim] (classifier / features)."""
+                    dynamic_hw=False, label_space: LabelSpace | None = None, extra_meta=None,
+                    logits_dim: int = 0) -> Path:
+    """image [B, C, H, W] -> activation(dense(flatten)) -> [B, out_dim] (classifier / features);
+    ``logits_dim``: a features model's second output ``logits`` = features @ dense [B, logits_dim]."""
     rng = np.random.default_rng(seed)
     c, h, w = image_shape
     out_name = out_name or {"classifier": "probs", "features": "features"}[role]
@@ -106,9 +108,15 @@ def make_dense_head(path: Path, *, role: str, image_shape=(3, 8, 8), out_dim=24,
                  helper.make_node("MatMul", ["flat", "W"], ["lin"])]
         weight = rng.standard_normal((c, out_dim)).astype(np.float32)
     nodes.append(helper.make_node(activation, ["lin"], [out_name]))
-    model = onnx_model(nodes, [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, in_shape)],
-                   [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["B", out_dim])],
-                   [numpy_helper.from_array(weight, "W")])
+    outputs = [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["B", out_dim])]
+    initializers = [numpy_helper.from_array(weight, "W")]
+    if logits_dim:
+        nodes.append(helper.make_node("MatMul", [out_name, "W_logits"], ["logits"]))
+        outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", logits_dim]))
+        initializers.append(numpy_helper.from_array(
+            (rng.standard_normal((out_dim, logits_dim)) * 2).astype(np.float32), "W_logits"))
+    model = onnx_model(nodes, [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, in_shape)], outputs,
+                       initializers)
     meta = None
     if metadata:
         meta = {"gen_eval.role": role, "gen_eval.value_range": value_range, "gen_eval.contract": "1"}

@@ -6,7 +6,7 @@ then computes any registered metric from the stores, reading rows in blocks. Met
 ``@register_metric(name)``; each returns a small dataclass with ``to_dict()``.
 
 Registered: ``fid``, ``kid``, ``is``, ``prdc``, ``fid_inf``, ``fd_per_condition``, ``memorisation``
-(aliases: ``isc``, ``fid-inf``, ``intra_fid``, ``memorization``, ...). Options go to the metrics whose
+(aliases: ``isc``, ``fid-inf``, ``intra_fid``, ``per-condition-fd``, ``memorization``, ...). Options go to the metrics whose
 signatures name them (``seed`` to KID, IS and FID∞; ``block`` to PRDC and memorisation; ``train`` to
 memorisation; ``generated_labels`` / ``reference_labels`` to ``fd_per_condition``; the rest are
 prefixed by their metric: ``kid_subsets``, ``is_splits``, ``prdc_k``, ``fid_inf_points``, ...).

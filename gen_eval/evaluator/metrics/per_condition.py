@@ -52,7 +52,21 @@ def label_matrix(labels: np.ndarray, n_labels: int | None = None) -> np.ndarray:
     raise ValueError(f"labels must be [n] class indices or an [n, L] 0/1 matrix, got shape {labels.shape}")
 
 
-@register_metric("fd_per_condition", aliases=("intra_fid", "per_condition"))
+def condition_columns(labels: np.ndarray, label_space=None) -> tuple[np.ndarray, list[str]]:
+    """Condition vectors [n, L] -> (a 0/1 matrix [n, K], the K condition names) for ``fd_per_condition``.
+
+    Categorical heads and multilabel names: one column per value / name (``label_space.names``). A
+    binary attribute: two columns, the attribute and its absence ("not Smiling"), so both classes get
+    an intra-class FD."""
+    labels = np.asarray(labels) > 0.5
+    names = list(label_space.names) if label_space is not None else [str(j) for j in range(labels.shape[1])]
+    if label_space is not None and label_space.kind == "binary":
+        return np.concatenate([labels, ~labels], axis=1).astype(np.uint8), [names[0], f"not {names[0]}"]
+    return labels.astype(np.uint8), names
+
+
+@register_metric("fd_per_condition", aliases=("intra_fid", "intra-fid", "per_condition", "per-condition-fd",
+                                                "per_condition_fd"))
 def fd_per_condition(generated, reference, *, generated_labels, reference_labels, label_names=None,
                      min_count: int | None = None) -> PerConditionResult:
     x, y = features_of(generated), features_of(reference)

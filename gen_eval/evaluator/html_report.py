@@ -1,0 +1,115 @@
+"""A metrics report as one self-contained HTML file: no scripts, no external files; pictures are PNG
+data URIs, every string from inputs is escaped. Written atomically, never over a file without force."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from gen_eval.fileio import atomic_path, ensure_can_write
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}
+figcaption{font-size:.9em;color:#555}img{image-rendering:pixelated;max-width:100%}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}.warn{color:#a40}
+"""
+
+# metric -> its headline rows: (label, value key, spread key or None, how the spread is made, settings keys)
+_HEADLINES = {
+    "fid": [("FID", "fid", None, "", ())],
+    "kid": [("KID", "mean", "std", "± std over subsets", ("subsets", "subset_size"))],
+    "is": [("Inception Score", "mean", "std", "± std over splits", ("splits",))],
+    "prdc": [(name, name.lower(), None, "", ("k",)) for name in ("Precision", "Recall", "Density", "Coverage")],
+    "fid_inf": [("FID∞", "fid_inf", None, "", ("slope",))],
+    "fd_per_condition": [("FD per condition (mean)", "mean_fd", None, "", ("min_count",))],
+    "memorisation": [("memorisation: fraction closer than held-out", "fraction_closer", None, "",
+                      ("percentile", "threshold"))],
+}
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _number(value) -> str:
+    if value is None:
+        return "none"
+    return f"{value:.6g}" if isinstance(value, float) else _e(value)
+
+
+def png_data_uri(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _metrics_table(report) -> str:
+    rows = []
+    for name, result in report.results.items():
+        values = result.to_dict()
+        n = values.get("n_generated", values.get("n", report.n_generated))
+        n_ref = values.get("n_reference", values.get("n_heldout", ""))
+        for label, key, spread, how, settings in _HEADLINES.get(name, [(name, None, None, "", ())]):
+            value = _number(values.get(key)) if key else ""
+            interval = f"± {_number(values[spread])} ({_e(how[2:])})" if spread else ""
+            detail = ", ".join(f"{k} {_number(values[k])}" for k in settings if k in values)
+            rows.append(f"<tr><td>{_e(label)}</td><td class=num><b>{value}</b></td><td>{interval}</td>"
+                        f"<td class=num>{_e(n)}</td><td class=num>{_e(n_ref)}</td><td>{detail}</td></tr>")
+    return ("<table><tr><th>metric</th><th>value</th><th>spread</th><th>N generated</th><th>N reference</th>"
+            "<th>settings</th></tr>" + "".join(rows) + "</table>")
+
+
+def _condition_table(result) -> str:
+    rows = [f"<tr><td>{_e(c.label)}</td><td class=num>{_number(c.fd)}</td><td class=num>{c.n_generated}</td>"
+            f"<td class=num>{c.n_reference}</td></tr>" for c in result.per_label]
+    rows += [f"<tr><td>{_e(c.label)}</td><td>skipped (fewer than {result.min_count} images)</td>"
+             f"<td class=num>{c.n_generated}</td><td class=num>{c.n_reference}</td></tr>" for c in result.skipped]
+    mean = _number(result.mean_fd) if result.mean_fd is not None else "none"
+    return (f"<p>Mean over {len(result.per_label)} conditions: <b>{mean}</b></p>"
+            "<table><tr><th>condition</th><th>FD</th><th>N generated</th><th>N reference</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _memorisation_table(result) -> str:
+    rows = "".join(f"<tr><td class=num>{g}</td><td class=num>{t}</td><td class=num>{d:.6g}</td></tr>"
+                   for g, t, d in result.closest)
+    return (f"<p>{result.fraction_closer:.2%} of {result.n_generated} generated images are closer to a training "
+            f"image than the {result.percentile:g}th percentile ({result.threshold:.4g}) of held-out real images "
+            f"({result.n_heldout}) are; about {result.percentile:g}% is expected from a model that does not copy. "
+            f"Median distance: generated {result.median:.4g}, held-out {result.median_heldout:.4g} "
+            f"({result.n_train} training images).</p>"
+            "<table><tr><th>generated</th><th>nearest training image</th><th>distance</th></tr>" + rows + "</table>")
+
+
+def render_metrics_html(report) -> str:
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>gen-eval metrics report</title>"
+             f"<style>{_STYLE}</style></head><body><h1>gen-eval metrics report</h1>",
+             f"<p>{report.n_generated} generated images ({_e(report.provenance.get('images', ''))}) against "
+             f"{report.n_reference} reference images; features {_e(report.provenance.get('features_model', ''))}.</p>"]
+    parts += [f"<p class=warn>warning: {_e(w)}</p>" for w in report.warnings]
+    parts.append("<h2>Metrics</h2>" + _metrics_table(report))
+    if "fd_per_condition" in report.results:
+        parts.append("<h2>Fréchet distance per condition</h2>" + _condition_table(report.results["fd_per_condition"]))
+    if "memorisation" in report.results:
+        parts.append("<h2>Memorisation</h2>" + _memorisation_table(report.results["memorisation"]))
+    if report.pictures:
+        parts.append("<h2>Pictures</h2>")
+        for title, image in report.pictures.items():
+            parts.append(f"<figure><img alt=\"{_e(title)}\" src=\"{png_data_uri(image)}\" width={image.width} "
+                         f"height={image.height}><figcaption>{_e(title)}</figcaption></figure>")
+    parts.append("<h2>Provenance</h2><pre>" + _e(json.dumps(report.provenance, indent=2, default=str)) + "</pre>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def write_metrics_html(report, path, force: bool = False) -> Path:
+    path = ensure_can_write(path, force)
+    with atomic_path(path, force=force) as tmp:
+        Path(tmp).write_text(render_metrics_html(report), encoding="utf-8")
+    return path

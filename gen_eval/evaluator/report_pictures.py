@@ -1,0 +1,58 @@
+"""The pictures of a metrics report: a captioned sample grid per condition (or one grid when
+unconditional) and the memorisation check's closest (generated, training) pairs side by side.
+
+Images are fetched again by index after the feature pass (a generator's samples are regenerated from
+their seed and index; a data set's images re-read), so the pass itself keeps no images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gen_eval.evaluator.metrics.per_condition import condition_columns
+from gen_eval.evaluator.pictures import captioned_grid, condition_captions
+
+PER_CONDITION = 8        # images in each condition's grid
+MAX_CONDITIONS = 32      # conditions shown (the first ones of the label space)
+UNCONDITIONAL = 32       # images in the grid of an unconditional set
+MIN_CELL = 64            # cells are upscaled (nearest) to at least this width
+
+
+def _upscale_for(images: np.ndarray, upscale: int) -> int:
+    return max(int(upscale), min(16, math.ceil(MIN_CELL / max(images.shape[-1], 1))))
+
+
+def metrics_pictures(report, generated, training=None, *, upscale: int = 1) -> dict:
+    """{title: PIL image} for the report's HTML: per-condition grids, then the closest pairs."""
+    pictures = {}
+    if generated.labels is not None:
+        columns, names = condition_columns(generated.labels, generated.label_space)
+        for j, name in enumerate(names[:MAX_CONDITIONS]):
+            chosen = np.flatnonzero(columns[:, j])[:PER_CONDITION]
+            if not len(chosen):
+                continue
+            images = generated.fetch(chosen)
+            pictures[f"generated: {name}"] = captioned_grid(
+                images, condition_captions(generated.labels[chosen], generated.label_space, chosen), columns=PER_CONDITION,
+                upscale=_upscale_for(images, upscale), title=f"{name}: {int(columns[:, j].sum())} generated images")
+    else:
+        chosen = np.arange(min(UNCONDITIONAL, generated.n))
+        images = generated.fetch(chosen)
+        pictures["generated samples"] = captioned_grid(images, [f"#{i}" for i in chosen], columns=8,
+                                                       upscale=_upscale_for(images, upscale))
+    memo = report.results.get("memorisation")
+    if memo is not None and training is not None and memo.closest:
+        pairs = memo.closest
+        gen_images = generated.fetch([g for g, _, _ in pairs])
+        train_images = training.fetch([t for _, t, _ in pairs])
+        cells, captions = [], []
+        for (g, t, d), a, b in zip(pairs, gen_images, train_images):
+            cells += [a, b]
+            captions += [f"generated #{g}", f"train #{t} d={d:.3g}"]
+        pictures["closest pairs (generated, nearest training image)"] = captioned_grid(
+            cells, captions, columns=8, upscale=_upscale_for(gen_images, upscale),
+            title=f"{len(pairs)} generated images closest to a training image; threshold "
+                  f"{memo.threshold:.3g} ({memo.percentile:g}th percentile of held-out distances)")
+    return pictures
