@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gen_eval.demo.recipe import FULL, QUICK, SCORE_FILES, STEPS, Paths, Recipe
+from gen_eval.demo.recipe import FULL, INDEPENDENT_SEED_OFFSET, QUICK, SCORE_FILES, STEPS, Paths, Recipe
 from gen_eval.demo.report import build_report, save_loss_curves, summary_table
 from gen_eval.demo.runner import StepRunner, claim_folder, machine_load
 from gen_eval.demo.steps import evaluate, export_models, train_acgan, train_classifier, write_data
@@ -62,9 +62,13 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     runner.run("classifier", f"training the ResNet18 judge ({recipe.classifier_epochs} epochs, "
                              f"batch {recipe.classifier_batch_size})",
                lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume, echo))
+    runner.run("independent_judge", f"training the independent judge (the same recipe, seed "
+                                    f"{seed + INDEPENDENT_SEED_OFFSET}; the ACGAN never sees it)",
+               lambda may_resume: train_classifier(paths, recipe, seed + INDEPENDENT_SEED_OFFSET, device, may_resume,
+                                                   echo, run=paths.independent_run))
     runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
                lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume, echo))
-    runner.run("export", "exporting the judge, its features and the ACGAN to ONNX (with parity checks)",
+    runner.run("export", "exporting both judges, the judge's features and the ACGAN to ONNX (with parity checks)",
                lambda _: export_models(paths, echo))
     runner.run("evaluate", "evaluating with onnxruntime (no torch)",
                lambda _: evaluate(paths, recipe, seed, device, echo))

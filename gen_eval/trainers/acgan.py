@@ -11,9 +11,15 @@ Losses (S4): discriminator ``((adv(real, 1) + w_aux*aux(real)) + (adv(fake, 0) +
 ``w_adv*adv(fake, 1) + w_aux*aux(fake) + w_l2*MSE(fake, real) + w_perc*MSE(judge features)
 + w_tv*TV(fake) + w_judge*BCE(judge(fake), labels)``, where ``real`` is the real image of the same
 condition and the judge is a frozen classifier (``--set judge=PATH``: a classifier run's last.pt or a
-TA ``{'model': ...}`` file). The last term optimises the classifier score directly; it is off by default.
+TA ``{'model': ...}`` file). The last term optimises the classifier score directly (S4's route); it is off
+by default, and a score from that judge then says how well the generator satisfies it, not how good it is.
 
-What worked on the shapes set (measured on a GPU, judged by a classifier trained 4 epochs): at
+Options from the conditional-GAN literature (gen_eval.trainers.gan_tricks): ``adv_loss=hinge``,
+``d_spectral_norm``, ``d_projection``, ``g_conditional_bn``, ``diffaugment``, ``ema_decay`` (the averaged
+generator samples and is exported). Preset ``shapes-acgan-32`` combines them into the demo's recipe, which
+needs no judge (numbers in benchmarks/RESULTS.md).
+
+What worked on the shapes set before those options (measured on a GPU, judged by a classifier trained 4 epochs): at
 ``--set data.resize=true image_size=32 generator=dcgan ngf=32 ndf=32 lr_g=2e-4 lr_d=2e-4
 d_batch_norm=false judge=CLS judge_weight=10``, batch 64, the classifier score was 0.56 / 0.77 / 0.86
 after 300 / 800 / 1500 steps. Without the judge terms the discriminator's auxiliary head learns the 24
