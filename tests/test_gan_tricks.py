@@ -187,3 +187,18 @@ def test_all_options_train_and_export_the_ema_generator(shapes, tmp_path, family
         from_raw = nets["generator"](z, labels).numpy()
     assert np.abs(onnx_out - from_ema).max() < 1e-4
     assert np.abs(onnx_out - from_raw).max() > 1e-3
+
+
+def test_acgan_spectral_norm_leaves_the_auxiliary_classifier_free():
+    from gen_eval.data.labels import LabelSpace
+    from torch.nn.utils import parametrize
+
+    config = acgan_module.ACGAN.resolve_config({**{k: v for k, v in TINY.items() if not k.startswith("data.")},
+                                                "d_spectral_norm": "true", "d_projection": "true",
+                                                "d_batch_norm": "false"})
+    family = acgan_module.ACGAN(config, LabelSpace.multilabel([f"l{i}" for i in range(4)]))
+    family.fit_data((3, 16, 16), family.label_space)
+    discriminator = family.build_networks()["discriminator"]
+    assert not parametrize.is_parametrized(discriminator.auxiliary)
+    assert parametrize.is_parametrized(discriminator.adversarial) and parametrize.is_parametrized(discriminator.embed)
+    assert all(parametrize.is_parametrized(m) for m in discriminator.features if isinstance(m, nn.Conv2d))

@@ -152,7 +152,7 @@ class ACGAN(Family):
                                                  batch_norm=c["d_batch_norm"], dropout=c["d_dropout"],
                                                  aux_pool=c["d_aux_pool"], projection=c["d_projection"])
         if c["d_spectral_norm"]:
-            spectral_normalize(discriminator)
+            spectral_normalize(discriminator, skip=(discriminator.auxiliary,))
         networks = {"generator": generator, "discriminator": discriminator}
         if c["ema_decay"]:
             networks["generator_ema"] = ema_copy(generator)   # what samples and the ONNX export use

@@ -45,12 +45,16 @@ def generator_adversarial_loss(kind: str, fake_logits: torch.Tensor) -> torch.Te
 
 
 # -- spectral normalisation -------------------------------------------------------------------------------
-def spectral_normalize(module: nn.Module) -> nn.Module:
-    """Spectral normalisation on the weight of every Conv and Linear layer in ``module`` (in place)."""
+def spectral_normalize(module: nn.Module, skip: tuple[nn.Module | None, ...] = ()) -> nn.Module:
+    """Spectral normalisation on the weight of every Conv and Linear layer in ``module`` but ``skip`` (in place).
+
+    The ACGAN skips its auxiliary classifier head: bounded to norm 1 on small pooled features, its logits
+    stay too small for a confident label prediction, and the generator then gets no label signal.
+    """
     from torch.nn.utils.parametrizations import spectral_norm
 
     for layer in list(module.modules()):
-        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and not any(layer is s for s in skip):
             spectral_norm(layer)
     return module
 
