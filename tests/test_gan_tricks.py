@@ -23,7 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 TINY = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8", "cond_embed": "8",
         "g_start_size": "4", "data.eval_split": ""}
-ALL_TRICKS = {"adv_loss": "hinge", "d_spectral_norm": "true", "d_projection": "true", "g_conditional_bn": "true",
+ALL_TRICKS = {"adv_loss": "hinge", "d_spectral_norm": "true", "d_aux_prior": "true", "d_projection": "true",
+              "g_conditional_bn": "true",
               "diffaugment": "color,translation,cutout", "ema_decay": "0.9", "d_batch_norm": "false"}
 
 
@@ -202,3 +203,14 @@ def test_acgan_spectral_norm_leaves_the_auxiliary_classifier_free():
     assert not parametrize.is_parametrized(discriminator.auxiliary)
     assert parametrize.is_parametrized(discriminator.adversarial) and parametrize.is_parametrized(discriminator.embed)
     assert all(parametrize.is_parametrized(m) for m in discriminator.features if isinstance(m, nn.Conv2d))
+
+
+def test_auxiliary_prior_starts_at_the_base_rate():
+    from gen_eval.trainers.gan_tricks import initialise_at_prior
+
+    head = nn.Linear(8, 24)
+    initialise_at_prior(head, 24)
+    assert torch.sigmoid(head.bias).allclose(torch.full((24,), 1 / 24))
+    single = nn.Linear(8, 1)
+    initialise_at_prior(single, 1)
+    assert single.bias.item() == 0.0

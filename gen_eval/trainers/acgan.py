@@ -47,8 +47,8 @@ from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATI
                                       between, one_of, power_of_two, setting)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
 from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, diff_augment, discriminator_loss, ema_copy,
-                                          generator_adversarial_loss, parse_augment_policy, spectral_normalize,
-                                          update_ema)
+                                          generator_adversarial_loss, initialise_at_prior, parse_augment_policy,
+                                          spectral_normalize, update_ema)
 from gen_eval.trainers.generators import GENERATORS, build_generator
 from gen_eval.trainers.losses import (FrozenJudge, auxiliary_loss, bce_on_probs, image_l2,
                                       perceptual_loss, total_variation)
@@ -98,6 +98,8 @@ class ACGANConfig:
                                      "the labels)")
     diffaugment: str = setting("", "DiffAugment on D's inputs, real and fake (Zhao 2020): comma-separated "
                                "color,translation,cutout; empty: off", AUGMENT_POLICY)
+    d_aux_prior: bool = setting(False, "start the auxiliary head's biases at the log-odds of 1/labels (a short "
+                                "run need not spend its steps learning the labels' base rate)")
     ema_decay: float = setting(0.0, "moving average of the generator's weights (0: off; e.g. 0.999); samples "
                                "and the exported ONNX generator are the averaged one", BELOW_ONE)
 
@@ -151,6 +153,8 @@ class ACGAN(Family):
                                                  label_channel=c["d_label_channel"], aux_head=self.auxiliary_head,
                                                  batch_norm=c["d_batch_norm"], dropout=c["d_dropout"],
                                                  aux_pool=c["d_aux_pool"], projection=c["d_projection"])
+        if c["d_aux_prior"] and discriminator.auxiliary is not None:
+            initialise_at_prior(discriminator.auxiliary, self.label_dim)
         if c["d_spectral_norm"]:
             spectral_normalize(discriminator, skip=(discriminator.auxiliary,))
         networks = {"generator": generator, "discriminator": discriminator}

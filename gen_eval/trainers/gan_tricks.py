@@ -59,6 +59,15 @@ def spectral_normalize(module: nn.Module, skip: tuple[nn.Module | None, ...] = (
     return module
 
 
+def initialise_at_prior(head: nn.Linear, label_dim: int) -> None:
+    """Biases of a label head at the log-odds of ``min(1/2, 1/label_dim)`` (the RetinaNet prior): with Adam at
+    GAN learning rates a bias moves ~lr per step, so from 0 it would need thousands of steps to reach the
+    base rate of 24 sparse labels, and the head's signal to the generator is noise until then."""
+    prior = min(0.5, 1.0 / max(label_dim, 1))
+    with torch.no_grad():
+        head.bias.fill_(float(torch.logit(torch.tensor(prior))))
+
+
 # -- conditional BatchNorm and the generator body that uses it --------------------------------------------
 class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm2d whose scale ``1 + Linear(y)`` and shift ``Linear(y)`` come from the condition ``y`` [B, L]."""
