@@ -76,7 +76,7 @@ register_preset(Preset(
     summary="conditional GAN on the shapes set at 32 px with no judge in its loss (the demo's ACGAN)",
     source=("measured on the 3000-image shapes set, 2 CPU cores (gen_eval.demo; benchmarks/RESULTS.md): hinge "
             "loss, spectrally normalised projection discriminator with an auxiliary head on real images, "
-            "conditional BatchNorm, EMA generator; it does not reach the demo's 0.8 target")
+            "conditional BatchNorm, EMA generator; it does not reach the demo's 0.8 target"),
     settings={"data.resize": True, "image_size": 32, "generator": "upsample", "g_start_size": 8, "ngf": 32,
               "ndf": 32, "d_batch_norm": False, "adv_loss": "hinge", "d_spectral_norm": True, "d_projection": True,
               "g_conditional_bn": True, "d_aux_pool": True, "d_aux_fake": False, "d_aux_prior": True,
