@@ -91,7 +91,8 @@ class ACGANConfig:
                                   "it optimises that judge's score, so score with another classifier", NON_NEGATIVE)
     judge: str = setting("", "classifier checkpoint for the perceptual/judge losses")
     adv_loss: str = setting("bce", "adversarial loss: bce (S4) or hinge (SNGAN, BigGAN)", one_of(*ADV_LOSSES))
-    d_spectral_norm: bool = setting(False, "spectral normalisation of every discriminator layer (Miyato 2018)")
+    d_spectral_norm: bool = setting(False, "spectral normalisation of every discriminator layer but the "
+                                    "auxiliary head (Miyato 2018)")
     d_projection: bool = setting(False, "projection discriminator: <embed(labels), features> added to the "
                                  "adversarial logit (Miyato & Koyama 2018)")
     g_conditional_bn: bool = setting(False, "conditional BatchNorm in the upsample generator (scale, shift from "
