@@ -79,6 +79,7 @@ def test_report_holds_the_measurements(demo):
     assert report["frechet"]["reference"] == QUICK.n_train
     assert set(report["checks"]) == {"classifier_accuracy", "independent_judge_accuracy", "score_test", "minutes"}
     assert report["judges"]["independent"]["seed"] != report["judges"]["judge"]["seed"]
+    assert not any(check["enforced"] for check in report["checks"].values())     # --quick enforces nothing
     assert 0.0 <= report["independent_judge_accuracy"] <= 1.0
     assert report["total_seconds"] == pytest.approx(sum(s["seconds"] for s in report["steps"].values()), abs=0.5)
     uses_judge = bool(QUICK.acgan_settings.get("perceptual_weight") or QUICK.acgan_settings.get("judge_weight"))
