@@ -48,8 +48,9 @@ def ta_score(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def test_quick_demo_writes_every_artefact(demo):
     out, output = demo
-    for name in ("classifier.onnx", "classifier.features.onnx", "acgan.onnx", "loss_curves.png", "report.json",
-                 "shapes/test.json", "shapes/new_test.json", "classifier/classifier_ta.pth",
+    for name in ("classifier.onnx", "classifier.features.onnx", "independent_judge.onnx", "acgan.onnx",
+                 "loss_curves.png", "report.json", "shapes/test.json", "shapes/new_test.json",
+                 "classifier/classifier_ta.pth", "independent_judge/classifier_ta.pth",
                  "acgan/checkpoints/last.pt"):
         assert (out / name).is_file(), name
     for which in SCORE_FILES:
@@ -77,20 +78,25 @@ def test_report_holds_the_measurements(demo):
     assert math.isfinite(report["frechet"]["value"]) and report["frechet"]["value"] >= 0
     assert report["frechet"]["generated"] == QUICK.fid_samples
     assert report["frechet"]["reference"] == QUICK.n_train
-    assert set(report["checks"]) == {"classifier_accuracy", "score_test", "minutes"}
+    assert set(report["checks"]) == {"classifier_accuracy", "independent_judge_accuracy", "score_test", "minutes"}
+    assert report["judges"]["independent"]["seed"] != report["judges"]["judge"]["seed"]
+    assert not any(check["enforced"] for check in report["checks"].values())     # --quick enforces nothing
+    assert 0.0 <= report["independent_judge_accuracy"] <= 1.0
     assert report["total_seconds"] == pytest.approx(sum(s["seconds"] for s in report["steps"].values()), abs=0.5)
     uses_judge = bool(QUICK.acgan_settings.get("perceptual_weight") or QUICK.acgan_settings.get("judge_weight"))
     assert bool(report["judge_in_generator_loss"]) == uses_judge
 
 
-def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
-    """Seed 0 of test.json, recomputed with bare onnxruntime, torch's resize and the TA's top-k rule."""
+@pytest.mark.parametrize("judge_file, key", [("independent_judge.onnx", "scores"), ("classifier.onnx", "scores_by_judge")])
+def test_score_matches_the_ta_semantics_on_the_exported_models(demo, judge_file, key):
+    """Seed 0 of test.json, recomputed with bare onnxruntime, torch's resize and the TA's top-k rule; the
+    headline ("scores") is the independent judge's, the demo's judge's is beside it."""
     out, _ = demo
     report = json.loads((out / "report.json").read_text())
     space = read_objects(out / "shapes" / "objects.json")
     conditions = read_condition_file(out / "shapes" / "test.json", space)
     generator = ort.InferenceSession(str(out / "acgan.onnx"), providers=["CPUExecutionProvider"])
-    judge = ort.InferenceSession(str(out / "classifier.onnx"), providers=["CPUExecutionProvider"])
+    judge = ort.InferenceSession(str(out / judge_file), providers=["CPUExecutionProvider"])
     latent_dim = generator.get_inputs()[0].shape[1]
     z = latent_noise(0, np.arange(len(conditions)), latent_dim)
     images = generator.run(None, {"z": z, "labels": conditions})[0]     # [-1, 1], the judge's range
@@ -100,7 +106,7 @@ def test_score_matches_the_ta_semantics_on_the_exported_models(demo):
     probs = judge.run(None, {"image": images})[0]
     # exact unless a top-k decision lies within float32 noise of a tie (then either CPU's answer is right)
     slack = tie_slack(probs, conditions)
-    assert report["scores"]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=slack + 1e-12)
+    assert report[key]["test"]["scores"][0] == pytest.approx(ta_score(probs, conditions), abs=slack + 1e-12)
 
 
 def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
@@ -137,7 +143,7 @@ def test_an_interrupted_training_step_resumes_from_its_checkpoint(demo):
     result = invoke("--quick", "--out", str(out), "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "resuming the interrupted acgan run" in result.output
-    assert result.output.count("done already") == 2             # data and classifier; export, evaluate follow
+    assert result.output.count("done already") == 3     # data and both judges; export, evaluate follow
     report = json.loads((out / "report.json").read_text())
     assert report["steps"]["acgan"]["steps"] == QUICK.acgan_steps
 

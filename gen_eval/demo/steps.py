@@ -48,17 +48,23 @@ def _run_summary(run: Path) -> dict[str, Any]:
             "config": checkpoint["config"]}
 
 
-def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
+def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
+                     run: Path | None = None) -> dict[str, Any]:
+    """Train a judge in ``run`` (default: the demo's judge); the independent judge is the same recipe in
+    another run folder with another seed."""
     # Held-out accuracy is measured once at the end with the exported ONNX judge (step "evaluate"),
     # not every epoch by the loop: that saves a torch pass over the held-out split per epoch.
     # The classifier family re-estimates its BatchNorm statistics when training ends (bn_images).
+    run = run or paths.classifier_run
     settings = {**recipe.classifier_settings, "bn_images": recipe.bn_recalibration_images, "data.eval_split": ""}
-    summary = _train("classifier", paths, paths.classifier_run, steps=None, epochs=recipe.classifier_epochs,
+    summary = _train("classifier", paths, run, steps=None, epochs=recipe.classifier_epochs,
                      batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
                      may_resume=may_resume)
-    summary["bn_recalibration_images"] = _checkpoint_extra(paths.judge_checkpoint).get("bn_recalibration_images", 0)
-    log.info(f"  BatchNorm statistics re-estimated on {summary['bn_recalibration_images']} training images: "
-         f"{paths.judge_checkpoint}, {paths.judge_ta}")
+    summary["seed"] = seed
+    checkpoint = run / "checkpoints" / "last.pt"
+    summary["bn_recalibration_images"] = _checkpoint_extra(checkpoint).get("bn_recalibration_images", 0)
+    log.info("  BatchNorm statistics re-estimated on %d training images: %s, %s",
+             summary["bn_recalibration_images"], checkpoint, run / "classifier_ta.pth")
     return summary
 
 
@@ -81,7 +87,9 @@ def export_models(paths: Paths) -> dict[str, Any]:
     from gen_eval.exporter import export_checkpoint
 
     results = {}
-    jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.acgan_checkpoint, paths.acgan_onnx))
+    jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.independent_judge_checkpoint,
+                                                               paths.independent_onnx),
+            (paths.acgan_checkpoint, paths.acgan_onnx))
     for checkpoint, out in jobs:
         for result in export_checkpoint(checkpoint, out, force=True):
             log.info("  " + result.describe())
@@ -108,21 +116,24 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
 
     judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
     log.info(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
+    independent = accuracy(paths.independent_onnx, paths.data, split="heldout", device=device)
+    log.info(f"  independent judge accuracy on the held-out split: {independent.value:.4f}")
 
+    # The headline is the independent judge's (never in any generator loss); the demo's judge beside it.
     scores: dict[str, Any] = {}
+    scores_by_judge: dict[str, Any] = {}
     for which in SCORE_FILES:
-        report = score(paths.acgan_onnx, paths.data / f"{which}.json", classifier=paths.classifier_onnx,
-                       repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES, breakdown=False,
-                       device=device)
-        write_grid(paths.grid(which), report.images, force=True)
-        values = report.details.get("scores", [report.value])
-        array = np.array(values)
-        scores[which] = {"mean": float(array.mean()), "std": float(array.std()), "min": float(array.min()),
-                         "max": float(array.max()), "scores": [float(v) for v in values],
-                         "seeds": list(range(seed, seed + recipe.score_repeats)), "conditions": report.n,
-                         "interval": report.interval.to_dict(), "grid": paths.grid(which).name}
-        log.info(f"  score on {which}.json, {recipe.score_repeats} seeds: mean {array.mean():.4f} "
-             f"(std {array.std():.4f}, min {array.min():.4f}, max {array.max():.4f})")
+        for judge, table, label in ((paths.independent_onnx, scores, "independent judge"),
+                                    (paths.classifier_onnx, scores_by_judge, "judge")):
+            report = score(paths.acgan_onnx, paths.data / f"{which}.json", classifier=judge,
+                           repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES, breakdown=False,
+                           device=device)
+            if table is scores:
+                write_grid(paths.grid(which), report.images, force=True)
+            table[which] = _score_summary(report, recipe, seed, paths.grid(which).name)
+            s = table[which]
+            log.info(f"  score on {which}.json by the {label}, {recipe.score_repeats} seeds: mean {s['mean']:.4f} "
+                 f"(std {s['std']:.4f}, min {s['min']:.4f}, max {s['max']:.4f})")
 
     runtime = Runtime(device)
     features = load_model(paths.features_onnx, role="features", runtime=runtime)
@@ -140,7 +151,18 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
     log.info(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
     return {"provider": runtime.describe(), "classifier_accuracy": judged.value, "heldout_images": judged.n,
             "classifier_accuracy_interval": judged.interval.to_dict(), "scores": scores,
+            "independent_judge_accuracy": independent.value, "scores_by_judge": scores_by_judge,
             "frechet": {"value": fd, "generated": generated.n, "reference": reference.n,
                         "features": "judge penultimate (512-d)",
                         "generated_conditions": "the training set's labels, in order",
                         "real_heldout_vs_train": fd_real, "real_heldout_images": real.n}}
+
+
+def _score_summary(report: Any, recipe: Recipe, seed: int, grid: str) -> dict[str, Any]:
+    import numpy as np
+
+    values = np.array(report.details.get("scores", [report.value]))
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
+            "max": float(values.max()), "scores": [float(v) for v in values],
+            "seeds": list(range(seed, seed + recipe.score_repeats)), "conditions": report.n,
+            "interval": report.interval.to_dict(), "grid": grid}

@@ -20,7 +20,7 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, label_dim: int = 0,
                  label_channel: bool = False, aux_head: bool = False, batch_norm: bool = True,
-                 dropout: float = 0.0, aux_pool: bool = False) -> None:
+                 dropout: float = 0.0, aux_pool: bool = False, projection: bool = False) -> None:
         super().__init__()
         channels, height, width_px = image_shape
         self.label_map = (nn.Sequential(nn.Linear(label_dim, height * width_px), nn.LeakyReLU(0.01),
@@ -34,6 +34,8 @@ class ConditionalDiscriminator(nn.Module):
         self.aux_pool = aux_pool
         self.auxiliary = nn.Linear(ch if aux_pool else flat, label_dim) if aux_head else None
         self.features.apply(dcgan_init)
+        # projection (Miyato & Koyama 2018): the adversarial logit also gets <embed(labels), sum-pooled features>
+        self.embed = nn.Linear(label_dim, ch, bias=False) if projection else None
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -44,4 +46,7 @@ class ConditionalDiscriminator(nn.Module):
         aux = None
         if self.auxiliary is not None:
             aux = self.auxiliary(self.dropout(features.mean(dim=(2, 3))) if self.aux_pool else hidden)
-        return self.adversarial(hidden).squeeze(1), aux
+        adversarial = self.adversarial(hidden).squeeze(1)
+        if self.embed is not None:
+            adversarial = adversarial + (self.embed(labels) * features.sum(dim=(2, 3))).sum(dim=1)
+        return adversarial, aux

@@ -47,6 +47,8 @@ class ConditionalGenerator(nn.Module):
             z = torch.cat([z, self.condition_expand(labels)], dim=1)
         elif self.conditional:
             z = torch.cat([z, labels.to(z.dtype)], dim=1)
+        if getattr(self.body, "takes_labels", False):    # conditional BatchNorm (gen_eval.trainers.gan_tricks)
+            return self.body(z, labels)
         return self.body(z)
 
 
@@ -111,11 +113,14 @@ class SRGANBody(nn.Module):
 
 
 def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: tuple[int, int, int],
-                    width: int, cond_embed: int = 256, start_size: int = 0, res_blocks: int = 5) -> ConditionalGenerator:
+                    width: int, cond_embed: int = 256, start_size: int = 0, res_blocks: int = 5,
+                    conditional_bn: bool = False) -> ConditionalGenerator:
     """A generator of ``kind`` (one of GENERATORS); ``label_dim`` 0 makes it unconditional.
 
     ``start_size`` 0 picks the kind's default spatial size after the first projection (upsample 16,
     srgan 4; the dcgan body always starts at 1x1). ``cond_embed`` 0 feeds the raw condition.
+    ``conditional_bn`` (upsample only): the condition also sets every BatchNorm's scale and shift
+    (gen_eval.trainers.gan_tricks.ConditionalUpsampleBody).
     """
     channels, image_size, _ = image_shape
     in_dim = latent_dim + ((cond_embed or label_dim) if label_dim else 0)
@@ -124,6 +129,11 @@ def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: 
         doublings(image_size)
         body: nn.Module = transposed_generator(in_dim, image_size, channels, width)
         body.apply(dcgan_init)
+    elif kind == "upsample" and conditional_bn and label_dim:
+        from gen_eval.trainers.gan_tricks import ConditionalUpsampleBody
+
+        body = ConditionalUpsampleBody(in_dim, label_dim, image_size, channels, width, start,
+                                       _up_count(image_size, start, "upsample"))
     elif kind == "upsample":
         body = upsample_body(in_dim, image_size, channels, width, start)
         body.apply(dcgan_init)

@@ -166,3 +166,29 @@ register_preset(Preset(
 
 
 # -- recipes of ours, measured on the data they name (numbers in benchmarks/RESULTS.md) ---------------------
+register_preset(Preset(
+    name="shapes-acgan-32",
+    family="acgan",
+    summary="conditional GAN on the shapes set at 32 px with no judge in its loss (the demo's ACGAN)",
+    source=("measured on the 3000-image shapes set, 2 CPU cores (gen_eval.demo; benchmarks/RESULTS.md): hinge "
+            "loss, spectrally normalised projection discriminator with an auxiliary head on real images, "
+            "conditional BatchNorm, EMA generator; it does not reach the demo's 0.8 target"),
+    settings={"data.resize": True, "image_size": 32, "generator": "upsample", "g_start_size": 8, "ngf": 32,
+              "ndf": 32, "d_batch_norm": False, "adv_loss": "hinge", "d_spectral_norm": True, "d_projection": True,
+              "g_conditional_bn": True, "d_aux_pool": True, "d_aux_fake": False, "d_aux_prior": True,
+              "aux_weight": 3.0, "ema_decay": 0.999, "beta1": 0.0, "beta2": 0.9, "lr_g": 5e-4, "lr_d": 1e-3},
+    steps=800,
+    batch_size=32,
+    data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
+))
+
+register_preset(Preset(
+    name="shapes-judge",
+    family="classifier",
+    summary="the ResNet18 judge on the shapes set, the demo's recipe (465 steps of 32 = 5 epochs of 3000 images)",
+    source="measured on the 3000-image shapes set, 2 CPU cores (gen_eval.demo; benchmarks/RESULTS.md)",
+    settings={"lr": 2e-3},
+    steps=465,
+    batch_size=32,
+    data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
+))
