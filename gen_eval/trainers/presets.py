@@ -70,3 +70,30 @@ def preset_names() -> list[str]:
 
 
 # -- recipes of ours, measured on the data they name (numbers in benchmarks/RESULTS.md) ---------------------
+
+MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. ../shared/data/mnist"
+
+register_preset(Preset(
+    name="mnist-mlp-vae", family="mlp-vae",
+    summary="S2's MLP VAE on real MNIST, held-out loss per epoch on the test split",
+    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST')",
+    settings={"data.eval_split": "test"}, epochs=50, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-mlp-gan", family="mlp-gan",
+    summary="S2's MLP GAN on real MNIST (lr_g 5e-5, lr_d 1e-3, D skipped every 50th step)",
+    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST')",
+    settings={}, epochs=10, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-cnn-classifier", family="cnn-classifier",
+    summary="small CNN judge of the ten digits, scored on the test split each epoch",
+    source="ours; measured in benchmarks/RESULTS.md ('Real MNIST')",
+    settings={"data.eval_split": "test"}, epochs=1, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-acgan", family="acgan",
+    summary="ACGAN on the ten digits at 32x32 (DCGAN bodies, widths 32), no judge in the loss",
+    source="ours; measured in benchmarks/RESULTS.md ('Real MNIST')",
+    settings={"data.resize": True, "image_size": 32, "generator": "dcgan", "ngf": 32, "ndf": 32,
+              "lr_g": 2e-4, "lr_d": 2e-4}, steps=1500, batch_size=64, data_hint=MNIST_HINT))
