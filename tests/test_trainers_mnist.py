@@ -122,9 +122,8 @@ def test_mnist_cnn_classifier_preset_learns_digits(mnist_subset, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["mnist-mlp-gan", "mnist-acgan"])
-def test_mnist_gan_presets_run_end_to_end(preset, mnist_subset, tmp_path):
-    _train(preset, mnist_subset, tmp_path / "run", "--steps", "3")
+def test_mnist_acgan_preset_runs_end_to_end(mnist_subset, tmp_path):
+    _train("mnist-acgan", mnist_subset, tmp_path / "run", "--steps", "3")
     run = tmp_path / "run"
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "samples" / "last.png").is_file()
     assert all(math.isfinite(value) for row in _rows(run / "log.csv") for value in row.values())

@@ -80,12 +80,6 @@ register_preset(Preset(
     settings={"data.eval_split": "test"}, epochs=50, batch_size=64, data_hint=MNIST_HINT))
 
 register_preset(Preset(
-    name="mnist-mlp-gan", family="mlp-gan",
-    summary="S2's MLP GAN on real MNIST (lr_g 5e-5, lr_d 1e-3, D skipped every 50th step)",
-    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST')",
-    settings={}, epochs=10, batch_size=64, data_hint=MNIST_HINT))
-
-register_preset(Preset(
     name="mnist-cnn-classifier", family="cnn-classifier",
     summary="small CNN judge of the ten digits, scored on the test split each epoch",
     source="ours; measured in benchmarks/RESULTS.md ('Real MNIST')",
