@@ -84,13 +84,14 @@ def _idx(array: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def mnist_subset(tmp_path_factory) -> Path:
-    """The first 2000 training and 500 test images of the real MNIST, as idx files."""
+    """The first 6000 training and 500 test images of the real MNIST, as idx files (93 steps per epoch:
+    few epoch ends, whose grids and held-out passes would otherwise dominate these short runs)."""
     if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {MNIST} (the shared data folder of this checkout's parent)")
     from gen_eval.data.mnist import read_idx
 
     folder = tmp_path_factory.mktemp("mnist_subset")
-    for prefix, count in (("train", 2000), ("t10k", 500)):
+    for prefix, count in (("train", 6000), ("t10k", 500)):
         for kind, ndim in (("images", 3), ("labels", 1)):
             name = f"{prefix}-{kind}-idx{ndim}-ubyte"
             (folder / name).write_bytes(_idx(np.asarray(read_idx(MNIST / f"{name}.gz", ndim))[:count]))
@@ -108,10 +109,10 @@ def test_mnist_mlp_vae_preset_loss_falls_far_below_its_start(mnist_subset, tmp_p
     _train("mnist-mlp-vae", mnist_subset, tmp_path / "vae", "--steps", "300")
     train_rows, heldout = _rows(tmp_path / "vae" / "log.csv"), _rows(tmp_path / "vae" / "eval.csv")
     first, last = train_rows[0]["loss"], train_rows[-1]["loss"]
-    # 543 nats per image at the start (BCE of a sigmoid at 0.5 on 784 pixels); S2's settings pass 200 in 300 steps
-    assert first > 400 and last < 0.4 * first
+    # the first 10 steps average about 415 nats per image; S2's settings are near 170 after 300 steps
+    assert first > 300 and last < 0.5 * first
     assert heldout and all(math.isfinite(row["loss"]) for row in heldout)
-    assert heldout[-1]["loss"] < 0.4 * first
+    assert heldout[-1]["loss"] < 0.5 * first
 
 
 @pytest.mark.slow
