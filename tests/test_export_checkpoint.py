@@ -42,6 +42,7 @@ SMALL: dict[str, tuple[dict[str, Any], LabelSpace | None]] = {
                "g_start_size": 4}, ICLEVR_LIKE),
     "cgan": ({"image_size": 16, "image_channels": 3, "ngf": 4, "ndf": 4, "cond_embed": 8, "latent_dim": 8}, SMILING),
     "classifier": ({"image_size": 32}, ICLEVR_LIKE),
+    "cnn-classifier": ({"image_size": 16, "image_channels": 1, "widths": [4, 8]}, CARTOON),
 }
 CONDITIONAL_DEFAULT = ICLEVR_LIKE
 

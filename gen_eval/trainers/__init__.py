@@ -28,6 +28,7 @@ FAMILY_MODULES: dict[str, str] = {
     "wgan-gp": "gen_eval.trainers.wgan_gp",
     "vae-gan": "gen_eval.trainers.vae_gan",
     "classifier": "gen_eval.trainers.classifier",
+    "cnn-classifier": "gen_eval.trainers.cnn_classifier",
 }
 
 _REGISTRY: dict[str, Any] = {}

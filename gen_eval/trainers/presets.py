@@ -192,3 +192,29 @@ register_preset(Preset(
     batch_size=32,
     data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
 ))
+
+MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. ../shared/data/mnist"
+
+register_preset(Preset(
+    name="mnist-mlp-vae", family="mlp-vae",
+    summary="S2's MLP VAE on real MNIST, held-out loss per epoch on the test split (15-40 s/epoch, 2 busy cores)",
+    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST'): train 112.0, "
+           "test 107.8 after 10 epochs (421 s at load 1-12), not S2's 82.75",
+    settings={"data.eval_split": "test"}, epochs=50, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-cnn-classifier", family="cnn-classifier",
+    summary="small CNN judge of the ten digits, scored on the test split each epoch (1 epoch: 203 s, 2 busy cores)",
+    source="ours; measured in benchmarks/RESULTS.md ('Real MNIST'): test accuracy 0.979 after 1 epoch "
+           "(203 s at load 9-13)",
+    settings={"data.eval_split": "test"}, epochs=1, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-acgan", family="acgan",
+    summary="ACGAN on the ten digits at 32x32, no judge in the loss (1000 steps: 28 min, 2 busy cores)",
+    source="ours; measured in benchmarks/RESULTS.md ('Real MNIST'): 0.777 judge accuracy, FD 21.6 on the judge's "
+           "features after 1000 steps (1692 s at load 6-12; goal 0.95 not reached). With generator=dcgan it collapsed: "
+           "one image per digit whatever z, 0.25-0.68 accuracy at steps 500-750",
+    settings={"data.resize": True, "image_size": 32, "generator": "upsample", "g_start_size": 8, "ngf": 32,
+              "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4, "d_dropout": 0.25}, steps=1000, batch_size=64,
+    data_hint=MNIST_HINT))
