@@ -44,6 +44,8 @@ class CNNClassifierConfig:
     beta2: float = setting(0.999, "Adam beta2", BELOW_ONE)
     weight_decay: float = setting(0.0, "Adam weight decay", NON_NEGATIVE)
     flip: bool = setting(False, "random horizontal flips (off: they change digits)")
+    bn_images: int = setting(1024, "at the end, re-estimate BatchNorm statistics on this many training images "
+                             "(0: keep the running averages)", between(0, 10**9))
 
 
 @register_family
