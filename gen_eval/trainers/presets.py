@@ -198,8 +198,8 @@ MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. ../shared/da
 register_preset(Preset(
     name="mnist-mlp-vae", family="mlp-vae",
     summary="S2's MLP VAE on real MNIST, held-out loss per epoch on the test split (15-40 s/epoch, 2 busy cores)",
-    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST'): train 112.0, "
-           "test 107.8 after 10 epochs (421 s at load 1-12), not S2's 82.75",
+    source="S2 (seed report 002) settings; measured in benchmarks/RESULTS.md ('Real MNIST'): train 107.1, "
+           "test 104.8 after 49 epochs (1943 s at load 1-12), not S2's 82.75",
     settings={"data.eval_split": "test"}, epochs=50, batch_size=64, data_hint=MNIST_HINT))
 
 register_preset(Preset(
