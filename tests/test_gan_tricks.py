@@ -43,6 +43,19 @@ def test_hinge_losses():
     assert bce_real.item() == pytest.approx(torch.nn.functional.softplus(-real).mean().item())
 
 
+def test_wgan_critic_loss_and_weight_clipping(shapes, tmp_path):
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.0])
+    loss_real, loss_fake = discriminator_loss("wgan", real, fake)
+    # the critic minimises E[D(fake)] - E[D(real)]: the negated Wasserstein estimate
+    assert (loss_real + loss_fake).item() == pytest.approx(fake.mean().item() - real.mean().item())
+    assert generator_adversarial_loss("wgan", fake).item() == pytest.approx(-fake.mean().item())
+    last = train("cgan", shapes, tmp_path / "run", steps=2, batch_size=4, device="cpu", progress=False,
+                 config_overrides={**TINY, "adv_loss": "wgan", "d_clip": "0.01", "lr_d": "0.1"})
+    weights = load_checkpoint(last)["networks"]["discriminator"]
+    moved = [w for k, w in weights.items() if w.is_floating_point() and "running" not in k]
+    assert max(float(w.abs().max()) for w in moved) <= 0.01 + 1e-9
+
+
 def test_spectral_norm_bounds_the_largest_singular_value():
     torch.manual_seed(0)
     net = spectral_normalize(nn.Sequential(nn.Linear(20, 30), nn.Conv2d(3, 8, 3)))

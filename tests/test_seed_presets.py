@@ -189,8 +189,9 @@ def test_s4_acgan(name):
     assert layers(networks["discriminator"]) == [*S4_DISCRIMINATOR, linear(16384, 24)]   # + aux_layer, line 102
 
 
-def test_s4_cgan():
-    networks = build("s4-cgan", ICLEVR)
+@pytest.mark.parametrize("name", ["s4-cgan", "s4-cgan-wgan"])
+def test_s4_cgan(name):
+    networks = build(name, ICLEVR)
     assert layers(networks["generator"]) == S4_GENERATOR
     assert layers(networks["discriminator"]) == S4_DISCRIMINATOR
 
@@ -212,5 +213,6 @@ def test_s4_cgan_srgan():
 def test_every_seed_preset_has_a_layer_test():
     tested = {"s0-vae-gan", "s0-vae-gan-test2", "s0-vae-gan-test3", "s1-vae", "s1-dcgan", "s1-acgan", "s2-mlp-vae",
               "s2-mlp-vae-mean", "s2-mlp-gan", "s2-mlp-gan-skip500", "s2-mlp-gan-epoch-digit",
-              "s2-mlp-gan-skip-d-epoch5", "s3-wgan-gp", "s4-acgan", "s4-acgan-adv", "s4-cgan", "s4-cgan-srgan"}
+              "s2-mlp-gan-skip-d-epoch5", "s3-wgan-gp", "s4-acgan", "s4-acgan-adv", "s4-cgan", "s4-cgan-wgan",
+              "s4-cgan-srgan"}
     assert {name for name in preset_names() if re.match(r"s\d-", name)} == tested

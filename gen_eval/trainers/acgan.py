@@ -47,7 +47,7 @@ from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
 from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, Rule,
                                       between, one_of, power_of_two, set_option, setting)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
-from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, diff_augment, discriminator_loss, ema_copy,
+from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, clip_weights, diff_augment, discriminator_loss, ema_copy,
                                           generator_adversarial_loss, initialise_at_prior, parse_augment_policy,
                                           spectral_normalize, update_ema)
 from gen_eval.trainers.generators import GENERATORS, build_generator
@@ -99,7 +99,10 @@ class ACGANConfig:
                                  one_of(*DISCRIMINATORS))
     judge_score: bool = setting(True, "with a judge: score held-out conditions each epoch, keep the best "
                                       "as checkpoints/epochN_scoreX.pt (S4)")
-    adv_loss: str = setting("bce", "adversarial loss: bce (S4) or hinge (SNGAN, BigGAN)", one_of(*ADV_LOSSES))
+    adv_loss: str = setting("bce", "adversarial loss: bce (S4), hinge (SNGAN, BigGAN) or wgan (S4's cgan+wgan; "
+                            "with d_clip)", one_of(*ADV_LOSSES))
+    d_clip: float = setting(0.0, "clamp every discriminator weight to [-d_clip, d_clip] after each of its steps "
+                            "(0: off; the original WGAN's 0.01)", NON_NEGATIVE)
     d_spectral_norm: bool = setting(False, "spectral normalisation of every discriminator layer but the "
                                     "auxiliary head (Miyato 2018)")
     d_projection: bool = setting(False, "projection discriminator: <embed(labels), features> added to the "
@@ -214,6 +217,8 @@ class ACGAN(Family):
             optimizers["discriminator"].zero_grad(set_to_none=True)
             loss_d.backward()
             optimizers["discriminator"].step()
+            if c["d_clip"]:
+                clip_weights(discriminator, c["d_clip"])
         out["loss_d"] = loss_d.item()
         out["d_real"] = torch.sigmoid(real_adv).mean().item()
         out["d_fake"] = torch.sigmoid(fake_adv).mean().item()

@@ -26,22 +26,32 @@ from torch import nn
 from gen_eval.errors import UserError
 from gen_eval.trainers.losses import adversarial_loss
 
-ADV_LOSSES = ("bce", "hinge")
+ADV_LOSSES = ("bce", "hinge", "wgan")
 AUGMENTATIONS = ("color", "translation", "cutout")
 
 
 # -- adversarial losses -----------------------------------------------------------------------------------
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor,
                        real_label: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss on real, loss on fake) of the discriminator for ``kind`` (one of ADV_LOSSES)."""
+    """(loss on real, loss on fake) of the discriminator for ``kind`` (one of ADV_LOSSES); ``wgan`` is the
+    critic's estimate of the Wasserstein distance, negated (Arjovsky 2017; pair it with weight clipping)."""
+    if kind == "wgan":
+        return -real_logits.mean(), fake_logits.mean()
     if kind == "hinge":
         return F.relu(1 - real_logits).mean(), F.relu(1 + fake_logits).mean()
     return adversarial_loss(real_logits, real_label), adversarial_loss(fake_logits, 0.0)
 
 
 def generator_adversarial_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The generator's adversarial loss: non-saturating BCE, or ``-D(fake)`` for hinge."""
-    return -fake_logits.mean() if kind == "hinge" else adversarial_loss(fake_logits, 1.0)
+    """The generator's adversarial loss: non-saturating BCE, or ``-D(fake)`` for hinge and wgan."""
+    return -fake_logits.mean() if kind in ("hinge", "wgan") else adversarial_loss(fake_logits, 1.0)
+
+
+def clip_weights(module: nn.Module, bound: float) -> None:
+    """Every parameter of ``module`` clamped to [-bound, bound] (the original WGAN's Lipschitz constraint)."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.clamp_(-bound, bound)
 
 
 # -- spectral normalisation -------------------------------------------------------------------------------

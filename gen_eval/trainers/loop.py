@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.devices import parse_device
+from gen_eval.trainers.torchdevice import describe_device, resolve_device  # noqa: F401 - resolve_device re-exported
 from gen_eval.errors import UserError, param, render
 from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
@@ -47,29 +47,6 @@ log = logging.getLogger("gen_eval.train")
 
 
 FINISH_BATCH = 64     # images per batch handed to Family.finish_training (BatchNorm re-estimation)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto|cpu|cuda[:N]`` (gen_eval.devices) -> torch.device; auto picks CUDA when torch sees a GPU."""
-    kind, index = parse_device(device)
-    if kind == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise UserError(f"{param('device', device)} but no CUDA device is visible; use {param('device', 'cpu')} (or auto)")
-    if index >= torch.cuda.device_count():
-        raise UserError(f"{param('device', device)}: there is no GPU cuda:{index}; this machine has "
-                        f"{torch.cuda.device_count()} (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-    return torch.device("cuda", index) if ":" in str(device) else torch.device("cuda")
-
-
-def describe_device(device: torch.device, asked: str) -> str:
-    """One line like the evaluator's ``runtime:`` line: torch's version, the device, and why."""
-    if device.type == "cuda":
-        return f"torch {torch.__version__} on {device} ({torch.cuda.get_device_name(device)})"
-    why = f"; {render(param('device', 'auto'))}: torch sees no CUDA device" if asked.strip().lower() == "auto" else ""
-    return f"torch {torch.__version__} on cpu ({torch.get_num_threads()} threads){why}"
 
 
 def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os.PathLike, *,

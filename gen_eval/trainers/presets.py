@@ -155,6 +155,13 @@ register_preset(Preset(
     source="S4 (seeds/004) lines 199-204 (same generator, discriminator and loss as acgan+dcgan), 620 (0.57)",
     settings=_S4_NETWORKS, epochs=200, batch_size=64, data_hint=_ICLEVR))
 register_preset(Preset(
+    name="s4-cgan-wgan", family="cgan",
+    summary="S4's 'cgan+dcgan+wgan' (0.42): S4's cgan with the WGAN critic loss and weight clipping",
+    source="S4 (seeds/004) lines 14, 19 and 622 ('loss of wgan', 0.42); S4 prints no WGAN settings: ours are the "
+           "WGAN paper's clip 0.01 and 5 critic steps per generator step, with S4's networks and Adam",
+    settings={**_S4_NETWORKS, "adv_loss": "wgan", "d_clip": 0.01, "n_d": 5, "n_g": 1},
+    epochs=200, batch_size=64, data_hint=_ICLEVR))
+register_preset(Preset(
     name="s4-cgan-srgan", family="cgan",
     summary="S4's cgan+srgan: SRGAN generator (9x9 conv at 1x1, 6 upsamplings) and discriminator; needs judge",
     source="S4 (seeds/004) lines 383-512 (layers), 523-544 (MSE + 0.001 adv + 0.006 perceptual + 2e-8 TV; "
