@@ -5,7 +5,7 @@ generated (or ``data``) side: statistics are sums, so leaving a block out is exa
 distance is recomputed for each. It measures how much the distance moves with the images drawn (the
 sampling noise of this side); it does not remove FID's upward bias at small N, which the report warns
 about. The block sums are exact integer digit sums (gen_eval.evaluator.exact), so shards and Ray actors
-give the same bits; memory: 3 int64 D x D arrays per block (10 blocks of Inception's 2048-d: 960 MiB), flat in N.
+give the same bits; memory: 3 int64 arrays of D(D+1)/2 per block (10 blocks of Inception's 2048-d: 480 MiB), flat in N.
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ every order dependence:
   largest value does not depend on order either, nor does the rounding.
 
 The statistics file of a shard keeps these integer sums (per jackknife block) and the index ranges it
-covers, so ``stats merge`` adds them exactly and refuses overlapping or missing ranges. Memory is
-``DIGITS`` int64 arrays per D x D sum and block (3x the float64 sums).
+covers, so ``stats merge`` adds them exactly and refuses overlapping or missing ranges. Σxxᵀ is
+symmetric, so only its upper triangle is summed and stored (a chunk's triangle is taken from its one
+float64 product, which makes the result exactly symmetric): memory and file size are ``DIGITS`` int64
+arrays of D(D+1)/2 entries per block, 1.5x a full D x D float64 sum.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ class ChunkedStats:
         self.run = run  # what the images are (generator, seed, n, conditions / image listing): shards must agree
         self.block_n = np.zeros(self.blocks, np.int64)
         self.sums = [ExactSum((self.dim,)) for _ in range(self.blocks)]
-        self.outers = [ExactSum((self.dim, self.dim)) for _ in range(self.blocks)]
+        self.triangle = np.triu_indices(self.dim)          # Σxxᵀ is summed on its upper triangle only
+        self.outers = [ExactSum((len(self.triangle[0]),)) for _ in range(self.blocks)]
         self.ranges: list[tuple[int, int]] = []
 
     def add(self, start: int, features: np.ndarray) -> None:
@@ -135,7 +138,7 @@ class ChunkedStats:
             part = x[which == block]
             self.block_n[block] += len(part)
             self.sums[block].add(part.sum(axis=0))
-            self.outers[block].add(part.T @ part)
+            self.outers[block].add((part.T @ part)[self.triangle])
         self._cover(start, start + len(x))
 
     def _cover(self, start: int, stop: int, source: str = "") -> None:
@@ -179,11 +182,15 @@ class ChunkedStats:
 
     def sums_of(self, blocks) -> tuple[int, np.ndarray, np.ndarray]:
         """(n, Σx, Σxxᵀ) in float64 of the given blocks, added exactly."""
-        total_sum, total_outer = ExactSum((self.dim,)), ExactSum((self.dim, self.dim))
+        total_sum, total_outer = ExactSum((self.dim,)), ExactSum((len(self.triangle[0]),))
         for b in blocks:
             total_sum.merge(self.sums[b])
             total_outer.merge(self.outers[b])
-        return int(self.block_n[list(blocks)].sum()), total_sum.value(), total_outer.value()
+        outer = np.zeros((self.dim, self.dim), np.float64)
+        upper = total_outer.value()
+        outer[self.triangle] = upper
+        outer[self.triangle[1], self.triangle[0]] = upper
+        return int(self.block_n[list(blocks)].sum()), total_sum.value(), outer
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         def tops(sums):
@@ -208,7 +215,7 @@ class ChunkedStats:
         block_n = arrays["block_n"].astype(np.int64)
         blocks = len(block_n)
         shapes = {"block_n": (blocks,), "block_sum_bins": (blocks, DIGITS, dim), "block_sum_top": (blocks,),
-                  "block_outer_bins": (blocks, DIGITS, dim, dim), "block_outer_top": (blocks,)}
+                  "block_outer_bins": (blocks, DIGITS, dim * (dim + 1) // 2), "block_outer_top": (blocks,)}
         if blocks < 1 or any(arrays[k].shape != shape for k, shape in shapes.items()):
             raise damaged("its block sums do not fit its feature dimension")
         out = cls(dim, scalars[1], scalars[0], blocks, run)
