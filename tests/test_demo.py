@@ -32,6 +32,8 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     result = invoke("--quick", "--out", str(out), "--device", "cpu")
     assert result.exit_code == 0, result.output
+    # the summary is the command's output (stdout, e.g. `gen-eval demo > summary.txt`); progress is on stderr
+    assert "ACGAN score, test.json (5 seeds)" in result.stdout and "[1/" not in result.stdout
     return out, result.output
 
 

@@ -32,6 +32,12 @@ def register(cli: click.Group) -> None:
           gen-eval demo --out demo-out
           gen-eval demo --quick --out /tmp/demo-quick
         """
-        from gen_eval.demo import run_demo
+        from gen_eval.demo import DemoMissed, run_demo
+        from gen_eval.demo.report import summary_table
 
-        run_demo(out, quick=quick, force=force, device=device, seed=seed)
+        try:
+            report = run_demo(out, quick=quick, force=force, device=device, seed=seed)
+        except DemoMissed as missed:
+            click.echo(summary_table(missed.report))
+            raise
+        click.echo(summary_table(report))
