@@ -262,5 +262,5 @@ def merge_stats(paths: list[str | os.PathLike]) -> FeatureStats:
     if gaps:
         shown = ", ".join(f"{lo}-{hi - 1}" for lo, hi in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
         raise UserError(f"images {shown} of the {chunked.total} of the run are in none of the files: missing shards; "
-                        "compute them (same --n, --chunk-size and shard count) and merge again")
+                        "compute them with `gen-eval stats compute --shard k/N` (the same --n, --chunk-size and N) and merge again")
     return FeatureStats.from_chunked(chunked, total.feature_model, total.preprocessing, total.model_sha256)

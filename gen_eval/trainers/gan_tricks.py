@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen_eval.errors import UserError
+from gen_eval.trainers.config import set_option
 from gen_eval.trainers.losses import adversarial_loss
 
 ADV_LOSSES = ("bce", "hinge", "wgan")
@@ -132,8 +133,9 @@ def parse_augment_policy(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown:
-        raise UserError(f"--set diffaugment={text}: unknown augmentation {unknown[0]!r}; give a comma-separated "
-                        f"list of {', '.join(AUGMENTATIONS)} (e.g. --set diffaugment=color,translation), or empty")
+        raise UserError(f"{set_option('diffaugment', text)}: unknown augmentation {unknown[0]!r}; give a "
+                        f"comma-separated list of {', '.join(AUGMENTATIONS)} (e.g. "
+                        f"{set_option('diffaugment', 'color,translation')}), or empty")
     return names
 
 
