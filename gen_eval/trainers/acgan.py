@@ -127,8 +127,9 @@ class ACGAN(Family):
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 200           # S4
-    cpu_hint: ClassVar[str] = ("~11 s per step of 64 images on 2 busy CPU cores, "   # measured: benchmarks/RESULTS.md
-                               "~18 min per epoch of the 6000-image shapes set")
+    cpu_hint: ClassVar[str] = ("at its 64 px defaults ~11 s per step of 64 images on 2 busy CPU cores (~18 min per "
+                               "epoch of the 6000-image shapes set); at 32 px (preset shapes-acgan-32) ~0.16 s per "
+                               "step of 32 on 2 idle cores")   # measured: benchmarks/RESULTS.md, README demo
     auxiliary_head: ClassVar[bool] = True
     selection_metric: ClassVar[str | None] = "judge_score"
 
