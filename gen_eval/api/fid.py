@@ -56,6 +56,22 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
     return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
 
 
+def _remote(ray_address: str | None, *, features_path, data, split, model, n, seed, conditions, batch_size,
+            latent_dim, value_range, objects, device: str, threads: int | None):
+    """A ``remote(chunks)`` that computes the chunks on Ray actors (gen_eval.scale.ray_runner), or None."""
+    if ray_address is None:
+        return None
+    from gen_eval.scale.ray_runner import ChunkJob, run_chunks
+
+    def text(path):
+        return None if path is None else str(path)
+
+    job = ChunkJob(features=text(features_path), batch_size=batch_size, threads=threads, device=device,
+                   data=text(data), split=split, model=text(model), n=n, seed=seed, conditions=text(conditions),
+                   latent_dim=latent_dim, value_range=value_range, objects=text(objects))
+    return lambda chunks: run_chunks(job, chunks, ray_address)
+
+
 def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch_size, latent_dim, value_range,
           objects, blocks: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = False, sink=None,
           ray_address: str | None = None, features_path=None, device: str = "auto", threads: int | None = None,
@@ -63,37 +79,22 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     """Statistics of ``data`` or of ``n`` images of generator ``model`` (with ``blocks`` jackknife block sums)
     and a description. ``sink`` also receives every chunk of features (one pass feeds other metrics);
     with ``ray_address`` the chunks are computed by Ray actors (gen_eval.scale.ray_runner)."""
-    from gen_eval.evaluator.exact import chunk_ranges
-    from gen_eval.evaluator.features import (chunked_stats, generator_run_id, generator_stats, imageset_run_id,
-                                             imageset_stats)
+    from gen_eval.evaluator.features import generator_stats, imageset_stats
     from gen_eval.evaluator.provenance import image_set_listing
 
     if (data is None) == (model is None):
         raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
-    job = None
-    if ray_address is not None:
-        from gen_eval.scale.ray_runner import ChunkJob
-
-        job = ChunkJob(features=str(features_path), batch_size=batch_size, threads=threads, device=device,
-                       data=None if data is None else str(data), split=split,
-                       model=None if model is None else str(model), n=n, seed=seed,
-                       conditions=None if conditions is None else str(conditions), latent_dim=latent_dim,
-                       value_range=value_range, objects=None if objects is None else str(objects))
+    remote = _remote(ray_address, features_path=features_path, data=data, split=split, model=model, n=n, seed=seed,
+                     conditions=conditions, batch_size=batch_size, latent_dim=latent_dim, value_range=value_range,
+                     objects=objects, device=device, threads=threads)
+    common = dict(shard=shard, sink=sink, progress=progress, chunk_size=chunk_size, blocks=blocks,
+                  checkpoint=checkpoint, remote=remote)
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
         images = inputs.image_set(data, split)
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
-        if job is None:
-            stats = imageset_stats(features, images, shard=shard, sink=sink, progress=progress, chunk_size=chunk_size,
-                                   blocks=blocks, checkpoint=checkpoint)
-        else:
-            from gen_eval.scale.ray_runner import run_chunks
-
-            stats = chunked_stats(features, len(images), chunk_ranges(len(images), chunk_size, shard),
-                                  lambda todo: run_chunks(job, todo, ray_address), run=imageset_run_id(images),
-                                  chunk_size=chunk_size, blocks=blocks, progress=progress, sink=sink,
-                                  checkpoint=checkpoint)
+        stats = imageset_stats(features, images, **common)
         stats.listing = image_set_listing(images)
         return stats, f"{images.source} ({count})"
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
@@ -101,17 +102,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     cond = inputs.conditions_for(generator, conditions)
     if n is None:
         raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on 10000+)")
-    if job is None:
-        stats = generator_stats(features, generator, n, seed, conditions=cond, shard=shard, sink=sink,
-                                progress=progress, chunk_size=chunk_size, blocks=blocks, checkpoint=checkpoint)
-    else:
-        from gen_eval.evaluator.sampling import check_count
-        from gen_eval.scale.ray_runner import run_chunks
-
-        stats = chunked_stats(features, n, chunk_ranges(check_count(n), chunk_size, shard),
-                              lambda todo: run_chunks(job, todo, ray_address),
-                              run=generator_run_id(generator, n, seed, cond), chunk_size=chunk_size, blocks=blocks,
-                              progress=progress, sink=sink, checkpoint=checkpoint)
+    stats = generator_stats(features, generator, n, seed, conditions=cond, **common)
     return stats, f"{model} ({n} samples, seed {seed})"
 
 

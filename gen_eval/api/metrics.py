@@ -117,7 +117,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
     such a statistics file. ``ray_address`` ('local' or a cluster address) computes the generated side's
     features on Ray actors. The results are those of one process computing everything, bit for bit."""
-    from gen_eval.api.fid import _side
+    from gen_eval.api.fid import _remote
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
     from gen_eval.evaluator.features import (feature_model_id, generator_stats, has_logits, imageset_stats,
                                              preprocessing_id, small_sample_warning)
@@ -228,20 +228,16 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             append = (lambda feats, rows, lg: gen_store.append(feats, lg)) if logits else \
                 (lambda feats, rows: gen_store.append(feats))
             described = generated.description
-            if ray_address is not None:
-                gen_stats_merged, _ = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
-                                            conditions=conditions, shard=None, batch_size=batch_size,
-                                            latent_dim=latent_dim, value_range=value_range, objects=objects,
-                                            progress=progress, sink=append, ray_address=ray_address,
-                                            features_path=features, device=device, threads=threads,
-                                            chunk_size=chunk_size)
-            elif generated.images is not None:
+            remote = _remote(ray_address, features_path=features, data=data, split=split, model=model, n=n,
+                             seed=seed, conditions=conditions, batch_size=batch_size, latent_dim=latent_dim,
+                             value_range=value_range, objects=objects, device=device, threads=threads)
+            if generated.images is not None:
                 gen_stats_merged = imageset_stats(model_features, generated.images, sink=append, with_logits=logits,
-                                                  chunk_size=chunk_size, progress=progress)
+                                                  chunk_size=chunk_size, progress=progress, remote=remote)
             else:
                 gen_stats_merged = generator_stats(model_features, generated.generator, n, seed,
                                                    conditions=generated.conditions, sink=append, with_logits=logits,
-                                                   chunk_size=chunk_size, progress=progress)
+                                                   chunk_size=chunk_size, progress=progress, remote=remote)
         if gen_stats_merged.feature_model and ref_stats.feature_model and \
                 gen_stats_merged.feature_model != ref_stats.feature_model:
             raise UserError(f"the two sides were computed with different features models "

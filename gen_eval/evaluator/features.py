@@ -210,19 +210,19 @@ def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int
                     conditions: np.ndarray | None = None, shard: tuple[int, int] | None = None,
                     progress: bool = False, sink: FeatureSink | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                     blocks: int = 1, checkpoint=None, checkpoint_seconds: float | None = None,
-                    with_logits: bool = False) -> FeatureStats:
+                    with_logits: bool = False, remote=None) -> FeatureStats:
     """Statistics of ``n`` generated samples (this shard's chunks), quantised to uint8 like PNGs.
 
     ``sink`` also receives every chunk of features with its sample indices (one feature pass feeds
     other metrics), and with ``with_logits`` the chunk's logits too; ``blocks`` > 1 keeps jackknife
-    block sums."""
+    block sums. ``remote(chunks)``, when given, computes the chunks elsewhere (Ray actors) instead of here."""
     chunks = chunk_ranges(check_count(n), chunk_size, shard)
 
     def compute(todo):
         return ((c, *_pair(generator_chunk_features(features, generator, n, seed, c, conditions, with_logits)))
                 for c in todo)
 
-    return chunked_stats(features, n, chunks, compute, run=generator_run_id(generator, n, seed, conditions),
+    return chunked_stats(features, n, chunks, remote or compute, run=generator_run_id(generator, n, seed, conditions),
                          chunk_size=chunk_size, blocks=blocks, progress=progress, sink=sink, checkpoint=checkpoint,
                          checkpoint_seconds=checkpoint_seconds)
 
@@ -230,9 +230,10 @@ def generator_stats(features: OnnxModel, generator: OnnxModel, n: int, seed: int
 def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, int] | None = None,
                    progress: bool = False, workers: int = 4, sink: FeatureSink | None = None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, blocks: int = 1, checkpoint=None,
-                   checkpoint_seconds: float | None = None, with_logits: bool = False) -> FeatureStats:
+                   checkpoint_seconds: float | None = None, with_logits: bool = False, remote=None) -> FeatureStats:
     """Statistics of a data set's images (this shard's chunks); decoding runs in a few threads.
-    ``sink`` also receives every chunk of features with its image indices (and logits, ``with_logits``)."""
+    ``sink`` also receives every chunk of features with its image indices (and logits, ``with_logits``);
+    ``remote(chunks)``, when given, computes the chunks elsewhere (Ray actors) instead of here."""
     chunks = chunk_ranges(len(images), chunk_size, shard)
     step = features.batch_size
 
@@ -255,7 +256,8 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
                     yield (chunk, *_pair(_joined(done, with_logits)))
                     done = []
 
-    return chunked_stats(features, len(images), chunks, compute, run=imageset_run_id(images), chunk_size=chunk_size,
+    return chunked_stats(features, len(images), chunks, remote or compute, run=imageset_run_id(images),
+                         chunk_size=chunk_size,
                          blocks=blocks, progress=progress, sink=sink, checkpoint=checkpoint,
                          checkpoint_seconds=checkpoint_seconds)
 

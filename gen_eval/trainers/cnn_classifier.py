@@ -17,8 +17,8 @@ from typing import ClassVar
 from torch import nn
 
 from gen_eval.trainers import register_family
-from gen_eval.trainers.classifier import Classifier
-from gen_eval.trainers.config import BELOW_ONE, NON_NEGATIVE, POSITIVE, between, setting, widths
+from gen_eval.trainers.classifier import Classifier, ClassifierConfig
+from gen_eval.trainers.config import between, setting, widths
 
 
 def small_cnn(channels: int, num_labels: int, block_widths: list[int]) -> nn.Sequential:
@@ -34,18 +34,15 @@ def small_cnn(channels: int, num_labels: int, block_widths: list[int]) -> nn.Seq
 
 
 @dataclass
-class CNNClassifierConfig:
+class CNNClassifierConfig(ClassifierConfig):
+    """The classifier's settings (optimiser, BatchNorm re-estimation) with a small image's defaults and the
+    conv widths."""
+
     image_size: int = setting(28, "image side in pixels", between(8, 1024))
     image_channels: int | None = setting(None, "image channels (none: the data's)", between(1, 4))
+    flip: bool = setting(False, "random horizontal flips (off: they change digits)")
     widths: list[int] = setting([32, 64, 128], "channels of the conv blocks (each halves the image side)",
                                 widths(8))
-    lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
-    beta1: float = setting(0.9, "Adam beta1", BELOW_ONE)
-    beta2: float = setting(0.999, "Adam beta2", BELOW_ONE)
-    weight_decay: float = setting(0.0, "Adam weight decay", NON_NEGATIVE)
-    flip: bool = setting(False, "random horizontal flips (off: they change digits)")
-    bn_images: int = setting(1024, "at the end, re-estimate BatchNorm statistics on this many training images "
-                             "(0: keep the running averages)", between(0, 10**9))
 
 
 @register_family
