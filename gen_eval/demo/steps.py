@@ -43,9 +43,13 @@ def _run_summary(run: Path) -> dict[str, Any]:
     checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
     loop = checkpoint.get("loop") or {}
     rows = _read_csv(run / "log.csv")
-    return {"steps": int(checkpoint["step"]), "train_seconds": round(float(loop.get("elapsed_s", 0.0)), 1),
-            "batch_size": loop.get("batch_size"), "final_losses": rows[-1] if rows else {},
-            "config": checkpoint["config"]}
+    summary = {"steps": int(checkpoint["step"]), "train_seconds": round(float(loop.get("elapsed_s", 0.0)), 1),
+               "batch_size": loop.get("batch_size"), "final_losses": rows[-1] if rows else {},
+               "config": checkpoint["config"]}
+    seen = (checkpoint.get("extra") or {}).get("bn_recalibration_images")
+    if seen is not None:   # the classifier family's BatchNorm re-estimation (Family.finish_training)
+        summary["bn_recalibration_images"] = seen
+    return summary
 
 
 def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool,
@@ -61,17 +65,10 @@ def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_r
                      batch_size=recipe.classifier_batch_size, settings=settings, device=device, seed=seed,
                      may_resume=may_resume)
     summary["seed"] = seed
-    checkpoint = run / "checkpoints" / "last.pt"
-    summary["bn_recalibration_images"] = _checkpoint_extra(checkpoint).get("bn_recalibration_images", 0)
+    summary.setdefault("bn_recalibration_images", 0)
     log.info("  BatchNorm statistics re-estimated on %d training images: %s, %s",
-             summary["bn_recalibration_images"], checkpoint, run / "classifier_ta.pth")
+             summary["bn_recalibration_images"], run / "checkpoints" / "last.pt", run / "classifier_ta.pth")
     return summary
-
-
-def _checkpoint_extra(path: Path) -> dict[str, Any]:
-    from gen_eval.trainers.checkpoint import load_checkpoint
-
-    return dict(load_checkpoint(path).get("extra") or {})
 
 
 def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
