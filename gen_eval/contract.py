@@ -26,6 +26,12 @@ KEY_LABEL_SPACE = PREFIX + "label_space"
 KEY_CONTRACT = PREFIX + "contract"
 # Optional: SHA-256 of the weights file a model was exported from (the FID Inception records it).
 KEY_WEIGHTS_SHA256 = PREFIX + "weights_sha256"
+# Written by gen-eval's exporter: SHA-256 of the exported network's weights (gen_eval.trainers.fingerprint),
+# the same whatever file they came from; and, on a generator, a JSON list of the classifiers its training
+# used (fingerprints, loss terms, whether one picked this checkpoint), so the evaluator can flag a score
+# by a judge that was part of the generator's own training.
+KEY_WEIGHTS_FINGERPRINT = PREFIX + "weights_fingerprint"
+KEY_TRAINING_JUDGES = PREFIX + "training_judges"
 
 ROLES = ("generator", "encoder", "classifier", "features")
 

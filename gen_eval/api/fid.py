@@ -21,6 +21,7 @@ from gen_eval.api import inputs
 from gen_eval.api.reports import Report
 from gen_eval.errors import UserError, param
 from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+from gen_eval.evaluator.judges import check_judge
 from gen_eval.evaluator.stats import FeatureStats
 from gen_eval.evaluator.uncertainty import Interval
 
@@ -103,6 +104,7 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     if n is None:
         raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on 10000+)")
     stats = generator_stats(features, generator, n, seed, conditions=cond, **common)
+    stats.judge_check = check_judge(generator, features, "features")
     return stats, f"{model} ({n} samples, seed {seed})"
 
 
@@ -232,6 +234,11 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     interval = jackknife_interval(stats, ref_mu, ref_sigma, value, confidence)
     details = {"images": described, "reference": str(ref), "reference_n": ref_n,
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
+    judged = getattr(stats, "judge_check", None)
+    if judged is not None:
+        details["judge_in_training"] = judged.verdict
+        if judged.warning:
+            warnings = [judged.warning, *warnings]
     prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
                               "objects": objects}, provider=rt.provider or "", device_id=rt.device_id,
                       preprocessing={"features": stats.preprocessing, "generated": "quantised to uint8 like PNGs"},

@@ -23,6 +23,7 @@ import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.errors import UserError, param
+from gen_eval.evaluator.judges import check_judge
 
 log = logging.getLogger("gen_eval")
 DEFAULT_METRICS = ("fid", "kid", "prdc")
@@ -186,7 +187,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
                         f"training (e.g. {param('ref_split', 'heldout')})")
     reference = None if ref_is_file else _image_side(ref, ref_split)
     training = _image_side(train, train_split) if train is not None else None
-    generated = None
+    generated, judged = None, None
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
@@ -195,6 +196,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                           value_range_text=value_range, objects=objects)
         cond = inputs.conditions_for(generator, conditions)
+        judged = check_judge(generator, model_features, "features")
         if n is None:
             raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on "
                             "10000+)")
@@ -250,8 +252,9 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             raise UserError(f"metric options: {exc}") from None
         except ValueError as exc:
             raise UserError(f"{exc}; use more images or fewer splits/subsets") from None
-        warnings = [small_sample_warning(store.stats, what) for store, what in
-                    ((gen_store, described), (ref_store, f"reference {ref}"))]
+        warnings = [judged.warning if judged else None]
+        warnings += [small_sample_warning(store.stats, what) for store, what in
+                     ((gen_store, described), (ref_store, f"reference {ref}"))]
         prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
                                   "train": train},
                           provider=(rt.provider or "") if rt else "", device_id=rt.device_id if rt else 0,
@@ -264,6 +267,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             prov["runtime"] = rt.describe()
         prov["images"] = described
         prov["features_model"] = ident or gen_stats_merged.feature_model
+        if judged is not None:
+            prov["judge_in_training"] = judged.verdict
         report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w])
     if pictures:
         from gen_eval.evaluator.report_pictures import metrics_pictures

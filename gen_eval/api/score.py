@@ -39,6 +39,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     """
     from gen_eval.data.images import to_uint8
     from gen_eval.evaluator.breakdown import breakdown as make_breakdown
+    from gen_eval.evaluator.judges import check_judge
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
@@ -62,6 +63,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     log.info("runtime: %s", rt.describe())
     if not generator.info.conditional:
         raise UserError(f"{model} is an unconditional generator; the classifier score needs a conditional one")
+    judged = check_judge(generator, judge, "classifier")
     conditions = inputs.conditions_for(generator, test, "test")
     label_space = generator.info.label_space
 
@@ -80,7 +82,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     else:
         interval = seed_interval(values, confidence)
     details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
-                     "input": "uint8-quantised" if quantize else "float"}
+                     "judge_in_training": judged.verdict, "input": "uint8-quantised" if quantize else "float"}
     if repeats == 1:
         details.update(correct=results[0].correct, total=results[0].total)
     else:
@@ -105,7 +107,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
                     interval=interval, details=details, breakdown=view, provenance=prov,
                     settings={"repeats": repeats, "seed": seed, "quantize": quantize, "confidence": confidence,
                               "over_conditions": over_conditions},
-                    raw={"hits": hits.tolist(), "ks": ks.tolist()})
+                    raw={"hits": hits.tolist(), "ks": ks.tolist()}, warnings=[judged.warning] if judged.warning else [])
     report.images = kept
     if kept is not None:  # what a grid captions each kept image with: its condition (rows of the file, in order)
         report.image_labels = conditions[: len(kept)]

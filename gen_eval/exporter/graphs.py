@@ -6,6 +6,7 @@ only when all of them passed, so a failed verification leaves no output file beh
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from gen_eval.errors import UserError, param, render
 from gen_eval.exporter.convert import module_to_onnx, serialize, set_metadata, to_fp16
 from gen_eval.exporter.parity import ParityReport, check_parity, parity_inputs
 from gen_eval.fileio import atomic_path, ensure_can_write
+from gen_eval.trainers.fingerprint import weights_fingerprint
+
 
 @dataclass
 class ExportResult:
@@ -128,7 +131,9 @@ def build_graph(graph: ExportGraph, family: str, *, verify: bool = True, fp16: b
     model = module_to_onnx(graph.module, example, graph.input_names, graph.output_names, spatial_inputs=spatial)
     if fp16:
         model = to_fp16(model)
-    set_metadata(model, graph_metadata(graph, family, extra_metadata, dynamic_image_size=dynamic_image_size))
+    fingerprint = {contract.KEY_WEIGHTS_FINGERPRINT: weights_fingerprint(graph.module)}
+    set_metadata(model, graph_metadata(graph, family, {**fingerprint, **(extra_metadata or {})},
+                                       dynamic_image_size=dynamic_image_size))
     data = serialize(model)
     report = check_parity(graph.module, data, graph, fp16=fp16) if verify else None
     return data, report
@@ -206,6 +211,25 @@ def rebuild_family(checkpoint_data: Mapping, source: str):
     return family, networks
 
 
+def training_judges_metadata(checkpoint_data: Mapping, source: str) -> dict[str, str]:
+    """The generator's record of the classifiers its training used (Family.training_judges), with whether
+    one of them picked this very checkpoint (an epochN_scoreX.pt copy), as ``gen_eval.training_judges``."""
+    extra = checkpoint_data.get("extra") or {}
+    judges = extra.get("training_judges") if isinstance(extra, Mapping) else None
+    if not judges:
+        return {}
+    picked = isinstance(extra.get("selected_by"), Mapping)
+    try:
+        entries = [{"file": str(j.get("file", "")), "classifier": str(j["classifier"]), "features": str(j["features"]),
+                    "loss_terms": {str(k): float(v) for k, v in dict(j.get("loss_terms") or {}).items()},
+                    "scores_epochs": bool(j.get("scores_epochs")),
+                    "picked_this_checkpoint": picked and bool(j.get("scores_epochs"))} for j in judges]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise UserError(f"checkpoint {source}: its record of the judges used in training is damaged; "
+                        "the file is damaged or from another gen-eval version") from None
+    return {contract.KEY_TRAINING_JUDGES: json.dumps(entries, sort_keys=True)}
+
+
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
                       fp16: bool = False, force: bool = False) -> list[ExportResult]:
     """Export a gen-eval checkpoint: the generator to ``out``, a VAE's encoder to ``<out stem>.encoder.onnx``."""
@@ -218,8 +242,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, 
     for path in paths:
         ensure_can_write(path, force)
     built = []
+    judges = training_judges_metadata(data, str(checkpoint))
     for graph, path in zip(graphs, paths):
-        payload, report = build_graph(graph, data["family"], verify=verify, fp16=fp16)
+        payload, report = build_graph(graph, data["family"], verify=verify, fp16=fp16,
+                                      extra_metadata=judges if graph.role == "generator" else None)
         built.append(_Built(graph, path, payload, report))
     return _write(built, force, fp16)
 

@@ -148,12 +148,23 @@ class ACGAN(Family):
         c = self.config
         if not (c["perceptual_weight"] or c["judge_weight"]):
             return None
+        if not c["judge"]:
+            raise UserError(f"perceptual_weight/judge_weight need a classifier: pass {set_option('judge', 'PATH')} "
+                            "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
+        return self._load_judge()
+
+    def _load_judge(self) -> FrozenJudge:
         if self._judge is None:
-            if not c["judge"]:
-                raise UserError(f"perceptual_weight/judge_weight need a classifier: pass {set_option('judge', 'PATH')} "
-                                "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
-            self._judge = FrozenJudge(c["judge"], num_labels=self.label_dim)
+            self._judge = FrozenJudge(self.config["judge"], num_labels=self.label_dim)
         return self._judge
+
+    def training_judges(self) -> list[dict[str, Any]]:
+        c = self.config
+        terms = {key: float(c[key]) for key in ("judge_weight", "perceptual_weight") if c[key]}
+        if not terms and not self.uses_heldout():
+            return []
+        judge = self._load_judge()
+        return [{"file": judge.source, **judge.fingerprints, "loss_terms": terms, "scores_epochs": self.uses_heldout()}]
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -278,13 +289,12 @@ class ACGAN(Family):
             return {}
         from gen_eval.trainers.classifier import score
 
-        if self._judge is None:
-            self._judge = FrozenJudge(c["judge"], num_labels=self.label_dim)
+        judge = self._load_judge()
         noise = torch.Generator().manual_seed(0)
         probs, labels = [], []
         for batch in batches:
             z = torch.randn(len(batch.labels), c["latent_dim"], generator=noise).to(batch.labels.device)
-            probs.append(self._judge.probs(networks["generator"](z, batch.labels)).float().cpu().numpy())
+            probs.append(judge.probs(networks["generator"](z, batch.labels)).float().cpu().numpy())
             labels.append(batch.labels.cpu().numpy())
         if not probs:
             return {}

@@ -135,6 +135,13 @@ class Family:
         """Whether the loop should open the held-out split for :meth:`evaluate` (default: when it is defined)."""
         return type(self).evaluate is not Family.evaluate
 
+    def training_judges(self) -> list[dict[str, Any]]:
+        """The classifiers this run trains against or scores its epochs with: for each, its file name, the
+        fingerprints of its classifier and features graphs (gen_eval.trainers.fingerprint), ``loss_terms``
+        (setting -> weight, empty when it is in no loss) and ``scores_epochs``. The checkpoint keeps them and
+        the exporter writes them into the generator's metadata, so a score by the same judge is flagged."""
+        return []
+
     def finish_training(self, networks: dict[str, nn.Module], images: Iterable[torch.Tensor]) -> dict[str, Any]:
         """Last changes to the weights before the final checkpoint (e.g. re-estimated BatchNorm statistics).
 

@@ -240,7 +240,14 @@ class _Run:
                 "networks": {k: v.state_dict() for k, v in self.networks.items()},
                 "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
                 "rng": rng_state(), "loop": {**self.loop_info, "elapsed_s": self.elapsed, "log_window": self.window},
-                "extra": dict(self.extra)}
+                "extra": self.checkpoint_extra()}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        extra = dict(self.extra)
+        judges = self.family.training_judges()
+        if judges:
+            extra["training_judges"] = judges
+        return extra
 
     def save(self) -> None:
         self.checkpointer.save(self.payload())
@@ -263,7 +270,9 @@ class _Run:
         if name and name in metrics:
             earlier = [row[name] for row in self.eval_log.rows[:-1] if name in row]
             if not earlier or metrics[name] > max(earlier):
-                path = self.checkpointer.keep_best(self.payload(), epoch, metrics[name])
+                payload = self.payload()
+                payload["extra"]["selected_by"] = {"metric": name, "value": float(metrics[name])}
+                path = self.checkpointer.keep_best(payload, epoch, metrics[name])
                 log.info("best %s so far: %.4f, kept as %s", name, metrics[name], path)
 
     def end_of_epoch(self) -> None:

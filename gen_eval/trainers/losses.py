@@ -7,6 +7,7 @@ than the seeds' ``Sigmoid`` + ``BCELoss`` and works under CUDA autocast; the val
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Callable
 
 import torch
@@ -65,6 +66,7 @@ class FrozenJudge(nn.Module):
     def __init__(self, path: str | os.PathLike, num_labels: int | None = None) -> None:
         super().__init__()
         from gen_eval.errors import UserError
+        from gen_eval.trainers.fingerprint import weights_fingerprint
         from gen_eval.trainers.judge import load_judge, penultimate
 
         model, _ = load_judge(path)
@@ -74,6 +76,10 @@ class FrozenJudge(nn.Module):
                             "give a classifier trained on this label space")
         self.model = model.requires_grad_(False).eval()
         self.body = penultimate(self.model)
+        # What the exporter writes into this judge's classifier and features ONNX: the evaluator matches
+        # them against the generator's record of the judges it trained against.
+        self.fingerprints = {"classifier": weights_fingerprint(self.model), "features": weights_fingerprint(self.body)}
+        self.source = Path(path).name
 
     def train(self, mode: bool = True) -> "FrozenJudge":
         return super().train(False)   # always eval: BatchNorm statistics stay fixed

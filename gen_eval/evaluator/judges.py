@@ -1,0 +1,94 @@
+"""Was the model that scores a generator part of that generator's training?
+
+gen-eval's exporter writes every network's weights fingerprint (``gen_eval.weights_fingerprint``) and,
+on a generator, the classifiers its training used (``gen_eval.training_judges``: fingerprints of the
+judge's classifier and features graphs, its loss terms, whether it picked this checkpoint). A score by
+such a judge measures how well the generator learned to please it, not the images; the report says so
+in a warning first in line. Models from elsewhere carry no record: the check says it cannot tell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from gen_eval import contract
+from gen_eval.errors import printable
+
+IN_THE_LOSS = "in the loss"
+PICKED_THE_CHECKPOINT = "picked this checkpoint"
+SCORED_EPOCHS = "scored its epochs, in no loss"
+ANOTHER_JUDGE = "no: the generator trained against another one"
+CANNOT_TELL = "cannot tell"
+NONE_RECORDED = "none recorded"
+
+
+@dataclass
+class JudgeCheck:
+    verdict: str
+    warning: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict}
+
+
+def recorded_judges(metadata: dict[str, str]) -> list[dict] | None:
+    """The generator's record (a list of dicts), [] when it has none, None when the record is unreadable."""
+    raw = metadata.get(contract.KEY_TRAINING_JUDGES)
+    if raw is None:
+        return []
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return entries
+
+
+def _shown(text: str) -> str:
+    return printable(text)[:80]
+
+
+def _terms(entry: dict) -> str:
+    terms = entry.get("loss_terms")
+    if not isinstance(terms, dict):
+        return ""
+    return ", ".join(f"{_shown(str(k))}={v:g}" if isinstance(v, (int, float)) else _shown(str(k))
+                     for k, v in terms.items())
+
+
+def check_judge(generator, scorer, graph: str) -> JudgeCheck:
+    """``scorer`` (a loaded classifier or features model; ``graph`` says which) against ``generator``'s record."""
+    entries = recorded_judges(generator.info.metadata)
+    if entries is None:
+        return JudgeCheck(CANNOT_TELL, f"{generator.path}: its {contract.KEY_TRAINING_JUDGES} metadata is unreadable, "
+                                       f"so whether {scorer.path} took part in its training cannot be checked")
+    if not entries:
+        return JudgeCheck(NONE_RECORDED)
+    fingerprint = scorer.info.metadata.get(contract.KEY_WEIGHTS_FINGERPRINT)
+    matched = [e for e in entries if fingerprint and e.get(graph) == fingerprint]
+    in_loss = [e for e in matched if _terms(e)]
+    if in_loss:
+        return JudgeCheck(IN_THE_LOSS, (
+            f"JUDGE IN THE LOSS: {scorer.path} is the judge {generator.path} was trained against "
+            f"({_terms(in_loss[0])}); this number measures how well the generator learned to please this judge, "
+            "not how good its images are. Score it with a classifier that took no part in its training "
+            "(e.g. a judge trained with another seed)"))
+    if any(e.get("picked_this_checkpoint") for e in matched):
+        return JudgeCheck(PICKED_THE_CHECKPOINT, (
+            f"{scorer.path} picked this checkpoint of {generator.path} (the run's best epoch by its score), so "
+            "this score is biased upward; score it with a classifier that took no part in its training"))
+    if matched:
+        return JudgeCheck(SCORED_EPOCHS)
+    if not fingerprint and any(_terms(e) or e.get("picked_this_checkpoint") for e in entries):
+        shaped = next(e for e in entries if _terms(e) or e.get("picked_this_checkpoint"))
+        how = _terms(shaped) or "it picked the checkpoint"
+        return JudgeCheck(CANNOT_TELL, (
+            f"{generator.path} was trained against a judge ({_shown(str(shaped.get('file', '')))}: {how}) and "
+            f"{scorer.path} carries no {contract.KEY_WEIGHTS_FINGERPRINT}, so whether it is that judge cannot be "
+            "checked; export it with gen-eval to check"))
+    return JudgeCheck(ANOTHER_JUDGE)
+
+
+__all__ = ["JudgeCheck", "check_judge", "recorded_judges"]
