@@ -8,10 +8,13 @@ compare the two.
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import onnx
 import pytest
 import torch
+from PIL import Image
 
 import gen_eval
 from gen_eval import contract
@@ -22,6 +25,7 @@ from gen_eval.trainers.fingerprint import weights_fingerprint
 from gen_eval.trainers.judge import ta_resnet18
 from gen_eval.trainers.losses import FrozenJudge
 from gen_eval.trainers.loop import train
+from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
 from helpers.cli import run_cli_here
 
 torch.set_num_threads(1)
@@ -160,3 +164,37 @@ def test_foreign_or_damaged_records_say_they_cannot_tell(runs, tmp_path):
     report = gen_eval.score(tmp_path / "damaged.onnx", shapes / "test.json", classifier=root / "judge.onnx",
                             device="cpu")
     assert report.details["judge_in_training"] == "cannot tell" and "unreadable" in report.warnings[0]
+
+
+def test_score_html_shows_the_warning_first_then_the_score_where_it_fails_and_the_images(runs, tmp_path):
+    root, shapes = runs
+    report = gen_eval.score(root / "lossy.onnx", shapes / "test.json", classifier=root / "judge.onnx",
+                            keep_images=16, device="cpu")
+    page = report.write_html(tmp_path / "score.html")
+    text = page.read_text(encoding="utf-8")
+    assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:|file:|/)""", text)
+    assert text.index(LOUD) < text.index("<h2>Result</h2>") < text.index("Where it fails") < text.index("Provenance")
+    assert f"<td>value</td><td>{report.value:.6g}</td>" in text and "Per label, weakest first" in text
+    wrong = sum(h < k for h, k in zip(report.raw["hits"][0][:16], report.raw["ks"][:16]))
+    assert text.count('<img ') == 1 + (wrong > 0) and f"{wrong} of the 16 kept images the judge read wrong" in text
+    # the CLI refuses to write over it without --force, in one line
+    args = ["score", "--model", root / "lossy.onnx", "--test", shapes / "test.json", "--classifier",
+            root / "judge.onnx", "--device", "cpu", "--html", page]
+    refused = run_cli_here(*args)
+    assert refused.returncode == 2 and "--force" in refused.stderr and "Traceback" not in refused.stderr
+    written = run_cli_here(*args, "--force")
+    assert written.returncode == 0 and f"html: {page}" in written.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_score_html_renders_in_headless_chromium(runs, tmp_path):
+    root, shapes = runs
+    page = gen_eval.score(root / "lossy.onnx", shapes / "test.json", classifier=root / "judge.onnx", keep_images=16,
+                          device="cpu").write_html(tmp_path / "score.html")
+    dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
+    assert "<title>gen-eval classifier_score report</title>" in dom and LOUD in dom
+    assert dom.count('src="data:image/png;base64,') >= 1
+    shot = tmp_path / "score.png"
+    chromium("--window-size=1000,1600", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
+    ink = np.asarray(Image.open(shot).convert("L"), dtype=np.float64) < 128
+    assert ink.shape == (1600, 1000) and 0.01 < ink.mean() < 0.5 and ink[:200].any()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen_eval.cli import cli
+from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
 from helpers.graphs import make_dense_head
 
 
@@ -201,25 +200,15 @@ def test_conditional_metric_requests_without_their_inputs_are_one_line(tmp_path,
     assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output + result.stderr
 
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
-                None)
-
-
-def _chromium(*args, profile):
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={profile}", *map(str, args)],
-                          capture_output=True, text=True, timeout=180)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to render the HTML report in (Debian: apt-get install chromium)")
-def test_html_report_renders_in_headless_chromium(conditional_run, tmp_path):
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_html_report_renders_in_headlesschromium(conditional_run, tmp_path):
     """One self-contained file: no external references; in a real browser its DOM holds the title, the
     metrics, the per-condition table with N, the provenance, every picture decoded, and the
     screenshot is a page, not a blank."""
     page = conditional_run["html"]
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:|file:|/)""", text)
-    dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
+    dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     report = conditional_run["report"]
     assert "<title>gen-eval metrics report</title>" in dom
     for words in ("Fréchet distance per condition", "Memorisation", "Provenance", "closest pairs",
@@ -231,7 +220,7 @@ def test_html_report_renders_in_headless_chromium(conditional_run, tmp_path):
                      rf"<td class=\"num\">{first['n_generated']}</td>", dom)
     assert dom.count('src="data:image/png;base64,') == len(re.findall(r"<img ", text)) >= 2
     shot = tmp_path / "report.png"
-    _chromium("--window-size=1200,3000", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
+    chromium("--window-size=1200,3000", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape == (3000, 1200)
     ink = pixels < 128

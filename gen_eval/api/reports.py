@@ -109,6 +109,14 @@ class Report:
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
+    def write_html(self, path: str | Path, *, force: bool = False, upscale: int = 1) -> Path:
+        """One self-contained HTML file: warnings first, the value and its interval, a score's breakdown and
+        the images it kept (``score(keep_images=...)``), captioned, and the provenance."""
+        from gen_eval.evaluator.html_report import write_report_html
+        from gen_eval.evaluator.report_pictures import score_pictures
+
+        return write_report_html(self, path, score_pictures(self, upscale=upscale), force=force)
+
     def straddles(self, threshold: float) -> bool:
         """Whether the interval contains ``threshold`` (a point-estimate verdict may then flip with the noise)."""
         i = self.interval

@@ -183,16 +183,19 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
               help="Write the images of the first seed (at most 256) as a captioned grid PNG (8 per row).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report: warnings, the score and its interval, where it fails, "
+                   "captioned images (the first seed's, and those the judge read wrong) and the provenance.")
 @click.option("--quantize", is_flag=True, help="Round images through uint8 (as if saved to PNG) before the classifier.")
 @click.option("--latent-dim", type=int, default=None, help="Length of z if the generator has no metadata.")
 @click.option("--value-range", default=None, help="Generator output range if it has no metadata (e.g. -1,1).")
 @click.option("--classifier-value-range", default=None,
               help="Input range of a classifier without metadata (the TA's ResNet18: -1,1).")
 @click.option("--classifier-image-shape", default=None, help="C,H,W of a classifier without metadata and fixed size.")
-@click.option("--force", is_flag=True, help="Overwrite --report / --grid files.")
+@click.option("--force", is_flag=True, help="Overwrite --report / --grid / --html files.")
 @runtime_options
 def score_command(model, test_file, objects, classifier, repeats, seed, min_score, confidence, strict, summary_path,
-                  over_conditions, report_path, grid_path, quantize, latent_dim, value_range, classifier_value_range,
+                  over_conditions, report_path, grid_path, html_path, quantize, latent_dim, value_range, classifier_value_range,
                   classifier_image_shape, force, device, batch_size, threads):
     """Classifier score of a conditional generator on a condition file (TA semantics: pooled top-k).
 
@@ -200,18 +203,19 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     Examples:
       gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --repeats 5
       gen-eval score --model acgan.onnx --test test.json --repeats 5 --min-score 0.8 --report score.json
+      gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --html score.html
     """
     from gen_eval.api.score import score
     from gen_eval.evaluator.breakdown import breakdown_table
     from gen_eval.evaluator.pictures import MAX_GRID_IMAGES
     from gen_eval.evaluator.sample_outputs import write_sample_grid
 
-    outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path}
+    outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path, "--html": html_path}
     check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
     report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
                    quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
-                   keep_images=MAX_GRID_IMAGES if grid_path else 0, latent_dim=latent_dim, value_range=value_range,
+                   keep_images=MAX_GRID_IMAGES if grid_path or html_path else 0, latent_dim=latent_dim, value_range=value_range,
                    classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
                    device=device, batch_size=batch_size, threads=threads)
     if grid_path is not None:
@@ -219,6 +223,9 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
                           report.label_space, force=force)
         _echo_err(f"grid: {grid_path}" + (f" (the first {len(report.images)} images)"
                                           if report.n > len(report.images) else ""))
+    if html_path is not None:
+        report.write_html(html_path, force=force)
+        _echo_err(f"html: {html_path}")
     finish(report, report_path=report_path, force=force, gate_flag="--min-score", threshold=min_score, confidence=confidence,
            strict=strict,
            summary_path=summary_path, extra_table=breakdown_table(report.breakdown) if report.breakdown else "")

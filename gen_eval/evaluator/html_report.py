@@ -1,5 +1,9 @@
-"""A metrics report as one self-contained HTML file: no scripts, no external files; pictures are PNG
-data URIs, every string from inputs is escaped. Written atomically, never over a file without force."""
+"""Reports as one self-contained HTML file: no scripts, no external files; pictures are PNG data URIs,
+every string from inputs is escaped. Written atomically, never over a file without force.
+
+Two kinds: the metrics suite's report (:func:`render_metrics_html`) and any one-number job's report
+(:class:`gen_eval.api.reports.Report`: score, fid, mse; :func:`render_report_html`), which shows its
+warnings first, the value with its interval, the score's breakdown and pictures, and the provenance."""
 
 from __future__ import annotations
 
@@ -87,29 +91,96 @@ def _memorisation_table(result) -> str:
             "<table><tr><th>generated</th><th>nearest training image</th><th>distance</th></tr>" + rows + "</table>")
 
 
+def _page(title: str, parts: list[str]) -> str:
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>" + "".join(parts) + "</body></html>\n")
+
+
+def _warnings(warnings) -> list[str]:
+    return [f"<p class=warn><b>warning: {_e(w)}</b></p>" for w in warnings]
+
+
+def _pictures(pictures: dict) -> str:
+    if not pictures:
+        return ""
+    figures = [f"<figure><img alt=\"{_e(title)}\" src=\"{png_data_uri(image)}\" width={image.width} "
+               f"height={image.height}><figcaption>{_e(title)}</figcaption></figure>"
+               for title, image in pictures.items()]
+    return "<h2>Pictures</h2>" + "".join(figures)
+
+
+def _provenance(provenance: dict) -> str:
+    return "<h2>Provenance</h2><pre>" + _e(json.dumps(provenance, indent=2, default=str)) + "</pre>"
+
+
 def render_metrics_html(report) -> str:
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>gen-eval metrics report</title>"
-             f"<style>{_STYLE}</style></head><body><h1>gen-eval metrics report</h1>",
-             f"<p>{report.n_generated} generated images ({_e(report.provenance.get('images', ''))}) against "
+    parts = [f"<p>{report.n_generated} generated images ({_e(report.provenance.get('images', ''))}) against "
              f"{report.n_reference} reference images; features {_e(report.provenance.get('features_model', ''))}.</p>"]
-    parts += [f"<p class=warn>warning: {_e(w)}</p>" for w in report.warnings]
+    parts += _warnings(report.warnings)
     parts.append("<h2>Metrics</h2>" + _metrics_table(report))
     if "fd_per_condition" in report.results:
         parts.append("<h2>Fréchet distance per condition</h2>" + _condition_table(report.results["fd_per_condition"]))
     if "memorisation" in report.results:
         parts.append("<h2>Memorisation</h2>" + _memorisation_table(report.results["memorisation"]))
-    if report.pictures:
-        parts.append("<h2>Pictures</h2>")
-        for title, image in report.pictures.items():
-            parts.append(f"<figure><img alt=\"{_e(title)}\" src=\"{png_data_uri(image)}\" width={image.width} "
-                         f"height={image.height}><figcaption>{_e(title)}</figcaption></figure>")
-    parts.append("<h2>Provenance</h2><pre>" + _e(json.dumps(report.provenance, indent=2, default=str)) + "</pre>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
+    parts += [_pictures(report.pictures), _provenance(report.provenance)]
+    return _page("gen-eval metrics report", parts)
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class=num>{_number(v)}</td>" if i in numeric else f"<td>{_e(v)}</td>"
+                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _instead(counts: dict) -> str:
+    return ", ".join(f"{name} ({count})" for name, count in counts.items()) or "-"
+
+
+def _breakdown(view: dict) -> str:
+    """The score's breakdown (gen_eval.evaluator.breakdown) as tables."""
+    parts = []
+    if "per_label" in view:
+        rows = [[name, v["requested"], v["recall"], _instead(v["predicted_instead"])]
+                for name, v in sorted(view["per_label"].items(), key=lambda item: item[1]["recall"])]
+        parts.append("<h3>Per label, weakest first</h3>" +
+                     _table(["label", "requested", "found (recall)", "read instead"], rows, {1, 2}))
+    if "by_objects" in view:
+        rows = [[k, v["images"], v["score"]] for k, v in view["by_objects"].items()]
+        parts.append("<h3>By number of requested labels</h3>" + _table(["labels", "images", "score"], rows, {1, 2}))
+    if "worst_conditions" in view:
+        rows = [[", ".join(v["labels"]), v["images"], v["score"]] for v in view["worst_conditions"]]
+        parts.append("<h3>Worst conditions</h3>" + _table(["condition", "images", "score"], rows, {1, 2}))
+    for head, v in view.get("per_head", {}).items():
+        rows = [[value, w["requested"], w["recall"], _instead(w["predicted_instead"])]
+                for value, w in sorted(v["per_value"].items(), key=lambda item: item[1]["recall"])]
+        parts.append(f"<h3>{_e(head)}: accuracy {_number(v['accuracy'])}, weakest first</h3>" +
+                     _table(["value", "requested", "found (recall)", "read instead"], rows, {1, 2}))
+    return "<h2>Where it fails</h2>" + "".join(parts) if parts else ""
+
+
+def render_report_html(report, pictures: dict | None = None) -> str:
+    """A one-number job's report (score, fid, mse): warnings first, then the value and its interval."""
+    rows = [[key, value] for key, value in report.rows()]
+    parts = _warnings(report.warnings)
+    parts.append("<h2>Result</h2>" + _table(["field", "value"], rows))
+    if report.breakdown:
+        parts.append(_breakdown(report.breakdown))
+    parts.append("<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in report.settings.items()]))
+    parts += [_pictures(pictures or {}), _provenance(report.provenance)]
+    return _page(f"gen-eval {report.metric} report", parts)
+
+
+def _write(path, text: str, force: bool) -> Path:
+    path = ensure_can_write(path, force)
+    with atomic_path(path, force=force) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
 
 
 def write_metrics_html(report, path, force: bool = False) -> Path:
-    path = ensure_can_write(path, force)
-    with atomic_path(path, force=force) as tmp:
-        Path(tmp).write_text(render_metrics_html(report), encoding="utf-8")
-    return path
+    return _write(path, render_metrics_html(report), force)
+
+
+def write_report_html(report, path, pictures: dict | None = None, force: bool = False) -> Path:
+    return _write(path, render_report_html(report, pictures), force)

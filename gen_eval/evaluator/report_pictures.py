@@ -1,5 +1,7 @@
-"""The pictures of a metrics report: a captioned sample grid per condition (or one grid when
-unconditional) and the memorisation check's closest (generated, training) pairs side by side.
+"""The pictures of a report: for the metrics suite, a captioned sample grid per condition (or one grid
+when unconditional) and the memorisation check's closest (generated, training) pairs side by side; for a
+classifier score, the first seed's images and the ones the judge read wrong, each captioned with its
+condition and how many of the requested labels the judge found.
 
 Images are fetched again by index after the feature pass (a generator's samples are regenerated from
 their seed and index; a data set's images re-read), so the pass itself keeps no images.
@@ -17,6 +19,7 @@ from gen_eval.evaluator.pictures import captioned_grid, condition_captions
 PER_CONDITION = 8        # images in each condition's grid
 MAX_CONDITIONS = 32      # conditions shown (the first ones of the label space)
 UNCONDITIONAL = 32       # images in the grid of an unconditional set
+SCORE_IMAGES = 64        # images in each of a score report's grids
 MIN_CELL = 64            # cells are upscaled (nearest) to at least this width
 
 
@@ -55,4 +58,28 @@ def metrics_pictures(report, generated, training=None, *, upscale: int = 1) -> d
             cells, captions, columns=8, upscale=_upscale_for(gen_images, upscale),
             title=f"{len(pairs)} generated images closest to a training image; threshold "
                   f"{memo.threshold:.3g} ({memo.percentile:g}th percentile of held-out distances)")
+    return pictures
+
+
+def score_pictures(report, *, upscale: int = 1) -> dict:
+    """{title: PIL image} for a classifier score's HTML, from the images the report kept (first seed)."""
+    if report.images is None or not len(report.images) or "hits" not in report.raw:
+        return {}
+    images = np.asarray(report.images)
+    count = len(images)
+    hits, ks = np.asarray(report.raw["hits"][0])[:count], np.asarray(report.raw["ks"])[:count]
+    labels = None if report.image_labels is None else np.asarray(report.image_labels)[:count]
+
+    def grid(chosen, title):
+        captions = condition_captions(None if labels is None else labels[chosen], report.label_space, chosen)
+        captions = [f"{c} | found {hits[i]}/{ks[i]}" for c, i in zip(captions, chosen)]
+        return captioned_grid(images[chosen], captions, columns=8, upscale=_upscale_for(images, upscale), title=title)
+
+    seed = report.settings.get("seed", 0)
+    first = np.arange(min(SCORE_IMAGES, count))
+    pictures = {f"the first {len(first)} images (noise seed {seed})": grid(first, None)}
+    wrong = np.flatnonzero(hits < ks)[:SCORE_IMAGES]
+    if len(wrong):
+        pictures[f"{len(wrong)} of the {count} kept images the judge read wrong (found fewer labels than "
+                 "requested)"] = grid(wrong, None)
     return pictures
