@@ -8,8 +8,8 @@ sizes (2048-d pool features, 1008 logits): no Inception weights can be downloade
 these metrics' cost depends on the values.
 
 Each measurement runs in a fresh subprocess: wall time of the metric call, and peak *anonymous*
-resident memory above the process's baseline after imports (``RssAnon`` from /proc/self/status,
-sampled every 5 ms in a thread) — heap and BLAS buffers, not the page cache behind a memory map;
+resident memory above the process's baseline after imports (``RssAnon`` plus ``VmSwap`` from
+/proc/self/status, sampled every 5 ms in a thread) — heap and BLAS buffers, not the page cache behind a memory map;
 torch-fidelity's side includes loading its features into RAM, which is how it works. Both sides
 get the same 2 threads (OpenBLAS / torch).
 
@@ -36,10 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_anon() -> int:
+    """Anonymous memory in RAM plus what of it is swapped out (VmSwap): prdc at 50,000 needs swap here."""
+    total = 0
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        if line.startswith(("RssAnon:", "VmSwap:")):
+            total += int(line.split()[1]) * 1024
+    return total
 
 
 class PeakAnon:

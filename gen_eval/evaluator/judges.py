@@ -28,9 +28,6 @@ class JudgeCheck:
     verdict: str
     warning: str | None = None
 
-    def to_dict(self) -> dict:
-        return {"verdict": self.verdict}
-
 
 def recorded_judges(metadata: dict[str, str]) -> list[dict] | None:
     """The generator's record (a list of dicts), [] when it has none, None when the record is unreadable."""
