@@ -70,16 +70,16 @@ def score_pictures(report, *, upscale: int = 1) -> dict:
     hits, ks = np.asarray(report.raw["hits"][0])[:count], np.asarray(report.raw["ks"])[:count]
     labels = None if report.image_labels is None else np.asarray(report.image_labels)[:count]
 
-    def grid(chosen, title):
+    def grid(chosen):
         captions = condition_captions(None if labels is None else labels[chosen], report.label_space, chosen)
         captions = [f"{c} | found {hits[i]}/{ks[i]}" for c, i in zip(captions, chosen)]
-        return captioned_grid(images[chosen], captions, columns=8, upscale=_upscale_for(images, upscale), title=title)
+        return captioned_grid(images[chosen], captions, columns=8, upscale=_upscale_for(images, upscale))
 
     seed = report.settings.get("seed", 0)
     first = np.arange(min(SCORE_IMAGES, count))
-    pictures = {f"the first {len(first)} images (noise seed {seed})": grid(first, None)}
+    pictures = {f"the first {len(first)} images (noise seed {seed})": grid(first)}
     wrong = np.flatnonzero(hits < ks)[:SCORE_IMAGES]
     if len(wrong):
         pictures[f"{len(wrong)} of the {count} kept images the judge read wrong (found fewer labels than "
-                 "requested)"] = grid(wrong, None)
+                 "requested)"] = grid(wrong)
     return pictures

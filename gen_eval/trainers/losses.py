@@ -7,8 +7,8 @@ than the seeds' ``Sigmoid`` + ``BCELoss`` and works under CUDA autocast; the val
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
