@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rss_anon() -> int:
+def anon_memory() -> int:
     """Anonymous memory in RAM plus what of it is swapped out (VmSwap): prdc at 50,000 needs swap here."""
     total = 0
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -46,7 +46,7 @@ def rss_anon() -> int:
 
 class PeakAnon:
     def __enter__(self):
-        self.base = rss_anon()
+        self.base = anon_memory()
         self.peak = self.base
         self.stop = False
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -55,13 +55,13 @@ class PeakAnon:
 
     def _watch(self):
         while not self.stop:
-            self.peak = max(self.peak, rss_anon())
+            self.peak = max(self.peak, anon_memory())
             time.sleep(0.005)
 
     def __exit__(self, *exc):
         self.stop = True
         self.thread.join()
-        self.peak = max(self.peak, rss_anon())
+        self.peak = max(self.peak, anon_memory())
 
 
 def child(job: dict) -> dict:

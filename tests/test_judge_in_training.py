@@ -27,11 +27,10 @@ from gen_eval.trainers.losses import FrozenJudge
 from gen_eval.trainers.loop import train
 from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
 from helpers.cli import run_cli_here
+from helpers.training import TINY_GAN
 
 torch.set_num_threads(1)
 
-TINY_GAN = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8",
-            "cond_embed": "8", "g_start_size": "4"}
 LOUD = "JUDGE IN THE LOSS"
 
 

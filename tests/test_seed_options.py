@@ -3,8 +3,6 @@ options, the judge's per-epoch score with best checkpoints, BatchNorm re-estimat
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 
@@ -14,21 +12,15 @@ from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Batch
 from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.loop import train
+from helpers.training import TINY_GAN, read_log
 
 torch.set_num_threads(1)
-
-TINY_GAN = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8",
-            "cond_embed": "8", "g_start_size": "4", "g_res_blocks": "1"}
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     return write_shapes(tmp_path_factory.mktemp("data") / "shapes", n_train=48, n_heldout=16, seed=0)
 
-
-def read_log(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def family_of(name: str, label_space: LabelSpace | None = None, **settings):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
@@ -17,12 +16,10 @@ from gen_eval.trainers import get_family
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint
 from gen_eval.trainers.loop import train
 from helpers.cli import assert_one_line_error, run_cli_here
+from helpers.training import TINY_GAN, read_log
 
 torch.set_num_threads(1)   # tiny networks: one thread avoids spinning against other jobs on a shared CPU
 
-# 16x16 (resized from the 64x64 shapes) and widths of a few channels keep every step in milliseconds.
-TINY_GAN = {"data.resize": "true", "image_size": "16", "ngf": "4", "ndf": "4", "latent_dim": "8",
-            "cond_embed": "8", "g_start_size": "4", "g_res_blocks": "1"}
 TINY_CLASSIFIER = {"data.resize": "true", "image_size": "32"}
 
 
@@ -30,10 +27,6 @@ TINY_CLASSIFIER = {"data.resize": "true", "image_size": "32"}
 def shapes(tmp_path_factory):
     return write_shapes(tmp_path_factory.mktemp("data") / "shapes", n_train=48, n_heldout=16, seed=0)
 
-
-def read_log(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def rebuild(checkpoint_path):

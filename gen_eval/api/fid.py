@@ -78,7 +78,8 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
           ray_address: str | None = None, features_path=None, device: str = "auto", threads: int | None = None,
           checkpoint=None):
     """Statistics of ``data`` or of ``n`` images of generator ``model`` (with ``blocks`` jackknife block sums)
-    and a description. ``sink`` also receives every chunk of features (one pass feeds other metrics);
+    and a description, and for a generator whether ``features`` took part in its training (JudgeCheck; None
+    for images). ``sink`` also receives every chunk of features (one pass feeds other metrics);
     with ``ray_address`` the chunks are computed by Ray actors (gen_eval.scale.ray_runner)."""
     from gen_eval.evaluator.features import generator_stats, imageset_stats
     from gen_eval.evaluator.provenance import image_set_listing
@@ -97,15 +98,14 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
         stats = imageset_stats(features, images, **common)
         stats.listing = image_set_listing(images)
-        return stats, f"{images.source} ({count})"
+        return stats, f"{images.source} ({count})", None
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
     cond = inputs.conditions_for(generator, conditions)
     if n is None:
         raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on 10000+)")
     stats = generator_stats(features, generator, n, seed, conditions=cond, **common)
-    stats.judge_check = check_judge(generator, features, "features")
-    return stats, f"{model} ({n} samples, seed {seed})"
+    return stats, f"{model} ({n} samples, seed {seed})", check_judge(generator, features, "features")
 
 
 def statistics(features: str | Path, *, data: str | Path | None = None, model: str | Path | None = None,
@@ -133,7 +133,7 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
     with _kept_features(features_out, model_features) as sink:
-        stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+        stats, described, _ = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
                                  conditions=conditions, shard=shard, batch_size=batch_size, latent_dim=latent_dim,
                                  value_range=value_range, objects=objects, progress=progress, blocks=jackknife_blocks,
                                  chunk_size=chunk_size, ray_address=ray_address, features_path=features,
@@ -223,7 +223,7 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     log.info("runtime: %s", rt.describe())
     ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features,
                                                     allow_other_features=allow_other_features, progress=progress)
-    stats, described = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
+    stats, described, judged = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
                              conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
                              value_range=value_range, objects=objects, blocks=jackknife_blocks,
                              chunk_size=chunk_size, progress=progress, ray_address=ray_address,
@@ -234,7 +234,6 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     interval = jackknife_interval(stats, ref_mu, ref_sigma, value, confidence)
     details = {"images": described, "reference": str(ref), "reference_n": ref_n,
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
-    judged = getattr(stats, "judge_check", None)
     if judged is not None:
         details["judge_in_training"] = judged.verdict
         if judged.warning:
