@@ -32,6 +32,9 @@ KEY_WEIGHTS_SHA256 = PREFIX + "weights_sha256"
 # by a judge that was part of the generator's own training.
 KEY_WEIGHTS_FINGERPRINT = PREFIX + "weights_fingerprint"
 KEY_TRAINING_JUDGES = PREFIX + "training_judges"
+# Optional, on a generator that runs a sampler inside its graph (the diffusion family): how it samples
+# (method, steps, guidance scale), chosen at export.
+KEY_SAMPLER = PREFIX + "sampler"
 
 ROLES = ("generator", "encoder", "classifier", "features")
 
@@ -79,6 +82,7 @@ class ExportGraph:
     latent_dim: int | None = None
     label_space: LabelSpace | None = None
     suffix: str = ""                        # file-name suffix for secondary graphs, e.g. "encoder"
+    metadata: dict[str, str] | None = None  # more gen_eval.* metadata, e.g. a diffusion sampler's settings
 
 
 def format_image_shape(shape: tuple[int, int, int]) -> str:

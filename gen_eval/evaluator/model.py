@@ -128,6 +128,8 @@ class OnnxModel:
         rows = [("file", str(self.path)), ("role", info.role + src("role"))]  # printed through printable()
         if info.family:
             rows.append(("family", info.family))
+        if C.KEY_SAMPLER in info.metadata:
+            rows.append(("sampler", info.metadata[C.KEY_SAMPLER]))
         for spec in self.inputs.values():
             rows.append(("input", spec.describe()))
         for spec in self.outputs.values():

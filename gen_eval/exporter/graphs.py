@@ -93,6 +93,7 @@ def graph_metadata(graph: ExportGraph, family: str, extra: Mapping[str, str] | N
         meta[contract.KEY_LATENT_DIM] = str(int(graph.latent_dim))
     if graph.label_space is not None:
         meta[contract.KEY_LABEL_SPACE] = graph.label_space.to_json()
+    meta.update(graph.metadata or {})
     meta.update(extra or {})
     return meta
 

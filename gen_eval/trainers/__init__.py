@@ -29,6 +29,7 @@ FAMILY_MODULES: dict[str, str] = {
     "vae-gan": "gen_eval.trainers.vae_gan",
     "classifier": "gen_eval.trainers.classifier",
     "cnn-classifier": "gen_eval.trainers.cnn_classifier",
+    "diffusion": "gen_eval.trainers.diffusion",
 }
 
 _REGISTRY: dict[str, Any] = {}

@@ -229,3 +229,13 @@ register_preset(Preset(
     settings={"data.resize": True, "image_size": 32, "generator": "upsample", "g_start_size": 8, "ngf": 32,
               "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4, "d_dropout": 0.25, "ema_decay": 0.999, "d_aux_fake": False},
     steps=2500, batch_size=64, data_hint=MNIST_HINT))
+
+register_preset(Preset(
+    name="mnist-diffusion", family="diffusion",
+    summary="conditional rectified-flow diffusion on the ten digits at 28x28 (2x2 pixels folded into channels), "
+            "classifier-free guidance 2, 20 Euler steps exported as one ONNX generator",
+    source="ours; measured in benchmarks/RESULTS.md ('Diffusion')",
+    settings={"image_size": 28, "patch": 2, "width": 48, "channel_mults": "1,2", "res_blocks": 1, "attention": True,
+              "lr": 5e-4, "warmup": 100, "label_dropout": 0.1, "ema_decay": 0.999, "sample_steps": 20,
+              "guidance": 2.0},
+    steps=2500, batch_size=64, data_hint=MNIST_HINT))
