@@ -133,3 +133,93 @@ def test_run_folder_resume_past_the_end_is_refused(rgb16, tmp_path):
     line = error_line(stderr)
     assert "already at step 3" in line and "--steps above 3" in line and "--force" in line, line
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+# -- 3. bounded threads and memory ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from helpers.assets import build_assets
+
+    return build_assets(tmp_path_factory.mktemp("round3-assets"))
+
+
+def test_thread_bomb_onnxruntime_threads_above_the_cpus_are_refused(assets, tmp_path):
+    from gen_eval.devices import default_threads
+
+    cpus = default_threads()
+    for source in ("option", "environment"):
+        args = ["score", "--model", assets.gen_cond, "--classifier", assets.classifier, "--test", assets.test_json,
+                "--objects", assets.objects, "--device", "cpu"]
+        env = dict(process_env())
+        if source == "option":
+            args += ["--threads", 32000]
+        else:
+            env["GEN_EVAL_THREADS"] = "32000"
+        result = subprocess.run([sys.executable, "-m", "gen_eval.cli", *map(str, args)], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=WAIT_S, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, (source, result.stderr)
+        line = error_line(result.stderr)
+        assert "--threads 32000" in line and f"{cpus} CPUs" in line and f"--threads {cpus}" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_thread_bomb_python_api_threads_above_the_cpus_are_refused(assets):
+    import gen_eval
+    from gen_eval.devices import default_threads
+    from gen_eval.errors import UserError
+
+    with pytest.raises(UserError, match=rf"threads=32000 is more than the {default_threads()} CPUs"):
+        gen_eval.sample(assets.gen, n=2, threads=32000)
+
+
+def test_process_bomb_training_threads_and_loader_workers_above_the_cpus_are_refused(rgb16, tmp_path):
+    from gen_eval.devices import default_threads
+
+    cpus = default_threads()
+    for option, most in (("--threads", cpus), ("--workers", max(2, cpus))):
+        args = train_args(rgb16, tmp_path / "run", "--steps", 1)
+        args[args.index(option) + 1] = "32000"
+        code, _, stderr = run_gen_eval(args, process=False)
+        assert code == 2
+        line = error_line(stderr)
+        assert f"{option} 32000" in line and f"{option} {most}" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def _npz_declaring(path: Path, shape: tuple[int, ...]) -> Path:
+    """An .npz whose 'images' member declares ``shape`` (uint8) and whose zip entry claims that many bytes,
+    while it holds a few: only the declared size could make a reader allocate."""
+    import io
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    member = header.getvalue() + b"\x00" * 64
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images.npy", member)
+    claimed = len(member) - 64 + int(np.prod(shape))
+    data = bytearray(path.read_bytes())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, claimed)     # local header: uncompressed size
+    struct.pack_into("<I", data, central + 24, claimed)   # central directory: uncompressed size
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_memory_bomb_sample_npz_declaring_more_than_the_memory_limit_is_refused(assets, tmp_path):
+    bomb = _npz_declaring(tmp_path / "samples.npz", (19_000, 256, 256, 3))  # 3.5 GiB declared: under the 4 GiB cap
+    limit = 3 * 2**30
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (%d, %d)); "
+            "sys.argv = ['gen-eval', *sys.argv[1:]]; from gen_eval.cli import main; main()") % (limit, limit)
+    before = sorted(tmp_path.iterdir())
+    result = subprocess.run([sys.executable, "-c", code, "fid", "--features", str(assets.features), "--ref",
+                             str(assets.stats), "--data", str(bomb), "--device", "cpu", "--threads", "1"],
+                            env=process_env(), capture_output=True, text=True, timeout=WAIT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    line = error_line(result.stderr)
+    assert "samples.npz" in line and "'images'" in line and "memory" in line, line
+    assert sorted(tmp_path.iterdir()) == before
