@@ -162,6 +162,28 @@ def _umask() -> int:
 
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
 
+# Temporary files being written now: what a process that must end at once (the CLI's signal watchdog,
+# gen_eval.cli) removes before it exits without unwinding.
+_live_temporaries: set[str] = set()
+
+
+def register_temporary(path: str | os.PathLike) -> None:
+    _live_temporaries.add(os.fspath(path))
+
+
+def forget_temporary(path: str | os.PathLike) -> None:
+    _live_temporaries.discard(os.fspath(path))
+
+
+def remove_live_temporaries() -> None:
+    """Delete every temporary file registered and not yet forgotten (safe to call from any thread)."""
+    for name in list(_live_temporaries):
+        try:
+            if stat.S_ISREG(os.lstat(name).st_mode):
+                os.unlink(name)
+        except OSError:
+            pass
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
@@ -181,11 +203,13 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
     # right after the file is created still removes it: signals land just after system calls.
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}{suffix or path.suffix}"
     taken = False  # the name was another file's (never delete that one)
+    register_temporary(tmp)
     try:
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
         except FileExistsError:
             taken = True
+            forget_temporary(tmp)
             raise UserError(f"cannot write in {path.parent}: temporary file {tmp.name} exists; run the command again") from None
         except OSError as exc:
             raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
@@ -210,6 +234,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
     finally:
         if not taken and os.path.lexists(tmp):
             tmp.unlink()
+        forget_temporary(tmp)
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:

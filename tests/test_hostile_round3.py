@@ -223,3 +223,77 @@ def test_memory_bomb_sample_npz_declaring_more_than_the_memory_limit_is_refused(
     line = error_line(result.stderr)
     assert "samples.npz" in line and "'images'" in line and "memory" in line, line
     assert sorted(tmp_path.iterdir()) == before
+
+
+# -- 2. signals always win ------------------------------------------------------------------------------
+STUCK_IN_NATIVE_CODE = """
+import ctypes, signal, sys
+import gen_eval.api.sample as api_sample
+from gen_eval.fileio import atomic_path
+
+def stuck(model, out, **kwargs):
+    # a native call that neither returns nor lets this thread see the signal (as a long onnxruntime op
+    # or decode would), while a temporary output file is half-written
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"half")
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        print("stuck", file=sys.stderr, flush=True)
+        ctypes.CDLL(None).sleep(600)
+
+api_sample.sample = stuck
+import gen_eval
+gen_eval.sample = stuck
+sys.argv = ["gen-eval", *sys.argv[1:]]
+from gen_eval.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signal_ignored_by_native_code_still_ends_the_command_and_removes_its_temp_file(assets, tmp_path, sig, code,
+                                                                                        word):
+    out = tmp_path / "grid.png"
+    process = subprocess.Popen([sys.executable, "-c", STUCK_IN_NATIVE_CODE, "sample", "--model", str(assets.gen),
+                                "--n", "4", "--device", "cpu", "--out", str(out)], env=process_env(), text=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        wait_for(lambda: any(".tmp-" in p.name for p in tmp_path.iterdir()), process, "the temporary file")
+        time.sleep(0.5)  # into the native call
+        os.killpg(process.pid, sig)
+        _, stderr = process.communicate(timeout=60)  # stuck for 600 s unless the signal wins
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code, stderr
+    assert stderr.splitlines()[-1] == word and "Traceback" not in stderr, stderr
+    assert list(tmp_path.iterdir()) == [], "the half-written temporary file must be removed"
+
+
+@pytest.mark.parametrize("command", ["train", "sample"])
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signal_at_a_random_moment_ends_a_long_command_cleanly(rgb16, assets, tmp_path, command, sig, code, word):
+    import random
+
+    rng = random.Random(f"{command}-{sig}")  # seeded: a failing moment can be replayed
+    out = tmp_path / "out"
+    if command == "train":
+        args, started = train_args(rgb16, out, "--steps", 100000, "--checkpoint-every", 1), out / "run.json"
+    else:
+        args = ["sample", "--model", str(assets.gen), "--n", "200000", "--batch-size", "8", "--device", "cpu",
+                "--out", str(out)]
+        started = out
+    process = start_gen_eval(args)
+    try:
+        wait_for(started.exists, process, "the command's start")  # (a signal during imports is Python's)
+        time.sleep(rng.uniform(0.0, 2.0))
+        os.killpg(process.pid, sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == word, stderr
+    assert temp_files(out) == []
