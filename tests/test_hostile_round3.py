@@ -76,7 +76,7 @@ def test_run_folder_two_trainings_second_is_refused_on_every_path_and_live_run_u
                     "--resume": train_args(rgb16, run, "--steps", 3, "--resume"),
                     "plain": train_args(rgb16, run, "--steps", 3)}
         for name, args in attempts.items():
-            code, stdout, stderr = run_gen_eval(args, process=True)
+            code, stdout, stderr = run_gen_eval(args, process=False)  # this process is not the live run's
             assert code == 2, (name, stdout, stderr)
             line = error_line(stderr)
             assert f"process {live.pid}" in line and "in use by another" in line and "wait for it" in line, line
@@ -91,10 +91,10 @@ def test_run_folder_two_trainings_second_is_refused_on_every_path_and_live_run_u
     assert temp_files(run) == []
     # the folder is free again once its owner ended
     stopped_at = checkpoint_step(last)
-    code, _, stderr = run_gen_eval(train_args(rgb16, run, "--steps", 1, "--resume"), process=True)
+    code, _, stderr = run_gen_eval(train_args(rgb16, run, "--steps", 1, "--resume"), process=False)
     if stopped_at > 1:
         assert code == 2 and f"already at step {stopped_at}" in error_line(stderr) and "--steps above" in stderr
-    code, _, stderr = run_gen_eval(train_args(rgb16, run, "--steps", 1, "--force"), process=True)
+    code, _, stderr = run_gen_eval(train_args(rgb16, run, "--steps", 1, "--force"), process=False)
     assert code == 0, stderr
     assert checkpoint_step(last) == 1
 
