@@ -6,8 +6,9 @@ only inside the commands that need it, so the evaluator's commands run where tor
 
 from __future__ import annotations
 
-import signal
 import logging
+import os
+import signal
 import sys
 import threading
 from contextlib import contextmanager
@@ -33,18 +34,64 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+# Seconds a command has, after SIGTERM or Ctrl-C, to unwind on its own before the watchdog ends it.
+SIGNAL_GRACE_S = 5.0
+
+
 @contextmanager
-def _sigterm_raises():
+def _signals_win():
     """SIGTERM (what timeout, Docker, Kubernetes and Slurm send) unwinds like Ctrl-C: temporary files are
-    removed on the way out and the exit code is 143. Only the main thread can install handlers."""
+    removed on the way out and the exit code is 143 (130 for Ctrl-C).
+
+    Python runs signal handlers only between bytecodes of the main thread, so a long native call (a
+    model run, a decode, a matrix function) would hold the signal back. The C-level handler also
+    writes the signal number to a wake-up pipe at once; a watchdog thread reading it gives the command
+    :data:`SIGNAL_GRACE_S` seconds to unwind, then removes the temporary files being written and ends
+    the process. Only the main thread can install handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # not the main interpreter
+        os.close(read_fd)
+        os.close(write_fd)
+        read_fd = write_fd = previous_fd = None
+    finished = threading.Event()
+    if read_fd is not None:
+        threading.Thread(target=_watch_signals, args=(read_fd, finished), name="gen-eval-signals",
+                         daemon=True).start()
     try:
         yield
     finally:
+        finished.set()
+        if write_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
+            os.close(write_fd)  # the watchdog reads end-of-file, closes its end and returns
         signal.signal(signal.SIGTERM, previous)
+
+
+def _watch_signals(read_fd: int, finished: threading.Event) -> None:
+    from gen_eval.fileio import remove_live_temporaries
+
+    try:
+        while not finished.is_set():
+            try:
+                received = os.read(read_fd, 64)
+            except InterruptedError:
+                continue
+            if not received:
+                return
+            stopping = [n for n in received if n in (signal.SIGTERM, signal.SIGINT)]
+            if stopping and not finished.wait(SIGNAL_GRACE_S):
+                remove_live_temporaries()
+                os.write(2, b"terminated\n" if stopping[0] == signal.SIGTERM else b"interrupted\n")
+                os._exit(128 + stopping[0])
+    finally:
+        os.close(read_fd)
 
 
 class _EchoHandler(logging.Handler):
@@ -112,7 +159,7 @@ class _Group(click.Group):
 
     def _invoke(self, ctx: click.Context):
         try:
-            with _sigterm_raises(), _log_to_stderr():
+            with _signals_win(), _log_to_stderr():
                 return super().invoke(ctx)
         except GenEvalError as exc:
             if ctx.obj and ctx.obj.get("debug"):

@@ -51,3 +51,59 @@ def prefer_passive_waits() -> bool:
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
+
+
+def check_threads(threads: int | None, name: str = "threads") -> None:
+    """``threads`` (None: the default) must lie in 1 .. the CPUs this process may use: a larger count only
+    makes threads wait for each other, and a hostile one (``--threads 32000``) would start that many."""
+    from gen_eval.errors import param
+
+    if threads is None:
+        return
+    limit = default_threads()
+    if not isinstance(threads, int) or isinstance(threads, bool):
+        raise UserError(f"{param(name)} must be an integer, got {threads!r}")
+    if threads < 1:
+        raise UserError(f"{param(name)} must be at least 1, got {threads}")
+    if threads > limit:
+        raise UserError(f"{param(name, threads)} is more than the {limit} CPUs this process may use; "
+                        f"give at most {param(name, limit)} (or leave it out)")
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate, as far as the system says: the smallest of its address-space
+    and data limits (``ulimit -v/-d``, less what it already maps), its cgroup v2 memory limit (less
+    what the cgroup uses) and the machine's available memory. None when nothing can be read."""
+    bounds: list[int] = []
+    try:
+        import resource
+
+        for limit_name, used in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+            soft, _ = resource.getrlimit(getattr(resource, limit_name))
+            if soft != resource.RLIM_INFINITY:
+                bounds.append(soft - _status_bytes(used))
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            bounds.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                bounds.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0, min(bounds)) if bounds else None
+
+
+def _status_bytes(field: str) -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

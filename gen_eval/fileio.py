@@ -14,6 +14,7 @@ mode. A full disk is one error line, and the old file stays. Temporary files are
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -161,6 +162,28 @@ def _umask() -> int:
 
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
 
+# Temporary files being written now: what a process that must end at once (the CLI's signal watchdog,
+# gen_eval.cli) removes before it exits without unwinding.
+_live_temporaries: set[str] = set()
+
+
+def register_temporary(path: str | os.PathLike) -> None:
+    _live_temporaries.add(os.fspath(path))
+
+
+def forget_temporary(path: str | os.PathLike) -> None:
+    _live_temporaries.discard(os.fspath(path))
+
+
+def remove_live_temporaries() -> None:
+    """Delete every temporary file registered and not yet forgotten (safe to call from any thread)."""
+    for name in list(_live_temporaries):
+        try:
+            if stat.S_ISREG(os.lstat(name).st_mode):
+                os.unlink(name)
+        except OSError:
+            pass
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
@@ -180,11 +203,13 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
     # right after the file is created still removes it: signals land just after system calls.
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}{suffix or path.suffix}"
     taken = False  # the name was another file's (never delete that one)
+    register_temporary(tmp)
     try:
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
         except FileExistsError:
             taken = True
+            forget_temporary(tmp)
             raise UserError(f"cannot write in {path.parent}: temporary file {tmp.name} exists; run the command again") from None
         except OSError as exc:
             raise UserError(f"cannot write in {path.parent}: {exc.strerror}; choose another output path") from None
@@ -209,6 +234,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str = "",
     finally:
         if not taken and os.path.lexists(tmp):
             tmp.unlink()
+        forget_temporary(tmp)
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
@@ -236,3 +262,98 @@ def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, force: bool = False) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force)
+
+
+# -- one owner per output folder -------------------------------------------------------------------------
+def lock_holder(fd: int) -> int | None:
+    """The PID that holds a ``flock`` on the file open as ``fd`` (Linux ``/proc/locks``), or None."""
+    info = os.fstat(fd)
+    inode = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"; waiters are marked "->" and hold nothing
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
+class FolderLock:
+    """An exclusive ``flock`` on an output folder, taken before anything in it is read or written and
+    held until the command ends, so one process at a time owns the folder.
+
+    The folder is created for the lock when absent (with its missing parents); the folders it created
+    are removed again on release when nothing was written into them. The lock is on the folder itself,
+    so no lock file is left behind; whoever holds it may replace the files inside (``--force``) but
+    never the folder, which keeps the lock valid for as long as its holder runs. A second process is
+    refused in one line that names the holder's PID. On a file system without ``flock`` the folder is
+    used unlocked.
+    """
+
+    def __init__(self, folder: str | os.PathLike, owner: str, param_name: str = "out_dir") -> None:
+        self.folder = Path(folder)
+        self.fd: int | None = None
+        self.created: list[Path] = []
+        if os.path.lexists(self.folder) and not self.folder.is_dir():
+            raise UserError(f"{self.folder} is a file; give a folder ({param(param_name)})")
+        missing = [p for p in (self.folder, *self.folder.parents) if not os.path.lexists(p)]
+        make_folder(self.folder, param(param_name))
+        self.created = [p for p in missing if p.is_dir()]  # innermost first
+        try:
+            self._lock(owner, param_name)
+        except BaseException:
+            self.release()
+            raise
+
+    def _lock(self, owner: str, param_name: str) -> None:
+        for _ in range(5):
+            try:
+                fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise UserError(f"cannot open folder {self.folder}: {exc.strerror}; choose another "
+                                f"{param(param_name)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = lock_holder(fd)
+                os.close(fd)
+                who = f"process {holder}" if holder is not None else "a process"
+                raise UserError(f"{self.folder} is in use by another {owner} ({who}) running now; wait for it to "
+                                f"end (or stop {who}), or give another {param(param_name)}") from None
+            except OSError:
+                self.fd = fd  # a file system without flock: used unlocked
+                return
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.folder))
+            except OSError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)  # the folder was replaced between open and lock: lock the one there now
+        raise UserError(f"{self.folder} keeps being replaced by another process; stop it or give another "
+                        f"{param(param_name)}")
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def release(self) -> None:
+        for folder in self.created:  # innermost first; a folder with files in it stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.release()

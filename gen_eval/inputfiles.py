@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from gen_eval.devices import available_memory
 from gen_eval.errors import UserError
 
 _KIND = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
@@ -131,8 +132,19 @@ def read_npz(path: str | os.PathLike, what: str, member_limit: int, keys: Iterab
                     if nbytes > member_limit or nbytes > info.file_size:
                         raise UserError(f"{path}: member {key!r} declares {_size_text(nbytes)} of data "
                                         f"(shape {shape}), over the limit or more than it holds{fix}")
+                    available = available_memory()
+                    if available is not None and nbytes > available:
+                        raise UserError(f"{path}: member {key!r} declares {_size_text(nbytes)} of data (shape "
+                                        f"{shape}), more than the {_size_text(available)} of memory this process "
+                                        f"may still use; free some memory or give a smaller file{fix}")
                     with archive.open(info) as member:
-                        arrays[key] = fmt.read_array(member, allow_pickle=False)
+                        try:
+                            arrays[key] = fmt.read_array(member, allow_pickle=False)
+                        except MemoryError:
+                            raise UserError(f"{path}: member {key!r} ({_size_text(nbytes)}, shape {shape}) does not "
+                                            f"fit in the memory this process may use; free some memory or give a smaller file"
+                                            f"{fix}"
+                                            ) from None
                 except UserError:
                     raise
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error):

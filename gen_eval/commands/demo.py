@@ -34,9 +34,12 @@ def register(cli: click.Group) -> None:
         """
         from gen_eval.demo import DemoMissed, run_demo
         from gen_eval.demo.report import summary_table
+        from gen_eval.fileio import FolderLock
 
         try:
-            report = run_demo(out, quick=quick, force=force, device=device, seed=seed)
+            # one demo per folder: a second one (with --force too) is refused while this one runs
+            with FolderLock(out, "'gen-eval demo'", "out"):
+                report = run_demo(out, quick=quick, force=force, device=device, seed=seed)
         except DemoMissed as missed:
             click.echo(summary_table(missed.report))
             raise

@@ -125,7 +125,7 @@ def register(cli: click.Group) -> None:
                       checkpoint_every: int, keep_checkpoints: bool, amp: bool, workers: int, threads: int | None,
                       latent_plot: str, colour_by: str | None, no_progress: bool, force: bool) -> None:
         """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) or a --preset recipe on a data set."""
-        from gen_eval.devices import default_threads, parse_device, prefer_passive_waits
+        from gen_eval.devices import check_threads, default_threads, parse_device, prefer_passive_waits
         from gen_eval.trainers import FAMILY_MODULES
 
         recipe = None
@@ -156,8 +156,7 @@ def register(cli: click.Group) -> None:
             if epochs is None and steps is None:
                 epochs, steps = recipe.epochs, recipe.steps
             batch_size = batch_size if batch_size is not None else recipe.batch_size
-        if threads is not None and threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {threads}")
+        check_threads(threads)
         parse_device(device)
         # torch's OpenMP threads spin while they wait unless told otherwise; the policy is read when
         # torch is imported, so set it first (a policy the user set is kept). benchmarks/RESULTS.md.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import onnxruntime as ort
 
-from gen_eval.devices import DEVICES, default_threads, parse_device  # noqa: F401 - re-exported for callers
+from gen_eval.devices import DEVICES, check_threads, default_threads, parse_device  # noqa: F401 - re-exported for callers
 from gen_eval.errors import UserError, param
 
 CUDA = "CUDAExecutionProvider"
@@ -76,8 +76,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._kind, self._device_id = parse_device(self.device)
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"{param('threads')} must be at least 1, got {self.threads}")
+        check_threads(self.threads)
         if self._kind == "cpu":
             self.provider = CPU
         elif self._kind == "cuda":

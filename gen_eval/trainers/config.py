@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gen_eval.devices import default_threads
 from gen_eval.errors import UserError, param
 
 MAX_SEED = 2**63 - 1
@@ -257,3 +258,9 @@ def check_run_options(*, steps: int | None, epochs: int | None, batch_size: int 
         raise UserError(f"{param('seed', seed)}: the seed must be an integer in [0, 2^63-1], e.g. {param('seed', 0)}")
     if not _is_int(workers) or workers < 0:
         raise UserError(f"{param('workers')} must be 0 (load in this process) or a positive integer, got {workers}")
+    # each worker is a process: bounded by the CPUs this process may use (at least the default 2,
+    # since loader processes mostly wait on file reads)
+    most = max(2, default_threads())
+    if workers > most:
+        raise UserError(f"{param('workers', workers)} is more than the {default_threads()} CPUs this process may "
+                        f"use; give at most {param('workers', most)}")

@@ -79,8 +79,8 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         raise UserError(f"{param('amp', True)} needs a CUDA device; drop {param('amp', True)} or use {param('device', 'cuda')}")
     family_overrides, data_overrides = split_overrides(config_overrides)
     checkpointer = Checkpointer(run, keep_checkpoints)
-    check_run_folder(run, resume, force)
-    with RunLock(run):  # a second run on this folder is refused while this one trains
+    with RunLock(run):  # before the folder is read: a second run on it is refused while this one trains
+        check_run_folder(run, resume, force)
         ckpt = load_resumable(run, checkpointer, family_name) if resume else None
         if ckpt is not None:
             family_config, data_options, seed, batch_size = resumed_settings(cls, ckpt, family_overrides,
@@ -106,6 +106,10 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
         steps_per_epoch = source.steps_per_epoch
         family.steps_per_epoch = steps_per_epoch
         planned = total_steps(steps, epochs, ckpt, cls.default_epochs, steps_per_epoch)
+        if ckpt is not None and planned < int(ckpt["step"]):
+            raise UserError(f"this run is already at step {ckpt['step']}, past the {planned} steps asked for; give "
+                            f"{param('steps')} above {ckpt['step']} to train it further, or start a new run with "
+                            f"{param('force', True)}")
         seed_everything(seed)
         networks = {name: net.to(torch_device) for name, net in family.build_networks().items()}
         optimizers = family.build_optimizers(networks)

@@ -18,9 +18,6 @@ seed and batch size; ``--set``/``--seed``/``--batch-size`` given again must agre
 
 from __future__ import annotations
 
-import fcntl
-import os
-
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +25,7 @@ import torch
 from torch import nn
 
 from gen_eval.errors import UserError, param
-from gen_eval.fileio import remove_stale_temp_files
+from gen_eval.fileio import FolderLock, remove_stale_temp_files
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint, save_checkpoint
 from gen_eval.trainers.config import DATA_OPTIONS, set_option
@@ -145,34 +142,11 @@ def restore(ckpt: dict[str, Any], networks: dict[str, nn.Module],
                         f"this run ({type(exc).__name__}: {detail}); start a new run with {param('force', True)}") from None
 
 
-class RunLock:
-    """An exclusive flock on the run folder itself (no lock file to leave behind), held while training."""
+class RunLock(FolderLock):
+    """The run folder's lock (gen_eval.fileio.FolderLock), taken before anything in the folder is read,
+    cleared or written and held while training: a second training on a live folder is refused, with
+    --resume, --force or neither. --force clears files inside the folder, never the folder, so the
+    lock holds."""
 
     def __init__(self, run: Path) -> None:
-        self.fd = None
-        try:
-            fd = os.open(run, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError:
-            return  # not there yet: nothing to resume or overwrite
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"{run} is in use by another 'gen-eval train' running now; wait for it to end (or stop "
-                            f"it) before resuming, or give another {param('out_dir')}") from None
-        except OSError:
-            pass  # a file system without flock: run unlocked
-        self.fd = fd
-
-    def __enter__(self) -> "RunLock":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.release()
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    __del__ = release
+        super().__init__(run, "'gen-eval train'", "out_dir")

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from gen_eval.evaluator.stats import FeatureStats
+from gen_eval.fileio import forget_temporary, register_temporary
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 _HEADER_BYTES = 128  # magic (8) + length (2) + dict padded with spaces and '\n'; a multiple of 64
@@ -101,6 +102,8 @@ class FeatureStore:
             fd, name = tempfile.mkstemp(prefix="gen-eval-features-", suffix=".npy", dir=directory)
             os.close(fd)
             path = name
+            register_temporary(path)
+            register_temporary(Path(path).with_name(Path(path).stem + ".logits.npy"))
         self.path = Path(path)
         self._features = _GrowingNpy(self.path, dim)
         self._logits = _GrowingNpy(self._logits_path(), logits_dim) if logits_dim else None
@@ -202,6 +205,9 @@ class FeatureStore:
                 part.release()
                 if not self.keep:
                     part.path.unlink(missing_ok=True)
+        if not self.keep:
+            forget_temporary(self.path)
+            forget_temporary(self._logits_path())
 
     def __enter__(self) -> "FeatureStore":
         return self
