@@ -168,7 +168,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     if not (gen_files and ref_is_file and train is None):
         if features is None:
             raise UserError("give a features model (only feature files on both sides need none)")
-        rt = inputs.runtime(device, threads)
+        rt = inputs.runtime(device, threads, batch_size)
         model_features = inputs.load_features(features, rt, batch_size)
         log.info("runtime: %s", rt.describe())
         dim = model_features.info.output_size

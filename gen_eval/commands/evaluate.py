@@ -125,8 +125,8 @@ def gate_options(func):
 
 def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=None, confidence=None, strict=False,
            summary_path=None, extra_table: str = "") -> None:
-    """Print the table, write the JSON report and summary, then enforce the gate (GateFailed -> exit 1)."""
-    from gen_eval.errors import GateFailed
+    """Print the table, write the JSON report and summary, then enforce the gate (GateMissed -> exit 1)."""
+    from gen_eval.errors import GateMissed
     from gen_eval.fileio import atomic_write_json
 
     if strict and confidence is None:
@@ -162,7 +162,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
                       f"{report.interval.high:.4g}] contains {gate_flag} {threshold:g}: this verdict can flip with "
                       "the noise seed; gate with --confidence 0.95 to decide on the interval")
         if not decision.passed:
-            raise GateFailed(message)
+            raise GateMissed(message)
         click.echo(message)
 
 
@@ -177,8 +177,10 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--seed", type=int, default=0, show_default=True, help="First noise seed.")
 @click.option("--min-score", type=float, default=None, help="Exit 1 when the score is (confidently) below this.")
 @gate_options
-@click.option("--over-conditions", is_flag=True,
-              help="Interval by a two-way bootstrap that also treats the conditions as a sample.")
+@click.option("--over-conditions/--seeds-only", default=True, show_default=True,
+              help="Interval by a two-way bootstrap over seeds and conditions (the conditions as a sample), or "
+                   "over the seeds only (the conditions fixed); both are widened to hold the Wilson interval of "
+                   "the hits among all objects scored.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
