@@ -256,7 +256,7 @@ def test_compute_metrics_from_one_pass_of_stores():
     with FeatureStore.from_array(a, logits, block=100) as gen, FeatureStore.from_array(b, block=100) as ref:
         results = compute_metrics("fid,kid,is,prdc,fid-inf", gen, ref, kid_subsets=10, prdc_k=4, block=256,
                                   fid_inf_min_n=300)
-        assert list(results) == ["fid", "kid", "is", "prdc", "fid_inf"]
+        assert list(results) == ["fid", "kid", "is", "prdc", "fid-inf"]
         assert results["kid"].to_dict() == kid(a, b, kid_subsets=10, block=256).to_dict()  # `block` reaches KID too
         assert results["prdc"].to_dict() == prdc(a, b, prdc_k=4).to_dict()
         direct = frechet_distance(a.astype(np.float64).mean(0), np.cov(a.astype(np.float64), rowvar=False),
@@ -267,7 +267,7 @@ def test_compute_metrics_from_one_pass_of_stores():
             compute_metrics(["kid"], gen, ref, kid_subset=10)
         with pytest.raises(KeyError, match="unknown metric"):
             compute_metrics(["kdi"], gen, ref)
-    assert {"fid", "kid", "is", "prdc", "fid_inf", "fd_per_condition", "memorisation"} <= set(list_metrics())
+    assert {"fid", "kid", "is", "prdc", "fid-inf", "per-condition-fd", "memorisation"} <= set(list_metrics())
     with pytest.raises(ValueError, match="twice"):
         register_metric("kid")(lambda g, r: None)
 
