@@ -249,6 +249,12 @@ def test_html_report_renders_in_headlesschromium(conditional_run, tmp_path):
     assert re.search(rf"<td>{re.escape(first['label'])}</td><td class=\"num\">{first['fd']:.6g}</td>"
                      rf"<td class=\"num\">{first['n_generated']}</td>", dom)
     assert dom.count('src="data:image/png;base64,') == len(re.findall(r"<img ", text)) >= 2
+    # issue 25: per condition, real images of the same condition beside the generated ones, captioned once
+    figures = re.findall(r"<figcaption>(.*?)</figcaption>", dom)
+    per_condition = [f for f in figures if "generated images, the first" in f]
+    assert per_condition and all("real ones, the first" in f and "bottom row" in f for f in per_condition), figures
+    assert len(set(figures)) == len(figures)
+    assert any("distinct training image" in f for f in figures)
     shot = tmp_path / "report.png"
     chromium("--window-size=1200,3000", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)

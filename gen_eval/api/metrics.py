@@ -395,7 +395,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     if pictures:
         from gen_eval.evaluator.report_pictures import metrics_pictures
 
-        report.pictures = metrics_pictures(report, generated, training, upscale=upscale)
+        report.pictures = metrics_pictures(report, generated, training, upscale=upscale, reference=reference)
     return report
 
 
