@@ -315,3 +315,25 @@ def test_metrics_on_a_large_store_stay_far_below_its_size():
                 tracemalloc.stop()
     print({name: f"{peak / 1e6:.2f} MB" for name, peak in peaks.items()})
     assert max(peaks.values()) < size / 4, (peaks, size)
+
+
+def test_metrics_report_names_a_collapse_and_says_what_per_condition_fd_needs():
+    """Issue 25: 16 closest pairs on one training image, or recall near 0, is named a mode collapse; skipped
+    per-condition FD conditions come with how many images they need and what to change."""
+    from gen_eval.api.metrics import diagnose
+    from gen_eval.evaluator.metrics.memorisation import MemorisationResult
+    from gen_eval.evaluator.metrics.per_condition import ConditionFD, PerConditionResult
+    from gen_eval.evaluator.metrics.prdc import PRDCResult
+
+    collapsed = MemorisationResult(1.0, 2.0, 0.5, 5.0, 0.9, closest=[(g, 7, 0.1) for g in range(16)])
+    healthy = MemorisationResult(1.0, 2.0, 0.5, 5.0, 0.05, closest=[(g, g, 0.1) for g in range(16)])
+    said = diagnose({"memorisation": collapsed}, 512)
+    assert len(said) == 1 and "mode collapse: 16 of the 16 closest" in said[0] and "(#7)" in said[0]
+    assert diagnose({"memorisation": healthy}, 512) == []
+    assert "mode collapse: recall 0" in diagnose({"prdc": PRDCResult(0.9, 0.0, 1.0, 0.1, 5, 100, 100)}, 16)[0]
+    assert diagnose({"prdc": PRDCResult(0.9, 0.6, 1.0, 0.8, 5, 100, 100)}, 16) == []
+    skipped = PerConditionResult(None, 513, [], [ConditionFD(f"c{j}", None, 80, 40) for j in range(24)])
+    (line,) = diagnose({"per-condition-fd": skipped}, 512)
+    assert "24 of 24 conditions skipped, fewer than 513 images on a side" in line
+    assert "each condition needs 513 on both sides; the fullest skipped one has 40" in line
+    assert "lower-dimensional features (512-d now)" in line and "min_count lower" in line

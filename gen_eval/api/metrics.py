@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.errors import UserError, param
+from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.judges import check_judge
 from gen_eval.evaluator.uncertainty import Interval
 
@@ -432,7 +432,7 @@ def diagnose(results: dict[str, Any], dim: int | None) -> list[str]:
         warnings.append(f"per-condition-fd: {len(per_condition.skipped)} of "
                         f"{len(per_condition.skipped) + len(per_condition.per_label)} conditions skipped, fewer than "
                         f"{need} images on a side; " + "; ".join(ways))
-    return warnings
+    return [render(w) for w in warnings]  # stored as text: parameters named for this caller (flag or keyword)
 
 
 def _condition_options(generated: _Side, reference: _Side) -> dict[str, Any]:
