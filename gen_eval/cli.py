@@ -164,7 +164,7 @@ class _Group(click.Group):
         except GenEvalError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {printable(exc)}", err=True)
+            click.echo(f"{exc.label}: {printable(exc)}" if exc.label else printable(exc), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors (bad option values, ...): one line too
             if ctx.obj and ctx.obj.get("debug"):

@@ -69,6 +69,7 @@ class GenEvalError(Exception):
     """Base class; ``exit_code`` is what the CLI exits with. ``str()`` renders :func:`param` names."""
 
     exit_code = 2
+    label = "error"  # what the CLI's one line starts with
 
     def __str__(self) -> str:
         return render(super().__str__())
@@ -83,9 +84,16 @@ class Terminated(KeyboardInterrupt):
 
 
 class GateFailed(GenEvalError):
-    """A quality gate (--min-score, --max-fid, --max-mse) was missed (exit 1)."""
+    """A check that a model or a run must pass failed, e.g. export parity (exit 1)."""
 
     exit_code = 1
+
+
+class GateMissed(GateFailed):
+    """A quality gate (a minimum score, a maximum distance) was missed: nothing went wrong, the model fell
+    short. The message is the verdict itself ("gate missed: fid 31.2 ... is above ..."), exit 1."""
+
+    label = ""
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

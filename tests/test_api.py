@@ -103,7 +103,7 @@ def test_compare_flags_a_planted_drop_and_not_the_same_model(project, tmp_path):
     worse = dict(report, hits=dropped.tolist(), value=float(dropped.sum() / (ks.sum() * len(hits))))
     (tmp_path / "worse.json").write_text(json.dumps(worse))
     code, out, err = _cli("compare", tmp_path / "worse.json", base, "--summary", tmp_path / "summary.md")
-    assert code == 1 and "error: REGRESSION" in err
+    assert code == 1 and "gate missed: REGRESSION" in err and "error:" not in err
     assert "| verdict | **regression** |" in (tmp_path / "summary.md").read_text()
     other = dict(report)
     other["provenance"] = dict(report["provenance"], inputs=dict(report["provenance"]["inputs"],
@@ -142,3 +142,17 @@ def test_the_data_listing_digest_changes_with_the_files(project, tmp_path):
     (copy / "000.png").unlink()
     second = gen_eval.fid(project / "features.onnx", copy, data=copy, device="cpu").provenance["data_listing_sha256"]
     assert len(first) == 64 and first != second
+
+
+def test_api_arguments_of_the_wrong_type_are_one_line_user_errors(tmp_path):
+    """Issue 25: ``repeats="3"`` ended in ``TypeError: '<' not supported``."""
+    import gen_eval
+    from gen_eval.errors import UserError
+
+    for bad, words in (({"repeats": "3"}, "repeats must be an integer, got '3' (str)"),
+                       ({"repeats": True}, "repeats must be an integer"),
+                       ({"confidence": "0.9"}, "confidence must be a number"),
+                       ({"batch_size": 8.0}, "batch_size must be an integer")):
+        with pytest.raises(UserError) as caught:
+            gen_eval.score(tmp_path / "g.onnx", tmp_path / "t.json", classifier=tmp_path / "c.onnx", **bad)
+        assert str(caught.value) == words or str(caught.value).startswith(words), str(caught.value)

@@ -199,7 +199,7 @@ def test_fid_and_stats_cli(no_torch_env, tmp_path):
     # gate
     gated = run_cli(no_torch_env, "fid", "--features", feats, "--data", folder_a, "--ref", tmp_path / "b.npz",
                     "--max-fid", expected / 2)
-    assert gated.returncode == 1 and "gate failed: fid" in gated.stderr
+    assert gated.returncode == 1 and "gate missed: fid" in gated.stderr
 
 
 def test_fid_warnings_and_errors(no_torch_env, tmp_path):

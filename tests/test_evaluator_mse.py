@@ -56,7 +56,7 @@ def test_mse_is_reported_on_the_0_1_scale_whatever_the_model_range(no_torch_env,
     assert json.loads(report.read_text())["value"] == pytest.approx(expected, rel=1e-6)
     assert "gate passed" in ok.stdout and "scale" in ok.stdout
     failed = run_cli(no_torch_env, "mse", "--model", dec, "--encoder", enc, "--data", folder, "--max-mse", 0.01)
-    assert failed.returncode == 1 and "gate failed: reconstruction_mse" in failed.stderr
+    assert failed.returncode == 1 and "gate missed: reconstruction_mse" in failed.stderr
 
 
 def test_mse_models_without_metadata_and_mismatches(no_torch_env, tmp_path, image_folder):

@@ -194,10 +194,15 @@ def test_score_gate_and_models_without_metadata(no_torch_env, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "gate passed" in ok.stdout
     report = tmp_path / "gate.json"
-    failed = run_cli(no_torch_env, *full, "--min-score", 1.01, "--report", report)
+    summary = tmp_path / "summary.md"
+    failed = run_cli(no_torch_env, *full, "--min-score", 1.01, "--report", report, "--summary", summary)
     assert failed.returncode == 1
-    assert failed.stderr.strip().splitlines()[-1].startswith("error: gate failed: classifier_score")
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("gate missed: classifier_score") and "is below --min-score 1.01 (on the value)" in last
+    assert "error" not in failed.stderr
     assert json.loads(report.read_text())["gate"]["passed"] is False
+    assert "**gate missed**: classifier_score" in summary.read_text() and "is below 1.01 (on the value)" in \
+        summary.read_text()
 
 
 def test_score_bad_inputs_are_one_line_errors(no_torch_env, score_models, tmp_path):

@@ -449,3 +449,35 @@ def test_a_model_run_over_its_time_limit_is_stopped_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "took over 2 s and was stopped" in result.stderr and "GEN_EVAL_RUN_TIMEOUT" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.onnx"]
+
+
+@pytest.mark.parametrize("raised, blames, names", [
+    (RuntimeError("can't start new thread"), "could not start the threads", "--threads"),
+    (RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv "
+                  "node. Name:'conv' Status Message: std::bad_alloc"), "ran out of memory", "--batch-size"),
+    (RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: z for the "
+                  "following indices index: 1 Got: 7 Expected: 8 Please fix either the inputs or the model."),
+     "onnxruntime failed running the model", "re-export"),
+])
+def test_onnxruntime_failures_blame_the_machine_when_it_is_short(generator, tmp_path, monkeypatch, raised, blames,
+                                                                 names):
+    """Issue 25: a machine out of threads was reported as a broken model. Out of threads or memory says so
+    (and which option to lower); any other failure still points at the model; each keeps onnxruntime's
+    whole first line."""
+    from click.testing import CliRunner
+
+    from gen_eval.cli import cli
+    from gen_eval.evaluator.batches import BatchRunner
+
+    def fail(self, batch):
+        raise raised
+
+    monkeypatch.setattr(BatchRunner, "_interruptible", fail)
+    result = CliRunner().invoke(cli, ["sample", "--model", str(generator), "--n", "2", "--device", "cpu",
+                                      "--out", str(tmp_path / "g.png")])
+    lines = result.stderr.strip().splitlines()
+    line = lines[-1]
+    assert result.exit_code == 2 and [x for x in lines if x.startswith("error")] == [line], result.output
+    assert "Traceback" not in result.output and line.startswith("error: ") and blames in line and names in line and str(raised) in line
+    assert ("not at fault" in line) == (names != "re-export")
+    assert not (tmp_path / "g.png").exists()

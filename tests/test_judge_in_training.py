@@ -175,7 +175,10 @@ def test_score_html_shows_the_warning_first_then_the_score_where_it_fails_and_th
     assert text.index(LOUD) < text.index("<h2>Result</h2>") < text.index("Where it fails") < text.index("Provenance")
     assert f"<td>value</td><td>{report.value:.6g}</td>" in text and "Per label, weakest first" in text
     wrong = sum(h < k for h, k in zip(report.raw["hits"][0][:16], report.raw["ks"][:16]))
-    assert text.count('<img ') == 1 + (wrong > 0) and f"{wrong} of the 16 kept images the judge read wrong" in text
+    right = 16 - wrong  # issue 25: each kept image in one grid only, read right or read wrong
+    assert text.count('<img ') == (right > 0) + (wrong > 0)
+    assert (f"{wrong} of the 16 kept images (noise seed 0) the judge read wrong" in text) == (wrong > 0)
+    assert (f"{right} of the 16 kept images (noise seed 0) the judge read right" in text) == (right > 0)
     # the CLI refuses to write over it without --force, in one line
     args = ["score", "--model", root / "lossy.onnx", "--test", shapes / "test.json", "--classifier",
             root / "judge.onnx", "--device", "cpu", "--html", page]

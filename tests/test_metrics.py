@@ -256,7 +256,7 @@ def test_compute_metrics_from_one_pass_of_stores():
     with FeatureStore.from_array(a, logits, block=100) as gen, FeatureStore.from_array(b, block=100) as ref:
         results = compute_metrics("fid,kid,is,prdc,fid-inf", gen, ref, kid_subsets=10, prdc_k=4, block=256,
                                   fid_inf_min_n=300)
-        assert list(results) == ["fid", "kid", "is", "prdc", "fid_inf"]
+        assert list(results) == ["fid", "kid", "is", "prdc", "fid-inf"]
         assert results["kid"].to_dict() == kid(a, b, kid_subsets=10, block=256).to_dict()  # `block` reaches KID too
         assert results["prdc"].to_dict() == prdc(a, b, prdc_k=4).to_dict()
         direct = frechet_distance(a.astype(np.float64).mean(0), np.cov(a.astype(np.float64), rowvar=False),
@@ -267,7 +267,7 @@ def test_compute_metrics_from_one_pass_of_stores():
             compute_metrics(["kid"], gen, ref, kid_subset=10)
         with pytest.raises(KeyError, match="unknown metric"):
             compute_metrics(["kdi"], gen, ref)
-    assert {"fid", "kid", "is", "prdc", "fid_inf", "fd_per_condition", "memorisation"} <= set(list_metrics())
+    assert {"fid", "kid", "is", "prdc", "fid-inf", "per-condition-fd", "memorisation"} <= set(list_metrics())
     with pytest.raises(ValueError, match="twice"):
         register_metric("kid")(lambda g, r: None)
 
@@ -315,3 +315,25 @@ def test_metrics_on_a_large_store_stay_far_below_its_size():
                 tracemalloc.stop()
     print({name: f"{peak / 1e6:.2f} MB" for name, peak in peaks.items()})
     assert max(peaks.values()) < size / 4, (peaks, size)
+
+
+def test_metrics_report_names_a_collapse_and_says_what_per_condition_fd_needs():
+    """Issue 25: 16 closest pairs on one training image, or recall near 0, is named a mode collapse; skipped
+    per-condition FD conditions come with how many images they need and what to change."""
+    from gen_eval.api.metrics import diagnose
+    from gen_eval.evaluator.metrics.memorisation import MemorisationResult
+    from gen_eval.evaluator.metrics.per_condition import ConditionFD, PerConditionResult
+    from gen_eval.evaluator.metrics.prdc import PRDCResult
+
+    collapsed = MemorisationResult(1.0, 2.0, 0.5, 5.0, 0.9, closest=[(g, 7, 0.1) for g in range(16)])
+    healthy = MemorisationResult(1.0, 2.0, 0.5, 5.0, 0.05, closest=[(g, g, 0.1) for g in range(16)])
+    said = diagnose({"memorisation": collapsed}, 512)
+    assert len(said) == 1 and "mode collapse: 16 of the 16 closest" in said[0] and "(#7)" in said[0]
+    assert diagnose({"memorisation": healthy}, 512) == []
+    assert "mode collapse: recall 0" in diagnose({"prdc": PRDCResult(0.9, 0.0, 1.0, 0.1, 5, 100, 100)}, 16)[0]
+    assert diagnose({"prdc": PRDCResult(0.9, 0.6, 1.0, 0.8, 5, 100, 100)}, 16) == []
+    skipped = PerConditionResult(None, 513, [], [ConditionFD(f"c{j}", None, 80, 40) for j in range(24)])
+    (line,) = diagnose({"per-condition-fd": skipped}, 512)
+    assert "24 of 24 conditions skipped, fewer than 513 images on a side" in line
+    assert "each condition needs 513 on both sides; the fullest skipped one has 40" in line
+    assert "lower-dimensional features (512-d now)" in line and "min_count lower" in line

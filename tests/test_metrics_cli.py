@@ -58,6 +58,36 @@ def test_metrics_equal_prdc_and_frechet_on_the_same_features(tmp_path):
     assert data["n"] == 60 and data["reference_n"] == 60 and len(data["provenance"]["inputs"]["features"]["sha256"]) == 64
 
 
+def test_metrics_gates_and_fids_interval_match_the_fid_command(tmp_path):
+    """Issue 25: `metrics` takes the gates of `fid`/`score`; FID carries `gen-eval fid`'s jackknife interval;
+    a missed gate is `gate missed:` naming metric, value, interval, threshold (exit 1), not an error."""
+    feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=16, activation="Relu")
+    gen, ref = folder(tmp_path / "gen", 1, shift=40), folder(tmp_path / "ref", 2)
+    common = ["--features", str(feats), "--data", str(gen), "--ref", str(ref), "--device", "cpu"]
+    alone = CliRunner().invoke(cli, ["fid", *common, "--report", str(tmp_path / "fid.json")])
+    assert alone.exit_code == 0, alone.output
+    expected = json.loads((tmp_path / "fid.json").read_text())["interval"]
+    summary, report = tmp_path / "summary.md", tmp_path / "m.json"
+    missed = CliRunner().invoke(cli, ["metrics", *common, "--metrics", "fid", "--max-fid", "0.001", "--min-recall",
+                                      "0", "--confidence", "0.95", "--summary", str(summary),
+                                      "--report", str(report)])
+    assert missed.exit_code == 1, missed.output
+    data = json.loads(report.read_text())
+    assert "prdc" in data  # the recall gate computed its metric
+    interval = data["fid"]["interval"]
+    assert (interval["low"], interval["high"]) == (expected["low"], expected["high"]) and "jackknife" in interval["method"]
+    last = missed.stderr.strip().splitlines()[-1]
+    assert last.startswith("gate missed: fid ") and "is above --max-fid 0.001" in last and "error" not in missed.stderr
+    assert f"[{interval['low']:.4f}, {interval['high']:.4f}]" in last
+    assert "gate passed: recall" in missed.stdout and "meets --min-recall 0" in missed.stdout
+    assert [g["passed"] for g in data["gates"]] == [False, True] and data["gates"][0]["threshold"] == 0.001
+    text = summary.read_text()
+    assert "**gate missed**: fid" in text and "is above 0.001" in text and "**gate passed**: recall" in text
+    assert re.search(r"\| fid 95% interval \| \[[0-9.]+, [0-9.]+\] \(jackknife", text)
+    passed = CliRunner().invoke(cli, ["metrics", *common, "--metrics", "fid", "--max-fid", "1e9"])
+    assert passed.exit_code == 0 and "gate passed: fid" in passed.stdout and "fid 95% interval" in passed.stdout
+
+
 @pytest.mark.parametrize("args, says", [
     (["--metrics", "kid,sharpness"], "unknown metric 'sharpness'"),
     (["--metrics", "is"], "logits"),
@@ -145,7 +175,7 @@ def test_per_condition_fd_is_the_frechet_distance_of_each_conditions_images(cond
     g = _set_features(run["features"], samples.images)
     heldout, r_labels = _split(run["shapes"], "heldout")
     r = _set_features(run["features"], heldout)
-    result = run["report"]["fd_per_condition"]
+    result = run["report"]["per-condition-fd"]
     names = json.loads((run["shapes"] / "objects.json").read_text())
     assert result["min_count"] == 3 and len(result["per_label"]) + len(result["skipped"]) == 24
     for entry in result["per_label"]:
@@ -215,10 +245,16 @@ def test_html_report_renders_in_headlesschromium(conditional_run, tmp_path):
                   f"{report['fid']['fid']:.6g}", f"{report['kid']['mean']:.6g}",
                   report["provenance"]["inputs"]["features"]["sha256"]):
         assert words in dom, words
-    first = report["fd_per_condition"]["per_label"][0]
+    first = report["per-condition-fd"]["per_label"][0]
     assert re.search(rf"<td>{re.escape(first['label'])}</td><td class=\"num\">{first['fd']:.6g}</td>"
                      rf"<td class=\"num\">{first['n_generated']}</td>", dom)
     assert dom.count('src="data:image/png;base64,') == len(re.findall(r"<img ", text)) >= 2
+    # issue 25: per condition, real images of the same condition beside the generated ones, captioned once
+    figures = re.findall(r"<figcaption>(.*?)</figcaption>", dom)
+    per_condition = [f for f in figures if "generated images, the first" in f]
+    assert per_condition and all("real ones, the first" in f and "bottom row" in f for f in per_condition), figures
+    assert len(set(figures)) == len(figures)
+    assert any("distinct training image" in f for f in figures)
     shot = tmp_path / "report.png"
     chromium("--window-size=1200,3000", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)

@@ -80,7 +80,8 @@ def test_gates_decide_on_the_interval_and_say_which_rule():
     lenient = decide_minimum(interval, interval.estimate + 0.01)
     assert lenient.passed and "confidently below" in lenient.message and "bootstrap" in lenient.message
     strict = decide_minimum(interval, interval.estimate - 0.01, strict=True)
-    assert not strict.passed and "strict" in strict.message and "FAILED" in strict.message
+    assert not strict.passed and "strict" in strict.message and "missed" in strict.message
+    assert strict.threshold == pytest.approx(interval.estimate - 0.01) and strict.minimum
     assert not decide_minimum(interval, interval.high + 0.01).passed
     with pytest.raises(ValueError, match="one positive k"):
         score_interval(hits, np.array([3, 2, 0, 2]))
@@ -100,3 +101,36 @@ def test_seed_t_interval_covers_the_score_of_this_test_set():
         interval = seed_interval(hits.sum(1) / ks.sum(), 0.95)
         covered += interval.low <= truth <= interval.high
     assert 0.91 <= covered / trials <= 0.98, covered / trials
+
+
+def test_seeds_that_agree_never_give_a_zero_width_interval():
+    """Issue 25: 3 seeds scoring alike printed "[0.125, 0.125]"; the interval also rests on the finite
+    objects scored, so it keeps a width, reaches the Wilson bounds and says so in its method."""
+    from scipy.stats import binomtest
+
+    from gen_eval.api.score import seeds_only_interval
+
+    ks = np.array([3, 2, 1, 2])
+    hits = np.tile([1, 0, 0, 0], (3, 1))            # every seed 1 of 8: 0.125 each
+    wilson = binomtest(3, 24).proportion_ci(0.95, method="wilson")
+    for interval in (score_interval(hits, ks, resamples=300), score_interval(hits, ks, over_conditions=False),
+                     seeds_only_interval(hits, ks, 0.95)):
+        assert interval.estimate == pytest.approx(0.125)
+        assert interval.low <= wilson.low < 0.125 < wilson.high <= interval.high, interval.describe()
+        assert "Wilson interval of 3 hits in 24 objects" in interval.method
+    perfect = score_interval(np.tile(ks, (3, 1)), ks, resamples=300)  # every object hit, every seed
+    assert perfect.high == 1.0 and perfect.low == pytest.approx(binomtest(24, 24).proportion_ci(0.95, method="wilson").low)
+    assert perfect.low < 0.9
+
+
+def test_widened_interval_still_covers_near_perfect_models():
+    """Where the bootstrap alone fails (most conditions all-hit), the widened interval keeps its coverage."""
+    rng = np.random.default_rng(4)
+    ks = rng.integers(1, 4, 16)
+    p = 0.97
+    trials, covered = 300, 0
+    for t in range(trials):
+        hits = rng.binomial(ks, p, size=(3, len(ks)))
+        interval = score_interval(hits, ks, over_conditions=False, resamples=200, seed=t)
+        covered += interval.low <= p <= interval.high
+    assert covered / trials >= 0.9, covered / trials

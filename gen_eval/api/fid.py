@@ -129,7 +129,7 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     check_seed(seed)
     if jackknife_blocks is None:
         jackknife_blocks = JACKKNIFE_BLOCKS if model is not None else 1
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
     with _kept_features(features_out, model_features) as sink:
@@ -218,7 +218,7 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
                              threads=threads, progress=progress)
     if features is None:
         raise UserError("give a features model (only a distance between two statistics files needs none)")
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
     ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features,
@@ -269,7 +269,7 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
                         "(merge the shards first)")
     model_features = None
     if features is not None:
-        rt = inputs.runtime(device, threads)
+        rt = inputs.runtime(device, threads, batch_size)
         model_features = inputs.load_features(features, rt, batch_size)
         from gen_eval.evaluator.features import check_same_features, new_stats
 

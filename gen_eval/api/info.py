@@ -31,7 +31,7 @@ def missing_facts(model) -> list[str]:
 
 
 def info(model: str | Path, *, latent_dim: int | None = None, value_range=None, objects=None,
-         device: str = "cpu") -> ModelDescription:
+         device: str = "auto") -> ModelDescription:
     """Describe ``model``: role, inputs/outputs, metadata and their sources."""
     from gen_eval.evaluator.model import load_model
 

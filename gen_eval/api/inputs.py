@@ -58,9 +58,33 @@ def read_label_space(path: str | Path | None):
     return read_objects(path)
 
 
-def runtime(device: str = "auto", threads: int | None = None):
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+
+
+def check_types(**named) -> None:
+    """One-line UserErrors for arguments of the wrong type: ``name=(value, type)``; None passes (the
+    default applies). ``float`` takes an int too; ``int`` refuses bools and floats such as 3.0."""
+    import numbers
+
+    for name, (value, kind) in named.items():
+        if value is None:
+            continue
+        if kind is int:
+            good = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif kind is float:
+            good = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        else:
+            good = isinstance(value, kind)
+        if not good:
+            raise UserError(f"{param(name)} must be {_KINDS.get(kind, kind.__name__)}, got {value!r} "
+                            f"({type(value).__name__})")
+
+
+def runtime(device: str = "auto", threads: int | None = None, batch_size: int | None = None):
+    """The onnxruntime settings of a job; a wrong type of ``device``/``threads``/``batch_size`` is a UserError."""
     from gen_eval.evaluator.runtime import Runtime
 
+    check_types(device=(device, str), threads=(threads, int), batch_size=(batch_size, int))
     return Runtime(device, threads)
 
 

@@ -22,33 +22,108 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.errors import UserError, param
+from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.judges import check_judge
+from gen_eval.evaluator.uncertainty import Interval
 
 log = logging.getLogger("gen_eval")
 DEFAULT_METRICS = ("fid", "kid", "prdc")
+# what a gate can hold: its name -> (the metric that computes it, the result's field, higher is better)
+GATED = {"fid": ("fid", "fid", False), "kid": ("kid", "mean", False), "precision": ("prdc", "precision", True),
+         "recall": ("prdc", "recall", True), "coverage": ("prdc", "coverage", True)}
 
 
 @dataclass
 class MetricsReport:
-    results: dict[str, Any]              # metric name -> its result (to_dict())
+    """What :func:`metrics` returns: each metric's result, the intervals it has, N, provenance, warnings.
+
+    Attributes:
+        results: metric name (``fid``, ``kid``, ``prdc``, ``is``, ``fid-inf``, ``per-condition-fd``,
+            ``memorisation``) -> its result dataclass (``to_dict()`` gives plain values).
+        n_generated, n_reference: the images on each side.
+        provenance: hashes of the inputs, features model, provider, seeds.
+        warnings: what a reader should know first (small N, a judge seen in training, a collapse).
+        intervals: metric name -> :class:`~gen_eval.evaluator.uncertainty.Interval` (FID's jackknife).
+        pictures: title -> PIL image (``pictures=True``).
+
+    Example:
+        >>> report = gen_eval.metrics("inception.onnx", "real/", data="samples/")  # doctest: +SKIP
+        >>> report.gate("fid", 30.0).passed  # doctest: +SKIP
+    """
+    results: dict[str, Any]
     n_generated: int
     n_reference: int
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    pictures: dict[str, Any] = field(default_factory=dict, repr=False)  # title -> PIL image (pictures=True)
+    pictures: dict[str, Any] = field(default_factory=dict, repr=False)
+    intervals: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": "metrics", "n": self.n_generated, "reference_n": self.n_reference,
-                **{name: result.to_dict() for name, result in self.results.items()},
-                "provenance": self.provenance, "warnings": self.warnings}
+        out = {"metric": "metrics", "n": self.n_generated, "reference_n": self.n_reference}
+        for name, result in self.results.items():
+            out[name] = result.to_dict()
+            if name in self.intervals:
+                out[name]["interval"] = self.intervals[name].to_dict()
+        return {**out, "provenance": self.provenance, "warnings": self.warnings}
+
+    def gate(self, name: str, threshold: float, *, strict: bool = False, use_interval: bool = True):
+        """Pass/fail of one metric against ``threshold``: ``fid`` and ``kid`` at most it, ``precision``,
+        ``recall`` and ``coverage`` at least it; on the interval when ``use_interval`` and the metric has
+        one (FID's jackknife), else on the value.
+
+        Args:
+            name: one of ``fid``, ``kid``, ``precision``, ``recall``, ``coverage``.
+            threshold: the highest acceptable distance or the lowest acceptable score.
+            strict: with the interval, pass only when confidently on the right side.
+            use_interval: decide on the interval where there is one.
+
+        Returns:
+            A :class:`~gen_eval.evaluator.uncertainty.Decision` carrying ``threshold``.
+
+        Raises:
+            UserError: when ``name`` is not gated or its metric was not computed.
+        """
+        from gen_eval.api.reports import Report
+
+        if name not in GATED:
+            raise UserError(f"no gate on {name!r}; gates: {', '.join(GATED)}")
+        metric, key, higher = GATED[name]
+        if metric not in self.results:
+            raise UserError(f"a gate on {name} needs {metric} in {param('names')}")
+        value = float(getattr(self.results[metric], key))
+        one = Report(name, value, self.n_generated, interval=self.intervals.get(metric), higher_is_better=higher)
+        return one.gate(threshold, strict=strict, use_interval=use_interval)
+
+    def markdown(self, gates: list | None = None) -> str:
+        """A Markdown table fit for a CI job summary, with each gate's verdict (``[(name, Decision)]``)."""
+        from gen_eval.api.reports import gate_markdown
+
+        lines = ["### gen-eval metrics", "", "| | |", "|---|---|"]
+        lines += [f"| {k.strip()} | {v.replace('|', '/')} |" for k, v in self.rows()]
+        for name, decision in gates or []:
+            lines += ["", gate_markdown(name, decision)]
+        for warning in self.warnings:
+            lines += ["", f"> warning: {warning}"]
+        return "\n".join(lines) + "\n"
 
     def table(self) -> str:
+        rows = self.rows()
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(name, value) rows of :meth:`table`: every number, the intervals, N and the provider."""
         rows = []
         for name, result in self.results.items():
             for key, value in result.to_dict().items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     rows.append((f"{name} {key}", f"{value:.6g}" if isinstance(value, float) else str(value)))
+            interval = self.intervals.get(name)
+            if interval is not None and np.isfinite(interval.low):
+                rows.append((f"{name} {interval.confidence:.0%} interval",
+                             f"[{interval.low:.6g}, {interval.high:.6g}] ({interval.method})"))
+            elif interval is not None:
+                rows.append((f"{name} interval", f"none: {interval.method}"))
             for each in getattr(result, "per_label", []):
                 rows.append((f"  fd {each.label}", f"{each.fd:.6g}  (n {each.n_generated} / {each.n_reference})"))
             for each in getattr(result, "skipped", []):
@@ -56,8 +131,7 @@ class MetricsReport:
                                                     f"< {result.min_count}"))
         rows += [("n", str(self.n_generated)), ("reference n", str(self.n_reference)),
                  ("provider", self.provenance.get("provider", ""))]
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+        return rows
 
     def write_html(self, path: str | Path, force: bool = False) -> Path:
         """One self-contained HTML file: metrics, per-condition tables, pictures (data URIs), provenance."""
@@ -110,14 +184,43 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             value_range=None, options: dict[str, Any] | None = None, pictures: bool = False,
             upscale: int = 1, gen_stats=None, chunk_size: int | None = None, ray_address: str | None = None,
             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-            progress: bool = False) -> MetricsReport:
+            progress: bool = False, confidence: float = 0.95) -> MetricsReport:
     """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
     ``train``: the training images, for memorisation.
 
     Either side may also be files that `gen-eval stats --save-features` wrote: ``gen_stats`` (the shard
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
     such a statistics file. ``ray_address`` ('local' or a cluster address) computes the generated side's
-    features on Ray actors. The results are those of one process computing everything, bit for bit."""
+    features on Ray actors. The results are those of one process computing everything, bit for bit.
+    FID carries the same jackknife interval as :func:`gen_eval.fid` (10 blocks of the generated images).
+
+    Args:
+        features: the features .onnx (Inception from `export-inception`, or a judge's features model).
+        ref: reference images (folder or data set) or a statistics .npz with its features beside it.
+        names: metrics, a list or ``"fid,kid"``: ``fid``, ``kid``, ``is``, ``prdc``, ``fid-inf``,
+            ``per-condition-fd``, ``memorisation``.
+        data, model: the generated side: images, or a generator .onnx to sample ``n`` images from.
+        n, seed, conditions: how many images, the noise seed, the condition file (conditional models).
+        split, ref_split, train_split: the split of each data set.
+        train: the training images (memorisation); ``ref`` is then the held-out set.
+        objects, latent_dim, value_range: what a generator without metadata needs.
+        options: per-metric settings, each named by its metric: ``kid_subsets``, ``kid_subset_size``,
+            ``is_splits``, ``prdc_k``, ``fid_inf_points``, ``fid_inf_min_n``, ``min_count``
+            (per-condition-fd: fewest images per side), ``seed`` (KID, IS, FID∞), ``block``; an option no
+            requested metric takes is an error.
+        pictures, upscale: keep captioned pictures for :meth:`MetricsReport.write_html`.
+        gen_stats: shard statistics files (with features) as the generated side.
+        chunk_size, ray_address: fixed index chunks; Ray actors for the generated side.
+        device, batch_size, threads: the onnxruntime settings.
+        progress: draw progress bars on stderr.
+        confidence: the coverage of FID's interval.
+
+    Returns:
+        A :class:`MetricsReport`; ``report.gate("fid", 30)`` decides a gate.
+
+    Raises:
+        UserError: on a bad argument or input (one line that says what to change).
+    """
     from gen_eval.api.fid import _remote
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
     from gen_eval.evaluator.features import (feature_model_id, generator_stats, has_logits, imageset_stats,
@@ -128,6 +231,13 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.scale.feature_files import features_path, open_feature_shards
 
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, jackknife_interval
+    from gen_eval.api.inputs import check_types
+
+    check_types(n=(n, int), seed=(seed, int), chunk_size=(chunk_size, int), upscale=(upscale, int),
+                confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
     check_seed(seed)
     if isinstance(names, str):
@@ -149,7 +259,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         raise UserError("give the generated side once: shard statistics files, or images or a generator")
     if not gen_files and (data is None) == (model is None):
         raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
-    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "fd_per_condition" in wanted),
+    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "per-condition-fd" in wanted),
                                           ("pictures", pictures)) if used]
     if (gen_files or ref_is_file) and from_files:
         raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
@@ -168,7 +278,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     if not (gen_files and ref_is_file and train is None):
         if features is None:
             raise UserError("give a features model (only feature files on both sides need none)")
-        rt = inputs.runtime(device, threads)
+        rt = inputs.runtime(device, threads, batch_size)
         model_features = inputs.load_features(features, rt, batch_size)
         log.info("runtime: %s", rt.describe())
         dim = model_features.info.output_size
@@ -200,12 +310,12 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         if n is None:
             raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on "
                             "10000+)")
-        labelled = cond is not None and ("fd_per_condition" in wanted or pictures)  # [n, L]: only when used
+        labelled = cond is not None and ("per-condition-fd" in wanted or pictures)  # [n, L]: only when used
         generated = _Side(f"{model} ({n} samples, seed {seed})", generator=generator, conditions=cond, seed=seed, n=n,
                           labels=cycle_conditions(cond, np.arange(n)) if labelled else None,
                           label_space=generator.info.label_space)
     options = dict(options or {})
-    if "fd_per_condition" in wanted:
+    if "per-condition-fd" in wanted:
         options.update(_condition_options(generated, reference))
 
     with contextlib.ExitStack() as stores:
@@ -233,13 +343,16 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             remote = _remote(ray_address, features_path=features, data=data, split=split, model=model, n=n,
                              seed=seed, conditions=conditions, batch_size=batch_size, latent_dim=latent_dim,
                              value_range=value_range, objects=objects, device=device, threads=threads)
+            blocks = JACKKNIFE_BLOCKS if "fid" in wanted else 1  # block sums for FID's interval
             if generated.images is not None:
                 gen_stats_merged = imageset_stats(model_features, generated.images, sink=append, with_logits=logits,
-                                                  chunk_size=chunk_size, progress=progress, remote=remote)
+                                                  chunk_size=chunk_size, progress=progress, remote=remote,
+                                                  blocks=blocks)
             else:
                 gen_stats_merged = generator_stats(model_features, generated.generator, n, seed,
                                                    conditions=generated.conditions, sink=append, with_logits=logits,
-                                                   chunk_size=chunk_size, progress=progress, remote=remote)
+                                                   chunk_size=chunk_size, progress=progress, remote=remote,
+                                                   blocks=blocks)
         if gen_stats_merged.feature_model and ref_stats.feature_model and \
                 gen_stats_merged.feature_model != ref_stats.feature_model:
             raise UserError(f"the two sides were computed with different features models "
@@ -252,7 +365,15 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             raise UserError(f"metric options: {exc}") from None
         except ValueError as exc:
             raise UserError(f"{exc}; use more images or fewer splits/subsets") from None
+        intervals = {}
+        if "fid" in results:
+            value = results["fid"].fid
+            intervals["fid"] = jackknife_interval(gen_stats_merged, ref_stats.mu, ref_stats.sigma, value,
+                                                  confidence) or \
+                Interval(value, float("nan"), float("nan"), confidence,
+                         "the generated side's statistics hold no jackknife block sums")
         warnings = [judged.warning if judged else None]
+        warnings += diagnose(results, dim)
         warnings += [small_sample_warning(store.stats, what) for store, what in
                      ((gen_store, described), (ref_store, f"reference {ref}"))]
         prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
@@ -269,12 +390,49 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         prov["features_model"] = ident or gen_stats_merged.feature_model
         if judged is not None:
             prov["judge_in_training"] = judged.verdict
-        report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w])
+        report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w],
+                               intervals=intervals)
     if pictures:
         from gen_eval.evaluator.report_pictures import metrics_pictures
 
-        report.pictures = metrics_pictures(report, generated, training, upscale=upscale)
+        report.pictures = metrics_pictures(report, generated, training, upscale=upscale, reference=reference)
     return report
+
+
+COLLAPSE_SHARE = 0.5   # closest pairs on one training image beyond this share: the page names a collapse
+COLLAPSE_RECALL = 0.05  # recall at or below this: the generated images cover almost none of the real ones
+
+
+def diagnose(results: dict[str, Any], dim: int | None) -> list[str]:
+    """Warnings a reader needs before the numbers: a collapse the memorisation pairs or PRDC show, and
+    per-condition FD conditions skipped for too few images, with what to change."""
+    warnings = []
+    memo = results.get("memorisation")
+    if memo is not None and len(memo.closest) >= 4:
+        targets = [t for _, t, _ in memo.closest]
+        top = max(set(targets), key=targets.count)
+        if targets.count(top) / len(targets) > COLLAPSE_SHARE:
+            warnings.append(f"mode collapse: {targets.count(top)} of the {len(targets)} closest generated images "
+                            f"have the same nearest training image (#{top}); the generator draws few distinct "
+                            "images, so memorisation and the other metrics describe those few")
+    prdc = results.get("prdc")
+    if prdc is not None and prdc.recall <= COLLAPSE_RECALL:
+        warnings.append(f"mode collapse: recall {prdc.recall:.3g} (coverage {prdc.coverage:.3g}): the generated "
+                        "images cover almost none of the real ones' variety")
+    per_condition = results.get("per-condition-fd")
+    if per_condition is not None and per_condition.skipped:
+        need = per_condition.min_count
+        most = max(min(c.n_generated, c.n_reference) for c in per_condition.skipped)
+        ways = [f"generate about {need * len(per_condition.per_label + per_condition.skipped)} images or more "
+                f"(each condition needs {need} on both sides; the fullest skipped one has {most})"]
+        if dim is not None and dim > 64:
+            ways.append(f"use lower-dimensional features ({dim}-d now), such as the judge's features model")
+        ways.append(f"or set {param('min_count')} lower (the fewest images per side a condition needs; "
+                    "under the feature dimension + 1 the covariance is singular and the FD biased upwards)")
+        warnings.append(f"per-condition-fd: {len(per_condition.skipped)} of "
+                        f"{len(per_condition.skipped) + len(per_condition.per_label)} conditions skipped, fewer than "
+                        f"{need} images on a side; " + "; ".join(ways))
+    return [render(w) for w in warnings]  # stored as text: parameters named for this caller (flag or keyword)
 
 
 def _condition_options(generated: _Side, reference: _Side) -> dict[str, Any]:

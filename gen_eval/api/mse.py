@@ -22,7 +22,7 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     from gen_eval.evaluator.mse import SCALE, reconstruction_mse
     from gen_eval.evaluator.provenance import image_set_listing, provenance
 
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                     value_range_text=value_range, objects=objects)
     enc = load_model(encoder, role="encoder", runtime=rt, batch_size=batch_size,

@@ -16,13 +16,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gen_eval.evaluator.uncertainty import Decision, Interval, decide_minimum
+from gen_eval.evaluator.uncertainty import Decision, Interval, decide_minimum, make_decision
 
 REPORT_SCHEMA = 2
 
 
 def decide_maximum(interval: Interval | None, value: float, threshold: float, *, strict: bool = False) -> Decision:
-    """A gate on a distance that should be at most ``threshold`` (the mirror of :func:`decide_minimum`)."""
+    """A gate on a distance that should be at most ``threshold`` (the mirror of :func:`decide_minimum`).
+
+    Args:
+        interval: the distance's interval, or None (then the gate decides on ``value``).
+        value: the distance.
+        threshold: the highest acceptable distance.
+        strict: pass only when the upper bound is at or below ``threshold``.
+
+    Returns:
+        The :class:`Decision`, with ``threshold`` and the rule that decided.
+
+    Example:
+        >>> decide_maximum(None, 12.5, 10.0).message
+        'gate missed: 12.5 is above 10 (point estimate, no interval)'
+    """
     if interval is None or not math.isfinite(interval.low):
         passed, rule, shown = value <= threshold, "point estimate, no interval", f"{value:.6g}"
     elif strict:
@@ -30,11 +44,33 @@ def decide_maximum(interval: Interval | None, value: float, threshold: float, *,
     else:
         passed, rule = interval.low <= threshold, f"fails only if confidently above {threshold:g}"
         shown = interval.describe()
-    return Decision(passed, f"gate {'passed' if passed else 'FAILED'} ({rule}): {shown}", rule, shown)
+    return make_decision(passed, rule, shown, threshold, minimum=False)
 
 
 @dataclass
 class Report:
+    """What a job returns: one metric's value, its interval, N, settings and provenance.
+
+    Attributes:
+        metric: the metric's name (``classifier_score``, ``fid``, ``reconstruction_mse``, ...).
+        value: its value.
+        n: the number of images (or conditions) it rests on.
+        model: the generator it judged, when there is one.
+        seed: the first noise seed, when images were generated.
+        interval: the :class:`Interval` (its ``method`` says how it was made and what it covers).
+        details: metric-specific numbers, shown in :meth:`table`.
+        settings: the arguments that shaped the number.
+        provenance: SHA-256 of the inputs, versions, provider, device, preprocessing.
+        breakdown: the per-condition view of a score.
+        raw: per-seed, per-condition arrays a paired comparison needs (kept out of the table).
+        warnings: what a reader should know before trusting the value.
+        higher_is_better: True for scores, False for distances (which way a gate points).
+
+    Example:
+        >>> report = Report("classifier_score", 0.75, 32, interval=Interval(0.75, 0.7, 0.8, 0.95, "t over 5 seeds"))
+        >>> report.gate(0.9).passed, report.gate(0.9).threshold
+        (False, 0.9)
+    """
     metric: str
     value: float
     n: int
@@ -59,7 +95,16 @@ class Report:
 
     def gate(self, threshold: float, *, strict: bool = False, use_interval: bool = True) -> Decision:
         """Pass/fail against ``threshold`` (a minimum for scores, a maximum for distances): on the interval
-        when ``use_interval`` and there is one, else on the value."""
+        when ``use_interval`` and there is one, else on the value.
+
+        Args:
+            threshold: the lowest acceptable score, or the highest acceptable distance.
+            strict: with the interval, pass only when confidently on the right side.
+            use_interval: decide on the interval (lenient: fail only when confidently wrong).
+
+        Returns:
+            A :class:`Decision` that carries ``threshold`` and names the rule.
+        """
         interval = self.interval
         usable = use_interval and interval is not None and math.isfinite(interval.low)
         if not usable:
@@ -68,7 +113,7 @@ class Report:
             if interval is not None and math.isfinite(interval.low):
                 shown += f" ({interval.confidence:.0%} interval [{interval.low:.6g}, {interval.high:.6g}])"
             rule = "on the value" if use_interval is False or interval is None else "on the value, no interval"
-            return Decision(passed, f"gate {'passed' if passed else 'FAILED'} ({rule}): {shown}", rule, shown)
+            return make_decision(passed, rule, shown, threshold, minimum=self.higher_is_better)
         if self.higher_is_better:
             return decide_minimum(interval, threshold, strict=strict)
         return decide_maximum(interval, self.value, threshold, strict=strict)
@@ -123,21 +168,33 @@ class Report:
         return i is not None and math.isfinite(i.low) and i.low <= threshold <= i.high
 
     def verdict(self, decision: Decision, flag: str, threshold: float) -> str:
-        """One line: passed or failed, the value (with its interval), the threshold and the rule."""
-        side = ("meets" if decision.passed else "is below") if self.higher_is_better else \
-            ("meets" if decision.passed else "is above")
-        return (f"gate {'passed' if decision.passed else 'failed'}: {self.metric} {decision.shown} {side} "
-                f"{flag} {threshold:g} ({decision.rule})")
+        """One line: passed or missed, the metric, its value (with its interval), the threshold and the rule."""
+        return gate_line(self.metric, decision, flag, threshold)
 
     def markdown(self, decision: Decision | None = None) -> str:
         """A Markdown table fit for a CI job summary (e.g. GitHub's $GITHUB_STEP_SUMMARY)."""
         lines = [f"### gen-eval {self.metric}", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in self.rows()]
         if decision is not None:
-            lines += ["", f"**gate {'passed' if decision.passed else 'failed'}** ({decision.rule}): {decision.shown}"]
+            lines += ["", gate_markdown(self.metric, decision)]
         for warning in self.warnings:
             lines += ["", f"> warning: {warning}"]
         return "\n".join(lines) + "\n"
+
+
+def gate_line(metric: str, decision: Decision, flag: str | None, threshold: float) -> str:
+    """``gate missed: fid 31.2 [...] is above --max-fid 30 (rule)``: the metric, value, threshold, rule."""
+    side = ("meets" if decision.passed else "is below") if decision.minimum else \
+        ("meets" if decision.passed else "is above")
+    named = f"{flag} {threshold:g}" if flag else f"{threshold:g}"
+    return (f"gate {'passed' if decision.passed else 'missed'}: {metric} {decision.shown} {side} {named} "
+            f"({decision.rule})")
+
+
+def gate_markdown(metric: str, decision: Decision) -> str:
+    """The gate's verdict as one Markdown line: metric, value, threshold and rule."""
+    return (f"**gate {'passed' if decision.passed else 'missed'}**: {metric} {decision.shown} "
+            f"{decision.comparison} ({decision.rule})")
 
 
 def _fmt(value: Any) -> str:
@@ -146,4 +203,4 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["REPORT_SCHEMA", "Report", "decide_maximum"]
+__all__ = ["REPORT_SCHEMA", "Report", "decide_maximum", "gate_line", "gate_markdown"]

@@ -81,7 +81,7 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
     out_path = Path(out) if out is not None else None
     inputs.check_outputs(force, {param("out"): out_path} if kind in ("grid", "npz") else {},
                          {param("model"): model, param("conditions"): conditions, param("objects"): objects})
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
     log.info("runtime: %s", rt.describe())

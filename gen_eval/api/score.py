@@ -8,15 +8,24 @@ from pathlib import Path
 import numpy as np
 
 from gen_eval.api import inputs
+from gen_eval.api.inputs import check_types
 from gen_eval.api.reports import Report
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.uncertainty import Interval, score_interval, t_interval
+from gen_eval.evaluator.uncertainty import Interval, object_interval, score_interval, t_interval
 
 log = logging.getLogger("gen_eval")
 
 
 def seed_interval(values: np.ndarray, confidence: float) -> Interval:
-    """Student-t interval of the mean over independent noise seeds (none with one seed)."""
+    """Student-t interval of the mean over independent noise seeds (none with one seed).
+
+    Args:
+        values: one score per seed.
+        confidence: the interval's coverage, between 0 and 1.
+
+    Returns:
+        An :class:`Interval` (NaN bounds with one seed).
+    """
     interval = t_interval(values, confidence, "seed")
     if len(values) < 2:
         return Interval(interval.estimate, interval.low, interval.high, confidence,
@@ -24,18 +33,64 @@ def seed_interval(values: np.ndarray, confidence: float) -> Interval:
     return interval
 
 
+def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> Interval:
+    """The conditions held fixed: Student t over the seeds' scores, widened to hold the Wilson interval of
+    the hits among all objects scored, so seeds that agree do not give a zero-width interval."""
+    hits = np.asarray(hits, dtype=np.float64)
+    low, high = object_interval(hits, ks, confidence)
+    objects = f"{int(round(hits.sum()))} hits in {int(round(np.sum(ks) * len(hits)))} objects"
+    seeds = seed_interval(hits.sum(axis=1) / np.sum(ks), confidence)
+    if not np.isfinite(seeds.low):
+        return Interval(seeds.estimate, low, high, confidence,
+                        f"one seed, conditions fixed: Wilson interval of {objects}")
+    return Interval(seeds.estimate, min(seeds.low, low), max(seeds.high, high), confidence,
+                    f"{seeds.method}, conditions fixed, widened to at least the Wilson interval of {objects}")
+
+
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
           repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
-          over_conditions: bool = False, breakdown: bool = True, keep_images: int = 0,
+          over_conditions: bool = True, breakdown: bool = True, keep_images: int = 0,
           latent_dim: int | None = None, value_range=None, classifier_value_range=None,
           classifier_image_shape=None, device: str = "auto", batch_size: int | None = None,
           threads: int | None = None) -> Report:
     """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
     over ``repeats`` noise seeds ``seed, seed + 1, ...``.
 
-    The interval is over the seeds (Student t), or with ``over_conditions`` a two-way bootstrap that
-    also treats the conditions as a sample. ``keep_images`` keeps that many images of the first seed
-    (``report.images``, uint8 NCHW) for a grid.
+    The interval covers the noise seeds and the finite test set: a two-way bootstrap over seeds and
+    conditions (the conditions as a sample of those a user cares about), widened to hold the Wilson
+    interval of the hits among all objects scored, so that seeds which agree never give a zero-width
+    interval. ``over_conditions=False`` holds the conditions fixed (Student t over the seeds, with the
+    same widening). ``keep_images`` keeps that many images of the first seed (``report.images``, uint8
+    NCHW) for a grid.
+
+    Args:
+        model: the conditional generator .onnx.
+        test: the condition file (iCLEVR test.json style, or one a label space reads).
+        classifier: the judge .onnx (role classifier).
+        objects: label names (objects.json or a label-space JSON) when the models carry none.
+        repeats: noise seeds ``seed .. seed + repeats - 1`` (an int, at least 1).
+        seed: the first noise seed.
+        quantize: round images through uint8, as if saved to PNG, before the judge.
+        confidence: the interval's coverage, between 0 and 1.
+        over_conditions: also treat the conditions as a sample (see above).
+        breakdown: compute the per-condition breakdown (``report.breakdown``).
+        keep_images: images of the first seed to keep for pictures.
+        latent_dim, value_range: what a generator without metadata needs.
+        classifier_value_range, classifier_image_shape: what a classifier without metadata needs.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+
+    Returns:
+        A :class:`~gen_eval.api.reports.Report` with metric ``classifier_score``; ``report.gate(0.8)``
+        decides a gate.
+
+    Raises:
+        UserError: on a bad argument or input file (one line that says what to change).
+
+    Example:
+        >>> report = gen_eval.score("acgan.onnx", "test.json", classifier="judge.onnx", repeats=5)  # doctest: +SKIP
+        >>> print(report.table())  # doctest: +SKIP
     """
     from gen_eval.data.images import to_uint8
     from gen_eval.evaluator.breakdown import breakdown as make_breakdown
@@ -45,13 +100,15 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.evaluator.score import score_generator
 
+    check_types(repeats=(repeats, int), seed=(seed, int), confidence=(confidence, float),
+                keep_images=(keep_images, int))
     if repeats < 1:
         raise UserError(f"{param('repeats')} must be at least 1, got {repeats}")
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     check_seed(seed)
     check_seed(seed + repeats - 1, f"{param('seed')} + {param('repeats')} - 1")
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     space = inputs.read_label_space(objects)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size, label_space=space,
                        value_range=inputs.value_range(classifier_value_range, param("classifier_value_range")),
@@ -80,7 +137,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     if over_conditions:
         interval = score_interval(hits, ks, confidence=confidence)
     else:
-        interval = seed_interval(values, confidence)
+        interval = seeds_only_interval(hits, ks, confidence)
     details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
                      "judge_in_training": judged.verdict, "input": "uint8-quantised" if quantize else "float"}
     if repeats == 1:
@@ -115,7 +172,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     return report
 
 
-__all__ = ["score", "seed_interval"]
+__all__ = ["score", "seed_interval", "seeds_only_interval"]
 
 
 def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout", confidence: float = 0.95,
@@ -128,7 +185,7 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     from gen_eval.evaluator.provenance import image_set_listing, provenance
     from gen_eval.evaluator.score import classify_generated, score_probs
 
-    rt = inputs.runtime(device, threads)
+    rt = inputs.runtime(device, threads, batch_size)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size)
     log.info("runtime: %s", rt.describe())
     images = inputs.image_set(data, split)

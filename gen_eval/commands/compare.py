@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gen_eval.errors import GateFailed
+from gen_eval.errors import GateMissed
 from gen_eval.evaluator.compare import MUST_MATCH
 
 
@@ -47,7 +47,7 @@ def compare_command(new, baseline, max_drop, confidence, seeds_only, allow, repo
         with open(summary_path, "a", encoding="utf-8") as handle:
             handle.write("### gen-eval compare\n\n" + result.markdown())
     if result.regression:
-        raise GateFailed(result.message())
+        raise GateMissed(f"gate missed: {result.message()}")
     click.echo(result.message())
 
 

@@ -65,7 +65,7 @@ def check_command(path: str, split: str, fmt: str | None, attribute: str | None,
     if full:
         from tqdm import tqdm
 
-        for i in tqdm(range(len(dataset)), desc="decoding", unit="img", leave=False, disable=None):
+        for i in tqdm(range(len(dataset)), desc="decoding", unit="img", leave=True, disable=None):
             dataset.image(i)
         click.echo(f"decoded all {len(dataset)} images: ok")
 

@@ -22,9 +22,10 @@ def _echo_err(message: str) -> None:
 def runtime_options(func):
     """--device, --batch-size, --threads."""
     func = click.option("--threads", type=int, default=None,
-                        help="CPU threads for onnxruntime (default: the CPUs this process may use).")(func)
+                        help="CPU threads for onnxruntime [default: the CPUs this process may use].")(func)
     func = click.option("--batch-size", type=int, default=None,
-                        help="Images per model run; the last batch is padded (default 64 on CPU, 256 on CUDA).")(func)
+                        help="Images per model run; the last batch runs at its own size unless the graph fixes "
+                             "the batch size [default: 64 on CPU, 256 on CUDA].")(func)
     func = click.option("--device", default="auto", show_default=True,
                         help="auto (CUDA when it really works, else CPU), cpu, cuda or cuda:N.")(func)
     return func
@@ -45,7 +46,8 @@ def generator_options(func):
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @generator_options
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when it really works, else CPU), cpu, cuda or cuda:N.")
 def info_command(model, latent_dim, value_range, objects, device):
     """Show an ONNX model's role, inputs/outputs, metadata and what the evaluator infers.
 
@@ -70,7 +72,7 @@ def info_command(model, latent_dim, value_range, objects, device):
 # -- sample -----------------------------------------------------------------------------------
 @click.command("sample")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="Generator .onnx.")
-@click.option("--n", "n", type=int, default=None, help="Number of images (default: one per condition).")
+@click.option("--n", "n", type=int, default=None, help="Number of images [default: one per condition].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (numpy Generator).")
 @click.option("--out", required=True, type=click.Path(), help="A folder (PNGs), a .png (one grid) or an .npz.")
 @click.option("--conditions", type=click.Path(dir_okay=False), default=None,
@@ -119,14 +121,14 @@ def gate_options(func):
                         help="With --confidence: pass only when confidently on the right side of the threshold.")(func)
     func = click.option("--confidence", type=float, default=None,
                         help="Gate on the interval at this confidence: fail only when confidently on the wrong "
-                             "side (default: gate on the value; the interval is reported at 0.95).")(func)
+                             "side [default: gate on the value; the interval is reported at 0.95].")(func)
     return func
 
 
 def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=None, confidence=None, strict=False,
            summary_path=None, extra_table: str = "") -> None:
-    """Print the table, write the JSON report and summary, then enforce the gate (GateFailed -> exit 1)."""
-    from gen_eval.errors import GateFailed
+    """Print the table, write the JSON report and summary, then enforce the gate (GateMissed -> exit 1)."""
+    from gen_eval.errors import GateMissed
     from gen_eval.fileio import atomic_write_json
 
     if strict and confidence is None:
@@ -162,7 +164,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
                       f"{report.interval.high:.4g}] contains {gate_flag} {threshold:g}: this verdict can flip with "
                       "the noise seed; gate with --confidence 0.95 to decide on the interval")
         if not decision.passed:
-            raise GateFailed(message)
+            raise GateMissed(message)
         click.echo(message)
 
 
@@ -177,8 +179,10 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--seed", type=int, default=0, show_default=True, help="First noise seed.")
 @click.option("--min-score", type=float, default=None, help="Exit 1 when the score is (confidently) below this.")
 @gate_options
-@click.option("--over-conditions", is_flag=True,
-              help="Interval by a two-way bootstrap that also treats the conditions as a sample.")
+@click.option("--over-conditions/--seeds-only", default=True, show_default=True,
+              help="Interval by a two-way bootstrap over seeds and conditions (the conditions as a sample), or "
+                   "over the seeds only (the conditions fixed); both are widened to hold the Wilson interval of "
+                   "the hits among all objects scored.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
@@ -242,7 +246,7 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--encoder-value-range", default=None,
-              help="Input range of an encoder without metadata (default: the decoder's value range).")
+              help="Input range of an encoder without metadata [default: the decoder's value range].")
 @click.option("--force", is_flag=True, help="Overwrite --report.")
 @generator_options
 @runtime_options

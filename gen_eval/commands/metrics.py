@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gen_eval.api.inputs import check_outputs
-from gen_eval.commands.evaluate import _echo_err, runtime_options
+from gen_eval.commands.evaluate import _echo_err, gate_options, runtime_options
 from gen_eval.commands.fid import source_options
 from gen_eval.commands.scale_options import chunk_option, ray_option
 
@@ -23,12 +23,18 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @click.option("--metrics", "names", default="fid,kid,prdc", show_default=True,
               help="Comma-separated: fid, kid, is, prdc, fid-inf, per-condition-fd, memorisation.")
 @click.option("--prdc-k", type=int, default=None, help="Nearest neighbours for precision/recall/density/coverage "
-                                                        "(default 5).")
+                                                        "[default: 5].")
 @click.option("--train", "train", type=click.Path(), default=None,
               help="Training images (folder or data set), for memorisation; --ref is then the held-out set.")
 @click.option("--train-split", default="train", show_default=True, help="Split of --train when it is a data set.")
 @click.option("--min-count", type=int, default=None,
-              help="per-condition-fd: fewest images per side for a condition (default: feature dimension + 1).")
+              help="per-condition-fd: fewest images per side for a condition [default: feature dimension + 1].")
+@click.option("--max-fid", type=float, default=None, help="Exit 1 when FID is (confidently) above this.")
+@click.option("--max-kid", type=float, default=None, help="Exit 1 when KID's mean is above this.")
+@click.option("--min-precision", type=float, default=None, help="Exit 1 when precision is below this.")
+@click.option("--min-recall", type=float, default=None, help="Exit 1 when recall is below this.")
+@click.option("--min-coverage", type=float, default=None, help="Exit 1 when coverage is below this.")
+@gate_options
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write a JSON report here ('-' for stdout).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
@@ -40,49 +46,85 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @ray_option
 @runtime_options
 def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim,
-                    value_range, objects, names, prdc_k, train, train_split, min_count, report_path, html_path, upscale,
+                    value_range, objects, names, prdc_k, train, train_split, min_count, max_fid, max_kid, min_precision,
+                    min_recall, min_coverage, confidence, strict, summary_path, report_path, html_path, upscale,
                     force, chunk_size, ray_address, device, batch_size, threads):
     """FID, KID and IS (torch-fidelity's), precision/recall/density/coverage (prdc's), FID∞, Fréchet
     distance per condition and a memorisation check, from one feature pass per image set.
 
-    Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks.
+    Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks. FID carries
+    the jackknife interval of `gen-eval fid`. A gate (--max-fid, --max-kid, --min-precision, --min-recall,
+    --min-coverage) adds its metric to --metrics; a missed gate prints `gate missed: ...` and exits 1.
 
     \b
     Examples:
       gen-eval metrics --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref real/
       gen-eval metrics --features judge.features.onnx --data samples/ --ref shapes --metrics kid,prdc --prdc-k 3
       gen-eval metrics --gen-stats part1.npz --gen-stats part2.npz --ref ref.npz   # from `stats --save-features`
+      gen-eval metrics --features inception.onnx --data samples/ --ref real/ --max-fid 30 --min-recall 0.3 \\
+          --confidence 0.95 --summary "$GITHUB_STEP_SUMMARY"
       gen-eval metrics --features judge.features.onnx --model acgan.onnx --conditions train.json --n 2000 \\
           --ref shapes --ref-split test --train shapes --metrics fid,per-condition-fd,memorisation --html r.html
     """
     import json
 
-    from gen_eval.api.metrics import metrics
+    from gen_eval.api.metrics import GATED, metrics
+    from gen_eval.errors import GateMissed, UserError
     from gen_eval.fileio import atomic_write_json
+
+    if strict and confidence is None:
+        raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
+    thresholds = {"fid": ("--max-fid", max_fid), "kid": ("--max-kid", max_kid),
+                  "precision": ("--min-precision", min_precision), "recall": ("--min-recall", min_recall),
+                  "coverage": ("--min-coverage", min_coverage)}
+    gates = {name: spec for name, spec in thresholds.items() if spec[1] is not None}
+    wanted = [x.strip() for x in names.split(",") if x.strip()]
+    for name in gates:  # a gate computes its metric
+        if GATED[name][0] not in wanted:
+            wanted.append(GATED[name][0])
 
     check_outputs(force, {"--report": None if report_path == "-" else report_path, "--html": html_path},
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
-                    "--conditions": conditions, "--objects": objects, "--train": train,
+                    "--conditions": conditions, "--objects": objects, "--train": train, "--summary": summary_path,
                     **{f"--gen-stats {i + 1}": path for i, path in enumerate(gen_stats)}})
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}
     if min_count is not None:
         options["min_count"] = min_count
-    report = metrics(features_path, ref, names=names, data=data, model=model, n=n, seed=seed, conditions=conditions,
+    report = metrics(features_path, ref, names=wanted, data=data, model=model, n=n, seed=seed, conditions=conditions,
                      split=split, ref_split=ref_split, train=train, train_split=train_split, objects=objects,
                      latent_dim=latent_dim, value_range=value_range, options=options, pictures=html_path is not None,
                      upscale=upscale, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address,
-                     device=device, batch_size=batch_size, threads=threads, progress=True)
+                     device=device, batch_size=batch_size, threads=threads, progress=True,
+                     confidence=confidence or 0.95)
     click.echo(report.table())
     for warning in report.warnings:
         _echo_err(f"warning: {warning}")
+    from gen_eval.api.reports import gate_line
+
+    decided = [(name, flag, threshold, report.gate(name, threshold, strict=strict, use_interval=confidence is not None))
+               for name, (flag, threshold) in gates.items()]
+    data = report.to_dict()
+    if decided:
+        data["gates"] = [{"flag": flag, "threshold": threshold, "confidence": confidence, "strict": strict,
+                          "passed": d.passed, "rule": d.rule, "verdict": gate_line(name, d, flag, threshold)}
+                         for name, flag, threshold, d in decided]
     if report_path == "-":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps(data, indent=2))
     elif report_path is not None:
-        atomic_write_json(report_path, report.to_dict(), force=force)
+        atomic_write_json(report_path, data, force=force)
         click.echo(f"report: {report_path}")
     if html_path is not None:
         report.write_html(html_path, force=force)
         click.echo(f"html: {html_path}")
+    if summary_path is not None:
+        with open(summary_path, "a", encoding="utf-8") as handle:  # appended to, as CI summaries are
+            handle.write(report.markdown([(name, d) for name, _, _, d in decided]))
+    missed = [gate_line(name, d, flag, threshold) for name, flag, threshold, d in decided if not d.passed]
+    for name, flag, threshold, d in decided:
+        if d.passed:
+            click.echo(gate_line(name, d, flag, threshold))
+    if missed:
+        raise GateMissed("; ".join(missed))
 
 
 def register(cli: click.Group) -> None:

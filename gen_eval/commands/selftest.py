@@ -9,8 +9,8 @@ from gen_eval.errors import GateFailed
 
 @click.command("selftest")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: the usable CPUs).")
-@click.option("--batch-size", type=int, default=None, help="Images per model run (default 64 on CPU, 256 on CUDA).")
+@click.option("--threads", type=int, default=None, help="CPU threads for onnxruntime [default: the usable CPUs].")
+@click.option("--batch-size", type=int, default=None, help="Images per model run [default: 64 on CPU, 256 on CUDA].")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the checks as JSON here.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")

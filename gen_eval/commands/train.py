@@ -97,12 +97,12 @@ def register(cli: click.Group) -> None:
     @click.option("--preset", help="A named recipe (family, settings, length, batch size); listed below.")
     @click.option("--data", "data_dir", type=click.Path(path_type=str), help="Data set folder or label file (required).")
     @click.option("--out", "out_dir", type=click.Path(path_type=str), help="Run folder for checkpoints and logs (required).")
-    @click.option("--epochs", type=int, help="Train this many epochs (default: the family's, listed below).")
+    @click.option("--epochs", type=int, help="Train this many epochs [default: the family's, listed below].")
     @click.option("--steps", type=int, help="Train this many steps instead of --epochs.")
-    @click.option("--batch-size", type=int, help="Images per step (default: the family's).")
+    @click.option("--batch-size", type=int, help="Images per step [default: the family's].")
     @click.option("--device", default="auto", show_default=True,
                   help="auto, cpu, cuda or cuda:N (auto: the GPU when torch sees one); train prints its choice.")
-    @click.option("--seed", type=int, help="Seed for weights, noise and data order, 0 to 2^63-1 (default 0).")
+    @click.option("--seed", type=int, help="Seed for weights, noise and data order, 0 to 2^63-1 [default: 0].")
     @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
     @click.option("--set", "config_overrides", multiple=True, metavar="KEY=VALUE",
                   help="Family setting (e.g. lr_g=1e-4, generator=srgan) or data option (data.attribute=Smiling, "
@@ -112,12 +112,12 @@ def register(cli: click.Group) -> None:
     @click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA.")
     @click.option("--workers", type=int, default=2, show_default=True,
                   help="Data-loader processes for data sets too large to hold in memory.")
-    @click.option("--threads", type=int, help="CPU threads for torch (default: the CPUs this process may use).")
+    @click.option("--threads", type=int, help="CPU threads for torch [default: the CPUs this process may use].")
     @click.option("--latent-plot", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
                   help="VAE families: project latent means to 2-D by PCA or t-SNE (scikit-learn) each epoch.")
     @click.option("--colour-by", metavar="LABEL",
                   help="VAE families: colour the latent plot by this label or categorical head of the data "
-                       "(default: the first label), e.g. Male with --set data.attribute=Male.")
+                       "[default: the first label], e.g. Male with --set data.attribute=Male.")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--force", is_flag=True, help="Start over in a non-empty --out, replacing an earlier run's files.")
     def train_command(family: str | None, preset: str | None, data_dir: str | None, out_dir: str | None, epochs: int | None, steps: int | None,

@@ -231,7 +231,7 @@ def write_shapes(
             if progress:
                 from tqdm import tqdm
 
-                indices = tqdm(indices, desc=f"shapes {split}", unit="img", leave=False, disable=None)
+                indices = tqdm(indices, desc=f"shapes {split}", unit="img", leave=True, disable=None)
             for i in indices:
                 names, pixels = sample_scene(seed, split, i)
                 file_name = f"{split}_{i:06d}.png"

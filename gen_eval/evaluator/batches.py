@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.runtime import CUDA, QUIET, first_line
+from gen_eval.evaluator.runtime import CUDA, QUIET, run_failure
 
 RUN_TIME_LIMIT = 600.0  # seconds for one model run (one batch); Inception on 64 images takes ~10 s on 2 cores
 RUN_TIMEOUT_ENV = "GEN_EVAL_RUN_TIMEOUT"
@@ -87,10 +87,7 @@ class BatchRunner:
             try:
                 outputs = self._interruptible(batch)
             except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException ...
-                raise UserError(
-                    f"{self.name}: onnxruntime failed running the model ({first_line(exc)}); "
-                    "check its input sizes, or re-export it"
-                ) from None
+                raise run_failure(self.name, exc) from None
             for name, value in zip(self.output_names, outputs):
                 parts[name].append(value[: stop - start])
         return {name: np.concatenate(chunks) if chunks else np.empty((0,)) for name, chunks in parts.items()}

@@ -168,7 +168,7 @@ def chunked_stats(features: OnnxModel, total: int, chunks: list[range], compute,
 
     saved = time.monotonic()
     with tqdm(total=sum(len(c) for c in chunks), initial=sum(len(c) for c in chunks) - sum(len(c) for c in todo),
-              unit="img", desc="features", disable=not progress or None, leave=False) as bar:
+              unit="img", desc="features", disable=not progress or None, leave=True) as bar:
         for chunk, feats, *logits in compute(todo):
             chunked.add(chunk.start, feats)
             if sink is not None:

@@ -30,8 +30,8 @@ _HEADLINES = {
     "kid": [("KID", "mean", "std", "± std over subsets", ("subsets", "subset_size"))],
     "is": [("Inception Score", "mean", "std", "± std over splits", ("splits",))],
     "prdc": [(name, name.lower(), None, "", ("k",)) for name in ("Precision", "Recall", "Density", "Coverage")],
-    "fid_inf": [("FID∞", "fid_inf", None, "", ("slope",))],
-    "fd_per_condition": [("FD per condition (mean)", "mean_fd", None, "", ("min_count",))],
+    "fid-inf": [("FID∞", "fid_inf", None, "", ("slope",))],
+    "per-condition-fd": [("FD per condition (mean)", "mean_fd", None, "", ("min_count",))],
     "memorisation": [("memorisation: fraction closer than held-out", "fraction_closer", None, "",
                       ("percentile", "threshold"))],
 }
@@ -118,8 +118,8 @@ def render_metrics_html(report) -> str:
              f"{report.n_reference} reference images; features {_e(report.provenance.get('features_model', ''))}.</p>"]
     parts += _warnings(report.warnings)
     parts.append("<h2>Metrics</h2>" + _metrics_table(report))
-    if "fd_per_condition" in report.results:
-        parts.append("<h2>Fréchet distance per condition</h2>" + _condition_table(report.results["fd_per_condition"]))
+    if "per-condition-fd" in report.results:
+        parts.append("<h2>Fréchet distance per condition</h2>" + _condition_table(report.results["per-condition-fd"]))
     if "memorisation" in report.results:
         parts.append("<h2>Memorisation</h2>" + _memorisation_table(report.results["memorisation"]))
     parts += [_pictures(report.pictures), _provenance(report.provenance)]

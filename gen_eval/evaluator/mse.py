@@ -50,7 +50,7 @@ def reconstruction_mse(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet,
     enc_range, dec_range = encoder.info.value_range, decoder.info.value_range
     total, count, per_image = 0.0, 0, []
     step = encoder.batch_size
-    with tqdm(total=len(images), unit="img", desc="reconstructing", disable=not progress or None, leave=False) as bar:
+    with tqdm(total=len(images), unit="img", desc="reconstructing", disable=not progress or None, leave=True) as bar:
         for start in range(0, len(images), step):
             idx = range(start, min(start + step, len(images)))
             target = from_uint8(hwc_to_nchw([images.image(i) for i in idx]), (0.0, 1.0))

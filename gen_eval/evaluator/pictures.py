@@ -8,7 +8,6 @@ grid of 32 px cells was a 274x8502 strip), so callers refuse beyond it and point
 from __future__ import annotations
 
 import math
-import textwrap
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -16,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 MAX_COLUMNS = 16
 MAX_GRID_IMAGES = 256
 MAX_UPSCALE = 16
-MAX_CAPTION_LINES = 4
+MAX_CAPTION_LINES = 12  # a caption wraps onto as many lines as it needs, up to this (a condition file's worth)
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 PADDING = 4
 
@@ -42,8 +41,23 @@ def _font(size: int = 11) -> ImageFont.ImageFont:
 
 
 def _wrap(text: str, width_px: int, draw: ImageDraw.ImageDraw, font) -> list[str]:
-    average = max(draw.textlength("abcdefghij", font=font) / 10, 1.0)
-    lines = textwrap.wrap(text, max(int(width_px / average), 1), break_long_words=True) or [""]
+    """Lines of ``text`` that each fit ``width_px`` as drawn in ``font`` (measured, not estimated): words
+    move to the next line whole; a word wider than the cell is split. Beyond ``MAX_CAPTION_LINES`` the
+    last line ends in '…' (a caption that long is a data problem, not a picture)."""
+    def fits(line: str) -> bool:
+        return draw.textlength(line, font=font) <= width_px
+
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while len(word) > 1 and not fits(word):  # a word wider than the cell: split it
+            cut = max([k for k in range(1, len(word)) if fits(word[:k])] or [1])
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    lines = lines or [""]
     if len(lines) > MAX_CAPTION_LINES:
         lines = lines[: MAX_CAPTION_LINES - 1] + [lines[MAX_CAPTION_LINES - 1][:-1] + "…"]
     return lines

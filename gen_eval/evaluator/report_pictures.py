@@ -27,19 +27,33 @@ def _upscale_for(images: np.ndarray, upscale: int) -> int:
     return max(int(upscale), min(16, math.ceil(MIN_CELL / max(images.shape[-1], 1))))
 
 
-def metrics_pictures(report, generated, training=None, *, upscale: int = 1) -> dict:
-    """{title: PIL image} for the report's HTML: per-condition grids, then the closest pairs."""
+def metrics_pictures(report, generated, training=None, *, upscale: int = 1, reference=None) -> dict:
+    """{title: PIL image} for the report's HTML: per condition, generated images beside real ones of the
+    same condition (the reference's, when it has labels), then the closest pairs."""
     pictures = {}
     if generated.labels is not None:
         columns, names = condition_columns(generated.labels, generated.label_space)
+        real_columns = None
+        if reference is not None and reference.labels is not None and \
+                reference.labels.shape[1] == generated.labels.shape[1]:
+            real_columns, _ = condition_columns(reference.labels, generated.label_space)
         for j, name in enumerate(names[:MAX_CONDITIONS]):
             chosen = np.flatnonzero(columns[:, j])[:PER_CONDITION]
             if not len(chosen):
                 continue
-            images = generated.fetch(chosen)
-            pictures[f"generated: {name}"] = captioned_grid(
-                images, condition_captions(generated.labels[chosen], generated.label_space, chosen), columns=PER_CONDITION,
-                upscale=_upscale_for(images, upscale), title=f"{name}: {int(columns[:, j].sum())} generated images")
+            images = list(generated.fetch(chosen))
+            captions = ["generated " + c for c in
+                        condition_captions(generated.labels[chosen], generated.label_space, chosen)]
+            title = f"{name}: {int(columns[:, j].sum())} generated images, the first {len(chosen)} in the top row"
+            if real_columns is not None:
+                real = np.flatnonzero(real_columns[:, j])[:PER_CONDITION]
+                if len(real):
+                    images += [_same_size(a, images[0]) for a in reference.fetch(real)]
+                    captions += ["real " + c for c in
+                                 condition_captions(reference.labels[real], generated.label_space, real)]
+                    title += f"; {int(real_columns[:, j].sum())} real ones, the first {len(real)} in the bottom row"
+            pictures[title] = captioned_grid(images, captions, columns=PER_CONDITION,
+                                             upscale=_upscale_for(np.asarray(images[:1]), upscale))
     else:
         chosen = np.arange(min(UNCONDITIONAL, generated.n))
         images = generated.fetch(chosen)
@@ -54,11 +68,19 @@ def metrics_pictures(report, generated, training=None, *, upscale: int = 1) -> d
         for (g, t, d), a, b in zip(pairs, gen_images, train_images):
             cells += [a, b]
             captions += [f"generated #{g}", f"train #{t} d={d:.3g}"]
-        pictures["closest pairs (generated, nearest training image)"] = captioned_grid(
-            cells, captions, columns=8, upscale=_upscale_for(gen_images, upscale),
-            title=f"{len(pairs)} generated images closest to a training image; threshold "
-                  f"{memo.threshold:.3g} ({memo.percentile:g}th percentile of held-out distances)")
+        distinct = len({t for _, t, _ in pairs})
+        pictures[f"closest pairs (generated, nearest training image): the {len(pairs)} generated images closest "
+                 f"to a training image, {distinct} distinct training image{'s' if distinct != 1 else ''}; threshold "
+                 f"{memo.threshold:.3g} ({memo.percentile:g}th percentile of held-out distances)"] = captioned_grid(
+            cells, captions, columns=8, upscale=_upscale_for(gen_images, upscale))
     return pictures
+
+
+def _same_size(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``image`` (uint8 CHW) in the channels of ``like`` (the grid resizes the rest)."""
+    if image.shape[0] == like.shape[0]:
+        return image
+    return np.repeat(image[:1], like.shape[0], axis=0) if image.shape[0] == 1 else image[: like.shape[0]]
 
 
 def score_pictures(report, *, upscale: int = 1) -> dict:
@@ -75,11 +97,16 @@ def score_pictures(report, *, upscale: int = 1) -> dict:
         captions = [f"{c} | found {hits[i]}/{ks[i]}" for c, i in zip(captions, chosen)]
         return captioned_grid(images[chosen], captions, columns=8, upscale=_upscale_for(images, upscale))
 
+    # each image in one grid only: those the judge read right, then those it read wrong
     seed = report.settings.get("seed", 0)
-    first = np.arange(min(SCORE_IMAGES, count))
-    pictures = {f"the first {len(first)} images (noise seed {seed})": grid(first)}
-    wrong = np.flatnonzero(hits < ks)[:SCORE_IMAGES]
+    pictures = {}
+    right, wrong = np.flatnonzero(hits >= ks), np.flatnonzero(hits < ks)
+    if len(right):
+        pictures[f"{len(right)} of the {count} kept images (noise seed {seed}) the judge read right (found every "
+                 "requested label)" + (f"; the first {SCORE_IMAGES} shown" if len(right) > SCORE_IMAGES else "")] = \
+            grid(right[:SCORE_IMAGES])
     if len(wrong):
-        pictures[f"{len(wrong)} of the {count} kept images the judge read wrong (found fewer labels than "
-                 "requested)"] = grid(wrong)
+        pictures[f"{len(wrong)} of the {count} kept images (noise seed {seed}) the judge read wrong (found fewer "
+                 "labels than requested)" + (f"; the first {SCORE_IMAGES} shown" if len(wrong) > SCORE_IMAGES
+                                             else "")] = grid(wrong[:SCORE_IMAGES])
     return pictures

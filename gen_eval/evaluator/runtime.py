@@ -141,14 +141,52 @@ class Runtime:
         return line
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, whole (onnxruntime puts the reason at its end)."""
     text = str(exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
-    return reason if len(reason) <= limit else reason[:limit] + "..."
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# what onnxruntime (and the C++/Python runtime under it) says when the machine, not the model, is short
+_SHORT_OF = (
+    ("threads", ("can't start new thread", "pthread_create", "resource temporarily unavailable",
+                 "thread constructor failed")),
+    ("memory", ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory",
+                "memoryerror", "alloc_failed", "cudaerrormemoryallocation", "insufficient memory")),
+)
+
+
+def machine_shortage(exc: BaseException) -> str | None:
+    """'threads' or 'memory' when ``exc`` says the machine ran short of it, else None."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    text = f"{type(exc).__name__} {exc}".lower()
+    for what, phrases in _SHORT_OF:
+        if any(phrase in text for phrase in phrases):
+            return what
+    return None
+
+
+def run_failure(name: str, exc: BaseException, doing: str = "running the model") -> UserError:
+    """The one-line error for an onnxruntime failure: the machine's shortage when it is one (threads,
+    memory), else the model; either way onnxruntime's own first line is kept."""
+    short = machine_shortage(exc)
+    if short == "threads":
+        return UserError(f"{name}: this machine could not start the threads onnxruntime asked for while "
+                         f"{doing} ({first_line(exc)}); the model is not at fault: give fewer "
+                         f"{param('threads')}, or run fewer jobs at once")
+    if short == "memory":
+        return UserError(f"{name}: this machine ran out of memory while onnxruntime was {doing} "
+                         f"({first_line(exc)}); the model is not at fault: use a smaller {param('batch_size')}, "
+                         "or free memory (fewer jobs at once)")
+    return UserError(f"{name}: onnxruntime failed {doing} ({first_line(exc)}); check its input sizes, or "
+                     "re-export it")
 
 
 def _create(source, path, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
+        if machine_shortage(exc):
+            raise run_failure(str(path), exc, "loading the model") from None
         raise UserError(f"{path}: onnxruntime cannot load this model ({first_line(exc)}); give a valid .onnx file") from None

@@ -102,7 +102,7 @@ def sample(
     indices = range(n) if indices is None else indices
     step = generator.batch_size
     total = len(indices) if hasattr(indices, "__len__") else None
-    with tqdm(total=total, unit="img", desc="sampling", disable=not progress or None, leave=False) as bar:
+    with tqdm(total=total, unit="img", desc="sampling", disable=not progress or None, leave=True) as bar:
         for chunk in _chunks(indices, step):
             z = latent_noise(seed, paired_noise_indices(chunk, len(conditions)) if pair_noise else chunk,
                              generator.info.latent_dim)

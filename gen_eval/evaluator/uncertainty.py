@@ -6,6 +6,12 @@ conditions a user cares about, the conditions themselves. A two-way bootstrap re
 and conditions independently, with replacement) and recomputes the pooled score; its percentile
 interval is what a gate decides on. With one seed only the conditions are resampled. A paired
 comparison resamples the same seeds and conditions for both models, so the noise they share cancels.
+
+A bootstrap cannot see beyond its data: when every condition scores alike (all hits, or seeds and
+conditions that all agree) every resample is the same and the percentile interval has no width,
+although the score rests on a finite number of objects. So the score's interval is widened to hold
+at least the Wilson interval of the pooled hits among all objects scored (``scipy.stats.binomtest``),
+which is never zero-width: an interval never claims more certainty than its number of objects allows.
 """
 
 from __future__ import annotations
@@ -20,6 +26,18 @@ BOOTSTRAP_SEED = 0  # the interval itself is reproducible: same inputs, same bou
 
 @dataclass(frozen=True)
 class Interval:
+    """A value with its interval.
+
+    Attributes:
+        estimate: the reported value.
+        low, high: the bounds (NaN when there is none; ``method`` then says why).
+        confidence: the nominal coverage, e.g. 0.95.
+        method: how it was made and what it covers, in words.
+
+    Example:
+        >>> Interval(0.5, 0.4, 0.6, 0.95, "t over 5 seeds").describe()
+        '0.5000 [0.4000, 0.6000] (95%, t over 5 seeds)'
+    """
     estimate: float
     low: float
     high: float
@@ -72,18 +90,56 @@ def _resampled(hits: np.ndarray, ks: np.ndarray, resamples: int, seed: int,
     return out
 
 
+def object_interval(hits, ks, confidence: float) -> tuple[float, float]:
+    """Wilson interval of all hits among all objects scored (every seed's), as independent trials."""
+    from scipy.stats import binomtest
+
+    hits, ks = _check(hits, ks)
+    correct, objects = int(round(hits.sum())), int(round(ks.sum() * len(hits)))
+    bounds = binomtest(correct, objects).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(bounds.low), float(bounds.high)
+
+
 def score_interval(hits, ks, *, confidence: float = 0.95, over_conditions: bool = True,
                    resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
-    """Percentile bootstrap interval of the pooled score from per-seed, per-condition hits."""
+    """Interval of the pooled score from per-seed, per-condition hits: the percentile bootstrap over seeds
+    (and, with ``over_conditions``, conditions), widened to hold the Wilson interval of the hits among all
+    objects scored, so that a bootstrap whose resamples all agree cannot give a zero-width interval.
+
+    Args:
+        hits: [seeds, conditions] labels each generated image got right.
+        ks: [conditions] labels each condition asks for (all positive).
+        confidence: the interval's coverage, between 0 and 1.
+        over_conditions: also resample the conditions (the test set as a sample of the conditions a user
+            cares about); False: the conditions are fixed, only the seeds vary.
+        resamples: bootstrap resamples.
+        seed: the bootstrap's own seed (same inputs, same bounds).
+
+    Returns:
+        An :class:`Interval` whose ``method`` says what it covers.
+
+    Raises:
+        ValueError: when ``hits`` is not [seeds, conditions] or a k is not positive.
+
+    Example:
+        >>> interval = score_interval([[1, 2], [1, 2]], [1, 2])  # two seeds agree: every object hit
+        >>> interval.estimate, interval.high, interval.low < 1.0
+        (1.0, 1.0, True)
+    """
     hits, ks = _check(hits, ks)
     estimate = pooled_score(hits, ks)
+    objects = int(round(ks.sum() * len(hits)))
+    wilson_low, wilson_high = object_interval(hits, ks, confidence)
+    floor = f"widened to at least the Wilson interval of {int(round(hits.sum()))} hits in {objects} objects"
     if len(hits) == 1 and not over_conditions:
-        return Interval(estimate, float("nan"), float("nan"), confidence, "one seed: no interval")
+        return Interval(estimate, wilson_low, wilson_high, confidence,
+                        f"one seed: Wilson interval of {int(round(hits.sum()))} hits in {objects} objects only")
     samples = _resampled(hits, ks, resamples, seed, over_conditions)
     tail = (1 - confidence) / 2
     low, high = np.quantile(samples, [tail, 1 - tail])
-    what = f"{len(hits)} seeds" + (f" x {hits.shape[1]} conditions" if over_conditions else "")
-    return Interval(estimate, float(low), float(high), confidence, f"bootstrap over {what}, {resamples} resamples")
+    what = f"{len(hits)} seeds" + (f" x {hits.shape[1]} conditions" if over_conditions else " (conditions fixed)")
+    return Interval(estimate, float(min(low, wilson_low)), float(max(high, wilson_high)), confidence,
+                    f"bootstrap over {what}, {resamples} resamples, {floor}")
 
 
 def paired_difference(new_hits, base_hits, ks, *, confidence: float = 0.95, over_conditions: bool = True,
@@ -103,10 +159,41 @@ def paired_difference(new_hits, base_hits, ks, *, confidence: float = 0.95, over
 
 @dataclass(frozen=True)
 class Decision:
+    """The verdict of a quality gate.
+
+    Attributes:
+        passed: whether the gate passed.
+        message: one line: passed or missed, the value (and interval), the threshold and the rule.
+        rule: which rule decided, in words (on the value, lenient or strict on the interval).
+        shown: the value (and interval) it decided on.
+        threshold: the threshold it was held against.
+        minimum: True when the threshold is a minimum (a score), False when a maximum (a distance).
+
+    Example:
+        >>> decision = decide_minimum(Interval(0.7, 0.6, 0.8, 0.95, "t over 5 seeds"), 0.9)
+        >>> decision.passed, decision.threshold
+        (False, 0.9)
+    """
     passed: bool
     message: str
-    rule: str = ""      # which rule decided, in words
-    shown: str = ""     # the value (and interval) it decided on
+    rule: str = ""
+    shown: str = ""
+    threshold: float | None = None
+    minimum: bool = True
+
+    @property
+    def comparison(self) -> str:
+        """How the value stands against the threshold, e.g. 'is below 0.8'."""
+        if self.passed:
+            return f"meets {'at least' if self.minimum else 'at most'} {self.threshold:g}"
+        return f"is {'below' if self.minimum else 'above'} {self.threshold:g}"
+
+
+def make_decision(passed: bool, rule: str, shown: str, threshold: float, *, minimum: bool) -> Decision:
+    """A :class:`Decision` whose message names the value, the threshold and the rule."""
+    decision = Decision(passed, "", rule, shown, float(threshold), minimum)
+    message = f"gate {'passed' if passed else 'missed'}: {shown} {decision.comparison} ({rule})"
+    return Decision(passed, message, rule, shown, float(threshold), minimum)
 
 
 def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False) -> Decision:
@@ -115,6 +202,18 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     Default: fail only when the score is confidently below (the interval's upper bound is below
     the threshold), so seed noise alone cannot fail a good model. ``strict``: pass only when it is
     confidently above (lower bound at or above the threshold), so seed noise cannot pass a bad one.
+
+    Args:
+        interval: the score and its interval (a NaN bound: decide on the point estimate).
+        threshold: the lowest acceptable score.
+        strict: decide on the lower bound instead of the upper one.
+
+    Returns:
+        The :class:`Decision`, with ``threshold`` and the rule that decided.
+
+    Example:
+        >>> decide_minimum(Interval(0.85, 0.8, 0.9, 0.95, "t over 5 seeds"), 0.88).passed
+        True
     """
     shown = interval.describe()
     if not np.isfinite(interval.low):
@@ -126,8 +225,7 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     else:
         passed = interval.high >= threshold
         rule = f"fails only if confidently below {threshold:g}"
-    verdict = "passed" if passed else "FAILED"
-    return Decision(passed, f"gate {verdict} ({rule}): {shown}", rule, shown)
+    return make_decision(passed, rule, shown, threshold, minimum=True)
 
 
-__all__ = ["Decision", "Interval", "decide_minimum", "t_interval", "paired_difference", "pooled_score", "score_interval"]
+__all__ = ["Decision", "Interval", "decide_minimum", "make_decision", "object_interval", "t_interval", "paired_difference", "pooled_score", "score_interval"]

@@ -5,10 +5,11 @@ running mean/covariance, optional logits); ``compute_metrics(["kid", "prdc", ...
 then computes any registered metric from the stores, reading rows in blocks. Metrics register with
 ``@register_metric(name)``; each returns a small dataclass with ``to_dict()``.
 
-Registered: ``fid``, ``kid``, ``is``, ``prdc``, ``fid_inf``, ``fd_per_condition``, ``memorisation``
-(aliases: ``isc``, ``fid-inf``, ``intra_fid``, ``per-condition-fd``, ``memorization``, ...). Options go to the metrics whose
+Registered: ``fid``, ``kid``, ``is``, ``prdc``, ``fid-inf``, ``per-condition-fd``, ``memorisation`` (one
+spelling in help, errors, reports and the API; aliases still read: ``isc``, ``fid_inf``, ``intra_fid``,
+``fd_per_condition``, ``memorization``, ...). Options go to the metrics whose
 signatures name them (``seed`` to KID, IS and FID∞; ``block`` to PRDC and memorisation; ``train`` to
-memorisation; ``generated_labels`` / ``reference_labels`` to ``fd_per_condition``; the rest are
+memorisation; ``generated_labels`` / ``reference_labels`` to ``per-condition-fd``; the rest are
 prefixed by their metric: ``kid_subsets``, ``is_splits``, ``prdc_k``, ``fid_inf_points``, ...).
 
 No torch here, nor anywhere under gen_eval.evaluator.

@@ -72,7 +72,7 @@ def fid_n_values(n: int, points: int = 15, min_n: int = 5000) -> np.ndarray:
     return np.linspace(low, n, int(points)).astype("int32")
 
 
-@register_metric("fid_inf", aliases=("fid-inf", "fidinf"))
+@register_metric("fid-inf", aliases=("fid_inf", "fidinf"))
 def fid_infinity(generated, reference, *, fid_inf_points: int = 15, fid_inf_min_n: int = 5000,
                  seed: int = 2020) -> FIDInfResult:
     x = features_of(generated)

@@ -65,7 +65,7 @@ def condition_columns(labels: np.ndarray, label_space=None) -> tuple[np.ndarray,
     return labels.astype(np.uint8), names
 
 
-@register_metric("fd_per_condition", aliases=("intra_fid", "intra-fid", "per_condition", "per-condition-fd",
+@register_metric("per-condition-fd", aliases=("intra_fid", "intra-fid", "per_condition", "fd_per_condition",
                                                 "per_condition_fd"))
 def fd_per_condition(generated, reference, *, generated_labels, reference_labels, label_names=None,
                      min_count: int | None = None) -> PerConditionResult:
