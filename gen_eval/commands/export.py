@@ -30,20 +30,29 @@ def _report(results) -> None:
 @_verify_option
 @_fp16_option
 @_force_option
-def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force: bool) -> None:
+@click.option("--set", "config_overrides", multiple=True, metavar="KEY=VALUE",
+              help="A setting chosen at export, for families that have them: a diffusion model's sampler "
+                   "(sample_steps=30, guidance=3, sample_shift=1); repeatable.")
+def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force: bool,
+                   config_overrides: tuple[str, ...]) -> None:
     """Export a gen-eval CHECKPOINT (from 'gen-eval train') to ONNX.
 
-    The generator goes to --out; a VAE's encoder to <out stem>.encoder.onnx.
+    The generator goes to --out; a VAE's encoder to <out stem>.encoder.onnx. A diffusion model's
+    generator holds its whole sampler, with the steps and guidance scale of its training settings
+    unless --set chooses others.
 
     \b
-    Example:
+    Examples:
       gen-eval export runs/acgan/checkpoints/last.pt --out acgan.onnx
+      gen-eval export runs/diffusion/checkpoints/last.pt --out diffusion.onnx --set sample_steps=30 --set guidance=3
     """
+    from gen_eval.commands.train import parse_set_options
     from gen_eval.exporter import export_checkpoint
     from gen_eval.fileio import check_outputs
 
     check_outputs([("--out", out)], [("CHECKPOINT", checkpoint)], force)
-    _report(export_checkpoint(checkpoint, out, verify=verify, fp16=fp16, force=force))
+    _report(export_checkpoint(checkpoint, out, verify=verify, fp16=fp16, force=force,
+                              settings=parse_set_options(config_overrides)))
 
 
 @click.command("export-classifier")

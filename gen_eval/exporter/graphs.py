@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -231,13 +232,30 @@ def training_judges_metadata(checkpoint_data: Mapping, source: str) -> dict[str,
     return {contract.KEY_TRAINING_JUDGES: json.dumps(entries, sort_keys=True)}
 
 
+def apply_export_settings(family, settings: Mapping[str, Any] | None) -> None:
+    """Set the family's export-time settings (``Family.export_settings``), checked as training settings are."""
+    if not settings:
+        return
+    allowed = tuple(getattr(family, "export_settings", ()))
+    for key in settings:
+        if key not in allowed:
+            takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
+            raise UserError(f"{family.name} has no setting {key!r} to choose at export; {takes}")
+    checked = type(family).resolve_config(dict(settings))
+    family.config.update({key: checked[key] for key in settings})
+
+
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,
-                      fp16: bool = False, force: bool = False) -> list[ExportResult]:
-    """Export a gen-eval checkpoint: the generator to ``out``, a VAE's encoder to ``<out stem>.encoder.onnx``."""
+                      fp16: bool = False, force: bool = False,
+                      settings: Mapping[str, Any] | None = None) -> list[ExportResult]:
+    """Export a gen-eval checkpoint: the generator to ``out``, a VAE's encoder to ``<out stem>.encoder.onnx``.
+
+    ``settings``: export-time settings of the family (see :func:`apply_export_settings`)."""
     from gen_eval.trainers.checkpoint import load_checkpoint, require_gen_eval_checkpoint
 
     data = require_gen_eval_checkpoint(load_checkpoint(checkpoint), checkpoint)
     family, networks = rebuild_family(data, str(checkpoint))
+    apply_export_settings(family, settings)
     graphs = family.export_graphs(networks)
     paths = output_paths(out, graphs)
     for path in paths:

@@ -51,6 +51,11 @@ class Family:
     # a held-out metric (from evaluate) to maximise: each new best is also kept as
     # checkpoints/epochN_scoreX.pt (S4's best-checkpoint selection); None keeps only last.pt
     selection_metric: ClassVar[str | None] = None
+    # settings that may be chosen again at export (``gen-eval export --set``), e.g. a diffusion sampler's steps
+    export_settings: ClassVar[tuple[str, ...]] = ()
+    # the epoch's sample grid is skipped until this many steps have passed since the last one (a sampler
+    # that runs the network many times would otherwise cost more than the training on a small data set)
+    steps_between_pictures: ClassVar[int] = 0
     steps_per_epoch: int = 0    # set by the loop before training (families with per-epoch schedules read it)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

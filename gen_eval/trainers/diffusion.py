@@ -143,6 +143,8 @@ class Diffusion(Family):
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 20
+    export_settings: ClassVar[tuple[str, ...]] = ("sample_steps", "guidance", "sample_shift")
+    steps_between_pictures: ClassVar[int] = 500
     cpu_hint: ClassVar[str] = ("preset mnist-diffusion: ~0.3 s per step of 64 on 2 cores; shapes-diffusion: "
                                "~1 s per step of 32 (benchmarks/RESULTS.md)")
 

@@ -220,6 +220,7 @@ class _Run:
     # losses since the last log row; checkpointed so a resumed run logs the same means
     window: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)    # the checkpoint's "extra" (Family.finish_training)
+    last_pictures: int = 0                                 # step of the last epoch's grids
 
     def add_losses(self, losses: dict[str, float]) -> None:
         for key, value in losses.items():
@@ -280,7 +281,9 @@ class _Run:
                 log.info("best %s so far: %.4f, kept as %s", name, metrics[name], path)
 
     def end_of_epoch(self) -> None:
-        self.pictures.epoch(self.step // self.source.steps_per_epoch)
+        if self.step - self.last_pictures >= self.family.steps_between_pictures:
+            self.pictures.epoch(self.step // self.source.steps_per_epoch)
+            self.last_pictures = self.step
         save_loss_curve(self.log.rows, self.pictures.run / "loss_curve.png", title=self.family.name)
         self.evaluate()
 

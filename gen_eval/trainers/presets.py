@@ -239,3 +239,15 @@ register_preset(Preset(
               "lr": 5e-4, "warmup": 100, "label_dropout": 0.1, "ema_decay": 0.999, "sample_steps": 20,
               "guidance": 2.0},
     steps=2500, batch_size=64, data_hint=MNIST_HINT))
+
+SHAPES_HINT = "the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500"
+
+register_preset(Preset(
+    name="shapes-diffusion", family="diffusion",
+    summary="conditional rectified-flow diffusion on the 64 px shapes set (4x4 pixels folded into channels), "
+            "no judge in any loss; classifier-free guidance 2, 20 Euler steps exported as one ONNX generator",
+    source="ours; measured in benchmarks/RESULTS.md ('Diffusion')",
+    settings={"image_size": 64, "patch": 4, "width": 64, "channel_mults": "1,2", "res_blocks": 1, "attention": True,
+              "lr": 5e-4, "warmup": 100, "label_dropout": 0.1, "ema_decay": 0.999, "sample_steps": 20,
+              "guidance": 2.0},
+    steps=6000, batch_size=32, data_hint=SHAPES_HINT))
