@@ -199,8 +199,8 @@ class ACGAN(Family):
                             f"add {set_option('generator', 'upsample')} or drop g_conditional_bn")
         if c["d_mismatch_weight"] and not (c["d_projection"] or c["d_label_channel"]):
             raise UserError(f"{set_option('d_mismatch_weight', c['d_mismatch_weight'])} needs a discriminator whose "
-                            f"adversarial score sees the condition: add {set_option('d_projection', 'true')} or "
-                            f"{set_option('d_label_channel', 'true')}")
+                            f"adversarial score sees the condition: add {set_option('d_projection', True)} or "
+                            f"{set_option('d_label_channel', True)}")
         if c["ema_bn"] != "copy" and not c["ema_decay"]:
             raise UserError(f"{set_option('ema_bn', c['ema_bn'])} needs the EMA generator: add e.g. "
                             f"{set_option('ema_decay', 0.999)} or drop ema_bn")
