@@ -1,7 +1,7 @@
 """ACGAN (Odena et al. 2017) on any label space: S1 (one CelebA attribute) and S4 (24 iCLEVR labels).
 
 Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU`` (S4), body selectable with
-``--set generator=dcgan|upsample|srgan`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
+``--set generator=dcgan|upsample|srgan|resnet`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
 adversarial head and an auxiliary head (gen_eval.trainers.discriminators); ``d_label_channel=true`` also
 feeds the condition as an extra input channel, as S4's ACGAN did.
 
@@ -18,6 +18,15 @@ Options from the conditional-GAN literature (gen_eval.trainers.gan_tricks): ``ad
 ``d_spectral_norm``, ``d_projection``, ``g_conditional_bn``, ``diffaugment``, ``ema_decay`` (the averaged
 generator samples and is exported). Preset ``shapes-acgan-32`` combines them into the demo's recipe, which
 needs no judge (numbers in benchmarks/RESULTS.md).
+
+The repair of the conditioning signal (issue 22; each off by default): ``aux_reduction=sum`` (the label
+loss summed over labels, not averaged: with 24 labels each present object had 1/24 of the gradient),
+label-safe DiffAugment ops (``brightness``, ``translation_border``), ``d_mismatch_weight`` (real images
+with another image's condition as negatives for the projection or label-channel path),
+``generator=resnet`` (BigGAN-style residual up-blocks from 4x4, conditional BatchNorm fed by the label
+embedding and a chunk of z in every block), ``d_warmup_steps`` (the discriminator first learns to
+classify real images), ``ema_bn=track`` (the EMA generator's BatchNorm statistics are its own, not the
+raw generator's). Preset ``shapes-acgan-64`` combines them at 64 px.
 
 What worked on the shapes set before those options (measured on a GPU, judged by a classifier trained 4 epochs): at
 ``--set data.resize=true image_size=32 generator=dcgan ngf=32 ndf=32 lr_g=2e-4 lr_d=2e-4
@@ -47,12 +56,13 @@ from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
 from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, Rule,
                                       between, one_of, power_of_two, set_option, setting)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
-from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, clip_weights, diff_augment, discriminator_loss, ema_copy,
-                                          generator_adversarial_loss, initialise_at_prior, parse_augment_policy,
-                                          spectral_normalize, update_ema)
+from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, LABEL_SAFE_AUGMENTATIONS, clip_weights,
+                                          diff_augment, discriminator_loss, ema_copy, generator_adversarial_loss,
+                                          initialise_at_prior, mismatched_conditions, parse_augment_policy,
+                                          spectral_normalize, track_batchnorm_statistics, update_ema)
 from gen_eval.trainers.generators import GENERATORS, build_generator
 from gen_eval.trainers.config import CONDITION_EMBED
-from gen_eval.trainers.losses import (FrozenJudge, auxiliary_loss, bce_on_probs, image_l2,
+from gen_eval.trainers.losses import (AUX_REDUCTIONS, FrozenJudge, auxiliary_loss, bce_on_probs, image_l2,
                                       perceptual_loss, total_variation)
 from gen_eval.trainers.srgan import DISCRIMINATORS, SRGANDiscriminator
 
@@ -109,12 +119,27 @@ class ACGANConfig:
                                  "adversarial logit (Miyato & Koyama 2018)")
     g_conditional_bn: bool = setting(False, "conditional BatchNorm in the upsample generator (scale, shift from "
                                      "the labels)")
-    diffaugment: str = setting("", "DiffAugment on D's inputs, real and fake (Zhao 2020): comma-separated "
-                               "color,translation,cutout; empty: off", AUGMENT_POLICY)
+    diffaugment: str = setting("", "DiffAugment on D's inputs, real and fake (Zhao 2020), comma-separated; "
+                               f"label-safe: {', '.join(LABEL_SAFE_AUGMENTATIONS)}; not label-safe: color "
+                               "(saturation greys colours), translation (fills mid-grey, the gray objects' "
+                               "colour), cutout (erases objects); empty: off", AUGMENT_POLICY)
     d_aux_prior: bool = setting(False, "start the auxiliary head's biases at the log-odds of 1/labels (a short "
                                 "run need not spend its steps learning the labels' base rate)")
     ema_decay: float = setting(0.0, "moving average of the generator's weights (0: off; e.g. 0.999); samples "
                                "and the exported ONNX generator are the averaged one", BELOW_ONE)
+    # -- the GAN repair (issue 22) --
+    aux_reduction: str = setting("mean", "auxiliary loss over the labels: mean (S4) or sum (each of the labels "
+                                 "gets a full BCE, as a categorical head gets a full cross-entropy)",
+                                 one_of(*AUX_REDUCTIONS))
+    d_mismatch_weight: float = setting(0.0, "discriminator: weight of real images paired with another image's "
+                                       "condition, scored as fake (Reed 2016; needs d_projection or "
+                                       "d_label_channel)", NON_NEGATIVE)
+    d_warmup_steps: int = setting(0, "the first N steps (of --steps) train only the discriminator's body and "
+                                  "auxiliary head as a classifier of real images; the generator waits",
+                                  between(0, 10**9))
+    ema_bn: str = setting("copy", "the EMA generator's BatchNorm statistics: copy (the raw generator's, each "
+                          "step) or track (its own: a no-grad pass on each step's noise and conditions)",
+                          one_of("copy", "track"))
 
 
 @register_family
@@ -169,8 +194,16 @@ class ACGAN(Family):
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
         if c["g_conditional_bn"] and c["generator"] != "upsample":
-            raise UserError(f"g_conditional_bn works with the upsample generator, not {c['generator']!r}; "
+            built_in = " (the resnet generator always has it)" if c["generator"] == "resnet" else ""
+            raise UserError(f"g_conditional_bn works with the upsample generator, not {c['generator']!r}{built_in}; "
                             f"add {set_option('generator', 'upsample')} or drop g_conditional_bn")
+        if c["d_mismatch_weight"] and not (c["d_projection"] or c["d_label_channel"]):
+            raise UserError(f"{set_option('d_mismatch_weight', c['d_mismatch_weight'])} needs a discriminator whose "
+                            f"adversarial score sees the condition: add {set_option('d_projection', True)} or "
+                            f"{set_option('d_label_channel', True)}")
+        if c["ema_bn"] != "copy" and not c["ema_decay"]:
+            raise UserError(f"{set_option('ema_bn', c['ema_bn'])} needs the EMA generator: add e.g. "
+                            f"{set_option('ema_decay', 0.999)} or drop ema_bn")
         generator = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=self.label_dim,
                                     image_shape=self.image_shape, width=c["ngf"], cond_embed=c["cond_embed"],
                                     start_size=c["g_start_size"], res_blocks=c["g_res_blocks"],
@@ -215,16 +248,24 @@ class ACGAN(Family):
         out: dict[str, float] = {}
 
         policy = parse_augment_policy(c["diffaugment"])
+        warmup = c.get("d_warmup_steps", 0)
+        if step < warmup:
+            return self.discriminator_warmup_step(discriminator, optimizers["discriminator"], real, labels, policy)
         for _ in range(c["n_d"]):
             with torch.no_grad():
                 fake = generator(self.noise(len(real), real.device), labels)
-            real_adv, real_aux = discriminator(diff_augment(real, policy), labels)
+            real_seen = diff_augment(real, policy)
+            real_adv, real_aux = discriminator(real_seen, labels)
             fake_adv, fake_aux = discriminator(diff_augment(fake, policy), labels)
             loss_real, loss_fake = discriminator_loss(c["adv_loss"], real_adv, fake_adv, c["real_label"])
             if self.auxiliary_head:
-                loss_real = loss_real + c["d_aux_weight"] * auxiliary_loss(real_aux, labels, self.label_space)
+                loss_real = loss_real + c["d_aux_weight"] * self.aux_loss(real_aux, labels)
                 if c["d_aux_fake"]:
-                    loss_fake = loss_fake + c["d_aux_weight"] * auxiliary_loss(fake_aux, labels, self.label_space)
+                    loss_fake = loss_fake + c["d_aux_weight"] * self.aux_loss(fake_aux, labels)
+            if c["d_mismatch_weight"]:
+                loss_mismatch = self.mismatch_loss(discriminator, real_seen, labels)
+                loss_fake = loss_fake + c["d_mismatch_weight"] * loss_mismatch
+                out["d_mismatch"] = loss_mismatch.item()
             loss_d = (loss_real + loss_fake) / 2
             optimizers["discriminator"].zero_grad(set_to_none=True)
             loss_d.backward()
@@ -236,7 +277,8 @@ class ACGAN(Family):
         out["d_fake"] = torch.sigmoid(fake_adv).mean().item()
 
         for _ in range(c["n_g"]):
-            fake = generator(self.noise(len(real), real.device), labels)
+            z = self.noise(len(real), real.device)
+            fake = generator(z, labels)
             adv, aux = discriminator(diff_augment(fake, policy), labels)
             terms = self.generator_terms(fake, real, labels, adv, aux)
             loss_g = sum(weight * value for weight, value in terms.values())
@@ -244,10 +286,42 @@ class ACGAN(Family):
             loss_g.backward()
             optimizers["generator"].step()
         if "generator_ema" in networks:
-            update_ema(networks["generator_ema"], generator, c["ema_decay"], step)
+            # the average starts when the generator does (after the discriminator's warm-up)
+            update_ema(networks["generator_ema"], generator, c["ema_decay"], step - warmup,
+                       copy_buffers=c["ema_bn"] == "copy")
+            if c["ema_bn"] == "track":
+                with torch.no_grad():
+                    track_batchnorm_statistics(networks["generator_ema"], z, labels)
         out["loss_g"] = loss_g.item()
         out.update({f"g_{name}": value.item() for name, (_, value) in terms.items() if name != "adv"})
         return out
+
+    def aux_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return auxiliary_loss(logits, labels, self.label_space, self.config.get("aux_reduction", "mean"))
+
+    def mismatch_loss(self, discriminator: nn.Module, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss on real images paired with another image's condition, as if they were fake
+        (Reed et al. 2016); rows whose borrowed condition equals their own are left out."""
+        wrong, differs = mismatched_conditions(labels)
+        if not bool(differs.any()):
+            return real.new_zeros(())
+        wrong_adv, _ = discriminator(real[differs], wrong[differs])
+        return discriminator_loss(self.config["adv_loss"], wrong_adv, wrong_adv)[1]
+
+    def discriminator_warmup_step(self, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
+                                  real: torch.Tensor, labels: torch.Tensor, policy: tuple[str, ...]
+                                  ) -> dict[str, float]:
+        """``d_warmup_steps``: the discriminator's body and auxiliary head trained as a classifier of real
+        images (the adversarial head and the projection get no gradient, the generator does not move), so
+        the label head already reads real images when the generator starts to learn from it."""
+        _, real_aux = discriminator(diff_augment(real, policy), labels)
+        loss = self.aux_loss(real_aux, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if self.config["d_clip"]:
+            clip_weights(discriminator, self.config["d_clip"])
+        return {"d_warmup_aux": loss.item()}
 
     def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, adv: torch.Tensor,
                         aux: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
@@ -255,7 +329,7 @@ class ACGAN(Family):
         c = self.config
         terms = {"adv": (c["adv_weight"], generator_adversarial_loss(c["adv_loss"], adv))}
         if aux is not None and c["aux_weight"]:
-            terms["aux"] = (c["aux_weight"], auxiliary_loss(aux, labels, self.label_space))
+            terms["aux"] = (c["aux_weight"], self.aux_loss(aux, labels))
         if c["l2_weight"]:
             terms["l2"] = (c["l2_weight"], image_l2(fake, real))
         if c["tv_weight"]:
@@ -279,7 +353,8 @@ class ACGAN(Family):
         return bool(self.config["judge"] and self.config["judge_score"])
 
     def evaluate(self, networks: dict[str, nn.Module], batches) -> dict[str, float]:
-        """With a judge: the TA score of images generated for the held-out conditions (S4's per-epoch score).
+        """With a judge: the TA score of images generated for the held-out conditions (S4's per-epoch score)
+        by the generator that samples and is exported (the EMA one when ``ema_decay`` is on).
 
         The noise comes from its own generator (seed 0), so epochs are scored on the same z and the
         training RNG is untouched (a resumed run stays bit-identical).
@@ -294,7 +369,7 @@ class ACGAN(Family):
         probs, labels = [], []
         for batch in batches:
             z = torch.randn(len(batch.labels), c["latent_dim"], generator=noise).to(batch.labels.device)
-            probs.append(judge.probs(networks["generator"](z, batch.labels)).float().cpu().numpy())
+            probs.append(judge.probs(self.sampling_generator(networks)(z, batch.labels)).float().cpu().numpy())
             labels.append(batch.labels.cpu().numpy())
         if not probs:
             return {}

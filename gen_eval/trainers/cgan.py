@@ -14,7 +14,8 @@ from gen_eval.trainers import register_family
 from gen_eval.trainers.acgan import ACGAN, ACGANConfig
 from gen_eval.trainers.config import derive_config
 
-CGANConfig = derive_config(ACGANConfig, "CGANConfig", drop=("aux_weight", "d_aux_weight", "d_aux_fake"),
+CGANConfig = derive_config(ACGANConfig, "CGANConfig",
+                           drop=("aux_weight", "d_aux_weight", "d_aux_fake", "aux_reduction", "d_warmup_steps"),
                            generator="dcgan", d_label_channel=True)
 
 

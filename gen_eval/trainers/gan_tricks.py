@@ -8,9 +8,15 @@
 - conditional BatchNorm in the generator (de Vries et al. 2017): BatchNorm without its own scale and
   shift, which come from the condition instead (``1 + Linear(y)``, ``Linear(y)``);
 - DiffAugment (Zhao et al. 2020): the same random, differentiable augmentations (colour, translation,
-  cutout) on every image D sees, real and generated, in D's and G's steps alike;
+  cutout) on every image D sees, real and generated, in D's and G's steps alike. Only ``brightness`` and
+  ``translation_border`` are label-safe: saturation turns a red cube grey, zero fill is mid-grey (the
+  "gray" objects' colour in [-1, 1]) and a cutout can erase an object, yet augmented real images still
+  train the label head and the projection;
+- mismatched-label negatives (Reed et al. 2016): D also sees real images paired with another image's
+  condition and must call them fake, so its conditional path has to check the labels;
 - an exponential moving average of the generator's weights (Karras et al., Yazici et al. 2019), which
-  samples and the exported ONNX generator use.
+  samples and the exported ONNX generator use; its BatchNorm statistics are either copied from the raw
+  generator or tracked from its own forward passes (:func:`track_batchnorm_statistics`).
 
 Randomness comes from the global torch RNG (the loop checkpoints it) unless a ``torch.Generator`` is given.
 """
@@ -28,7 +34,10 @@ from gen_eval.trainers.config import set_option
 from gen_eval.trainers.losses import adversarial_loss
 
 ADV_LOSSES = ("bce", "hinge", "wgan")
-AUGMENTATIONS = ("color", "translation", "cutout")
+AUGMENTATIONS = ("color", "translation", "cutout", "brightness", "translation_border")
+# ops that keep every object's colour and every object: the labels of an augmented real image still hold
+LABEL_SAFE_AUGMENTATIONS = ("brightness", "translation_border")
+BRIGHTNESS_RANGE = 0.1   # +-, in [-1, 1]: about the shapes set's own shading jitter (x0.93-1.07 of a colour)
 
 
 # -- adversarial losses -----------------------------------------------------------------------------------
@@ -53,6 +62,13 @@ def clip_weights(module: nn.Module, bound: float) -> None:
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.clamp_(-bound, bound)
+
+
+def mismatched_conditions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's condition replaced by the next image's in the batch (batches are shuffled, so the pairing
+    is random), and a mask of the rows whose new condition differs from their own (only those are wrong)."""
+    wrong = labels.roll(1, dims=0)
+    return wrong, (wrong != labels).any(dim=1)
 
 
 # -- spectral normalisation -------------------------------------------------------------------------------
@@ -151,6 +167,8 @@ def diff_augment(images: torch.Tensor, policy: tuple[str, ...], generator: torch
         return torch.rand(*shape, generator=generator, device=images.device, dtype=images.dtype)
 
     x = images
+    if "brightness" in policy:
+        x = x + (rand(batch, 1, 1, 1) * 2 - 1) * BRIGHTNESS_RANGE                  # the same shift on every channel
     if "color" in policy:
         x = x + (rand(batch, 1, 1, 1) - 0.5)                                        # brightness
         mean = x.mean(dim=1, keepdim=True)
@@ -159,6 +177,8 @@ def diff_augment(images: torch.Tensor, policy: tuple[str, ...], generator: torch
         x = (x - mean) * (rand(batch, 1, 1, 1) + 0.5) + mean                        # contrast
     if "translation" in policy:
         x = _translate(x, 0.125, rand)
+    if "translation_border" in policy:
+        x = _translate(x, 0.125, rand, fill="border")
     if "cutout" in policy:
         x = _cutout(x, 0.5, rand)
     return x
@@ -169,8 +189,9 @@ def _random_ints(rand, low: int, high: int, batch: int) -> torch.Tensor:
     return (low + (rand(batch) * (high - low)).floor()).long().clamp(max=high - 1)
 
 
-def _translate(x: torch.Tensor, ratio: float, rand) -> torch.Tensor:
-    """Shift each image by up to ``ratio`` of its size, filling with zeros."""
+def _translate(x: torch.Tensor, ratio: float, rand, fill: str = "zeros") -> torch.Tensor:
+    """Shift each image by up to ``ratio`` of its size, filling with zeros or (``fill="border"``) with the
+    nearest edge pixel, which on a plain background is the background."""
     batch, _, height, width = x.shape
     sh, sw = int(height * ratio + 0.5), int(width * ratio + 0.5)
     dy = _random_ints(rand, -sh, sh + 1, batch).to(x.device)
@@ -179,7 +200,7 @@ def _translate(x: torch.Tensor, ratio: float, rand) -> torch.Tensor:
     cols = torch.arange(width, device=x.device)[None, :] + dx[:, None] + 1
     rows = rows.clamp(0, height + 1)
     cols = cols.clamp(0, width + 1)
-    padded = F.pad(x, (1, 1, 1, 1))
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate" if fill == "border" else "constant")
     index = torch.arange(batch, device=x.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
@@ -205,13 +226,28 @@ def ema_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> float:
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int, copy_buffers: bool = True) -> float:
     """``ema = d * ema + (1 - d) * model`` for every parameter, with ``d = min(decay, (1 + step) / (10 + step))``
-    (TensorFlow's warm-up, so early weights do not linger); buffers (BatchNorm statistics) are copied.
+    (TensorFlow's warm-up, so early weights do not linger). ``copy_buffers``: buffers (BatchNorm
+    statistics) are copied from ``model``; those are the statistics of the raw weights, not of the averaged
+    ones, so pass False and :func:`track_batchnorm_statistics` to give the average its own.
     Returns the ``d`` used."""
     used = min(decay, (1 + step) / (10 + step))
     for averaged, current in zip(ema.parameters(), model.parameters()):
         averaged.lerp_(current.detach(), 1 - used)
-    for averaged, current in zip(ema.buffers(), model.buffers()):
-        averaged.copy_(current)
+    if copy_buffers:
+        for averaged, current in zip(ema.buffers(), model.buffers()):
+            averaged.copy_(current)
     return used
+
+
+@torch.no_grad()
+def track_batchnorm_statistics(model: nn.Module, *inputs: torch.Tensor) -> None:
+    """One forward pass of ``model`` in train mode on ``inputs``, without gradients, so each BatchNorm's
+    running statistics take a step (momentum 0.1) toward the statistics of ``model``'s own weights. For an
+    EMA generator, whose weights move slowly, the running statistics then match its current weights to
+    within a few steps, at every step: what samples each epoch and what is exported are consistent."""
+    training = model.training
+    model.train()
+    model(*inputs)
+    model.train(training)

@@ -12,7 +12,14 @@ concatenates the raw condition instead (S1's ACGAN: ``[z, attribute]``, 256 + 1 
   Conv9x9 + PReLU, residual blocks, Conv3x3 + BatchNorm with the long skip, per doubling
   Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh. ``start_size`` 1 is
   S4's exact network: no Linear, the vector is a 1x1 map whose Conv9x9 takes all its channels
-  (``Conv2d(356, 64, 9)``), then 6 doublings to 64 px.
+  (``Conv2d(356, 64, 9)``), then 6 doublings to 64 px;
+- ``resnet``: BigGAN's generator (Brock et al. 2019) at small scale: ``z`` split into one chunk per
+  block plus one; Linear([first chunk, label embedding]) to ``start_size``^2 (default 4x4) x
+  2^blocks * width, then per doubling a residual up-block (CBN-ReLU-Upsample-Conv3x3-CBN-ReLU-Conv3x3,
+  skip Upsample-Conv1x1) whose conditional BatchNorms take their scale and shift from [label
+  embedding, that block's chunk of z], so the labels reach every resolution and can bind to where
+  z puts an object; BatchNorm-ReLU-Conv3x3-Tanh to the image. The label embedding is a bias-free
+  ``Linear(L, cond_embed)`` shared by every block (``cond_embed`` 0: the raw condition).
 
 Widths are set by ``width`` (ngf) so tests can build tiny ones.
 """
@@ -22,14 +29,15 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gen_eval.errors import UserError
 from gen_eval.trainers.config import set_option
 from gen_eval.trainers.networks import dcgan_init, doublings, transposed_generator
 
-GENERATORS = ("dcgan", "upsample", "srgan")
-DEFAULT_START_SIZE = {"upsample": 16, "srgan": 4}
+GENERATORS = ("dcgan", "upsample", "srgan", "resnet")
+DEFAULT_START_SIZE = {"upsample": 16, "srgan": 4, "resnet": 4}
 
 
 class ConditionalGenerator(nn.Module):
@@ -43,6 +51,8 @@ class ConditionalGenerator(nn.Module):
         self.body = body
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if getattr(self.body, "takes_latent_and_labels", False):   # embeds the condition itself (resnet)
+            return self.body(z, labels)
         if self.condition_expand is not None:
             z = torch.cat([z, self.condition_expand(labels)], dim=1)
         elif self.conditional:
@@ -112,6 +122,73 @@ class SRGANBody(nn.Module):
         return self.upsample(x + self.residuals(x))
 
 
+class ResNetUpBlock(nn.Module):
+    """BigGAN's generator block: conditional BatchNorms fed by ``condition``, nearest 2x upsampling."""
+
+    def __init__(self, in_channels: int, out_channels: int, condition_dim: int) -> None:
+        super().__init__()
+        from gen_eval.trainers.gan_tricks import ConditionalBatchNorm2d
+
+        self.norm1 = ConditionalBatchNorm2d(in_channels, condition_dim)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.norm2 = ConditionalBatchNorm2d(out_channels, condition_dim)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, condition)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), condition)))
+        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResNetGeneratorBody(nn.Module):
+    """The ``resnet`` generator body (see the module text). ``forward(z, labels)`` with the raw ``z``."""
+
+    takes_latent_and_labels = True
+
+    def __init__(self, latent_dim: int, label_dim: int, image_size: int, channels: int, width: int,
+                 start_size: int, embed_dim: int) -> None:
+        super().__init__()
+        n_up = _up_count(image_size, start_size, "resnet")
+        if latent_dim < n_up + 1:
+            raise UserError(f"the resnet generator splits z into {n_up + 1} chunks (one per block and one for "
+                            f"the first layer) but latent_dim is {latent_dim}; set e.g. "
+                            f"{set_option('latent_dim', 32 * (n_up + 1))}")
+        self.chunk_sizes = [len(c) for c in torch.arange(latent_dim).tensor_split(n_up + 1)]
+        self.embed = nn.Linear(label_dim, embed_dim, bias=False) if label_dim and embed_dim else None
+        label_width = (embed_dim or label_dim) if label_dim else 0
+        channel_list = [width * 2 ** (n_up - i) for i in range(n_up + 1)]
+        self.start = (channel_list[0], start_size)
+        self.project = nn.Linear(self.chunk_sizes[0] + label_width, channel_list[0] * start_size ** 2)
+        self.blocks = nn.ModuleList(ResNetUpBlock(channel_list[i], channel_list[i + 1],
+                                                  label_width + self.chunk_sizes[i + 1]) for i in range(n_up))
+        self.to_image = nn.Sequential(nn.BatchNorm2d(channel_list[-1]), nn.ReLU(),
+                                      nn.Conv2d(channel_list[-1], channels, 3, 1, 1), nn.Tanh())
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and not _in_conditional_norm(module, self):
+                nn.init.orthogonal_(module.weight)     # BigGAN's initialisation
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        chunks = list(z.split(self.chunk_sizes, dim=1))
+        embedded = []
+        if labels is not None:
+            embedded = [self.embed(labels) if self.embed is not None else labels.to(z.dtype)]
+        x = self.project(torch.cat([chunks[0], *embedded], dim=1)).unflatten(1, (self.start[0], self.start[1],
+                                                                                 self.start[1]))
+        for block, chunk in zip(self.blocks, chunks[1:]):
+            x = block(x, torch.cat([*embedded, chunk], dim=1))
+        return self.to_image(x)
+
+
+def _in_conditional_norm(module: nn.Module, root: nn.Module) -> bool:
+    """Whether ``module`` is a scale or shift layer of a conditional BatchNorm (those start at zero)."""
+    from gen_eval.trainers.gan_tricks import ConditionalBatchNorm2d
+
+    return any(module is m.scale or module is m.shift for m in root.modules() if isinstance(m, ConditionalBatchNorm2d))
+
+
 def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: tuple[int, int, int],
                     width: int, cond_embed: int = 256, start_size: int = 0, res_blocks: int = 5,
                     conditional_bn: bool = False) -> ConditionalGenerator:
@@ -120,7 +197,7 @@ def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: 
     ``start_size`` 0 picks the kind's default spatial size after the first projection (upsample 16,
     srgan 4; the dcgan body always starts at 1x1). ``cond_embed`` 0 feeds the raw condition.
     ``conditional_bn`` (upsample only): the condition also sets every BatchNorm's scale and shift
-    (gen_eval.trainers.gan_tricks.ConditionalUpsampleBody).
+    (gen_eval.trainers.gan_tricks.ConditionalUpsampleBody); the resnet body always has them.
     """
     channels, image_size, _ = image_shape
     in_dim = latent_dim + ((cond_embed or label_dim) if label_dim else 0)
@@ -139,6 +216,9 @@ def build_generator(kind: str, *, latent_dim: int, label_dim: int, image_shape: 
         body.apply(dcgan_init)
     elif kind == "srgan":
         body = SRGANBody(in_dim, image_size, channels, width, start, res_blocks)
+    elif kind == "resnet":
+        body = ResNetGeneratorBody(latent_dim, label_dim, image_size, channels, width, start, cond_embed)
+        return ConditionalGenerator(body, label_dim, 0)   # the body embeds the condition for every block
     else:
         raise UserError(f"unknown generator {kind!r}; choose {set_option('generator', 'NAME')} with NAME one of "
                         f"{', '.join(GENERATORS)}")

@@ -22,15 +22,23 @@ def adversarial_loss(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(target)))
 
 
-def auxiliary_loss(logits: torch.Tensor, labels: torch.Tensor, label_space: LabelSpace) -> torch.Tensor:
-    """ACGAN auxiliary-classifier loss.
+AUX_REDUCTIONS = ("mean", "sum")
 
-    multilabel / binary: mean BCE over every label (S4); categorical: the mean over heads of the
-    cross-entropy of each head's logits against its one-hot choice.
+
+def auxiliary_loss(logits: torch.Tensor, labels: torch.Tensor, label_space: LabelSpace,
+                   reduction: str = "mean") -> torch.Tensor:
+    """ACGAN auxiliary-classifier loss, averaged over the batch.
+
+    multilabel / binary: BCE per label; categorical: the cross-entropy of each head's logits against its
+    one-hot choice. ``reduction`` ``mean`` averages over labels (or heads), as S4 does; ``sum`` adds them,
+    so each of 24 labels gets the gradient one categorical head gets, not 1/24 of it.
     """
     if label_space.kind == "categorical":
-        losses = [F.cross_entropy(logits[:, sl], labels[:, sl].argmax(dim=1)) for _, sl in label_space.head_slices()]
-        return torch.stack(losses).mean()
+        losses = torch.stack([F.cross_entropy(logits[:, sl], labels[:, sl].argmax(dim=1))
+                              for _, sl in label_space.head_slices()])
+        return losses.sum() if reduction == "sum" else losses.mean()
+    if reduction == "sum":
+        return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / len(logits)
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
