@@ -27,6 +27,7 @@ from gen_eval.evaluator.uncertainty import Interval
 
 log = logging.getLogger("gen_eval")
 JACKKNIFE_BLOCKS = 10
+DEFAULT_FEATURES = "inception"  # pytorch-fid's habit: FID means the FID Inception unless told otherwise
 
 
 def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
@@ -125,7 +126,9 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     (a .npy path) also keeps the features, rows in index order, for metrics beyond FID (then a killed run
     starts again rather than resuming)."""
     from gen_eval.evaluator.noise import check_seed
+    from gen_eval.weights.named import resolve_features
 
+    features = resolve_features(features)
     check_seed(seed)
     if jackknife_blocks is None:
         jackknife_blocks = JACKKNIFE_BLOCKS if model is not None else 1
@@ -201,11 +204,14 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     """Fréchet distance of ``n`` samples of generator ``model`` (or of ``data``, or of the statistics file
     ``gen_stats``, e.g. merged shards) to ``ref`` (statistics .npz or images), with a jackknife interval
     over the generated side. ``report.stats`` holds that side's statistics (to save them). With
-    ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None)."""
+    ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None); otherwise
+    None means the cached ``inception`` (pytorch-fid's FID Inception, `gen-eval weights get inception`).
+    ``features`` may be any features .onnx or a cached extractor's name."""
     from gen_eval.evaluator.features import feature_model_id, small_sample_warning
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
+    from gen_eval.weights.named import resolve_features
 
     check_seed(seed)
     if not 0 < confidence < 1:
@@ -216,8 +222,7 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
         return _fid_of_stats(features, ref, gen_stats, ref_split=ref_split, confidence=confidence,
                              allow_other_features=allow_other_features, device=device, batch_size=batch_size,
                              threads=threads, progress=progress)
-    if features is None:
-        raise UserError("give a features model (only a distance between two statistics files needs none)")
+    features = resolve_features(DEFAULT_FEATURES if features is None else features)
     rt = inputs.runtime(device, threads)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
@@ -260,6 +265,7 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.evaluator.stats import load_stats
+    from gen_eval.weights.named import resolve_features
 
     if Path(gen_stats).suffix.lower() != ".npz":
         raise UserError(f"{gen_stats}: statistics files end in .npz; write one with `gen-eval stats`")
@@ -268,6 +274,9 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "
                         "(merge the shards first)")
     model_features = None
+    if features is None and Path(ref).suffix.lower() != ".npz":
+        features = DEFAULT_FEATURES  # images on the reference side need a features model
+    features = resolve_features(features)
     if features is not None:
         rt = inputs.runtime(device, threads)
         model_features = inputs.load_features(features, rt, batch_size)

@@ -34,8 +34,8 @@ def source_options(func):
 @click.command("fid")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[GENERATED REF]")
 @click.option("--features", "features_path", default=None, type=click.Path(dir_okay=False),
-              help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model "
-                   "(not needed between two statistics files).")
+              help="Features .onnx, or a cached extractor's name (see `gen-eval weights list`) "
+                   "[default: inception, pytorch-fid's; not needed between two statistics files].")
 @click.option("--gen-stats", default=None, type=click.Path(dir_okay=False),
               help="Generated side as a statistics .npz (e.g. merged shards of `gen-eval stats --shard`).")
 @click.option("--ref", default=None, type=click.Path(),
@@ -64,7 +64,7 @@ def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, mo
     \b
     Examples:
       gen-eval fid --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref train.npz
-      gen-eval fid samples/ real/ --features inception.onnx      # pytorch-fid's habit: two folders
+      gen-eval fid samples/ real/                                  # pytorch-fid's habit: two folders, its Inception
       gen-eval fid --gen-stats merged.npz --ref train.npz         # two statistics files, no features model
       gen-eval fid merged.npz train.npz                            # the same, positionally
     """
@@ -117,7 +117,7 @@ def stats_group():
 
 @stats_group.command("compute")
 @click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
-              help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
+              help="Features .onnx, or a cached extractor's name such as inception (`gen-eval weights list`).")
 @source_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
 @click.option("--shard", default=None, help="Only part k of N of the images (whole chunks): k/N; combine with "
