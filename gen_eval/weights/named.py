@@ -133,7 +133,7 @@ def _download(url: str, tmp: Path, entry: Extractor, progress: bool, timeout: fl
         expected = int(expected) if expected and expected.isdigit() else None
         received = 0
         with open(tmp, "wb") as handle, tqdm(total=expected, unit="B", unit_scale=True, desc=entry.file_name,
-                                             disable=not progress, leave=False) as bar:
+                                             disable=None if progress else True, leave=False) as bar:
             while True:
                 try:
                     block = response.read(_CHUNK)

@@ -199,6 +199,11 @@ def _from_legacy_stream(path: Path, handle):
     return _unpickle(handle, lambda key, dtype, numel: storages[key], path)
 
 
+def _starts_like_zip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The ``{name: array}`` a ``torch.save(state_dict)`` file holds (zip or legacy layout), as numpy arrays.
 
@@ -213,6 +218,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 result = _from_zip(path, archive)
+        elif _starts_like_zip(path):
+            raise UserError(f"{path} is a zip archive without its directory (truncated or damaged); download it again")
         else:
             with open(path, "rb") as handle:
                 result = _from_legacy_stream(path, handle)
