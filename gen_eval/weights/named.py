@@ -178,19 +178,20 @@ def get_weights(name: str, *, source: str | os.PathLike | None = None, sha256: s
 
     entry = extractor(name)
     wanted = _check_hex(sha256) if sha256 is not None else None
+    local = None
+    if source is not None and not _is_url(str(source)):
+        from gen_eval.exporter.fid_weights import sha256_of
+
+        local = Path(source)  # checked before anything is written (no cache folder for a bad file)
+        digest = sha256_of(local)
+        published = _check_hash(digest, wanted, entry, str(local))
     target = cached_path(name, wanted)
     with entry_lock(target):
         if target.is_file() and not force:
             return GetResult(name, target, wanted or entry.sha256, wanted in (None, entry.sha256), True)
-        local = source is not None and not _is_url(str(source))
         with atomic_path(target, force=True) as onnx_tmp:
-            if local:
-                from gen_eval.exporter.fid_weights import sha256_of
-
-                path = Path(source)
-                digest = sha256_of(path)
-                published = _check_hash(digest, wanted, entry, str(path))
-                data = entry.convert(path, digest)
+            if local is not None:
+                data = entry.convert(local, digest)
             else:
                 url = str(source) if source is not None else entry.url
                 download = onnx_tmp.with_name(onnx_tmp.name + ".download")
