@@ -342,3 +342,38 @@ def test_the_python_api_takes_names(converted, monkeypatch, tmp_path):
     by_path = statistics(converted, data=images, device="cpu")
     assert np.array_equal(by_name.mu, by_path.mu) and by_name.feature_model == by_path.feature_model
     assert os.fspath(converted) not in by_name.feature_model  # named by family and weights hash, not by path
+
+
+# -- reference statistics cached ---------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore")
+def test_reference_statistics_are_cached_by_content(converted, cache_env, tmp_path):
+    env, cache = cache_env
+    generated, reference = write_images(tmp_path / "g", 5, size=16, seed=3), write_images(tmp_path / "r", 5, size=16, seed=4)
+
+    def fid(*extra) -> tuple[float, str]:
+        report = tmp_path / "fid.json"
+        result = run_cli(env, "fid", generated, reference, "--features", converted, "--report", report, "--force",
+                         "--device", "cpu", *extra)
+        assert result.returncode == 0, result.stderr
+        return json.loads(report.read_text())["value"], result.stderr
+
+    first, said = fid()
+    assert "from the cache" not in said
+    (entry,) = (cache / "stats").glob("*.npz")
+    again, said = fid()
+    assert again == first and "reference statistics from the cache" in said
+    fresh, said = fid("--no-cache")
+    assert fresh == first and "from the cache" not in said
+    # one file's content changes under the same name: a new key, recomputed
+    write_images(tmp_path / "other", 1, size=16, seed=9)
+    shutil.copy(tmp_path / "other" / "000.png", reference / "000.png")
+    moved, said = fid()
+    assert moved != first and "from the cache" not in said
+    (newest,) = set((cache / "stats").glob("*.npz")) - {entry}
+    newest.write_bytes(b"damaged")  # a damaged entry is recomputed, never used
+    recomputed, said = fid()
+    assert recomputed == moved and "ignoring the damaged cached statistics" in said
+    result = run_cli(env, "stats", "clear-cache")
+    assert result.returncode == 0 and "removed 2 cached statistics files" in result.stdout
+    assert list((cache / "stats").glob("*.npz")) == []
