@@ -26,6 +26,7 @@ from gen_eval.commands import fid as fid_commands
 from gen_eval.commands import metrics as metrics_commands
 from gen_eval.commands import selftest as selftest_commands
 from gen_eval.commands import train as train_commands
+from gen_eval.commands import weights as weights_commands
 from gen_eval.errors import GenEvalError, Terminated, flag_style, printable, render
 from gen_eval.project import project_settings
 
@@ -200,7 +201,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _module in (data_commands, evaluate_commands, fid_commands, export_commands, train_commands, demo_commands,
-                selftest_commands, config_commands, compare_commands, metrics_commands):
+                selftest_commands, config_commands, compare_commands, metrics_commands, weights_commands):
     _module.register(cli)
 
 

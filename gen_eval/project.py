@@ -38,8 +38,9 @@ MAX_CONFIG_BYTES = 1 * 2**20
 SETTINGS: dict[str, tuple[type, str]] = {
     "classifier": (Path, "the judge .onnx that scores generators"),
     "objects": (Path, "label names (objects.json or a label-space JSON)"),
-    "features": (Path, "the features .onnx for FID and the other distances"),
+    "features": (Path, "the features .onnx for FID and the other distances, or a cached extractor's name"),
     "ref": (Path, "reference statistics (.npz) or images for FID"),
+    "cache": (Path, "folder of the named feature models and cached reference statistics"),
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "threads": (int, "CPU threads for onnxruntime"),
     "batch-size": (int, "images per model run"),
@@ -118,6 +119,11 @@ def _convert(key: str, raw: object, source: str, base: Path) -> object:
     if kind is Path:
         if not isinstance(raw, str) or not raw.strip():
             raise UserError(f"{source}: {key} must be a non-empty path string, got {raw!r}")
+        if key == "features":
+            from gen_eval.weights.named import is_name
+
+            if is_name(raw):
+                return raw  # a cached extractor's name, not a path
         return (base / raw).resolve()
     if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
         raw = float(raw)

@@ -13,6 +13,20 @@ import pytest
 from helpers.cli import BLOCKER, REPO
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The whole session (and every gen-eval process it starts) uses its own cache folder, never the
+    user's: cached reference statistics and named feature models land there (tests set their own where
+    they look at it)."""
+    previous = os.environ.get("GEN_EVAL_CACHE")
+    os.environ["GEN_EVAL_CACHE"] = str(tmp_path_factory.mktemp("gen_eval_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("GEN_EVAL_CACHE", None)
+    else:
+        os.environ["GEN_EVAL_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def no_torch_env(tmp_path_factory) -> dict:
     """Environment for :func:`helpers.cli.run_cli`: ``import torch`` (and torchvision, pytorch_fid) fails."""

@@ -538,6 +538,17 @@ CASES: list[Case] = [
                                                          "--url", "http://127.0.0.1:9/none"],
          ("already exists", "--force")),
 
+    # ---- weights get (only rows that fail before the cache folder is touched) ----------------------
+    Case("weights get: zero-byte file", lambda a, t: ["weights", "get", "inception", "--from", _write(t / "w.pth", b"")],
+         ("not the published", "--sha256")),
+    Case("weights get: FIFO", lambda a, t: ["weights", "get", "inception", "--from", _fifo(t / "w.pth")],
+         ("w.pth", "FIFO")),
+    Case("weights get: unknown name", lambda a, t: ["weights", "get", "resnet50", "--from", a.gen],
+         ("no feature extractor is named 'resnet50'", "inception")),
+    Case("weights get: hash of another file", lambda a, t: [
+        "weights", "get", "inception", "--from", _write(t / "w.pth", b"x"), "--sha256", "0" * 64],
+         ("not the stated", "check the file or the hash")),
+
     # ---- info -------------------------------------------------------------------------------------
     Case("info: not ONNX (text)", lambda a, t: ["info", _write(t / "model.onnx", "hello, I am not a model\n")],
          ("cannot load this model", "valid .onnx"), process=True),

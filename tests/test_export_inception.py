@@ -120,7 +120,8 @@ def test_exported_inception_contract(fid_weights, inception_onnx):
     assert model.graph.output[0].name == "features" and out_dims[1] == 2048
     logit_dims = [d.dim_param or d.dim_value for d in model.graph.output[1].type.tensor_type.shape.dim]
     assert model.graph.output[1].name == "logits" and logit_dims[1] == 1008
-    assert meta[contract.KEY_FAMILY] == "pytorch-fid-inception-v3"
+    # random weights are not the published file: never exported under its name
+    assert meta[contract.KEY_FAMILY] == "pytorch-fid-inception-v3-other-weights"
     assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     assert sorted(p.name for p in inception_onnx.parent.iterdir() if "inception" in p.name) == [
         "inception-random.pth", "inception.onnx"]

@@ -27,6 +27,7 @@ from gen_eval.evaluator.uncertainty import Interval
 
 log = logging.getLogger("gen_eval")
 JACKKNIFE_BLOCKS = 10
+DEFAULT_FEATURES = "inception"  # pytorch-fid's habit: FID means the FID Inception unless told otherwise
 
 
 def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
@@ -125,7 +126,9 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     (a .npy path) also keeps the features, rows in index order, for metrics beyond FID (then a killed run
     starts again rather than resuming)."""
     from gen_eval.evaluator.noise import check_seed
+    from gen_eval.weights.named import resolve_features
 
+    features = resolve_features(features)
     check_seed(seed)
     if jackknife_blocks is None:
         jackknife_blocks = JACKKNIFE_BLOCKS if model is not None else 1
@@ -162,9 +165,11 @@ def _kept_features(path, model_features):
         temp.unlink(missing_ok=True)
 
 
-def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None):
+def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None,
+               cache: bool = True):
     """(mu, sigma, n, warnings) of ``ref``; ``against``: the other side's recorded features (a statistics
-    file) when there is no features model."""
+    file) when there is no features model. Images' statistics are cached (``cache``, see
+    :mod:`gen_eval.evaluator.statscache`)."""
     from gen_eval.evaluator.features import check_same_features, imageset_stats, new_stats, small_sample_warning
     from gen_eval.evaluator.stats import load_stats
 
@@ -184,7 +189,15 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
         return reference.mu, reference.sigma, reference.n, warnings
     if model_features is None:
         raise UserError(f"{ref} is images: their statistics need a features model; give one, or give a statistics .npz")
-    ref_stats = imageset_stats(model_features, inputs.image_set(ref, ref_split), progress=progress)
+    from gen_eval.evaluator import statscache
+
+    images = inputs.image_set(ref, ref_split)
+    key = statscache.reference_key(model_features, images, ref, ref_split) if cache else None
+    ref_stats = statscache.load_cached(key) if key else None
+    if ref_stats is None:
+        ref_stats = imageset_stats(model_features, images, progress=progress)
+        if key:
+            statscache.save_cached(key, ref_stats)
     ref_stats.require_covariance(f"reference {ref}")
     small = small_sample_warning(ref_stats, f"reference {ref}")
     return ref_stats.mu, ref_stats.sigma, ref_stats.n, warnings + ([small] if small else [])
@@ -197,15 +210,19 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
         allow_other_features: bool = False, confidence: float = 0.95, jackknife_blocks: int = JACKKNIFE_BLOCKS,
         chunk_size: int = DEFAULT_CHUNK_SIZE, ray_address: str | None = None,
         device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-        progress: bool = False) -> Report:
+        progress: bool = False, cache: bool = True) -> Report:
     """Fréchet distance of ``n`` samples of generator ``model`` (or of ``data``, or of the statistics file
     ``gen_stats``, e.g. merged shards) to ``ref`` (statistics .npz or images), with a jackknife interval
     over the generated side. ``report.stats`` holds that side's statistics (to save them). With
-    ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None)."""
+    ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None); otherwise
+    None means the cached ``inception`` (pytorch-fid's FID Inception, `gen-eval weights get inception`).
+    ``features`` may be any features .onnx or a cached extractor's name. ``cache``: reuse (and keep) the
+    statistics of reference images in the cache folder, keyed by the features model and the files' content."""
     from gen_eval.evaluator.features import feature_model_id, small_sample_warning
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
+    from gen_eval.weights.named import resolve_features
 
     check_seed(seed)
     if not 0 < confidence < 1:
@@ -215,13 +232,12 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
             raise UserError("give the generated side once: a statistics file, or images or a generator")
         return _fid_of_stats(features, ref, gen_stats, ref_split=ref_split, confidence=confidence,
                              allow_other_features=allow_other_features, device=device, batch_size=batch_size,
-                             threads=threads, progress=progress)
-    if features is None:
-        raise UserError("give a features model (only a distance between two statistics files needs none)")
+                             threads=threads, progress=progress, cache=cache)
+    features = resolve_features(DEFAULT_FEATURES if features is None else features)
     rt = inputs.runtime(device, threads, batch_size)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features,
+    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, cache=cache,
                                                     allow_other_features=allow_other_features, progress=progress)
     stats, described, judged = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
                              conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
@@ -256,10 +272,11 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
 
 
 def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_other_features, device, batch_size,
-                  threads, progress) -> Report:
+                  threads, progress, cache: bool = True) -> Report:
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.evaluator.stats import load_stats
+    from gen_eval.weights.named import resolve_features
 
     if Path(gen_stats).suffix.lower() != ".npz":
         raise UserError(f"{gen_stats}: statistics files end in .npz; write one with `gen-eval stats`")
@@ -268,13 +285,16 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "
                         "(merge the shards first)")
     model_features = None
+    if features is None and Path(ref).suffix.lower() != ".npz":
+        features = DEFAULT_FEATURES  # images on the reference side need a features model
+    features = resolve_features(features)
     if features is not None:
         rt = inputs.runtime(device, threads, batch_size)
         model_features = inputs.load_features(features, rt, batch_size)
         from gen_eval.evaluator.features import check_same_features, new_stats
 
         check_same_features(generated, new_stats(model_features), str(gen_stats), allow_other_features)
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, progress=progress,
+    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, progress=progress, cache=cache,
                                                     allow_other_features=allow_other_features, against=generated)
     value = frechet_distance(generated.mu, generated.sigma, ref_mu, ref_sigma)
     interval = None

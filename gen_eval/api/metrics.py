@@ -186,7 +186,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
             progress: bool = False, confidence: float = 0.95) -> MetricsReport:
     """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
-    ``train``: the training images, for memorisation.
+    ``train``: the training images, for memorisation. ``features``: a features .onnx or a cached
+    extractor's name (``"inception"``, see :mod:`gen_eval.weights`).
 
     Either side may also be files that `gen-eval stats --save-features` wrote: ``gen_stats`` (the shard
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
@@ -238,6 +239,9 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
                 confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
+    from gen_eval.weights.named import resolve_features
+
+    features = resolve_features(features)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
     check_seed(seed)
     if isinstance(names, str):

@@ -34,8 +34,8 @@ def source_options(func):
 @click.command("fid")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[GENERATED REF]")
 @click.option("--features", "features_path", default=None, type=click.Path(dir_okay=False),
-              help="Features .onnx: the Inception from `gen-eval export-inception`, or any features model "
-                   "(not needed between two statistics files).")
+              help="Features .onnx, or a cached extractor's name (see `gen-eval weights list`) "
+                   "[default: inception, pytorch-fid's; not needed between two statistics files].")
 @click.option("--gen-stats", default=None, type=click.Path(dir_okay=False),
               help="Generated side as a statistics .npz (e.g. merged shards of `gen-eval stats --shard`).")
 @click.option("--ref", default=None, type=click.Path(),
@@ -51,12 +51,15 @@ def source_options(func):
 @click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
 @click.option("--allow-other-features", is_flag=True,
               help="Compute a distance even when --ref statistics record another features model or preprocessing.")
+@click.option("--no-cache", is_flag=True,
+              help="Compute the statistics of reference images afresh and keep none (they are cached by default, "
+                   "keyed by the features model and the files' content; `gen-eval stats clear-cache` empties it).")
 @chunk_option
 @ray_option
 @runtime_options
 def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, model, n, seed, conditions, latent_dim,
                 value_range, objects, max_fid, confidence, strict, summary_path, report_path, save_stats, force,
-                allow_other_features, chunk_size, ray_address, device, batch_size, threads):
+                allow_other_features, no_cache, chunk_size, ray_address, device, batch_size, threads):
     """Fréchet distance of generated images (or --data) to reference statistics or images.
 
     The interval is a jackknife over 10 blocks of the generated images (their sampling noise).
@@ -64,7 +67,7 @@ def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, mo
     \b
     Examples:
       gen-eval fid --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref train.npz
-      gen-eval fid samples/ real/ --features inception.onnx      # pytorch-fid's habit: two folders
+      gen-eval fid samples/ real/                                  # pytorch-fid's habit: two folders, its Inception
       gen-eval fid --gen-stats merged.npz --ref train.npz         # two statistics files, no features model
       gen-eval fid merged.npz train.npz                            # the same, positionally
     """
@@ -88,7 +91,7 @@ def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, mo
     report = fid(features_path, ref, gen_stats=gen_stats, chunk_size=chunk_size, ray_address=ray_address, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
                  ref_split=ref_split, objects=objects, latent_dim=latent_dim, value_range=value_range,
                  allow_other_features=allow_other_features, confidence=confidence or 0.95, device=device,
-                 batch_size=batch_size, threads=threads, progress=True)
+                 batch_size=batch_size, threads=threads, progress=True, cache=not no_cache)
     if save_stats is not None:
         if gen_stats is not None:
             raise UserError("--save-stats saves computed statistics; --gen-stats already is a statistics file")
@@ -117,7 +120,7 @@ def stats_group():
 
 @stats_group.command("compute")
 @click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False),
-              help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
+              help="Features .onnx, or a cached extractor's name such as inception (`gen-eval weights list`).")
 @source_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
 @click.option("--shard", default=None, help="Only part k of N of the images (whole chunks): k/N; combine with "
@@ -171,6 +174,15 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     checkpoint.unlink(missing_ok=True)
     part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
     click.echo(f"wrote statistics of {stats.n} images ({stats.dim}-d features{part}) to {out}")
+
+
+@stats_group.command("clear-cache")
+def stats_clear_cache():
+    """Delete the reference statistics `gen-eval fid` cached (the named feature models stay)."""
+    from gen_eval.evaluator.statscache import clear_cached
+
+    removed = clear_cached()
+    click.echo(f"removed {len(removed)} cached statistics file{'s' if len(removed) != 1 else ''}")
 
 
 @stats_group.command("merge")

@@ -12,7 +12,7 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 
 @click.command("metrics")
 @click.option("--features", "features_path", default=None, type=click.Path(dir_okay=False),
-              help="Features .onnx (the Inception from `gen-eval export-inception`, or any features model).")
+              help="Features .onnx, or a cached extractor's name such as inception (`gen-eval weights list`).")
 @click.option("--ref", required=True, type=click.Path(),
               help="Reference images (a folder or a data set), or a statistics .npz with its .features.npy beside "
                    "it (`gen-eval stats --save-features`).")

@@ -21,6 +21,11 @@ FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fi
 # SHA-256 of the published file (95,628,359 bytes); its first 8 hex digits are the "6726825d" in the
 # name (torch.hub convention). Recorded by torch-fidelity and other projects that pin this file.
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+FID_NUM_CLASSES = 1008
+FID_INPUT_SIZE = 299
+INCEPTION_FAMILY = "pytorch-fid-inception-v3"  # gen_eval.family of the exported model
+PREPROCESSINGS = {"pytorch-fid": INCEPTION_FAMILY, "torch-fidelity": "torch-fidelity-inception-v3"}
+OTHER_WEIGHTS_SUFFIX = "-other-weights"
 _HUB_HASH_PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[^.]+$")
 _CHUNK = 1 << 20
 
@@ -33,6 +38,13 @@ def sha256_of(path: str | os.PathLike, chunk_size: int = _CHUNK) -> str:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+def inception_family(preprocessing: str, weights_sha256: str) -> str:
+    """The family an exported Inception records: the published name only for the published weights file;
+    any other file (fine-tuned, random) gets ``...-other-weights`` and its hash in the metadata."""
+    family = PREPROCESSINGS[preprocessing]
+    return family if weights_sha256 == FID_WEIGHTS_SHA256 else family + OTHER_WEIGHTS_SUFFIX
 
 
 def check_weights_file(path: str | os.PathLike) -> str:

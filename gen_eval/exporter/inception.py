@@ -21,6 +21,7 @@ resize (measured in benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -33,14 +34,14 @@ from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, I
 from gen_eval import contract
 from gen_eval.contract import ExportGraph
 from gen_eval.errors import UserError
-from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, check_weights_file
+from gen_eval.exporter.fid_weights import (FID_INPUT_SIZE, FID_NUM_CLASSES, FID_WEIGHTS_NAME,  # noqa: F401
+                                           FID_WEIGHTS_SHA256, INCEPTION_FAMILY, PREPROCESSINGS,
+                                           check_weights_file, inception_family)
 from gen_eval.exporter.graphs import ExportResult, export_graph
 from gen_eval.fileio import ensure_can_write
 
-FID_NUM_CLASSES = 1008
-FID_INPUT_SIZE = 299
-INCEPTION_FAMILY = "pytorch-fid-inception-v3"  # gen_eval.family of the exported model
-PREPROCESSINGS = {"pytorch-fid": INCEPTION_FAMILY, "torch-fidelity": "torch-fidelity-inception-v3"}
+log = logging.getLogger("gen_eval")
+
 
 
 def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
@@ -244,12 +245,17 @@ def export_inception(weights: str | os.PathLike, out: str | os.PathLike, *, veri
     ``features`` [B,2048] and ``logits`` [B,1008]).
 
     The weights' SHA-256 goes into the metadata (``gen_eval.weights_sha256``)
-    so reports can tell the published FID weights from others; the family names the preprocessing.
+    so reports can tell the published FID weights from others; the family names the preprocessing, and
+    ends in ``-other-weights`` for any file but the published one (a warning says so).
     """
     if preprocessing not in PREPROCESSINGS:
         raise UserError(f"preprocessing {preprocessing!r} is unknown; choose one of {', '.join(PREPROCESSINGS)}")
     ensure_can_write(out, force)
     state_dict, digest = load_fid_weights(weights)
     module = build_fid_features(state_dict, source=str(weights), preprocessing=preprocessing, logits=True)
-    return export_graph(inception_graph(module), out, family=PREPROCESSINGS[preprocessing], verify=verify, force=force,
+    family = inception_family(preprocessing, digest)
+    if digest != FID_WEIGHTS_SHA256:
+        log.warning("%s is not the published %s (SHA-256 %s...); the model is exported as %s, with the file's "
+                    "hash in its metadata", weights, FID_WEIGHTS_NAME, digest[:16], family)
+    return export_graph(inception_graph(module), out, family=family, verify=verify, force=force,
                         dynamic_image_size=True, extra_metadata={contract.KEY_WEIGHTS_SHA256: digest})
