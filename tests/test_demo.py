@@ -33,7 +33,7 @@ def demo(tmp_path_factory):
     result = invoke("--quick", "--out", str(out), "--device", "cpu")
     assert result.exit_code == 0, result.output
     # the summary is the command's output (stdout, e.g. `gen-eval demo > summary.txt`); progress is on stderr
-    assert "ACGAN score, test.json (5 seeds)" in result.stdout and "[1/" not in result.stdout
+    assert "diffusion score, test.json (5 seeds)" in result.stdout and "[1/" not in result.stdout
     return out, result.output
 
 
@@ -50,19 +50,25 @@ def ta_score(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def test_quick_demo_writes_every_artefact(demo):
     out, output = demo
-    for name in ("classifier.onnx", "classifier.features.onnx", "independent_judge.onnx", "acgan.onnx",
+    for name in ("classifier.onnx", "classifier.features.onnx", "independent_judge.onnx", "generator.onnx",
                  "loss_curves.png", "report.json", "shapes/test.json", "shapes/new_test.json",
                  "classifier/classifier_ta.pth", "independent_judge/classifier_ta.pth",
-                 "acgan/checkpoints/last.pt"):
+                 "generator/checkpoints/last.pt"):
         assert (out / name).is_file(), name
     for which in SCORE_FILES:
         grid = Image.open(out / f"{which}_grid.png")
         conditions = json.loads((out / "shapes" / f"{which}.json").read_text())
-        rows, cell = math.ceil(len(conditions) / 8), QUICK.acgan_settings["image_size"] + 2
-        assert grid.size == (8 * cell + 2, rows * cell + 2)   # make_grid: 8 per row, padding 2
+        # every condition twice (generated, then a real scene of the same objects), captioned with its objects,
+        # in cells of 128 px: 8 per row, rows of generated images alternating with rows of real ones
+        captions = json.loads(grid.text["captions"])
+        assert len(captions) == 2 * len(conditions)
+        for i, names in enumerate(conditions):
+            assert f"#{i} generated: " + ", ".join(names) in captions
+            assert f"#{i} real: " + ", ".join(names) in captions
+        assert grid.size[0] >= 8 * 128 and grid.size[1] >= 2 * math.ceil(len(conditions) / 8) * 128
     for step in STEPS:
         assert f"[{STEPS.index(step) + 1}/{len(STEPS)}]" in output
-    assert "ACGAN score, test.json (5 seeds)" in output
+    assert "diffusion score, test.json (5 seeds)" in output
 
 
 def test_report_holds_the_measurements(demo):
@@ -85,7 +91,7 @@ def test_report_holds_the_measurements(demo):
     assert not any(check["enforced"] for check in report["checks"].values())     # --quick enforces nothing
     assert 0.0 <= report["independent_judge_accuracy"] <= 1.0
     assert report["total_seconds"] == pytest.approx(sum(s["seconds"] for s in report["steps"].values()), abs=0.5)
-    uses_judge = bool(QUICK.acgan_settings.get("perceptual_weight") or QUICK.acgan_settings.get("judge_weight"))
+    uses_judge = bool(QUICK.generator_settings.get("perceptual_weight") or QUICK.generator_settings.get("judge_weight"))
     assert bool(report["judge_in_generator_loss"]) == uses_judge
 
 
@@ -97,7 +103,7 @@ def test_score_matches_the_ta_semantics_on_the_exported_models(demo, judge_file,
     report = json.loads((out / "report.json").read_text())
     space = read_objects(out / "shapes" / "objects.json")
     conditions = read_condition_file(out / "shapes" / "test.json", space)
-    generator = ort.InferenceSession(str(out / "acgan.onnx"), providers=["CPUExecutionProvider"])
+    generator = ort.InferenceSession(str(out / "generator.onnx"), providers=["CPUExecutionProvider"])
     judge = ort.InferenceSession(str(out / judge_file), providers=["CPUExecutionProvider"])
     latent_dim = generator.get_inputs()[0].shape[1]
     z = latent_noise(0, np.arange(len(conditions)), latent_dim)
@@ -126,7 +132,7 @@ def test_heldout_accuracy_matches_torch_on_the_ta_checkpoint(demo):
 
 def test_rerun_skips_finished_steps_and_redoes_missing_ones(demo):
     out, _ = demo
-    trained = (out / "acgan" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    trained = (out / "generator" / "checkpoints" / "last.pt").stat().st_mtime_ns
     result = invoke("--quick", "--out", str(out), "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert result.output.count("done already") == len(STEPS)
@@ -136,18 +142,18 @@ def test_rerun_skips_finished_steps_and_redoes_missing_ones(demo):
     assert result.exit_code == 0, result.output
     assert result.output.count("done already") == len(STEPS) - 1
     assert (out / "test_grid.png").is_file()
-    assert (out / "acgan" / "checkpoints" / "last.pt").stat().st_mtime_ns == trained
+    assert (out / "generator" / "checkpoints" / "last.pt").stat().st_mtime_ns == trained
 
 
 def test_an_interrupted_training_step_resumes_from_its_checkpoint(demo):
     out, _ = demo
-    (out / ".demo" / "acgan.json").unlink()    # as if killed after the last checkpoint, before the marker
+    (out / ".demo" / "generator.json").unlink()    # as if killed after the last checkpoint, before the marker
     result = invoke("--quick", "--out", str(out), "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert "resuming the interrupted acgan run" in result.output
+    assert "resuming the interrupted diffusion run" in result.output
     assert result.output.count("done already") == 3     # data and both judges; export, evaluate follow
     report = json.loads((out / "report.json").read_text())
-    assert report["steps"]["acgan"]["steps"] == QUICK.acgan_steps
+    assert report["steps"]["generator"]["steps"] == QUICK.generator_steps
 
 
 def test_other_settings_in_the_same_folder_need_force(demo):

@@ -21,10 +21,11 @@ def register(cli: click.Group) -> None:
     @click.option("--seed", type=int, default=0, show_default=True,
                   help="Seed for data, weights, data order and noise.")
     def demo_command(out: Path, quick: bool, force: bool, device: str, seed: int) -> None:
-        """Write the shapes set, train the ResNet18 judge and an ACGAN, export both to ONNX, and score.
+        """Write the shapes set, train two ResNet18 judges and a conditional diffusion model, export them to
+        ONNX, and score.
 
         Exits 1 when the full recipe misses a judge's accuracy target (>= 0.95 on the held-out split);
-        the ACGAN's score by the independent judge (target 0.8 on test.json, mean of 5 seeds) is
+        the generator's score by the independent judge (target 0.8 on test.json, mean of 5 seeds) is
         reported against its target, not enforced; --quick only reports them all.
 
         \b

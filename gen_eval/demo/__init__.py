@@ -1,15 +1,15 @@
 """The demo: the whole chain on the embedded shapes set, offline, on a CPU.
 
 ``run_demo(out)`` writes the shapes data set, trains two ResNet18 judges (classifier family; the same recipe,
-seeds ``seed`` and ``seed + 1``) and an ACGAN, exports them to ONNX (the first judge also as a 512-d
-``features`` model), evaluates with the torch-free evaluator (both judges' accuracy on the held-out split,
-the ACGAN's classifier score on test.json and new_test.json over several noise seeds by both judges, a
-Frechet distance on the judge's features), then writes grids, loss curves and ``report.json`` and prints a
-summary. Layout of ``out``::
+seeds ``seed`` and ``seed + 1``) and a conditional generator, exports them to ONNX (the first judge also as a
+512-d ``features`` model), evaluates with the torch-free evaluator (both judges' accuracy on the held-out
+split, the generator's classifier score on test.json and new_test.json over several noise seeds by both
+judges, a Frechet distance on the judge's features), then writes grids (generated images above real scenes
+of the same objects, captioned), loss curves and ``report.json`` and prints a summary. Layout of ``out``::
 
     shapes/                         the data set (gen_eval.data.shapes)
-    classifier/, independent_judge/, acgan/    training runs (gen_eval.trainers.loop layout)
-    classifier.onnx, classifier.features.onnx, independent_judge.onnx, acgan.onnx
+    classifier/, independent_judge/, generator/    training runs (gen_eval.trainers.loop layout)
+    classifier.onnx, classifier.features.onnx, independent_judge.onnx, generator.onnx
     test_grid.png, new_test_grid.png, loss_curves.png, report.json
     .demo/                          what was run (settings) and one marker per finished step
 
@@ -23,9 +23,9 @@ so (``judge_in_generator_loss``).
 
 Recipes: each judge is the TA's ResNet18 trained with Adam 2e-3 for 5 epochs of 3000 images, then its
 BatchNorm statistics are re-estimated on 1024 training images (gen_eval.trainers.batchnorm; in eval mode it
-otherwise loses ~0.2 accuracy after so short a run). The ACGAN is preset ``shapes-acgan-32``
-(gen_eval.trainers.presets; hinge loss, spectrally normalised projection discriminator, conditional
-BatchNorm, EMA generator, 32x32).
+otherwise loses ~0.2 accuracy after so short a run). The generator is preset ``shapes-diffusion``
+(gen_eval.trainers.presets): conditional rectified-flow diffusion at 64x64 with classifier-free guidance and
+EMA weights, trained for a fixed number of steps (gen_eval.demo.recipe).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from gen_eval.demo.recipe import (ENFORCED_CHECKS, FULL, INDEPENDENT_SEED_OFFSET
                                   Recipe)
 from gen_eval.demo.report import build_report, save_loss_curves
 from gen_eval.demo.runner import StepRunner, claim_folder, machine_load
-from gen_eval.demo.steps import evaluate, export_models, train_acgan, train_classifier, write_data
+from gen_eval.demo.steps import evaluate, export_models, train_classifier, train_generator, write_data
 from gen_eval.errors import GateFailed, UserError, param
 from gen_eval.fileio import atomic_write_json
 
@@ -77,12 +77,14 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
                              f"batch {recipe.classifier_batch_size})",
                lambda may_resume: train_classifier(paths, recipe, seed, device, may_resume))
     runner.run("independent_judge", f"training the independent judge (the same recipe, seed "
-                                    f"{seed + INDEPENDENT_SEED_OFFSET}; the ACGAN never sees it)",
+                                    f"{seed + INDEPENDENT_SEED_OFFSET}; the generator never sees it)",
                lambda may_resume: train_classifier(paths, recipe, seed + INDEPENDENT_SEED_OFFSET, device, may_resume,
                                                    run=paths.independent_run))
-    runner.run("acgan", f"training the ACGAN ({recipe.acgan_steps} steps, batch {recipe.acgan_batch_size})",
-               lambda may_resume: train_acgan(paths, recipe, seed, device, may_resume))
-    runner.run("export", "exporting both judges, the judge's features and the ACGAN to ONNX (with parity checks)",
+    runner.run("generator", f"training the generator ({recipe.generator_family}, {recipe.generator_steps} steps, "
+                            f"batch {recipe.generator_batch_size})",
+               lambda may_resume: train_generator(paths, recipe, seed, device, may_resume))
+    runner.run("export", "exporting both judges, the judge's features and the generator to ONNX (with parity "
+                         "checks)",
                lambda _: export_models(paths))
     runner.run("evaluate", "evaluating with onnxruntime (no torch)",
                lambda _: evaluate(paths, recipe, seed, device))

@@ -39,9 +39,10 @@ class Recipe:
     classifier_epochs: int
     classifier_batch_size: int
     classifier_settings: Mapping[str, Any]
-    acgan_steps: int
-    acgan_batch_size: int
-    acgan_settings: Mapping[str, Any]
+    generator_family: str
+    generator_steps: int
+    generator_batch_size: int
+    generator_settings: Mapping[str, Any]
     bn_recalibration_images: int = 1024
     score_repeats: int = 5
     fid_samples: int = 1000
@@ -55,30 +56,29 @@ class Recipe:
                            "settings": dict(self.classifier_settings),
                            "bn_recalibration_images": self.bn_recalibration_images},
             "independent_judge": {"seed_offset": INDEPENDENT_SEED_OFFSET},
-            "acgan": {"steps": self.acgan_steps, "batch_size": self.acgan_batch_size,
-                      "settings": dict(self.acgan_settings)},
+            "generator": {"family": self.generator_family, "steps": self.generator_steps,
+                          "batch_size": self.generator_batch_size, "settings": dict(self.generator_settings)},
             "export": {},
             "evaluate": {"score_repeats": self.score_repeats, "fid_samples": self.fid_samples},
         }
         return parts[step]
 
 
-# The ACGAN trains at 32x32 (the data resized; the evaluator resizes generated images bilinearly to the judges'
-# 64x64) with what works for conditional GANs on small data, all settings of the acgan family
-# (gen_eval.trainers.gan_tricks): hinge loss, a spectrally normalised projection discriminator whose auxiliary
-# head learns the labels from real images only, conditional BatchNorm in the generator, and the EMA generator
-# as the model. No judge in any loss: preset "shapes-acgan-32" (gen_eval.trainers.presets) is this recipe.
-ACGAN_32 = dict(PRESETS["shapes-acgan-32"].settings)
-ACGAN_32_STEPS = PRESETS["shapes-acgan-32"].steps
-ACGAN_32_BATCH = PRESETS["shapes-acgan-32"].batch_size
+# The generator is preset "shapes-diffusion" (gen_eval.trainers.presets): conditional rectified-flow diffusion at
+# the judges' 64x64 (a 32 px recipe cannot score above ~0.45 here, benchmarks/RESULTS.md "Ceiling"), classifier-
+# free guidance, EMA weights, the sampler unrolled into the exported ONNX generator. No judge in any loss. The
+# demo trains it DEMO_GENERATOR_STEPS steps, what fits the demo's 20 minutes on 2 CPU cores.
+GENERATOR_PRESET = PRESETS["shapes-diffusion"]
+DEMO_GENERATOR_STEPS = 3000
 
 FULL = Recipe(
     name="full",
     n_train=3000, n_heldout=500,
     classifier_epochs=5, classifier_batch_size=32,
     classifier_settings={"lr": 2e-3},
-    acgan_steps=ACGAN_32_STEPS, acgan_batch_size=ACGAN_32_BATCH,
-    acgan_settings=ACGAN_32,
+    generator_family=GENERATOR_PRESET.family,
+    generator_steps=DEMO_GENERATOR_STEPS, generator_batch_size=GENERATOR_PRESET.batch_size,
+    generator_settings=dict(GENERATOR_PRESET.settings),
     bn_recalibration_images=1024, fid_samples=1000,
 )
 
@@ -87,12 +87,13 @@ QUICK = Recipe(
     n_train=128, n_heldout=32,
     classifier_epochs=2, classifier_batch_size=32,
     classifier_settings={"lr": 2e-3},
-    acgan_steps=8, acgan_batch_size=16,
-    acgan_settings={**ACGAN_32, "ngf": 8, "ndf": 8, "cond_embed": 32},
+    generator_family=GENERATOR_PRESET.family,
+    generator_steps=8, generator_batch_size=16,
+    generator_settings={**GENERATOR_PRESET.settings, "width": 8, "sample_steps": 3, "warmup": 2},
     bn_recalibration_images=64, score_repeats=5, fid_samples=64, enforce_targets=False,
 )
 
-STEPS = ("data", "classifier", "independent_judge", "acgan", "export", "evaluate")
+STEPS = ("data", "classifier", "independent_judge", "generator", "export", "evaluate")
 
 
 @dataclass
@@ -114,8 +115,8 @@ class Paths:
         return self.root / "classifier"
 
     @property
-    def acgan_run(self) -> Path:
-        return self.root / "acgan"
+    def generator_run(self) -> Path:
+        return self.root / "generator"
 
     @property
     def classifier_checkpoint(self) -> Path:
@@ -143,8 +144,8 @@ class Paths:
         return self.root / "independent_judge.onnx"
 
     @property
-    def acgan_checkpoint(self) -> Path:
-        return self.acgan_run / "checkpoints" / "last.pt"
+    def generator_checkpoint(self) -> Path:
+        return self.generator_run / "checkpoints" / "last.pt"
 
     @property
     def classifier_onnx(self) -> Path:
@@ -155,8 +156,8 @@ class Paths:
         return self.root / "classifier.features.onnx"
 
     @property
-    def acgan_onnx(self) -> Path:
-        return self.root / "acgan.onnx"
+    def generator_onnx(self) -> Path:
+        return self.root / "generator.onnx"
 
     def grid(self, which: str) -> Path:
         return self.root / f"{which}_grid.png"
@@ -179,7 +180,7 @@ class Paths:
                                                    "new_test.json")],
             "classifier": [self.judge_checkpoint, self.judge_ta],
             "independent_judge": [self.independent_judge_checkpoint],
-            "acgan": [self.acgan_checkpoint],
-            "export": [self.classifier_onnx, self.features_onnx, self.independent_onnx, self.acgan_onnx],
+            "generator": [self.generator_checkpoint],
+            "export": [self.classifier_onnx, self.features_onnx, self.independent_onnx, self.generator_onnx],
             "evaluate": [self.grid(name) for name in SCORE_FILES],
         }[step]

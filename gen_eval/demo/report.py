@@ -27,23 +27,26 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
 
 
 def save_loss_curves(paths: Paths) -> Path:
-    """The classifier's and the ACGAN's logged losses side by side in one PNG."""
+    """Every logged loss of the judge's and the generator's runs, one panel each (their scales differ)."""
+    import math
+
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 4.5), dpi=100)
-    for index, (title, run) in enumerate((("classifier (ResNet18 judge)", paths.classifier_run),
-                                          ("ACGAN", paths.acgan_run))):
-        ax = fig.add_subplot(1, 2, index + 1)
+    panels = []
+    for title, run in (("judge", paths.classifier_run), ("generator", paths.generator_run)):
         rows = _read_csv(run / "log.csv")
         keys = [k for k in (rows[0] if rows else {}) if k not in ("step", "epoch", "time")]
-        for key in keys:
-            points = [(row["step"], row[key]) for row in rows if key in row]
-            ax.plot(*zip(*points), label=key, linewidth=1)
-        ax.set_title(title)
-        ax.set_xlabel("step")
+        panels += [(f"{title}: {key}", [(row["step"], row[key]) for row in rows if key in row]) for key in keys]
+    columns = min(4, max(1, len(panels)))
+    fig = Figure(figsize=(3.6 * columns, 2.8 * math.ceil(max(1, len(panels)) / columns)), dpi=100)
+    for index, (title, points) in enumerate(panels):
+        ax = fig.add_subplot(math.ceil(len(panels) / columns), columns, index + 1)
+        if points:
+            ax.plot(*zip(*points), linewidth=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if keys:
-            ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(paths.loss_curves, force=True) as tmp:
         fig.savefig(tmp, format="png")
@@ -74,7 +77,8 @@ def build_report(paths: Paths, recipe: Recipe, seed: int, device: str, records: 
 
     return {
         "recipe": {**asdict(recipe), "classifier_settings": dict(recipe.classifier_settings),
-                   "acgan_settings": dict(recipe.acgan_settings)},
+                   "generator_family": recipe.generator_family,
+                   "generator_settings": dict(recipe.generator_settings)},
         "seed": seed, "device": device,
         "targets_enforced": recipe.enforce_targets,
         "checks": checks,
@@ -102,7 +106,7 @@ def build_report(paths: Paths, recipe: Recipe, seed: int, device: str, records: 
                     "load_average_at_start_of_this_run": load_before, "load_average_at_end": machine_load(),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "onnxruntime_provider": evaluation["provider"]},
-        "files": {"models": [paths.classifier_onnx.name, paths.features_onnx.name, paths.acgan_onnx.name],
+        "files": {"models": [paths.classifier_onnx.name, paths.features_onnx.name, paths.generator_onnx.name],
                   "grids": [paths.grid(w).name for w in SCORE_FILES], "loss_curves": paths.loss_curves.name,
                   "data": paths.data.name},
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -115,12 +119,12 @@ def _public(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def judge_disclosure(recipe: Recipe) -> str | None:
-    """What the ACGAN's generator loss takes from the judge that scores it (None when nothing)."""
-    terms = [f"{text} (weight {recipe.acgan_settings[key]:g})" for key, text in JUDGE_TERMS.items()
-             if recipe.acgan_settings.get(key)]
+    """What the generator's loss takes from the judge that scores it (None when nothing)."""
+    terms = [f"{text} (weight {recipe.generator_settings[key]:g})" for key, text in JUDGE_TERMS.items()
+             if recipe.generator_settings.get(key)]
     if not terms:
         return None
-    return ("The ACGAN's generator loss includes " + "; and ".join(terms) + ". The judge that scores the generator "
+    return ("The generator's loss includes " + "; and ".join(terms) + ". The judge that scores the generator "
             "also trained it, so the classifier score measures how well the generator satisfies this judge, not "
             "an independent one; the grids and the Frechet distance show how far the images are from real ones.")
 
@@ -153,7 +157,7 @@ def summary_table(report: Mapping[str, Any]) -> str:
     for which in SCORE_FILES:
         s = report["scores"][which]
         n = len(s["scores"])
-        row(f"ACGAN score, {which}.json ({n} seeds)", f"{s['mean']:.4f} ± {s['std']:.4f}",
+        row(f"{report['recipe']['generator_family']} score, {which}.json ({n} seeds)", f"{s['mean']:.4f} ± {s['std']:.4f}",
             "score_test" if which == "test" else None)
         row("  by the independent judge (never in a loss)", f"min {s['min']:.4f}  max {s['max']:.4f}")
         by_judge = report["scores_by_judge"][which]
@@ -163,6 +167,6 @@ def summary_table(report: Mapping[str, Any]) -> str:
     row("  (held-out real vs training, for scale)", f"{fr['real_heldout_vs_train']:.4f}")
     row("whole demo, minutes", f"{report['total_seconds'] / 60:.1f}", "minutes")
     if report["judge_in_generator_loss"]:
-        lines += ["", "note: the ACGAN was trained against the demo's judge (its generator loss uses it); the "
+        lines += ["", "note: the generator was trained against the demo's judge (its generator loss uses it); the "
                       "headline is the independent judge's; see judge_in_generator_loss in report.json"]
     return "\n".join(lines)

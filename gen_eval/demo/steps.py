@@ -1,4 +1,4 @@
-"""The demo's steps: data, the judge, the ACGAN, export, and evaluation through the public API."""
+"""The demo's steps: data, the judges, the generator, export, and evaluation through the public API."""
 
 from __future__ import annotations
 
@@ -71,12 +71,12 @@ def train_classifier(paths: Paths, recipe: Recipe, seed: int, device: str, may_r
     return summary
 
 
-def train_acgan(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
-    settings = dict(recipe.acgan_settings)
-    if settings.get("perceptual_weight") or settings.get("judge_weight"):
+def train_generator(paths: Paths, recipe: Recipe, seed: int, device: str, may_resume: bool) -> dict[str, Any]:
+    settings = dict(recipe.generator_settings)
+    if settings.get("perceptual_weight") or settings.get("judge_weight"):   # a GAN recipe with a judge term
         settings["judge"] = str(paths.judge_ta)
-    return _train("acgan", paths, paths.acgan_run, steps=recipe.acgan_steps, epochs=None,
-                  batch_size=recipe.acgan_batch_size, settings=settings, device=device, seed=seed,
+    return _train(recipe.generator_family, paths, paths.generator_run, steps=recipe.generator_steps, epochs=None,
+                  batch_size=recipe.generator_batch_size, settings=settings, device=device, seed=seed,
                   may_resume=may_resume)
 
 
@@ -86,7 +86,7 @@ def export_models(paths: Paths) -> dict[str, Any]:
     results = {}
     jobs = ((paths.judge_checkpoint, paths.classifier_onnx), (paths.independent_judge_checkpoint,
                                                                paths.independent_onnx),
-            (paths.acgan_checkpoint, paths.acgan_onnx))
+            (paths.generator_checkpoint, paths.generator_onnx))
     for checkpoint, out in jobs:
         for result in export_checkpoint(checkpoint, out, force=True):
             log.info("  " + result.describe())
@@ -108,7 +108,6 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.runtime import Runtime
-    from gen_eval.evaluator.sampling import write_grid
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
     judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
@@ -122,11 +121,11 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
     for which in SCORE_FILES:
         for judge, table, label in ((paths.independent_onnx, scores, "independent judge"),
                                     (paths.classifier_onnx, scores_by_judge, "judge")):
-            report = score(paths.acgan_onnx, paths.data / f"{which}.json", classifier=judge,
+            report = score(paths.generator_onnx, paths.data / f"{which}.json", classifier=judge,
                            repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES, breakdown=False,
                            device=device)
             if table is scores:
-                write_grid(paths.grid(which), report.images, force=True)
+                write_condition_grid(paths.grid(which), report.images, paths.data / f"{which}.json", which, seed)
             table[which] = _score_summary(report, recipe, seed, paths.grid(which).name)
             s = table[which]
             log.info(f"  score on {which}.json by the {label}, {recipe.score_repeats} seeds: mean {s['mean']:.4f} "
@@ -134,7 +133,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
 
     runtime = Runtime(device)
     features = load_model(paths.features_onnx, role="features", runtime=runtime)
-    generator = load_model(paths.acgan_onnx, role="generator", runtime=runtime)
+    generator = load_model(paths.generator_onnx, role="generator", runtime=runtime)
     train_set = open_dataset(paths.data, split="train")
     heldout = open_dataset(paths.data, split="heldout")
     log.info(f"  Frechet distance on the judge's features: {len(train_set)} training images vs "
@@ -163,3 +162,38 @@ def _score_summary(report: Any, recipe: Recipe, seed: int, grid: str) -> dict[st
             "max": float(values.max()), "scores": [float(v) for v in values],
             "seeds": list(range(seed, seed + recipe.score_repeats)), "conditions": report.n,
             "interval": report.interval.to_dict(), "grid": grid}
+
+
+GRID_UPSCALE = 2      # 128 px cells: a person can name the objects
+GRID_COLUMNS = 8
+
+
+def write_condition_grid(path: Path, generated: Any, conditions_file: Path, which: str, seed: int) -> Path:
+    """The generated images of one condition file, each row of them above a row of real scenes of the same
+    conditions (drawn by the shapes set's own renderer), every cell captioned with its objects."""
+    import json
+
+    import numpy as np
+    from PIL.PngImagePlugin import PngInfo
+
+    from gen_eval.data.shapes import render_scene
+    from gen_eval.evaluator.pictures import captioned_grid
+    from gen_eval.fileio import atomic_path
+
+    conditions = json.loads(conditions_file.read_text())[:len(generated)]
+    real = [render_scene(names, np.random.default_rng([seed, 7, i])).transpose(2, 0, 1)
+            for i, names in enumerate(conditions)]
+    images, captions = [], []
+    for start in range(0, len(conditions), GRID_COLUMNS):
+        rows = range(start, min(start + GRID_COLUMNS, len(conditions)))
+        images += [generated[i] for i in rows] + [real[i] for i in rows]
+        captions += [f"#{i} generated: " + ", ".join(conditions[i]) for i in rows]
+        captions += [f"#{i} real: " + ", ".join(conditions[i]) for i in rows]
+    grid = captioned_grid(images, captions, columns=GRID_COLUMNS, upscale=GRID_UPSCALE,
+                          title=f"{which}.json: each row of generated images (noise seed {seed}) above real scenes "
+                                "of the same objects")
+    info = PngInfo()
+    info.add_text("captions", json.dumps(captions))   # what each cell shows, readable by a program too
+    with atomic_path(path, force=True) as tmp:
+        grid.save(tmp, format="png", pnginfo=info)
+    return path
