@@ -162,6 +162,13 @@ def test_score_cli_matches_reference_pipeline(no_torch_env, score_models, tmp_pa
 
     grid = Image.open(tmp_path / "grid.png")  # 32 images of 8x8, 8 per row, each captioned in a 96 px column
     assert grid.width == 8 * (96 + 4) + 4 and 4 * (8 + 4) + 4 < grid.height <= 4 * (8 + 4 + 4 * 13) + 4
+    from gen_eval.evaluator.pictures import condition_names
+    from gen_eval.evaluator.sample_outputs import read_grid_captions
+
+    captions = read_grid_captions(tmp_path / "grid.png")  # issue 25: what each cell says, read back from the PNG
+    assert captions["columns"] == 8 and captions["indices"] == list(range(32))
+    assert captions["captions"] == [f"#{i}: " + ", ".join(condition_names(row, ICLEVR_SPACE))
+                                    for i, row in enumerate(conditions)]
     assert "classifier_score" in result.stdout and "runtime: onnxruntime" in result.stderr
 
 
