@@ -108,7 +108,8 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     from gen_eval.evaluator.sampling import check_count
     from gen_eval.evaluator.uncertainty import by_condition_row
 
-    check_types(n=(n, int), repeats=(repeats, int), seed=(seed, int), confidence=(confidence, float),
+    check_types(model=(model, inputs.PATH), test=(test, inputs.PATH), classifier=(classifier, inputs.PATH),
+                objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), n=(n, int), repeats=(repeats, int), seed=(seed, int), confidence=(confidence, float),
                 keep_images=(keep_images, int), quantize=(quantize, bool), over_conditions=(over_conditions, bool),
                 breakdown=(breakdown, bool), progress=(progress, bool))
     if n is not None:
@@ -202,13 +203,39 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
              device: str = "auto", batch_size: int | None = None, threads: int | None = None,
              progress: bool = False) -> Report:
     """A classifier's accuracy on a labelled data set with the score's own rule (TA top-k for multilabel
-    spaces, per-head argmax for categorical ones), with a bootstrap interval over the images."""
+    spaces, per-head argmax for categorical ones), with a bootstrap interval over the images (widened to
+    hold the Wilson interval of the hits among all labels scored). How well a judge reads real images
+    bounds what its score of generated ones can mean.
+
+    Args:
+        classifier: the judge .onnx (role classifier).
+        data: a labelled data set (e.g. the shapes set, an iCLEVR folder with its JSON).
+        split: which split of ``data``.
+        confidence: the interval's coverage, between 0 and 1.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
+
+    Returns:
+        A :class:`~gen_eval.api.reports.Report` with metric ``classifier_accuracy``.
+
+    Raises:
+        UserError: on a bad argument, an unlabelled data set or an unreadable file (one line).
+
+    Example:
+        >>> gen_eval.accuracy("judge.onnx", "shapes/", split="heldout").value  # doctest: +SKIP
+    """
     from gen_eval.data.images import from_uint8
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.preprocess import hwc_to_nchw
     from gen_eval.evaluator.provenance import image_set_listing, provenance
     from gen_eval.evaluator.score import classify_generated, score_probs
 
+    check_types(classifier=(classifier, inputs.PATH), data=(data, inputs.PATH), split=(split, str),
+                confidence=(confidence, float), progress=(progress, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     rt = inputs.runtime(device, threads, batch_size)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size)
     log.info("runtime: %s", rt.describe())
