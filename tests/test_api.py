@@ -212,8 +212,8 @@ def _jobs(project, tmp_path):
     encoder = make_encoder(tmp_path / "vae.encoder.onnx", np.linalg.pinv(weight), image_shape=(3, 16, 16))
     conditions = len(json.loads((project / "test.json").read_text()))
     return {
-        "score": (lambda: gen_eval.score(project / "acgan.onnx", project / "test.json", classifier=project / "judge.onnx",
-                                         repeats=2, device="cpu", progress=True), "scoring", 2 * conditions),
+        "score": (lambda: gen_eval.score(project / "acgan.onnx", project / "test.json", repeats=2, device="cpu",
+                                         classifier=project / "judge.onnx", progress=True), "scoring", 2 * conditions),
         "accuracy": (lambda: gen_eval.accuracy(project / "judge.onnx", project / "shapes", device="cpu", progress=True),
                      "classifying", 16),
         "sample": (lambda: gen_eval.sample(project / "acgan.onnx", conditions=project / "test.json", n=20,

@@ -84,7 +84,7 @@ def check_types(**named) -> None:
         else:
             good = isinstance(value, kind)
         if not good:
-            raise UserError(f"{param(name)} must be {_KINDS[kind] if kind in _KINDS else kind.__name__}, got {value!r} "
+            raise UserError(f"{param(name)} must be {_KINDS.get(kind) or kind.__name__}, got {value!r} "
                             f"({type(value).__name__})")
 
 

@@ -222,8 +222,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         UserError: on a bad argument or input (one line that says what to change).
 
     Example:
-        >>> report = gen_eval.metrics("inception.onnx", "real/", names="fid,kid,prdc", model="acgan.onnx",  # doctest: +SKIP
-        ...                           n=5000, conditions="test.json", options={"prdc_k": 5}, progress=True)
+        >>> report = gen_eval.metrics("inception.onnx", "real/", names="fid,kid,prdc",  # doctest: +SKIP
+        ...                           model="acgan.onnx", n=5000, conditions="test.json", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
     from gen_eval.api.fid import _remote

@@ -97,21 +97,23 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
         >>> report = gen_eval.score("acgan.onnx", "test.json", classifier="judge.onnx", repeats=5)  # doctest: +SKIP
         >>> print(report.table())  # doctest: +SKIP
     """
+    from tqdm import tqdm
+
     from gen_eval.data.images import to_uint8
     from gen_eval.evaluator.breakdown import breakdown as make_breakdown
     from gen_eval.evaluator.judges import check_judge
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
-    from gen_eval.evaluator.score import score_generator
-
     from gen_eval.evaluator.sampling import check_count
+    from gen_eval.evaluator.score import score_generator
     from gen_eval.evaluator.uncertainty import by_condition_row
 
     check_types(model=(model, inputs.PATH), test=(test, inputs.PATH), classifier=(classifier, inputs.PATH),
-                objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), n=(n, int), repeats=(repeats, int), seed=(seed, int), confidence=(confidence, float),
-                keep_images=(keep_images, int), quantize=(quantize, bool), over_conditions=(over_conditions, bool),
-                breakdown=(breakdown, bool), progress=(progress, bool))
+                objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), n=(n, int), repeats=(repeats, int),
+                seed=(seed, int), confidence=(confidence, float), keep_images=(keep_images, int),
+                quantize=(quantize, bool), over_conditions=(over_conditions, bool), breakdown=(breakdown, bool),
+                progress=(progress, bool))
     if n is not None:
         check_count(n)
     if repeats < 1:
@@ -136,8 +138,6 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     rows = inputs.conditions_for(generator, test, "test")
     conditions = rows if n is None else rows[np.arange(n) % len(rows)]
     label_space = generator.info.label_space
-
-    from tqdm import tqdm
 
     results, kept = [], None
     with tqdm(total=repeats * len(conditions), unit="img", desc="scoring", disable=not progress or None,
@@ -226,6 +226,8 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     Example:
         >>> gen_eval.accuracy("judge.onnx", "shapes/", split="heldout").value  # doctest: +SKIP
     """
+    from tqdm import tqdm
+
     from gen_eval.data.images import from_uint8
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.preprocess import hwc_to_nchw
@@ -242,8 +244,6 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     images = inputs.image_set(data, split)
     if images.labels is None:
         raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
-    from tqdm import tqdm
-
     probs = []
     with tqdm(total=len(images), unit="img", desc="classifying", disable=not progress or None, leave=True) as bar:
         for start in range(0, len(images), judge.batch_size):

@@ -77,8 +77,8 @@ def _metrics_table(report) -> str:
             detail = ", ".join(f"{k} {_number(values[k])}" for k in settings if k in values)
             rows.append(f"<tr><td>{_e(label)}</td><td class=num><b>{value}</b></td><td>{interval}</td>"
                         f"<td class=num>{_e(n)}</td><td class=num>{_e(n_ref)}</td><td>{detail}</td></tr>")
-    return ("<table><tr><th>metric</th><th>value</th><th>interval or spread</th><th>N generated</th><th>N reference</th>"
-            "<th>settings</th></tr>" + "".join(rows) + "</table>")
+    return ("<table><tr><th>metric</th><th>value</th><th>interval or spread</th><th>N generated</th>"
+            "<th>N reference</th><th>settings</th></tr>" + "".join(rows) + "</table>")
 
 
 def _condition_table(result) -> str:

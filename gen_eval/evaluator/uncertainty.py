@@ -245,4 +245,5 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     return make_decision(passed, rule, shown, threshold, minimum=True)
 
 
-__all__ = ["Decision", "Interval", "decide_minimum", "make_decision", "object_interval", "t_interval", "paired_difference", "pooled_score", "score_interval"]
+__all__ = ["Decision", "Interval", "by_condition_row", "decide_minimum", "make_decision", "object_interval",
+           "paired_difference", "pooled_score", "score_interval", "t_interval"]
