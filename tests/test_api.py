@@ -3,9 +3,11 @@ library is quiet; `gen-eval compare` catches a planted drop and refuses reports 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,86 @@ def test_api_arguments_of_the_wrong_type_are_one_line_user_errors(tmp_path):
         with pytest.raises(UserError) as caught:
             gen_eval.score(tmp_path / "g.onnx", tmp_path / "t.json", classifier=tmp_path / "c.onnx", **bad)
         assert str(caught.value) == words or str(caught.value).startswith(words), str(caught.value)
+
+
+@pytest.mark.parametrize("job, args, bad, words", [
+    ("fid", ("f.onnx", "ref"), {"n": "100"}, "n must be an integer, got '100' (str)"),
+    ("fid", ("f.onnx", "ref"), {"confidence": "0.9"}, "confidence must be a number"),
+    ("fid", (3, "ref"), {}, "features must be a path (a str or a pathlib.Path), got 3 (int)"),
+    ("statistics", ("f.onnx",), {"seed": 1.5}, "seed must be an integer"),
+    ("statistics", ("f.onnx",), {"progress": "yes"}, "progress must be True or False"),
+    ("mse", ("d.onnx", "e.onnx", "data"), {"confidence": 2.0}, "confidence must be between 0 and 1"),
+    ("mse", ("d.onnx", "e.onnx", "data"), {"value_range": 1.0}, "value_range must be comma-separated text"),
+    ("sample", ("g.onnx", "grid.png"), {"nrow": "4"}, "nrow must be an integer"),
+    ("sample", ("g.onnx", "grid.png"), {"shard": 2}, "shard must be a pair (k, N)"),
+    ("compare", ("new.json", 0.5), {}, "baseline must be a Report, a report dict or the path of a report JSON"),
+    ("compare", ("new.json", "base.json"), {"max_drop": "0.1"}, "max_drop must be a number"),
+    ("compare", ("new.json", "base.json"), {"allow": "seeds"}, "allow must be a set of provenance field names"),
+    ("accuracy", ("c.onnx", "data"), {"split": 1}, "split must be a string"),
+    ("info", ("m.onnx",), {"latent_dim": "100"}, "latent_dim must be an integer"),
+    ("export", ("last.pt", "g.onnx"), {"fp16": "no"}, "fp16 must be True or False"),
+    ("score", ("g.onnx", "t.json"), {"classifier": "c.onnx", "n": 2.0}, "n must be an integer"),
+])
+def test_every_api_job_checks_argument_types_in_one_line(tmp_path, monkeypatch, job, args, bad, words):
+    """Issue 25: the API answers a wrong type with the same one-line UserError the CLI gives, before it
+    opens any file (none of these files exist)."""
+    from gen_eval.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as caught:
+        getattr(gen_eval, job)(*args, **bad)
+    message = str(caught.value)
+    assert message.startswith(words) and "\n" not in message, message
+
+
+def test_public_jobs_have_full_docstrings():
+    """Issue 25: every public job says its arguments, what it returns, what it raises, and shows an example."""
+    for name in ("score", "accuracy", "fid", "statistics", "mse", "sample", "compare", "metrics", "info", "export"):
+        doc = getattr(gen_eval, name).__doc__
+        assert all(part in doc for part in ("Args:", "Returns:", "Raises:", "Example:")), name
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal: tqdm draws its bars only there."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _jobs(project, tmp_path):
+    from helpers.graphs import make_encoder, make_linear_decoder
+
+    weight = np.random.default_rng(0).standard_normal((8, 3 * 16 * 16)).astype(np.float32)
+    decoder = make_linear_decoder(tmp_path / "vae.onnx", weight, image_shape=(3, 16, 16))
+    encoder = make_encoder(tmp_path / "vae.encoder.onnx", np.linalg.pinv(weight), image_shape=(3, 16, 16))
+    conditions = len(json.loads((project / "test.json").read_text()))
+    return {
+        "score": (lambda: gen_eval.score(project / "acgan.onnx", project / "test.json", repeats=2, device="cpu",
+                                         classifier=project / "judge.onnx", progress=True), "scoring", 2 * conditions),
+        "accuracy": (lambda: gen_eval.accuracy(project / "judge.onnx", project / "shapes", device="cpu", progress=True),
+                     "classifying", 16),
+        "sample": (lambda: gen_eval.sample(project / "acgan.onnx", conditions=project / "test.json", n=20,
+                                           device="cpu", progress=True), "sampling", 20),
+        "statistics": (lambda: gen_eval.statistics(project / "features.onnx", data=project / "real", device="cpu",
+                                                   progress=True), "features", 40),
+        "fid": (lambda: gen_eval.fid(project / "features.onnx", project / "real", data=project / "real", device="cpu",
+                                     progress=True), "features", 40),
+        "metrics": (lambda: gen_eval.metrics(project / "features.onnx", project / "real", names="kid",
+                                             data=project / "real", device="cpu", progress=True), "features", 40),
+        "mse": (lambda: gen_eval.mse(decoder, encoder, project / "real", device="cpu", progress=True),
+                "reconstructing", 40),
+    }
+
+
+@pytest.mark.parametrize("job", ["score", "accuracy", "sample", "statistics", "fid", "metrics", "mse"])
+def test_progress_works_in_every_api_job_and_its_bar_stays(project, tmp_path, monkeypatch, job):
+    """Issue 25: ``progress=True`` draws a bar in every job that runs models, and its final line (total and
+    rate) stays on screen: it ends in a newline instead of being wiped as ``leave=False`` does."""
+    run, name, total = _jobs(project, tmp_path)[job]
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run()
+    drawn = terminal.getvalue()
+    final = drawn.rstrip("\n").split("\r")[-1]
+    assert drawn.endswith("\n") and final.startswith(f"{name}: 100%") and f"{total}/{total}" in final, drawn[-300:]
+    assert re.search(r"\d(img/s|s/img)\]$", final), final  # the rate

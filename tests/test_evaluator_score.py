@@ -162,7 +162,40 @@ def test_score_cli_matches_reference_pipeline(no_torch_env, score_models, tmp_pa
 
     grid = Image.open(tmp_path / "grid.png")  # 32 images of 8x8, 8 per row, each captioned in a 96 px column
     assert grid.width == 8 * (96 + 4) + 4 and 4 * (8 + 4) + 4 < grid.height <= 4 * (8 + 4 + 4 * 13) + 4
+    from gen_eval.evaluator.pictures import condition_names
+    from gen_eval.evaluator.sample_outputs import read_grid_captions
+
+    captions = read_grid_captions(tmp_path / "grid.png")  # issue 25: what each cell says, read back from the PNG
+    assert captions["columns"] == 8 and captions["indices"] == list(range(32))
+    assert captions["captions"] == [f"#{i}: " + ", ".join(condition_names(row, ICLEVR_SPACE))
+                                    for i, row in enumerate(conditions)]
     assert "classifier_score" in result.stdout and "runtime: onnxruntime" in result.stderr
+
+
+def test_score_n_cycles_the_condition_rows_like_sample_and_fid(score_models, tmp_path):
+    """--n 40 on 32 rows: image i for row i mod 32 from the noise of (seed, i), as `sample` makes them; the
+    interval resamples condition rows with all their images; --n 10 scores the first 10 rows."""
+    import gen_eval
+    from gen_eval.evaluator.uncertainty import by_condition_row, score_interval
+
+    gen, cls, test, conditions = score_models
+    report = tmp_path / "n.json"
+    result = run_cli_here("score", "--model", gen, "--test", test, "--classifier", cls, "--n", 40, "--repeats", 2,
+                          "--report", report)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    cycled = conditions[np.arange(40) % 32]
+    references = [_reference_score(gen, cls, cycled, s, (12, 12)) for s in (0, 1)]
+    assert data["scores"] == pytest.approx([r[0] for r in references], abs=max(r[1] for r in references) + 1e-12)
+    assert (data["n"], data["condition_rows"], data["settings"]["n"], len(data["ks"])) == (40, 32, 40, 40)
+    expected = score_interval(*by_condition_row(data["hits"], data["ks"], 32))
+    assert (data["interval"]["low"], data["interval"]["high"]) == (expected.low, expected.high)
+    assert "x 32 conditions" in data["interval"]["method"]
+    first = gen_eval.score(gen, test, classifier=cls, n=10, device="cpu")
+    expected, slack = _reference_score(gen, cls, conditions[:10], 0, (12, 12))
+    assert first.n == 10 and first.value == pytest.approx(expected, abs=slack + 1e-12)
+    assert_one_line_error(run_cli_here("score", "--model", gen, "--test", test, "--classifier", cls, "--n", 0),
+                          "--n must be at least 1")
 
 
 def test_score_quantize_option(no_torch_env, score_models, tmp_path):

@@ -230,6 +230,16 @@ def test_conditional_metric_requests_without_their_inputs_are_one_line(tmp_path,
     assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output + result.stderr
 
 
+def test_html_metrics_table_shows_fids_interval_where_its_spread_goes(conditional_run):
+    """Issue 25: FID's row of the metrics table holds its jackknife interval, not an empty cell."""
+    page = conditional_run["html"].read_text(encoding="utf-8")
+    fid = conditional_run["report"]["fid"]
+    interval = fid["interval"]
+    assert np.isfinite(interval["low"]) and interval["low"] < fid["fid"] < interval["high"]
+    assert (f"<td>FID</td><td class=num><b>{fid['fid']:.6g}</b></td><td>95% interval [{interval['low']:.6g}, "
+            f"{interval['high']:.6g}] ({interval['method']})</td>") in page
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_html_report_renders_in_headlesschromium(conditional_run, tmp_path):
     """One self-contained file: no external references; in a real browser its DOM holds the title, the

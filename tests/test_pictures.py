@@ -80,3 +80,26 @@ def test_sample_grid_refuses_thousands_of_images_and_folders_get_labels_json(tmp
                           "--upscale", 4, "--resample", "bilinear")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "u.png").width == 5 * (32 + 96 - 32 + PADDING) + PADDING
+
+
+def test_a_grid_pngs_captions_read_back_from_its_text_chunk(tmp_path):
+    """Issue 25: the captions drawn under each cell are also in the PNG (text chunk gen_eval.captions), in
+    reading order, so a program or a screen reader gets what the picture says; a PNG without them is one line."""
+    from gen_eval.errors import UserError
+    from gen_eval.evaluator.sample_outputs import CAPTIONS_KEY, read_grid_captions
+
+    gen = make_generator(tmp_path / "g.onnx", labels=24, value_range="0,1")
+    conditions = tmp_path / "test.json"
+    three = [ICLEVR_NAMES[16], ICLEVR_NAMES[19], ICLEVR_NAMES[23]]  # three cylinders: the longest caption
+    conditions.write_text(json.dumps([three, [ICLEVR_NAMES[3]]]))
+    result = run_cli_here("sample", "--model", gen, "--conditions", conditions, "--n", 5, "--nrow", 2,
+                          "--out", tmp_path / "grid.png")
+    assert result.returncode == 0, result.stderr
+    expected = [f"#{i}: " + ", ".join(three if i % 2 == 0 else [ICLEVR_NAMES[3]]) for i in range(5)]
+    assert read_grid_captions(tmp_path / "grid.png") == {"columns": 2, "indices": [0, 1, 2, 3, 4],
+                                                         "captions": expected}
+    assert json.loads(Image.open(tmp_path / "grid.png").text[CAPTIONS_KEY])["captions"] == expected
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(plain)
+    with pytest.raises(UserError, match="no gen-eval captions"):
+        read_grid_captions(plain)

@@ -134,3 +134,26 @@ def test_widened_interval_still_covers_near_perfect_models():
         interval = score_interval(hits, ks, over_conditions=False, resamples=200, seed=t)
         covered += interval.low <= p <= interval.high
     assert covered / trials >= 0.9, covered / trials
+
+
+def test_cycled_condition_rows_are_resampled_whole_in_the_score_and_in_compare():
+    """With --n beyond the file's rows, images of one row share its condition: the bootstrap resamples rows
+    with all their images (hits summed per row), both in a score's interval and in a paired comparison."""
+    from gen_eval.evaluator.compare import compare_reports
+    from gen_eval.evaluator.uncertainty import by_condition_row
+
+    rng = np.random.default_rng(3)
+    rows, n = 6, 20
+    ks = np.tile(rng.integers(1, 4, rows), 4)[:n]
+    new, base = rng.binomial(ks, 0.5, size=(2, n)), rng.binomial(ks, 0.7, size=(2, n))
+    summed_hits, summed_ks = by_condition_row(new, ks, rows)
+    assert summed_hits.shape == (2, rows) and summed_ks.sum() == ks.sum()
+    assert pooled_score(summed_hits, summed_ks) == pooled_score(new, ks)
+
+    def report(hits):
+        return {"metric": "classifier_score", "value": pooled_score(hits, ks), "hits": hits.tolist(),
+                "ks": ks.tolist(), "condition_rows": rows, "provenance": {}}
+
+    comparison = compare_reports(report(new), report(base))
+    expected = paired_difference(summed_hits, by_condition_row(base, ks, rows)[0], summed_ks)
+    assert comparison.difference == expected and f"x {rows} conditions" in expected.method

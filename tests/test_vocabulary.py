@@ -48,3 +48,11 @@ def test_metric_names_read_the_same_in_help_and_errors(name):
     assert name in metrics_help and name in list_metrics() and canonical_name(name.replace("-", "_")) == name
     result = CliRunner().invoke(cli, ["metrics", "--data", "x", "--ref", "y", "--metrics", "nonsense"])
     assert result.exit_code == 2 and name in result.stderr and name.replace("-", "_") not in result.stderr
+
+
+def test_every_command_that_generates_takes_n():
+    """Issue 25: `score` had no --n while sample/fid/stats/metrics did; every command with --model of a
+    generator and a condition file now takes --n, with the same meaning (rows cycled to N)."""
+    generating = {where for where, option in options() if "--model" in option.opts} - {"mse", "compare"}
+    with_n = {where for where, option in options() if "--n" in option.opts}
+    assert {"score", "sample", "fid", "metrics"} <= generating and generating <= with_n, generating - with_n

@@ -119,15 +119,51 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     """Feature statistics (n, sums; mu and sigma) of ``data`` or of ``n`` samples of generator ``model``.
 
     Shards (``shard=(k, N)``) are whole chunks of ``chunk_size`` images; `stats merge` of all N gives the
-    unsharded statistics bit for bit. ``jackknife_blocks`` (default: 10 for a generator, none for images)
-    keeps block sums for FID's interval (``fid(gen_stats=...)``). ``ray_address`` ('local' or a cluster
-    address) computes the chunks on Ray actors. ``checkpoint`` (an .npz path): sums so far are saved there
-    every minute and a rerun continues from them (delete it once the statistics are saved). ``features_out``
-    (a .npy path) also keeps the features, rows in index order, for metrics beyond FID (then a killed run
-    starts again rather than resuming)."""
+    unsharded statistics bit for bit. The statistics are sums over fixed index chunks, so the same seed gives
+    the same bits for any shard count, worker count or Ray pool.
+
+    Args:
+        features: the features .onnx (role features, e.g. Inception pool3 or a classifier's penultimate layer).
+        data: images (a folder, a data set, or a `gen-eval sample` .npz); give this or ``model``.
+        model: a generator .onnx whose ``n`` samples are measured; give this or ``data``.
+        n: the number of samples of ``model`` (image i from the noise of (seed, i)).
+        seed: the noise seed of ``model``'s samples.
+        conditions: a conditional generator's condition file, its rows cycled to ``n``.
+        split: the split of ``data`` when it is a data set.
+        shard: ``(k, N)``: only part k of N of the run (1-based).
+        objects, latent_dim, value_range: what a generator without gen-eval metadata needs.
+        jackknife_blocks: block sums kept for FID's interval (``fid(gen_stats=...)``) [default: 10 for a
+            generator, none for images].
+        chunk_size: images per fixed index chunk (the unit of shards, workers and checkpoints).
+        ray_address: 'local' or a Ray cluster address: compute the chunks on Ray actors.
+        checkpoint: an .npz path: the sums so far are saved there every minute and a rerun continues from
+            them (delete it once the statistics are saved).
+        features_out: a .npy path that also keeps the features, rows in index order, for metrics beyond FID
+            (then a killed run starts again rather than resuming).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
+
+    Returns:
+        A :class:`~gen_eval.evaluator.stats.FeatureStats` (``.n``, ``.mu``, ``.sigma``; ``.save(path)``).
+
+    Raises:
+        UserError: on a bad argument or input file (one line that says what to change).
+
+    Example:
+        >>> stats = gen_eval.statistics("inception.onnx", data="real/", progress=True)  # doctest: +SKIP
+        >>> stats.save("real_stats.npz")  # doctest: +SKIP
+    """
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.weights.named import resolve_features
 
+    inputs.check_types(features=(features, inputs.PATH), data=(data, inputs.PATH), model=(model, inputs.PATH),
+                       n=(n, int), seed=(seed, int), conditions=(conditions, inputs.PATH), split=(split, str),
+                       objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
+                       jackknife_blocks=(jackknife_blocks, int), chunk_size=(chunk_size, int),
+                       ray_address=(ray_address, str), checkpoint=(checkpoint, inputs.PATH),
+                       features_out=(features_out, inputs.PATH), progress=(progress, bool))
     features = resolve_features(features)
     check_seed(seed)
     if jackknife_blocks is None:
@@ -216,14 +252,61 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     over the generated side. ``report.stats`` holds that side's statistics (to save them). With
     ``gen_stats`` and a statistics ``ref`` no features model is needed (``features`` may be None); otherwise
     None means the cached ``inception`` (pytorch-fid's FID Inception, `gen-eval weights get inception`).
-    ``features`` may be any features .onnx or a cached extractor's name. ``cache``: reuse (and keep) the
-    statistics of reference images in the cache folder, keyed by the features model and the files' content."""
+
+    pytorch-fid's definition: images quantised to uint8 as saved to PNG, statistics in float64,
+    ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2). The interval is a delete-a-block jackknife over
+    ``jackknife_blocks`` fixed blocks of the generated images: how much the distance moves with the images
+    drawn (it does not remove FID's upward bias at small N, which the report warns about).
+
+    Args:
+        features: the features .onnx or a cached extractor's name (``"inception"``, the default when None and
+            a side needs features).
+        ref: the reference: a statistics .npz (pytorch-fid's load as they are) or images.
+        gen_stats: the generated side as a statistics .npz (e.g. `gen-eval stats merge` of shards).
+        data: the generated side as images (a folder, a data set, or a `gen-eval sample` .npz).
+        model: the generated side as a generator .onnx; give ``n``.
+        n: the number of samples of ``model`` (image i from the noise of (seed, i)).
+        seed: the noise seed of ``model``'s samples.
+        conditions: a conditional generator's condition file, its rows cycled to ``n``.
+        split, ref_split: the split of ``data`` / ``ref`` when they are data sets.
+        objects, latent_dim, value_range: what a generator without gen-eval metadata needs.
+        allow_other_features: compare statistics made with another features model (a warning, not an error).
+        confidence: the interval's coverage, between 0 and 1.
+        jackknife_blocks: blocks of the jackknife.
+        chunk_size: images per fixed index chunk (the unit of workers and Ray actors).
+        ray_address: 'local' or a Ray cluster address: compute the chunks on Ray actors.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw progress bars on stderr (kept on screen when done, with rate and total).
+        cache: reuse (and keep) the statistics of reference images in the cache folder, keyed by the features
+            model and the files' content.
+
+    Returns:
+        A :class:`~gen_eval.api.reports.Report` with metric ``fid`` (lower is better; ``report.gate(30)``
+        passes at most 30) and ``report.stats``.
+
+    Raises:
+        UserError: on a bad argument or input file (one line that says what to change).
+
+    Example:
+        >>> report = gen_eval.fid("inception.onnx", "real_stats.npz", model="acgan.onnx", n=10000,  # doctest: +SKIP
+        ...                       conditions="test.json", progress=True)
+        >>> report.value, report.interval  # doctest: +SKIP
+    """
     from gen_eval.evaluator.features import feature_model_id, small_sample_warning
     from gen_eval.evaluator.frechet import frechet_distance
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.weights.named import resolve_features
 
+    inputs.check_types(features=(features, inputs.PATH), ref=(ref, inputs.PATH), gen_stats=(gen_stats, inputs.PATH),
+                       data=(data, inputs.PATH), model=(model, inputs.PATH), n=(n, int), seed=(seed, int),
+                       conditions=(conditions, inputs.PATH), split=(split, str), ref_split=(ref_split, str),
+                       objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
+                       allow_other_features=(allow_other_features, bool), confidence=(confidence, float),
+                       jackknife_blocks=(jackknife_blocks, int), chunk_size=(chunk_size, int),
+                       ray_address=(ray_address, str), progress=(progress, bool))
     check_seed(seed)
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")

@@ -11,6 +11,9 @@ from gen_eval.errors import param, render
 
 @dataclass
 class ModelDescription:
+    """What :func:`info` found: ``rows`` of (field, value) as the evaluator reads the model (values are the
+    file's untrusted text), the ``missing`` facts to supply before it can run (empty: ready), and the
+    ``runtime`` it was opened with."""
     rows: list[tuple[str, str]]   # (field, value) as the evaluator reads them; values are untrusted text
     missing: list[str]            # facts to supply before the model can run (empty: ready)
     runtime: str
@@ -32,8 +35,28 @@ def missing_facts(model) -> list[str]:
 
 def info(model: str | Path, *, latent_dim: int | None = None, value_range=None, objects=None,
          device: str = "auto") -> ModelDescription:
-    """Describe ``model``: role, inputs/outputs, metadata and their sources."""
+    """Describe ``model``: role, inputs/outputs, metadata and their sources, and what it still needs to run.
+
+    Args:
+        model: any .onnx file (a model without gen-eval metadata is described as far as it can be).
+        latent_dim, value_range, objects: the facts a model without metadata lacks, as a job would be given them
+            (they must agree with the metadata where both exist).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns:
+        A :class:`ModelDescription`.
+
+    Raises:
+        UserError: when the file is not a readable ONNX model or an argument is wrong (one line).
+
+    Example:
+        >>> described = gen_eval.info("my_export.onnx", latent_dim=100, value_range="-1,1")  # doctest: +SKIP
+        >>> described.missing  # doctest: +SKIP
+        ['--objects']
+    """
     from gen_eval.evaluator.model import load_model
+
+    inputs.check_types(model=(model, inputs.PATH), latent_dim=(latent_dim, int), objects=(objects, inputs.PATH))
 
     rt = inputs.runtime(device, None)
     loaded = load_model(model, runtime=rt, latent_dim=latent_dim,

@@ -19,6 +19,8 @@ def _parse(text, parser, name: str):
     """``parser`` on 'A,B[,C]' text (or a tuple, joined first); None -> None; errors name ``name``."""
     if text is None:
         return None
+    if not isinstance(text, (str, tuple, list)):
+        raise UserError(f"{name} must be comma-separated text or a tuple, got {text!r} ({type(text).__name__})")
     if not isinstance(text, str):
         text = ",".join(str(v) for v in text)
     try:
@@ -58,25 +60,31 @@ def read_label_space(path: str | Path | None):
     return read_objects(path)
 
 
-_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+PATH = "path"  # check_types kind: a str or an os.PathLike such as pathlib.Path
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "True or False",
+          PATH: "a path (a str or a pathlib.Path)"}
 
 
 def check_types(**named) -> None:
     """One-line UserErrors for arguments of the wrong type: ``name=(value, type)``; None passes (the
-    default applies). ``float`` takes an int too; ``int`` refuses bools and floats such as 3.0."""
+    default applies). ``float`` takes an int too; ``int`` refuses bools and floats such as 3.0; :data:`PATH`
+    takes a str or an ``os.PathLike``."""
     import numbers
+    import os
 
     for name, (value, kind) in named.items():
         if value is None:
             continue
-        if kind is int:
+        if kind is PATH:
+            good = isinstance(value, (str, os.PathLike))
+        elif kind is int:
             good = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         elif kind is float:
             good = isinstance(value, numbers.Real) and not isinstance(value, bool)
         else:
             good = isinstance(value, kind)
         if not good:
-            raise UserError(f"{param(name)} must be {_KINDS.get(kind, kind.__name__)}, got {value!r} "
+            raise UserError(f"{param(name)} must be {_KINDS.get(kind) or kind.__name__}, got {value!r} "
                             f"({type(value).__name__})")
 
 

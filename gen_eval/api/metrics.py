@@ -213,7 +213,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         gen_stats: shard statistics files (with features) as the generated side.
         chunk_size, ray_address: fixed index chunks; Ray actors for the generated side.
         device, batch_size, threads: the onnxruntime settings.
-        progress: draw progress bars on stderr.
+        progress: draw progress bars on stderr (kept on screen when done, with rate and total).
         confidence: the coverage of FID's interval.
 
     Returns:
@@ -221,6 +221,11 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
 
     Raises:
         UserError: on a bad argument or input (one line that says what to change).
+
+    Example:
+        >>> report = gen_eval.metrics("inception.onnx", "real/", names="fid,kid,prdc",  # doctest: +SKIP
+        ...                           model="acgan.onnx", n=5000, conditions="test.json", options={"prdc_k": 5})
+        >>> print(report.table())  # doctest: +SKIP
     """
     from gen_eval.api.fid import _remote
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE

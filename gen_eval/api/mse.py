@@ -17,7 +17,43 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
         encoder_value_range=None, objects=None, latent_dim=None, value_range=None, confidence: float = 0.95,
         device: str = "auto", batch_size: int | None = None, threads: int | None = None,
         progress: bool = False) -> Report:
-    """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``."""
+    """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``.
+
+    Each image goes through the encoder's mean (no sampling) and the decoder; the MSE is the mean over every
+    pixel and channel of the whole set, on images scaled to [0, 1]. The interval is Student t over the
+    images' own MSEs.
+
+    Args:
+        model: the VAE's decoder .onnx (role generator).
+        encoder: the VAE's encoder .onnx (role encoder: image -> mu, logvar).
+        data: images: a folder, a data set, or a `gen-eval sample` .npz.
+        split: the split of ``data`` when it is a data set.
+        encoder_value_range: the input range of an encoder without metadata [default: the decoder's].
+        objects, latent_dim, value_range: what a decoder without gen-eval metadata needs.
+        confidence: the interval's coverage, between 0 and 1.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
+
+    Returns:
+        A :class:`~gen_eval.api.reports.Report` with metric ``reconstruction_mse`` (lower is better; its
+        ``details["scale"]`` names the scale).
+
+    Raises:
+        UserError: on a bad argument or input file (one line that says what to change).
+
+    Example:
+        >>> report = gen_eval.mse("vae.onnx", "vae.encoder.onnx", "celeba/", split="test")  # doctest: +SKIP
+        >>> report.gate(0.01).passed  # doctest: +SKIP
+    """
+    from gen_eval.errors import UserError
+
+    inputs.check_types(model=(model, inputs.PATH), encoder=(encoder, inputs.PATH), data=(data, inputs.PATH),
+                       split=(split, str), objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
+                       confidence=(confidence, float), progress=(progress, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.mse import SCALE, reconstruction_mse
     from gen_eval.evaluator.provenance import image_set_listing, provenance

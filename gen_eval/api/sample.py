@@ -17,6 +17,9 @@ OTHER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff
 
 @dataclass
 class SampleResult:
+    """What :func:`sample` did: ``kind`` of output ("folder", "grid", "npz" or "memory"), its ``path``, the
+    ``count`` of images this call made (``already_there``: a resumed folder's images kept), the shard's
+    ``part`` of the run, and for "memory" the uint8 NCHW ``images`` with their ``labels`` and ``indices``."""
     kind: str                       # "folder", "grid", "npz" or "memory"
     path: Path | None
     count: int                      # images made by this call
@@ -61,10 +64,51 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
 
     ``pair_noise``: sample ``i`` takes the noise of (seed, i // rows), so each run of consecutive samples,
     one per condition row, shares ``z`` (attribute-manipulation figures: two rows off/on, ``n`` 20 gives
-    S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row)."""
+    S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row).
+
+    A grid's captions are also in its PNG text chunk ``gen_eval.captions``
+    (:func:`gen_eval.evaluator.sample_outputs.read_grid_captions` reads them back).
+
+    Args:
+        model: the generator .onnx.
+        out: a folder, a ``.png`` grid, an ``.npz``, or None (images in memory).
+        n: the number of images [default: one per condition row].
+        conditions: a conditional generator's condition file (test.json style), its rows cycled to ``n``.
+        seed: the noise seed.
+        shard: ``(k, N)``: only part k of N of the run (a folder or an .npz).
+        nrow: images per grid row, 1 to 16 (a grid).
+        upscale: enlarge each grid cell this many times, 1 to 16 (a grid).
+        resample: ``nearest`` or ``bilinear``, the filter of ``upscale``.
+        force: overwrite existing outputs (a folder: regenerate every file).
+        objects, latent_dim, value_range: what a generator without gen-eval metadata needs.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
+        ray_address: 'local' or a Ray cluster address (a folder only).
+        pair_noise: see above.
+
+    Returns:
+        A :class:`SampleResult`: what was written where (``describe()``), and for ``out=None`` the uint8 NCHW
+        ``images`` with their ``labels`` and ``indices``.
+
+    Raises:
+        UserError: on a bad argument, an input file or an output that exists without ``force`` (one line).
+
+    Example:
+        >>> gen_eval.sample("acgan.onnx", "grid.png", conditions="test.json", upscale=2).describe()  # doctest: +SKIP
+        'wrote a grid of 32 images to grid.png'
+    """
     from gen_eval.evaluator import pictures, sample_outputs, sampling
     from gen_eval.evaluator.noise import check_seed
 
+    inputs.check_types(model=(model, inputs.PATH), out=(out, inputs.PATH), n=(n, int),
+                       conditions=(conditions, inputs.PATH), seed=(seed, int), nrow=(nrow, int),
+                       upscale=(upscale, int), resample=(resample, str), force=(force, bool),
+                       objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), progress=(progress, bool),
+                       ray_address=(ray_address, str), pair_noise=(pair_noise, bool))
+    if shard is not None and not (isinstance(shard, (tuple, list)) and len(shard) == 2):
+        raise UserError(f"{param('shard')} must be a pair (k, N), e.g. (1, 4), got {shard!r}")
     check_seed(seed)
     if n is not None:
         sampling.check_count(n)

@@ -48,13 +48,16 @@ def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> 
 
 
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
-          repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
+          n: int | None = None, repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
           over_conditions: bool = True, breakdown: bool = True, keep_images: int = 0,
           latent_dim: int | None = None, value_range=None, classifier_value_range=None,
           classifier_image_shape=None, device: str = "auto", batch_size: int | None = None,
-          threads: int | None = None) -> Report:
+          threads: int | None = None, progress: bool = False) -> Report:
     """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
     over ``repeats`` noise seeds ``seed, seed + 1, ...``.
+
+    Per seed, ``n`` images are made as by :func:`gen_eval.sample` and :func:`gen_eval.fid`: image ``i`` for
+    condition row ``i mod rows`` of the file, from the noise of (seed, i); by default one per row.
 
     The interval covers the noise seeds and the finite test set: a two-way bootstrap over seeds and
     conditions (the conditions as a sample of those a user cares about), widened to hold the Wilson
@@ -68,6 +71,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
         test: the condition file (iCLEVR test.json style, or one a label space reads).
         classifier: the judge .onnx (role classifier).
         objects: label names (objects.json or a label-space JSON) when the models carry none.
+        n: images per seed, the rows cycled (fewer: the first ``n`` rows) [default: one per row].
         repeats: noise seeds ``seed .. seed + repeats - 1`` (an int, at least 1).
         seed: the first noise seed.
         quantize: round images through uint8, as if saved to PNG, before the judge.
@@ -80,6 +84,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: images per model run.
         threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
 
     Returns:
         A :class:`~gen_eval.api.reports.Report` with metric ``classifier_score``; ``report.gate(0.8)``
@@ -92,16 +97,25 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
         >>> report = gen_eval.score("acgan.onnx", "test.json", classifier="judge.onnx", repeats=5)  # doctest: +SKIP
         >>> print(report.table())  # doctest: +SKIP
     """
+    from tqdm import tqdm
+
     from gen_eval.data.images import to_uint8
     from gen_eval.evaluator.breakdown import breakdown as make_breakdown
     from gen_eval.evaluator.judges import check_judge
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
+    from gen_eval.evaluator.sampling import check_count
     from gen_eval.evaluator.score import score_generator
+    from gen_eval.evaluator.uncertainty import by_condition_row
 
-    check_types(repeats=(repeats, int), seed=(seed, int), confidence=(confidence, float),
-                keep_images=(keep_images, int))
+    check_types(model=(model, inputs.PATH), test=(test, inputs.PATH), classifier=(classifier, inputs.PATH),
+                objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), n=(n, int), repeats=(repeats, int),
+                seed=(seed, int), confidence=(confidence, float), keep_images=(keep_images, int),
+                quantize=(quantize, bool), over_conditions=(over_conditions, bool), breakdown=(breakdown, bool),
+                progress=(progress, bool))
+    if n is not None:
+        check_count(n)
     if repeats < 1:
         raise UserError(f"{param('repeats')} must be at least 1, got {repeats}")
     if not 0 < confidence < 1:
@@ -121,25 +135,33 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     if not generator.info.conditional:
         raise UserError(f"{model} is an unconditional generator; the classifier score needs a conditional one")
     judged = check_judge(generator, judge, "classifier")
-    conditions = inputs.conditions_for(generator, test, "test")
+    rows = inputs.conditions_for(generator, test, "test")
+    conditions = rows if n is None else rows[np.arange(n) % len(rows)]
     label_space = generator.info.label_space
 
     results, kept = [], None
-    for r in range(repeats):
-        result, images = score_generator(generator, judge, conditions, seed + r, label_space=label_space,
-                                         quantize=quantize, keep_images=keep_images if r == 0 else 0)
-        results.append(result)
-        if r == 0 and keep_images:
-            kept = to_uint8(images, generator.info.value_range)
+    with tqdm(total=repeats * len(conditions), unit="img", desc="scoring", disable=not progress or None,
+              leave=True) as bar:
+        for r in range(repeats):
+            result, images = score_generator(generator, judge, conditions, seed + r, label_space=label_space,
+                                             quantize=quantize, keep_images=keep_images if r == 0 else 0,
+                                             on_batch=bar.update)
+            results.append(result)
+            if r == 0 and keep_images:
+                kept = to_uint8(images, generator.info.value_range)
     values = np.array([res.value for res in results])
     hits = np.stack([res.hits for res in results])
     ks = results[0].ks
+    # images of one cycled row share its condition: the interval resamples rows with all their images
+    row_hits, row_ks = by_condition_row(hits, ks, len(rows))
     if over_conditions:
-        interval = score_interval(hits, ks, confidence=confidence)
+        interval = score_interval(row_hits, row_ks, confidence=confidence)
     else:
-        interval = seeds_only_interval(hits, ks, confidence)
+        interval = seeds_only_interval(row_hits, row_ks, confidence)
     details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
                      "judge_in_training": judged.verdict, "input": "uint8-quantised" if quantize else "float"}
+    if len(conditions) != len(rows):
+        details["condition_rows"] = len(rows)
     if repeats == 1:
         details.update(correct=results[0].correct, total=results[0].total)
     else:
@@ -162,9 +184,11 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     prov["runtime"] = rt.describe()
     report = Report("classifier_score", float(values.mean()), len(conditions), model=str(model), seed=seed,
                     interval=interval, details=details, breakdown=view, provenance=prov,
-                    settings={"repeats": repeats, "seed": seed, "quantize": quantize, "confidence": confidence,
-                              "over_conditions": over_conditions},
-                    raw={"hits": hits.tolist(), "ks": ks.tolist()}, warnings=[judged.warning] if judged.warning else [])
+                    settings={"n": len(conditions), "repeats": repeats, "seed": seed, "quantize": quantize,
+                              "confidence": confidence, "over_conditions": over_conditions},
+                    raw={"hits": hits.tolist(), "ks": ks.tolist(),
+                         **({"condition_rows": len(rows)} if len(conditions) > len(rows) else {})},
+                    warnings=[judged.warning] if judged.warning else [])
     report.images = kept
     if kept is not None:  # what a grid captions each kept image with: its condition (rows of the file, in order)
         report.image_labels = conditions[: len(kept)]
@@ -176,15 +200,44 @@ __all__ = ["score", "seed_interval", "seeds_only_interval"]
 
 
 def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout", confidence: float = 0.95,
-             device: str = "auto", batch_size: int | None = None, threads: int | None = None) -> Report:
+             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+             progress: bool = False) -> Report:
     """A classifier's accuracy on a labelled data set with the score's own rule (TA top-k for multilabel
-    spaces, per-head argmax for categorical ones), with a bootstrap interval over the images."""
+    spaces, per-head argmax for categorical ones), with a bootstrap interval over the images (widened to
+    hold the Wilson interval of the hits among all labels scored). How well a judge reads real images
+    bounds what its score of generated ones can mean.
+
+    Args:
+        classifier: the judge .onnx (role classifier).
+        data: a labelled data set (e.g. the shapes set, an iCLEVR folder with its JSON).
+        split: which split of ``data``.
+        confidence: the interval's coverage, between 0 and 1.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: images per model run.
+        threads: CPU threads for onnxruntime.
+        progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
+
+    Returns:
+        A :class:`~gen_eval.api.reports.Report` with metric ``classifier_accuracy``.
+
+    Raises:
+        UserError: on a bad argument, an unlabelled data set or an unreadable file (one line).
+
+    Example:
+        >>> gen_eval.accuracy("judge.onnx", "shapes/", split="heldout").value  # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
     from gen_eval.data.images import from_uint8
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.preprocess import hwc_to_nchw
     from gen_eval.evaluator.provenance import image_set_listing, provenance
     from gen_eval.evaluator.score import classify_generated, score_probs
 
+    check_types(classifier=(classifier, inputs.PATH), data=(data, inputs.PATH), split=(split, str),
+                confidence=(confidence, float), progress=(progress, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     rt = inputs.runtime(device, threads, batch_size)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size)
     log.info("runtime: %s", rt.describe())
@@ -192,10 +245,12 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     if images.labels is None:
         raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
     probs = []
-    for start in range(0, len(images), judge.batch_size):
-        chunk = range(start, min(start + judge.batch_size, len(images)))
-        batch = from_uint8(hwc_to_nchw([images.image(i) for i in chunk]), (0.0, 1.0))
-        probs.append(classify_generated(judge, batch, (0.0, 1.0)))
+    with tqdm(total=len(images), unit="img", desc="classifying", disable=not progress or None, leave=True) as bar:
+        for start in range(0, len(images), judge.batch_size):
+            chunk = range(start, min(start + judge.batch_size, len(images)))
+            batch = from_uint8(hwc_to_nchw([images.image(i) for i in chunk]), (0.0, 1.0))
+            probs.append(classify_generated(judge, batch, (0.0, 1.0)))
+            bar.update(len(chunk))
     labels = np.asarray(images.labels)
     result = score_probs(np.concatenate(probs), labels, judge.info.label_space or images.label_space)
     interval = score_interval(result.hits[None, :], result.ks, confidence=confidence)

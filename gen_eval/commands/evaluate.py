@@ -171,10 +171,13 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.command("score")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="Conditional generator .onnx.")
 @click.option("--test", "--conditions", "test_file", required=True, type=click.Path(dir_okay=False),
-              help="Condition file, e.g. the TA's test.json (one image per condition).")
+              help="Condition file, e.g. the TA's test.json (one image per condition and seed; see --n).")
 @click.option("--objects", type=click.Path(dir_okay=False), default=None,
               help="objects.json (or a label-space JSON) when the models carry no label names.")
 @click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="Classifier .onnx (the judge).")
+@click.option("--n", "n", type=int, default=None,
+              help="Images per seed: image i for condition row i mod rows, as sample/fid/metrics "
+                   "[default: one per condition row].")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Noise seeds seed, seed+1, ...; report mean/std/min/max.")
 @click.option("--seed", type=int, default=0, show_default=True, help="First noise seed.")
 @click.option("--min-score", type=float, default=None, help="Exit 1 when the score is (confidently) below this.")
@@ -198,7 +201,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--classifier-image-shape", default=None, help="C,H,W of a classifier without metadata and fixed size.")
 @click.option("--force", is_flag=True, help="Overwrite --report / --grid / --html files.")
 @runtime_options
-def score_command(model, test_file, objects, classifier, repeats, seed, min_score, confidence, strict, summary_path,
+def score_command(model, test_file, objects, classifier, n, repeats, seed, min_score, confidence, strict, summary_path,
                   over_conditions, report_path, grid_path, html_path, quantize, latent_dim, value_range, classifier_value_range,
                   classifier_image_shape, force, device, batch_size, threads):
     """Classifier score of a conditional generator on a condition file (TA semantics: pooled top-k).
@@ -208,6 +211,7 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
       gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --repeats 5
       gen-eval score --model acgan.onnx --test test.json --repeats 5 --min-score 0.8 --report score.json
       gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --html score.html
+      gen-eval score --model acgan.onnx --test test.json --classifier judge.onnx --n 1000   # rows cycled
     """
     from gen_eval.api.score import score
     from gen_eval.evaluator.breakdown import breakdown_table
@@ -217,11 +221,11 @@ def score_command(model, test_file, objects, classifier, repeats, seed, min_scor
     outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path, "--html": html_path}
     check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
-    report = score(model, test_file, classifier=classifier, objects=objects, repeats=repeats, seed=seed,
+    report = score(model, test_file, classifier=classifier, objects=objects, n=n, repeats=repeats, seed=seed,
                    quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
                    keep_images=MAX_GRID_IMAGES if grid_path or html_path else 0, latent_dim=latent_dim, value_range=value_range,
                    classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
-                   device=device, batch_size=batch_size, threads=threads)
+                   device=device, batch_size=batch_size, threads=threads, progress=True)
     if grid_path is not None:
         write_sample_grid(grid_path, report.images, range(len(report.images)), report.image_labels,
                           report.label_space, force=force)

@@ -89,8 +89,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode a uint8 HxWxC (C=1 or 3) or HxW array as PNG with fixed parameters."""
+def png_bytes(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode a uint8 HxWxC (C=1 or 3) or HxW array as PNG with fixed parameters; ``text``: PNG text chunks
+    (key -> value; tEXt, or iTXt for text outside Latin-1), as Pillow's ``Image.open(path).text`` reads them."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
@@ -99,14 +100,22 @@ def png_bytes(image: np.ndarray) -> bytes:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise ValueError(f"expected an HxW or HxWxC image with C in 1, 3, 4; got shape {image.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    info = None
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info)
     return buffer.getvalue()
 
 
 def save_png(image_uint8_hwc: np.ndarray, path: str | os.PathLike, force: bool = False,
-             clean_stale: bool = True) -> Path:
-    """Write a uint8 HxWxC image to ``path`` as PNG, atomically; never overwrites without ``force``."""
-    data = png_bytes(image_uint8_hwc)
+             clean_stale: bool = True, text: dict[str, str] | None = None) -> Path:
+    """Write a uint8 HxWxC image to ``path`` as PNG (with ``text`` chunks, see :func:`png_bytes`), atomically;
+    never overwrites without ``force``."""
+    data = png_bytes(image_uint8_hwc, text)
     with atomic_path(path, force, clean_stale=clean_stale) as tmp:
         tmp.write_bytes(data)
     return Path(path)

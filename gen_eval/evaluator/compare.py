@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.uncertainty import Interval, paired_difference
+from gen_eval.evaluator.uncertainty import Interval, by_condition_row, paired_difference
 
 # provenance fields that must agree, in words for the message
 MUST_MATCH = {
@@ -83,6 +83,10 @@ def compare_reports(new: dict, base: dict, *, max_drop: float = 0.0, confidence:
     if new_hits.shape != base_hits.shape:
         raise UserError(f"the reports have {new_hits.shape[0]} and {base_hits.shape[0]} seeds; score both with the "
                         f"same {param('seed')} and {param('repeats')}")
+    rows = new.get("condition_rows")
+    if rows is not None and rows == base.get("condition_rows"):  # --n cycled the rows: resample rows, not images
+        new_hits, ks_rows = by_condition_row(new_hits, ks, int(rows))
+        base_hits, ks = by_condition_row(base_hits, ks, int(rows))[0], ks_rows
     difference = paired_difference(new_hits, base_hits, ks, confidence=confidence, over_conditions=over_conditions)
     return Comparison(float(new["value"]), float(base["value"]), difference, max_drop, difference.high < -max_drop)
 

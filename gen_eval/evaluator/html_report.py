@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 from gen_eval.fileio import atomic_path, ensure_can_write
@@ -53,8 +54,17 @@ def png_data_uri(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _interval_cell(interval) -> str:
+    """An interval as the spread column shows it: its bounds and how it was made, or why there is none."""
+    if not math.isfinite(interval.low):
+        return f"none: {_e(interval.method)}"
+    return (f"{interval.confidence:.0%} interval [{_number(float(interval.low))}, {_number(float(interval.high))}] "
+            f"({_e(interval.method)})")
+
+
 def _metrics_table(report) -> str:
     rows = []
+    intervals = getattr(report, "intervals", None) or {}
     for name, result in report.results.items():
         values = result.to_dict()
         n = values.get("n_generated", values.get("n", report.n_generated))
@@ -62,11 +72,13 @@ def _metrics_table(report) -> str:
         for label, key, spread, how, settings in _HEADLINES.get(name, [(name, None, None, "", ())]):
             value = _number(values.get(key)) if key else ""
             interval = f"± {_number(values[spread])} ({_e(how[2:])})" if spread else ""
+            if name in intervals:
+                interval = _interval_cell(intervals[name])
             detail = ", ".join(f"{k} {_number(values[k])}" for k in settings if k in values)
             rows.append(f"<tr><td>{_e(label)}</td><td class=num><b>{value}</b></td><td>{interval}</td>"
                         f"<td class=num>{_e(n)}</td><td class=num>{_e(n_ref)}</td><td>{detail}</td></tr>")
-    return ("<table><tr><th>metric</th><th>value</th><th>spread</th><th>N generated</th><th>N reference</th>"
-            "<th>settings</th></tr>" + "".join(rows) + "</table>")
+    return ("<table><tr><th>metric</th><th>value</th><th>interval or spread</th><th>N generated</th>"
+            "<th>N reference</th><th>settings</th></tr>" + "".join(rows) + "</table>")
 
 
 def _condition_table(result) -> str:
@@ -137,26 +149,45 @@ def _instead(counts: dict) -> str:
     return ", ".join(f"{name} ({count})" for name, count in counts.items()) or "-"
 
 
-def _breakdown(view: dict) -> str:
-    """The score's breakdown (gen_eval.evaluator.breakdown) as tables."""
+def _fraction(value: float) -> str:
+    """Recalls and scores in one format (three decimals), so 0 and 1/3 read alike: 0.000, 0.333."""
+    return f"{value:.3f}"
+
+
+def _recall_rows(per_value: dict) -> list[list]:
+    """[name, requested, found, recall] weakest first; found = recall x requested (recall is found / requested)."""
+    return [[name, v["requested"], round(v["recall"] * v["requested"]), _fraction(v["recall"]),
+             _instead(v["predicted_instead"])]
+            for name, v in sorted(per_value.items(), key=lambda item: item[1]["recall"])]
+
+
+def _breakdown(view: dict, seeds: int = 1, per_seed: int | None = None, condition_rows: int | None = None) -> str:
+    """The score's breakdown (gen_eval.evaluator.breakdown) as tables; ``seeds``: the noise seeds it pools,
+    ``per_seed`` images each, made for the file's ``condition_rows`` conditions (cycled when more)."""
     parts = []
+    if per_seed is None or condition_rows is None or per_seed == condition_rows:
+        made = "one image per condition of the file"
+    else:
+        made = (f"{per_seed} images, the file's {condition_rows} conditions cycled (image i for row i mod "
+                f"{condition_rows})")
+    parts.append(f"<p>Counts are images over all {seeds} noise seed{'s' if seeds != 1 else ''}: each seed makes "
+                 f"{made}, so a label that c of a seed's images ask for is requested c × {seeds} times. "
+                 "<i>found</i>: requested labels the judge put among an image's top k (k = the labels its "
+                 "condition asks for); <i>recall</i> = found / requested.</p>")
+    recall_header = ["requested", "found", "recall", "read instead"]
     if "per_label" in view:
-        rows = [[name, v["requested"], v["recall"], _instead(v["predicted_instead"])]
-                for name, v in sorted(view["per_label"].items(), key=lambda item: item[1]["recall"])]
         parts.append("<h3>Per label, weakest first</h3>" +
-                     _table(["label", "requested", "found (recall)", "read instead"], rows, {1, 2}))
+                     _table(["label", *recall_header], _recall_rows(view["per_label"]), {1, 2, 3}))
     if "by_objects" in view:
-        rows = [[k, v["images"], v["score"]] for k, v in view["by_objects"].items()]
+        rows = [[k, v["images"], _fraction(v["score"])] for k, v in view["by_objects"].items()]
         parts.append("<h3>By number of requested labels</h3>" + _table(["labels", "images", "score"], rows, {1, 2}))
     if "worst_conditions" in view:
-        rows = [[", ".join(v["labels"]), v["images"], v["score"]] for v in view["worst_conditions"]]
+        rows = [[", ".join(v["labels"]), v["images"], _fraction(v["score"])] for v in view["worst_conditions"]]
         parts.append("<h3>Worst conditions</h3>" + _table(["condition", "images", "score"], rows, {1, 2}))
     for head, v in view.get("per_head", {}).items():
-        rows = [[value, w["requested"], w["recall"], _instead(w["predicted_instead"])]
-                for value, w in sorted(v["per_value"].items(), key=lambda item: item[1]["recall"])]
-        parts.append(f"<h3>{_e(head)}: accuracy {_number(v['accuracy'])}, weakest first</h3>" +
-                     _table(["value", "requested", "found (recall)", "read instead"], rows, {1, 2}))
-    return "<h2>Where it fails</h2>" + "".join(parts) if parts else ""
+        parts.append(f"<h3>{_e(head)}: accuracy {_fraction(v['accuracy'])}, weakest first</h3>" +
+                     _table(["value", *recall_header], _recall_rows(v["per_value"]), {1, 2, 3}))
+    return "<h2>Where it fails</h2>" + "".join(parts) if len(parts) > 1 else ""
 
 
 def render_report_html(report, pictures: dict | None = None) -> str:
@@ -165,7 +196,9 @@ def render_report_html(report, pictures: dict | None = None) -> str:
     parts = _warnings(report.warnings)
     parts.append("<h2>Result</h2>" + _table(["field", "value"], rows))
     if report.breakdown:
-        parts.append(_breakdown(report.breakdown))
+        per_seed = report.settings.get("n")
+        parts.append(_breakdown(report.breakdown, int(report.settings.get("repeats", 1)), per_seed,
+                                report.details.get("condition_rows", per_seed)))
     parts.append("<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in report.settings.items()]))
     parts += [_pictures(pictures or {}), _provenance(report.provenance)]
     return _page(f"gen-eval {report.metric} report", parts)

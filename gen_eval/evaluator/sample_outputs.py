@@ -20,6 +20,7 @@ from gen_eval.evaluator.pictures import captioned_grid, condition_captions, cond
 from gen_eval.fileio import atomic_path
 
 LABELS_FILE = "labels.json"
+CAPTIONS_KEY = "gen_eval.captions"  # the PNG text chunk of a grid's captions
 
 
 def write_labels_json(folder: str | os.PathLike, n: int, conditions: np.ndarray, label_space) -> Path:
@@ -38,7 +39,44 @@ def write_labels_json(folder: str | os.PathLike, n: int, conditions: np.ndarray,
 def write_sample_grid(path: str | os.PathLike, images_u8: np.ndarray, indices, conditions: np.ndarray | None,
                       label_space, *, columns: int = 8, upscale: int = 1, resample: str = "nearest",
                       force: bool = False) -> Path:
-    """uint8 NCHW samples as one grid PNG, each captioned with its index and condition names."""
+    """uint8 NCHW samples as one grid PNG, each captioned with its index and condition names. The captions
+    are also in the PNG's text chunk ``gen_eval.captions`` (JSON, cells in reading order; see
+    :func:`read_grid_captions`), so a program, a screen reader or a search reads what the picture says."""
     captions = condition_captions(conditions, label_space, indices)
     grid = captioned_grid(images_u8, captions, columns=columns, upscale=upscale, resample=resample)
-    return save_png(np.asarray(grid), path, force=force)
+    cols = min(columns, len(captions))
+    text = {CAPTIONS_KEY: json.dumps({"columns": cols, "indices": [int(i) for i in indices], "captions": captions},
+                                     ensure_ascii=False),
+            "Description": f"{len(captions)} samples, {cols} per row, each captioned '#index: condition'"}
+    return save_png(np.asarray(grid), path, force=force, text=text)
+
+
+def read_grid_captions(path: str | os.PathLike) -> dict:
+    """The captions a grid PNG of :func:`write_sample_grid` carries: ``{"columns": int, "indices": [...],
+    "captions": [...]}``, cells in reading order (row by row).
+
+    Raises:
+        UserError: when the file is not a PNG or carries no gen-eval captions.
+
+    Example:
+        >>> read_grid_captions("grid.png")["captions"][0]  # doctest: +SKIP
+        '#0: gray cylinder, green cylinder, brown cylinder'
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from gen_eval.errors import UserError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            text = getattr(image, "text", {}).get(CAPTIONS_KEY)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UserError(f"{path}: not a readable PNG ({exc})") from None
+    try:
+        data = json.loads(text) if text is not None else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("captions"), list):
+        raise UserError(f"{path}: no gen-eval captions in this PNG; grids written by `gen-eval sample --out x.png` "
+                        "or `gen-eval score --grid` carry them")
+    return data

@@ -122,10 +122,12 @@ def score_generator(
     label_space: LabelSpace | None = None,
     quantize: bool = False,
     keep_images: int = MAX_KEPT_IMAGES,
+    on_batch=None,
 ) -> tuple[ScoreResult, np.ndarray]:
     """Generate one image per condition with noise ``seed``, classify, score; also returns the first
     ``keep_images`` images. Images are made and classified a batch at a time: memory holds one batch
-    of images and the probabilities, whatever the number of conditions."""
+    of images and the probabilities, whatever the number of conditions. ``on_batch(count)`` is called
+    after each batch (a progress bar's ``update``)."""
     step = max(1, generator.batch_size)
     probs, kept = [], []
     for start in range(0, len(conditions), step):
@@ -140,5 +142,7 @@ def score_generator(
         probs.append(batch_probs)
         if start < keep_images:
             kept.append(images[: keep_images - start])
+        if on_batch is not None:
+            on_batch(len(rows))
     images = np.concatenate(kept) if kept else np.empty((0,), np.float32)
     return score_probs(np.concatenate(probs), conditions, label_space), images

@@ -142,6 +142,23 @@ def score_interval(hits, ks, *, confidence: float = 0.95, over_conditions: bool 
                     f"bootstrap over {what}, {resamples} resamples, {floor}")
 
 
+def by_condition_row(hits, ks, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image ``hits`` [seeds, n] and ``ks`` [n] of images made for condition rows cycled to n (image i for
+    row i mod ``rows``) summed per row, so a bootstrap over conditions resamples a row with all its images
+    (they share the condition, so they are not independent conditions); the pooled score is unchanged.
+
+    Example:
+        >>> by_condition_row([[1, 0, 1]], [1, 1, 1], 2)
+        (array([[2., 0.]]), array([2., 1.]))
+    """
+    hits, ks = _check(hits, ks)
+    if rows >= hits.shape[1]:
+        return hits, ks
+    row = np.arange(hits.shape[1]) % rows
+    summed = np.stack([np.bincount(row, weights=seed_hits, minlength=rows) for seed_hits in hits])
+    return summed, np.bincount(row, weights=ks, minlength=rows)
+
+
 def paired_difference(new_hits, base_hits, ks, *, confidence: float = 0.95, over_conditions: bool = True,
                       resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
     """Interval of score(new) - score(base), both evaluated on the same seeds and conditions."""
@@ -228,4 +245,5 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     return make_decision(passed, rule, shown, threshold, minimum=True)
 
 
-__all__ = ["Decision", "Interval", "decide_minimum", "make_decision", "object_interval", "t_interval", "paired_difference", "pooled_score", "score_interval"]
+__all__ = ["Decision", "Interval", "by_condition_row", "decide_minimum", "make_decision", "object_interval",
+           "paired_difference", "pooled_score", "score_interval", "t_interval"]
