@@ -19,6 +19,8 @@ import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
+from gen_eval.api.sources import image_source, path_or_none
+from gen_eval.data.memory import is_in_memory
 from gen_eval.errors import UserError, param
 from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
 from gen_eval.evaluator.judges import check_judge
@@ -63,6 +65,9 @@ def _remote(ray_address: str | None, *, features_path, data, split, model, n, se
     """A ``remote(chunks)`` that computes the chunks on Ray actors (gen_eval.scale.ray_runner), or None."""
     if ray_address is None:
         return None
+    if is_in_memory(data):
+        raise UserError(f"{param('ray_address')}: images in memory cannot be sent to Ray actors; write them to a "
+                        f"folder and give its path, or leave out {param('ray_address')}")
     from gen_eval.scale.ray_runner import ChunkJob, run_chunks
 
     def text(path):
@@ -95,10 +100,10 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
-        images = inputs.image_set(data, split)
+        images = inputs.image_set(data, split, what=param("data"))
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
         stats = imageset_stats(features, images, **common)
-        stats.listing = image_set_listing(images)
+        stats.listing = image_set_listing(images) or getattr(images, "sha256", None)
         return stats, f"{images.source} ({count})", None
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
@@ -174,7 +179,9 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
     from gen_eval.evaluator.stats import load_stats
 
     warnings = []
-    if Path(ref).suffix.lower() == ".npz":
+    ref_source = image_source(ref, ref_split)
+    if ref_source.path is not None and ref_source.path.suffix.lower() == ".npz":
+        ref = ref_source.path
         reference = load_stats(ref)
         if reference.n is not None and reference.n < 2:
             raise UserError(f"{ref}: statistics of {reference.n} image; a distance needs at least 2 (merge the shards first)")
@@ -188,18 +195,18 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
             warnings.append(warning.removeprefix("warning: "))
         return reference.mu, reference.sigma, reference.n, warnings
     if model_features is None:
-        raise UserError(f"{ref} is images: their statistics need a features model; give one, or give a statistics .npz")
+        raise UserError(f"{ref_source.describe()} is images: their statistics need a features model; give one, or give a statistics .npz")
     from gen_eval.evaluator import statscache
 
-    images = inputs.image_set(ref, ref_split)
-    key = statscache.reference_key(model_features, images, ref, ref_split) if cache else None
+    images = ref_source.open(what=param("ref"))
+    key = statscache.reference_key(model_features, images, ref_source.path, ref_source.split) if cache and ref_source.path else None
     ref_stats = statscache.load_cached(key) if key else None
     if ref_stats is None:
         ref_stats = imageset_stats(model_features, images, progress=progress)
         if key:
             statscache.save_cached(key, ref_stats)
-    ref_stats.require_covariance(f"reference {ref}")
-    small = small_sample_warning(ref_stats, f"reference {ref}")
+    ref_stats.require_covariance(f"reference {ref_source.describe()}")
+    small = small_sample_warning(ref_stats, f"reference {ref_source.describe()}")
     return ref_stats.mu, ref_stats.sigma, ref_stats.n, warnings + ([small] if small else [])
 
 
@@ -248,13 +255,13 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     small = small_sample_warning(stats, described)
     value = frechet_distance(stats.mu, stats.sigma, ref_mu, ref_sigma)
     interval = jackknife_interval(stats, ref_mu, ref_sigma, value, confidence)
-    details = {"images": described, "reference": str(ref), "reference_n": ref_n,
+    details = {"images": described, "reference": image_source(ref, ref_split).describe(), "reference_n": ref_n,
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
     if judged is not None:
         details["judge_in_training"] = judged.verdict
         if judged.warning:
             warnings = [judged.warning, *warnings]
-    prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
+    prov = provenance(inputs={"features": features, "ref": path_or_none(ref), "model": model, "conditions": conditions,
                               "objects": objects}, provider=rt.provider or "", device_id=rt.device_id,
                       preprocessing={"features": stats.preprocessing, "generated": "quantised to uint8 like PNGs"},
                       seeds=[seed] if model else None, n=stats.n, batch_size=model_features.batch_size,
@@ -285,7 +292,8 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "
                         "(merge the shards first)")
     model_features = None
-    if features is None and Path(ref).suffix.lower() != ".npz":
+    ref_path = path_or_none(ref)
+    if features is None and (ref_path is None or ref_path.suffix.lower() != ".npz"):
         features = DEFAULT_FEATURES  # images on the reference side need a features model
     features = resolve_features(features)
     if features is not None:
@@ -304,9 +312,10 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         interval = Interval(value, float("nan"), float("nan"), confidence,
                             "none: the statistics file holds no jackknife block sums")
     n = generated.n or 0
-    details = {"images": f"{gen_stats} (statistics of {n} images)", "reference": str(ref), "reference_n": ref_n,
+    details = {"images": f"{gen_stats} (statistics of {n} images)", "reference": image_source(ref, ref_split).describe(),
+               "reference_n": ref_n,
                "features": generated.feature_model, "feature_dim": len(generated.mu)}
-    prov = provenance(inputs={"gen_stats": gen_stats, "ref": ref, "features": features}, provider="", device_id=0,
+    prov = provenance(inputs={"gen_stats": gen_stats, "ref": ref_path, "features": features}, provider="", device_id=0,
                       preprocessing={"features": generated.preprocessing}, seeds=None, n=n, batch_size=None)
     report = Report("fid", value, n, interval=interval, details=details, provenance=prov, higher_is_better=False,
                     settings={"confidence": confidence}, warnings=warnings)
