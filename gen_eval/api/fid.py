@@ -33,23 +33,21 @@ DEFAULT_FEATURES = "inception"  # pytorch-fid's habit: FID means the FID Incepti
 
 
 def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
-                       confidence: float) -> Interval | None:
-    """The delete-a-block jackknife over ``whole``'s block sums (None when it has none)."""
+                       confidence: float, blocks: list[FeatureStats] | None = None,
+                       what: str = "blocks of the images") -> Interval | None:
+    """The delete-a-block jackknife over ``blocks`` (default: ``whole``'s block sums; None when it has none)."""
     from scipy import stats as scipy_stats
 
     from gen_eval.evaluator.frechet import frechet_distance
 
-    blocks = whole.blocks()
+    blocks = whole.blocks() if blocks is None else blocks
     if not blocks:
         return None
     left_out = []
     for block in blocks:
         if block.n == 0 or whole.n - block.n < 2:
             continue
-        rest = FeatureStats(whole.dim)
-        rest.n = whole.n - block.n
-        rest.sum = whole.sum - block.sum
-        rest.sum_outer = whole.sum_outer - block.sum_outer
+        rest = whole.without(block)
         left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
     g = len(left_out)
     if g < 2:
@@ -57,7 +55,7 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
     values = np.array(left_out)
     se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
     half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
-    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
+    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} {what}")
 
 
 def _remote(ray_address: str | None, *, features_path, data, split, model, n, seed, conditions, batch_size,
@@ -170,8 +168,8 @@ def _kept_features(path, model_features):
         temp.unlink(missing_ok=True)
 
 
-def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None,
-               cache: bool = True):
+def reference_statistics(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool,
+                         against=None, cache: bool = True):
     """(mu, sigma, n, warnings) of ``ref``; ``against``: the other side's recorded features (a statistics
     file) when there is no features model. Images' statistics are cached (``cache``, see
     :mod:`gen_eval.evaluator.statscache`)."""
@@ -244,8 +242,9 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     rt = inputs.runtime(device, threads, batch_size)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, cache=cache,
-                                                    allow_other_features=allow_other_features, progress=progress)
+    ref_mu, ref_sigma, ref_n, warnings = reference_statistics(ref, ref_split, model_features, cache=cache,
+                                                              allow_other_features=allow_other_features,
+                                                              progress=progress)
     stats, described, judged = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
                              conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
                              value_range=value_range, objects=objects, blocks=jackknife_blocks,
@@ -302,8 +301,9 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         from gen_eval.evaluator.features import check_same_features, new_stats
 
         check_same_features(generated, new_stats(model_features), str(gen_stats), allow_other_features)
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, progress=progress, cache=cache,
-                                                    allow_other_features=allow_other_features, against=generated)
+    ref_mu, ref_sigma, ref_n, warnings = reference_statistics(ref, ref_split, model_features, progress=progress,
+                                                              cache=cache, against=generated,
+                                                              allow_other_features=allow_other_features)
     value = frechet_distance(generated.mu, generated.sigma, ref_mu, ref_sigma)
     interval = None
     if generated.stats is not None:
@@ -323,4 +323,4 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
     return report
 
 
-__all__ = ["fid", "jackknife_interval", "statistics"]
+__all__ = ["fid", "jackknife_interval", "reference_statistics", "statistics"]
