@@ -9,6 +9,7 @@ imported here: a tensor is recognised only when the caller has imported torch al
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -28,8 +29,6 @@ RANGE_SLACK = 0.5 / 255
 
 def is_in_memory(images: Any) -> bool:
     """Whether ``images`` are held in memory (an array, a tensor, an iterable of batches) rather than named by a path."""
-    import os
-
     return images is not None and not isinstance(images, (str, bytes, os.PathLike))
 
 
