@@ -19,6 +19,8 @@ import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
+from gen_eval.api.sources import image_source, path_or_none
+from gen_eval.data.memory import is_in_memory
 from gen_eval.errors import UserError, param
 from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
 from gen_eval.evaluator.judges import check_judge
@@ -31,23 +33,21 @@ DEFAULT_FEATURES = "inception"  # pytorch-fid's habit: FID means the FID Incepti
 
 
 def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
-                       confidence: float) -> Interval | None:
-    """The delete-a-block jackknife over ``whole``'s block sums (None when it has none)."""
+                       confidence: float, blocks: list[FeatureStats] | None = None,
+                       what: str = "blocks of the images") -> Interval | None:
+    """The delete-a-block jackknife over ``blocks`` (default: ``whole``'s block sums; None when it has none)."""
     from scipy import stats as scipy_stats
 
     from gen_eval.evaluator.frechet import frechet_distance
 
-    blocks = whole.blocks()
+    blocks = whole.blocks() if blocks is None else blocks
     if not blocks:
         return None
     left_out = []
     for block in blocks:
         if block.n == 0 or whole.n - block.n < 2:
             continue
-        rest = FeatureStats(whole.dim)
-        rest.n = whole.n - block.n
-        rest.sum = whole.sum - block.sum
-        rest.sum_outer = whole.sum_outer - block.sum_outer
+        rest = whole.without(block)
         left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
     g = len(left_out)
     if g < 2:
@@ -55,7 +55,7 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
     values = np.array(left_out)
     se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
     half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
-    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} blocks of the images")
+    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} {what}")
 
 
 def _remote(ray_address: str | None, *, features_path, data, split, model, n, seed, conditions, batch_size,
@@ -63,6 +63,9 @@ def _remote(ray_address: str | None, *, features_path, data, split, model, n, se
     """A ``remote(chunks)`` that computes the chunks on Ray actors (gen_eval.scale.ray_runner), or None."""
     if ray_address is None:
         return None
+    if is_in_memory(data):
+        raise UserError(f"{param('ray_address')}: images in memory cannot be sent to Ray actors; write them to a "
+                        f"folder and give its path, or leave out {param('ray_address')}")
     from gen_eval.scale.ray_runner import ChunkJob, run_chunks
 
     def text(path):
@@ -95,10 +98,10 @@ def _side(features, rt, *, data, split, model, n, seed, conditions, shard, batch
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
-        images = inputs.image_set(data, split)
+        images = inputs.image_set(data, split, what=param("data"))
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
         stats = imageset_stats(features, images, **common)
-        stats.listing = image_set_listing(images)
+        stats.listing = image_set_listing(images) or getattr(images, "sha256", None)
         return stats, f"{images.source} ({count})", None
     generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                       value_range_text=value_range, objects=objects)
@@ -201,8 +204,8 @@ def _kept_features(path, model_features):
         temp.unlink(missing_ok=True)
 
 
-def _reference(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool, against=None,
-               cache: bool = True):
+def reference_statistics(ref, ref_split, model_features, *, allow_other_features: bool, progress: bool,
+                         against=None, cache: bool = True):
     """(mu, sigma, n, warnings) of ``ref``; ``against``: the other side's recorded features (a statistics
     file) when there is no features model. Images' statistics are cached (``cache``, see
     :mod:`gen_eval.evaluator.statscache`)."""
@@ -210,7 +213,9 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
     from gen_eval.evaluator.stats import load_stats
 
     warnings = []
-    if Path(ref).suffix.lower() == ".npz":
+    ref_source = image_source(ref, ref_split)
+    if ref_source.path is not None and ref_source.path.suffix.lower() == ".npz":
+        ref = ref_source.path
         reference = load_stats(ref)
         if reference.n is not None and reference.n < 2:
             raise UserError(f"{ref}: statistics of {reference.n} image; a distance needs at least 2 (merge the shards first)")
@@ -224,18 +229,18 @@ def _reference(ref, ref_split, model_features, *, allow_other_features: bool, pr
             warnings.append(warning.removeprefix("warning: "))
         return reference.mu, reference.sigma, reference.n, warnings
     if model_features is None:
-        raise UserError(f"{ref} is images: their statistics need a features model; give one, or give a statistics .npz")
+        raise UserError(f"{ref_source.describe()} is images: their statistics need a features model; give one, or give a statistics .npz")
     from gen_eval.evaluator import statscache
 
-    images = inputs.image_set(ref, ref_split)
-    key = statscache.reference_key(model_features, images, ref, ref_split) if cache else None
+    images = ref_source.open(what=param("ref"))
+    key = statscache.reference_key(model_features, images, ref_source.path, ref_source.split) if cache and ref_source.path else None
     ref_stats = statscache.load_cached(key) if key else None
     if ref_stats is None:
         ref_stats = imageset_stats(model_features, images, progress=progress)
         if key:
             statscache.save_cached(key, ref_stats)
-    ref_stats.require_covariance(f"reference {ref}")
-    small = small_sample_warning(ref_stats, f"reference {ref}")
+    ref_stats.require_covariance(f"reference {ref_source.describe()}")
+    small = small_sample_warning(ref_stats, f"reference {ref_source.describe()}")
     return ref_stats.mu, ref_stats.sigma, ref_stats.n, warnings + ([small] if small else [])
 
 
@@ -320,8 +325,9 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     rt = inputs.runtime(device, threads, batch_size)
     model_features = inputs.load_features(features, rt, batch_size)
     log.info("runtime: %s", rt.describe())
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, cache=cache,
-                                                    allow_other_features=allow_other_features, progress=progress)
+    ref_mu, ref_sigma, ref_n, warnings = reference_statistics(ref, ref_split, model_features, cache=cache,
+                                                              allow_other_features=allow_other_features,
+                                                              progress=progress)
     stats, described, judged = _side(model_features, rt, data=data, split=split, model=model, n=n, seed=seed,
                              conditions=conditions, shard=None, batch_size=batch_size, latent_dim=latent_dim,
                              value_range=value_range, objects=objects, blocks=jackknife_blocks,
@@ -331,13 +337,13 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     small = small_sample_warning(stats, described)
     value = frechet_distance(stats.mu, stats.sigma, ref_mu, ref_sigma)
     interval = jackknife_interval(stats, ref_mu, ref_sigma, value, confidence)
-    details = {"images": described, "reference": str(ref), "reference_n": ref_n,
+    details = {"images": described, "reference": image_source(ref, ref_split).describe(), "reference_n": ref_n,
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
     if judged is not None:
         details["judge_in_training"] = judged.verdict
         if judged.warning:
             warnings = [judged.warning, *warnings]
-    prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
+    prov = provenance(inputs={"features": features, "ref": path_or_none(ref), "model": model, "conditions": conditions,
                               "objects": objects}, provider=rt.provider or "", device_id=rt.device_id,
                       preprocessing={"features": stats.preprocessing, "generated": "quantised to uint8 like PNGs"},
                       seeds=[seed] if model else None, n=stats.n, batch_size=model_features.batch_size,
@@ -368,7 +374,8 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         raise UserError(f"{gen_stats}: statistics of {generated.n} image; a distance needs at least 2 "
                         "(merge the shards first)")
     model_features = None
-    if features is None and Path(ref).suffix.lower() != ".npz":
+    ref_path = path_or_none(ref)
+    if features is None and (ref_path is None or ref_path.suffix.lower() != ".npz"):
         features = DEFAULT_FEATURES  # images on the reference side need a features model
     features = resolve_features(features)
     if features is not None:
@@ -377,8 +384,9 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         from gen_eval.evaluator.features import check_same_features, new_stats
 
         check_same_features(generated, new_stats(model_features), str(gen_stats), allow_other_features)
-    ref_mu, ref_sigma, ref_n, warnings = _reference(ref, ref_split, model_features, progress=progress, cache=cache,
-                                                    allow_other_features=allow_other_features, against=generated)
+    ref_mu, ref_sigma, ref_n, warnings = reference_statistics(ref, ref_split, model_features, progress=progress,
+                                                              cache=cache, against=generated,
+                                                              allow_other_features=allow_other_features)
     value = frechet_distance(generated.mu, generated.sigma, ref_mu, ref_sigma)
     interval = None
     if generated.stats is not None:
@@ -387,9 +395,10 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
         interval = Interval(value, float("nan"), float("nan"), confidence,
                             "none: the statistics file holds no jackknife block sums")
     n = generated.n or 0
-    details = {"images": f"{gen_stats} (statistics of {n} images)", "reference": str(ref), "reference_n": ref_n,
+    details = {"images": f"{gen_stats} (statistics of {n} images)", "reference": image_source(ref, ref_split).describe(),
+               "reference_n": ref_n,
                "features": generated.feature_model, "feature_dim": len(generated.mu)}
-    prov = provenance(inputs={"gen_stats": gen_stats, "ref": ref, "features": features}, provider="", device_id=0,
+    prov = provenance(inputs={"gen_stats": gen_stats, "ref": ref_path, "features": features}, provider="", device_id=0,
                       preprocessing={"features": generated.preprocessing}, seeds=None, n=n, batch_size=None)
     report = Report("fid", value, n, interval=interval, details=details, provenance=prov, higher_is_better=False,
                     settings={"confidence": confidence}, warnings=warnings)
@@ -397,4 +406,4 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
     return report
 
 
-__all__ = ["fid", "jackknife_interval", "statistics"]
+__all__ = ["fid", "jackknife_interval", "reference_statistics", "statistics"]

@@ -129,10 +129,18 @@ def conditions_for(generator, conditions_path, name: str = "conditions"):
     return read_condition_file(conditions_path, generator.info.label_space)
 
 
-def image_set(path: str | Path, split: str, channels: int | None = None):
-    """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes."""
+def image_set(path, split: str, channels: int | None = None, what: str = "images"):
+    """A folder / data set, or the .npz that `gen-eval sample --out x.npz` writes; or an
+    :class:`~gen_eval.api.sources.ImageSource` or images in memory (an array, a tensor, an iterable of
+    batches), whose errors name ``what``."""
     from gen_eval.data.datasets import detect_format, open_dataset
+    from gen_eval.data.memory import is_in_memory
     from gen_eval.evaluator.sampling import check_sample_folder, open_sample_npz
+
+    if is_in_memory(path):
+        from gen_eval.api.sources import image_source
+
+        return image_source(path, split).open(channels, what)
 
     if Path(path).suffix.lower() == ".npz":
         return open_sample_npz(Path(path))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
+from gen_eval.api.sources import image_source, path_or_none
 from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.judges import check_judge
 from gen_eval.evaluator.uncertainty import Interval
@@ -171,8 +172,8 @@ class _Side:
         return np.stack([by_index[i] for i in indices])
 
 
-def _image_side(path, split: str) -> _Side:
-    images = inputs.image_set(path, split)
+def _image_side(path, split: str, what: str = "images") -> _Side:
+    images = inputs.image_set(path, split, what=what)
     count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
 
@@ -255,7 +256,10 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         wanted = list(dict.fromkeys(canonical_name(x) for x in names))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{param('names')}: {exc.args[0]}") from None
-    ref_is_file = Path(ref).suffix.lower() == ".npz"
+    ref_path, train_path = path_or_none(ref), path_or_none(train)
+    ref_is_file = ref_path is not None and ref_path.suffix.lower() == ".npz"
+    if ref_is_file:
+        ref = ref_path
     if ref_is_file and not features_path(ref).is_file():
         if set(wanted) - {"fid"}:
             raise UserError(f"{param('ref', ref)}: statistics hold no features; "
@@ -299,18 +303,18 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
                             "Inception's logits: export it again with `gen-eval export-inception` (or leave out 'is')")
         ident = feature_model_id(model_features)
         logits_dim = model_features.outputs["logits"].static(1) if logits else None
-    if train is not None and not ref_is_file and Path(train).resolve() == Path(ref).resolve() \
-            and train_split == ref_split:
+    if train_path is not None and ref_path is not None and not ref_is_file \
+            and train_path.resolve() == ref_path.resolve() and train_split == ref_split:
         raise UserError(f"{param('train')} and {param('ref')} are the same images ({ref}, split {ref_split}); "
                         "memorisation compares with held-out real images: give the reference a split not used in "
                         f"training (e.g. {param('ref_split', 'heldout')})")
-    reference = None if ref_is_file else _image_side(ref, ref_split)
-    training = _image_side(train, train_split) if train is not None else None
+    reference = None if ref_is_file else _image_side(ref, ref_split, param("ref"))
+    training = _image_side(train, train_split, param("train")) if train is not None else None
     generated, judged = None, None
     if data is not None:
         if n is not None or conditions is not None:
             raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
-        generated = _image_side(data, split)
+        generated = _image_side(data, split, param("data"))
     elif model is not None:
         generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
                                           value_range_text=value_range, objects=objects)
@@ -384,9 +388,9 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
         warnings = [judged.warning if judged else None]
         warnings += diagnose(results, dim)
         warnings += [small_sample_warning(store.stats, what) for store, what in
-                     ((gen_store, described), (ref_store, f"reference {ref}"))]
-        prov = provenance(inputs={"features": features, "ref": ref, "model": model, "conditions": conditions,
-                                  "train": train},
+                     ((gen_store, described), (ref_store, f"reference {image_source(ref).describe()}"))]
+        prov = provenance(inputs={"features": features, "ref": ref_path, "model": model, "conditions": conditions,
+                                  "train": train_path},
                           provider=(rt.provider or "") if rt else "", device_id=rt.device_id if rt else 0,
                           preprocessing={"features": preprocessing_id(model_features) if model_features
                                          else gen_stats_merged.preprocessing,

@@ -88,6 +88,25 @@ class FeatureStats:
         self.model_sha256 = self.model_sha256 or other.model_sha256
         return self
 
+    def without(self, part: "FeatureStats") -> "FeatureStats":
+        """The statistics of these images less ``part`` (a subset of them, e.g. one jackknife block)."""
+        rest = FeatureStats(self.dim, self.feature_model, self.preprocessing, self.model_sha256)
+        rest.n = self.n - part.n
+        rest.sum = self.sum - part.sum
+        rest.sum_outer = self.sum_outer - part.sum_outer
+        return rest
+
+    def compute(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) of the features so far (the accumulator protocol's result)."""
+        return self.mu, self.sigma
+
+    def reset(self) -> None:
+        """Forget every feature added (the dimension and feature model stay)."""
+        self.n = 0
+        self.sum = np.zeros(self.dim, dtype=np.float64)
+        self.sum_outer = np.zeros((self.dim, self.dim), dtype=np.float64)
+        self.chunked = None
+
     @property
     def mu(self) -> np.ndarray:
         self._need(1)
