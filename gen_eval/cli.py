@@ -6,8 +6,8 @@ only inside the commands that need it, so the evaluator's commands run where tor
 
 from __future__ import annotations
 
-import signal
 import logging
+import signal
 import sys
 import threading
 from contextlib import contextmanager

@@ -23,8 +23,8 @@ from gen_eval.exporter import export_checkpoint
 from gen_eval.exporter.classifier import export_ta_classifier
 from gen_eval.trainers.fingerprint import weights_fingerprint
 from gen_eval.trainers.judge import ta_resnet18
-from gen_eval.trainers.losses import FrozenJudge
 from gen_eval.trainers.loop import train
+from gen_eval.trainers.losses import FrozenJudge
 from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
 from helpers.cli import run_cli_here
 from helpers.training import TINY_GAN

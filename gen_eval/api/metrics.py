@@ -120,8 +120,14 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     features on Ray actors. The results are those of one process computing everything, bit for bit."""
     from gen_eval.api.fid import _remote
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
-    from gen_eval.evaluator.features import (feature_model_id, generator_stats, has_logits, imageset_stats,
-                                             preprocessing_id, small_sample_warning)
+    from gen_eval.evaluator.features import (
+        feature_model_id,
+        generator_stats,
+        has_logits,
+        imageset_stats,
+        preprocessing_id,
+        small_sample_warning,
+    )
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
     from gen_eval.evaluator.metrics.registry import canonical_name
     from gen_eval.evaluator.noise import check_seed, cycle_conditions

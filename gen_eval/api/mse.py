@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from gen_eval.api import inputs
-from gen_eval.errors import param
 from gen_eval.api.reports import Report
+from gen_eval.errors import param
 from gen_eval.evaluator.uncertainty import t_interval
 
 log = logging.getLogger("gen_eval")

@@ -23,9 +23,9 @@ from gen_eval import contract
 from gen_eval.data.images import from_uint8, to_uint8
 from gen_eval.data.imageset import ImageSet
 from gen_eval.errors import UserError, param, render
+from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
-from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
 from gen_eval.evaluator.sampling import check_count, sample
 from gen_eval.evaluator.stats import FeatureStats
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-
 from pathlib import Path
 from typing import Any
 
