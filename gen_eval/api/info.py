@@ -30,7 +30,8 @@ def missing_facts(model) -> list[str]:
     return missing
 
 
-def info(model: str | Path, *, latent_dim: int | None = None, value_range=None, objects=None,
+def info(model: str | Path, *, latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+         objects: str | Path | None = None,
          device: str = "cpu") -> ModelDescription:
     """Describe ``model``: role, inputs/outputs, metadata and their sources."""
     from gen_eval.evaluator.model import load_model

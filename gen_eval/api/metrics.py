@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,15 @@ def _image_side(path, split: str) -> _Side:
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
 
 
-def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRICS, data: str | Path | None = None,
+def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequence[str] = DEFAULT_METRICS,
+            data: str | Path | None = None,
             model: str | Path | None = None, n: int | None = None, seed: int = 0,
             conditions: str | Path | None = None, split: str = "train", ref_split: str = "train",
-            train: str | Path | None = None, train_split: str = "train", objects=None, latent_dim=None,
-            value_range=None, options: dict[str, Any] | None = None, pictures: bool = False,
-            upscale: int = 1, gen_stats=None, chunk_size: int | None = None, ray_address: str | None = None,
+            train: str | Path | None = None, train_split: str = "train", objects: str | Path | None = None,
+            latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+            options: dict[str, Any] | None = None, pictures: bool = False,
+            upscale: int = 1, gen_stats: Sequence[str | Path] | None = None, chunk_size: int | None = None,
+            ray_address: str | None = None,
             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
             progress: bool = False) -> MetricsReport:
     """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;

@@ -27,9 +27,10 @@ def seed_interval(values: np.ndarray, confidence: float) -> Interval:
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
           repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
           over_conditions: bool = False, breakdown: bool = True, keep_images: int = 0,
-          latent_dim: int | None = None, value_range=None, classifier_value_range=None,
-          classifier_image_shape=None, device: str = "auto", batch_size: int | None = None,
-          threads: int | None = None) -> Report:
+          latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+          classifier_value_range: str | tuple[float, float] | None = None,
+          classifier_image_shape: str | tuple[int, int, int] | None = None, device: str = "auto",
+          batch_size: int | None = None, threads: int | None = None) -> Report:
     """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
     over ``repeats`` noise seeds ``seed, seed + 1, ...``.
 
