@@ -1,7 +1,7 @@
 """Feature statistics of image sets and generators through a ``features`` ONNX model.
 
 Images reach the features model as uint8 first (generated images are quantised exactly as when
-saved to PNG, shared/DESIGN.md), then as float32 in the model's value range ([0, 1] unless its metadata
+saved to PNG, docs/metrics.md), then as float32 in the model's value range ([0, 1] unless its metadata
 says otherwise; the exported Inception resizes to 299 and scales to [-1, 1] inside its graph). A
 features model with a fixed input size gets images resized bilinearly (align_corners=False).
 """
