@@ -10,6 +10,7 @@ The library is quiet: messages go to the ``logging`` logger "gen_eval" (no handl
 """
 
 import logging
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ _API = {"score": "gen_eval.api.score", "accuracy": "gen_eval.api.score", "fid": 
         "FrechetDistance": "gen_eval.api.frechet", "ImageSource": "gen_eval.api.sources"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The public jobs, imported on first use (``import gen_eval`` stays light)."""
     if name in _API:
         import importlib

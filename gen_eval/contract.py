@@ -1,4 +1,4 @@
-"""The ONNX model contract shared by the exporter and the evaluator (see shared/DESIGN.md).
+"""The ONNX model contract shared by the exporter and the evaluator (see docs/contract.md).
 
 Everything both sides must agree on lives here: metadata keys, roles and the input and output names
 of each role, and :class:`ExportGraph`, the spec of one graph to export. Torch-free: the evaluator
@@ -66,7 +66,7 @@ ROLE_OUTPUTS = {
 
 @dataclass
 class ExportGraph:
-    """One ONNX graph to export (shared/DESIGN.md, the ONNX model contract).
+    """One ONNX graph to export (docs/contract.md, the ONNX model contract).
 
     ``module`` (a torch module) takes the inputs positionally, in ``input_names`` order, and returns
     the outputs in ``output_names`` order. ``input_shapes`` omit the batch dimension (always dynamic).

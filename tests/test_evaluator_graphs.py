@@ -129,8 +129,8 @@ def test_info_command_without_torch(no_torch_env, tmp_path):
 
 def test_io_binding_path_matches_plain_runs(tmp_path):
     from gen_eval.evaluator import load_model
-    from gen_eval.evaluator.noise import latent_noise
     from gen_eval.evaluator.batches import BatchRunner
+    from gen_eval.evaluator.noise import latent_noise
 
     model = load_model(make_generator(tmp_path / "g.onnx"), device="cpu", batch_size=4)
     z = latent_noise(3, range(10), 8)

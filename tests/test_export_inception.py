@@ -24,10 +24,9 @@ from PIL import Image
 from gen_eval import contract
 from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, check_weights_file, fetch_inception
-from gen_eval.exporter.parity import OutputError, float32_tolerance
 from gen_eval.exporter.inception import build_fid_features, random_fid_weights
+from gen_eval.exporter.parity import OutputError, float32_tolerance
 from helpers.cli import assert_one_line_error, run_cli_here
-
 
 pytestmark = pytest.mark.usefixtures("two_torch_threads")  # conftest.py
 

@@ -23,9 +23,9 @@ from gen_eval.exporter import export_checkpoint
 from gen_eval.exporter.classifier import export_ta_classifier
 from gen_eval.trainers.fingerprint import weights_fingerprint
 from gen_eval.trainers.judge import ta_resnet18
-from gen_eval.trainers.losses import FrozenJudge
 from gen_eval.trainers.loop import train
-from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
+from gen_eval.trainers.losses import FrozenJudge
+from helpers.browser import CHROMIUM, NO_CHROMIUM, PHONE_WIDTH, chromium, console_lines, phone_layout
 from helpers.cli import run_cli_here
 from helpers.training import TINY_GAN
 
@@ -200,3 +200,8 @@ def test_score_html_renders_in_headless_chromium(runs, tmp_path):
     chromium("--window-size=1000,1600", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
     ink = np.asarray(Image.open(shot).convert("L"), dtype=np.float64) < 128
     assert ink.shape == (1600, 1000) and 0.01 < ink.mean() < 0.5 and ink[:200].any()
+    # at a phone's width: no sideways scrolling, laid out at the phone's width, nothing on the console
+    layout = phone_layout(page, tmp_path / "phone")
+    assert layout["scrollWidth"] <= layout["clientWidth"] == PHONE_WIDTH, layout
+    assert "width=device-width" in (layout["viewport"] or ""), layout
+    assert console_lines(page, tmp_path / "profile") == []

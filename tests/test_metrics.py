@@ -22,10 +22,18 @@ import pytest
 
 from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.metrics import (
-    FeatureStore, compute_metrics, fd_per_condition, fid_infinity, inception_score, kid, list_metrics,
-    memorisation, prdc, register_metric,
+    FeatureStore,
+    compute_metrics,
+    distances,
+    fd_per_condition,
+    fid_infinity,
+    inception_score,
+    kid,
+    list_metrics,
+    memorisation,
+    prdc,
+    register_metric,
 )
-from gen_eval.evaluator.metrics import distances
 
 REPO = Path(__file__).resolve().parents[1]
 

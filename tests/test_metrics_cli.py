@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen_eval.cli import cli
-from helpers.browser import CHROMIUM, NO_CHROMIUM, chromium
+from helpers.browser import CHROMIUM, NO_CHROMIUM, PHONE_WIDTH, chromium, console_lines, phone_layout
 from helpers.graphs import make_dense_head
 
 
@@ -272,3 +272,13 @@ def test_html_report_renders_in_headlesschromium(conditional_run, tmp_path):
     ink = pixels < 128
     assert 0.01 < ink.mean() < 0.5  # text and pictures on white, not an empty or all-black page
     assert ink[:300].any() and ink[2000:].any()  # the title at the top, the tables and pictures below
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_html_report_fits_a_phone_and_logs_nothing_to_the_console(conditional_run, tmp_path):
+    """At a phone's width the page scrolls down only (wide tables scroll inside themselves), it asks phones
+    to lay it out at their own width, and the browser console stays empty."""
+    layout = phone_layout(conditional_run["html"], tmp_path / "phone")
+    assert layout["clientWidth"] == PHONE_WIDTH and layout["scrollWidth"] <= PHONE_WIDTH, layout
+    assert layout["viewport"] is not None and "width=device-width" in layout["viewport"], layout
+    assert console_lines(conditional_run["html"], tmp_path / "profile") == []

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.evaluator.pictures import (MAX_GRID_IMAGES, PADDING, captioned_grid, condition_captions)
+from gen_eval.evaluator.pictures import MAX_GRID_IMAGES, PADDING, captioned_grid, condition_captions
 from helpers.cli import assert_one_line_error, run_cli_here
 from helpers.graphs import ICLEVR_NAMES, make_generator
 

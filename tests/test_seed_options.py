@@ -10,8 +10,8 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.data.shapes import write_shapes
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Batch
-from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.loop import train
+from gen_eval.trainers.losses import adversarial_loss
 from helpers.training import TINY_GAN, read_log
 
 torch.set_num_threads(1)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gen_eval.exporter.graphs import ExportResult
 
 
 def export(checkpoint: str | Path, out: str | Path, *, verify: bool = True, fp16: bool = False,
-           force: bool = False, settings: Mapping[str, Any] | None = None):
+           force: bool = False, settings: Mapping[str, Any] | None = None) -> list[ExportResult]:
     """Export ``checkpoint``'s generator to ``out`` (a VAE's encoder to ``<out stem>.encoder.onnx``),
     each verified against a float64 run of the module (see :mod:`gen_eval.exporter.parity`). Needs torch
     (the ``train`` extra); the files it writes are read by every other job with onnxruntime only.

@@ -33,8 +33,8 @@ def missing_facts(model) -> list[str]:
     return missing
 
 
-def info(model: str | Path, *, latent_dim: int | None = None, value_range=None, objects=None,
-         device: str = "auto") -> ModelDescription:
+def info(model: str | Path, *, latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+         objects: str | Path | None = None, device: str = "auto") -> ModelDescription:
     """Describe ``model``: role, inputs/outputs, metadata and their sources, and what it still needs to run.
 
     Args:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,15 @@ def _image_side(path, split: str, what: str = "images") -> _Side:
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
 
 
-def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRICS, data: str | Path | None = None,
+def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequence[str] = DEFAULT_METRICS,
+            data: str | Path | None = None,
             model: str | Path | None = None, n: int | None = None, seed: int = 0,
             conditions: str | Path | None = None, split: str = "train", ref_split: str = "train",
-            train: str | Path | None = None, train_split: str = "train", objects=None, latent_dim=None,
-            value_range=None, options: dict[str, Any] | None = None, pictures: bool = False,
-            upscale: int = 1, gen_stats=None, chunk_size: int | None = None, ray_address: str | None = None,
+            train: str | Path | None = None, train_split: str = "train", objects: str | Path | None = None,
+            latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+            options: dict[str, Any] | None = None, pictures: bool = False,
+            upscale: int = 1, gen_stats: Sequence[str | Path] | None = None, chunk_size: int | None = None,
+            ray_address: str | None = None,
             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
             progress: bool = False, confidence: float = 0.95) -> MetricsReport:
     """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
@@ -230,8 +234,14 @@ def metrics(features: str | Path | None, ref: str | Path, *, names=DEFAULT_METRI
     """
     from gen_eval.api.fid import _remote
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
-    from gen_eval.evaluator.features import (feature_model_id, generator_stats, has_logits, imageset_stats,
-                                             preprocessing_id, small_sample_warning)
+    from gen_eval.evaluator.features import (
+        feature_model_id,
+        generator_stats,
+        has_logits,
+        imageset_stats,
+        preprocessing_id,
+        small_sample_warning,
+    )
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
     from gen_eval.evaluator.metrics.registry import canonical_name
     from gen_eval.evaluator.noise import check_seed, cycle_conditions

@@ -6,15 +6,16 @@ import logging
 from pathlib import Path
 
 from gen_eval.api import inputs
-from gen_eval.errors import param
 from gen_eval.api.reports import Report
+from gen_eval.errors import param
 from gen_eval.evaluator.uncertainty import t_interval
 
 log = logging.getLogger("gen_eval")
 
 
 def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str = "train",
-        encoder_value_range=None, objects=None, latent_dim=None, value_range=None, confidence: float = 0.95,
+        encoder_value_range: str | tuple[float, float] | None = None, objects: str | Path | None = None,
+        latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None, confidence: float = 0.95,
         device: str = "auto", batch_size: int | None = None, threads: int | None = None,
         progress: bool = False) -> Report:
     """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``.

@@ -52,8 +52,9 @@ def output_kind(out: str | Path | None) -> str:
 
 def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
-           upscale: int = 1, resample: str = "nearest", force: bool = False, objects=None, latent_dim=None,
-           value_range=None, device: str = "auto", batch_size: int | None = None, threads: int | None = None,
+           upscale: int = 1, resample: str = "nearest", force: bool = False, objects: str | Path | None = None,
+           latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None, device: str = "auto",
+           batch_size: int | None = None, threads: int | None = None,
            progress: bool = False, ray_address: str | None = None, pair_noise: bool = False) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,

@@ -50,9 +50,10 @@ def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> 
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
           n: int | None = None, repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
           over_conditions: bool = True, breakdown: bool = True, keep_images: int = 0,
-          latent_dim: int | None = None, value_range=None, classifier_value_range=None,
-          classifier_image_shape=None, device: str = "auto", batch_size: int | None = None,
-          threads: int | None = None, progress: bool = False) -> Report:
+          latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
+          classifier_value_range: str | tuple[float, float] | None = None,
+          classifier_image_shape: str | tuple[int, int, int] | None = None, device: str = "auto",
+          batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> Report:
     """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
     over ``repeats`` noise seeds ``seed, seed + 1, ...``.
 

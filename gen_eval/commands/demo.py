@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from gen_eval.commands.extras import TRAIN_EXTRA, needs_extra
+
+DEMO_MODULES = ("torch", "torchvision", "onnx", "matplotlib")
+
 
 def register(cli: click.Group) -> None:
     """Add the demo command to the root group."""
@@ -45,3 +49,5 @@ def register(cli: click.Group) -> None:
             click.echo(summary_table(missed.report))
             raise
         click.echo(summary_table(report))
+
+    needs_extra(demo_command, TRAIN_EXTRA, DEMO_MODULES)

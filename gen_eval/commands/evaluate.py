@@ -6,7 +6,6 @@ Library imports happen inside the commands so ``gen-eval --help`` starts fast.
 
 from __future__ import annotations
 
-
 import click
 
 from gen_eval.api.inputs import check_outputs

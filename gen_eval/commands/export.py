@@ -9,6 +9,11 @@ from pathlib import Path
 
 import click
 
+from gen_eval.commands.extras import TRAIN_EXTRA, needs_extra
+
+# what the exporters import (onnxscript only on the fallback exporter's path, torch says so itself)
+EXPORT_MODULES = ("torch", "torchvision", "onnx")
+
 _verify_option = click.option("--verify/--no-verify", default=True, show_default=True,
                               help="Compare onnxruntime (CPU) with PyTorch at batch 1 and 8; fail above tolerance.")
 _force_option = click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -129,5 +134,6 @@ def fetch_inception_command(out: Path, url: str | None, force: bool) -> None:
 
 def register(cli: click.Group) -> None:
     """Add this part's commands to the root group."""
-    for command in (export_command, export_classifier_command, export_inception_command, fetch_inception_command):
-        cli.add_command(command)
+    for command in (export_command, export_classifier_command, export_inception_command):
+        cli.add_command(needs_extra(command, TRAIN_EXTRA, EXPORT_MODULES))
+    cli.add_command(fetch_inception_command)

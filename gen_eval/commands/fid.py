@@ -11,8 +11,8 @@ import click
 
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.evaluate import _echo_err, finish, gate_options, generator_options, runtime_options
-from gen_eval.errors import UserError
 from gen_eval.commands.scale_options import chunk_option, ray_option
+from gen_eval.errors import UserError
 
 
 # -- fid / stats ------------------------------------------------------------------------------

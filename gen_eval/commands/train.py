@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from gen_eval.commands.extras import TRAIN_EXTRA, first_missing, install_line, needs_extra
 from gen_eval.errors import UserError
+
+TRAIN_MODULES = ("torch", "torchvision", "matplotlib")
 
 EXAMPLES = """\b
 Examples:
@@ -39,9 +42,17 @@ class _TrainCommand(click.Command):
         from gen_eval.trainers import family_names, get_family
 
         name = ctx.meta.get("train.family")
-        if name is None:
+        missing = first_missing(TRAIN_MODULES)
+        if name is not None and missing is not None:
+            formatter.write_paragraph()
+            formatter.write_text(f"{name}'s settings are listed here once the {TRAIN_EXTRA} extra is installed "
+                                 f"({missing} is not): {install_line(TRAIN_EXTRA)}")
+        elif name is None:
             rows = []
             for family in family_names():
+                if missing is not None:
+                    rows.append((family, f"(needs the {TRAIN_EXTRA} extra)"))
+                    continue
                 try:
                     cls = get_family(family)
                 except Exception as exc:  # noqa: BLE001 - a broken family must not break --help
@@ -172,3 +183,5 @@ def register(cli: click.Group) -> None:
                      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, amp=amp, workers=workers,
                      progress=not no_progress, latent_projection=latent_plot, colour_by=colour_by)
         click.echo(str(last))
+
+    needs_extra(train_command, TRAIN_EXTRA, TRAIN_MODULES)

@@ -1,6 +1,6 @@
 """Label spaces: the conditions a conditional model takes, and how names become vectors.
 
-Three kinds (shared/DESIGN.md):
+Three kinds (docs/contract.md):
 - ``multilabel``: N names, a k-hot vector (iCLEVR: 24 names, ``objects.json`` maps name -> index);
 - ``binary``: one attribute name (CelebA ``Smiling``), a vector of length 1;
 - ``categorical``: named heads with one choice each (Cartoon Set: hair 6, eye 4, face 3, glasses 2),

@@ -1,7 +1,7 @@
 """Feature statistics of image sets and generators through a ``features`` ONNX model.
 
 Images reach the features model as uint8 first (generated images are quantised exactly as when
-saved to PNG, shared/DESIGN.md), then as float32 in the model's value range ([0, 1] unless its metadata
+saved to PNG, docs/metrics.md), then as float32 in the model's value range ([0, 1] unless its metadata
 says otherwise; the exported Inception resizes to 299 and scales to [-1, 1] inside its graph). A
 features model with a fixed input size gets images resized bilinearly (align_corners=False).
 """
@@ -23,9 +23,9 @@ from gen_eval import contract
 from gen_eval.data.images import from_uint8, to_uint8
 from gen_eval.data.imageset import ImageSet
 from gen_eval.errors import UserError, param, render
+from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.preprocess import hwc_to_nchw, to_model_input
-from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
 from gen_eval.evaluator.sampling import check_count, sample
 from gen_eval.evaluator.stats import FeatureStats
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from gen_eval.fileio import atomic_path, ensure_can_write
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px;overflow-wrap:anywhere}
+@media (max-width:600px){body{margin:.8em}}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}
 figcaption{font-size:.9em;color:#555}img{image-rendering:pixelated;max-width:100%}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}.warn{color:#a40}
@@ -104,7 +105,9 @@ def _memorisation_table(result) -> str:
 
 
 def _page(title: str, parts: list[str]) -> str:
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            f"<title>{_e(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>" + "".join(parts) + "</body></html>\n")
 
 

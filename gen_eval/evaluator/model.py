@@ -19,10 +19,19 @@ import onnxruntime as ort
 from gen_eval import contract as C
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError, param, printable, render
-from gen_eval.evaluator.onnxfile import check_external_data, external_data_locations
-from gen_eval.evaluator.modelfacts import (MAX_MODEL_BYTES, ModelInfo, TensorSpec, agree, check_role,
-                                           guess_role, map_names, parse_metadata, tensor_spec)
 from gen_eval.evaluator.batches import BatchRunner
+from gen_eval.evaluator.modelfacts import (
+    MAX_MODEL_BYTES,
+    ModelInfo,
+    TensorSpec,
+    agree,
+    check_role,
+    guess_role,
+    map_names,
+    parse_metadata,
+    tensor_spec,
+)
+from gen_eval.evaluator.onnxfile import check_external_data, external_data_locations
 from gen_eval.evaluator.runtime import Runtime
 from gen_eval.fileio import read_input_bytes
 

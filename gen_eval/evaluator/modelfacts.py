@@ -26,7 +26,7 @@ MAX_MODEL_BYTES = 2**31
 MAX_LATENT_DIM = 2**16
 MAX_IMAGE_SIDE = 1024
 MAX_CHANNELS = 4
-# What a features model takes when its metadata does not say (shared/DESIGN.md): float32 in [0, 1].
+# What a features model takes when its metadata does not say (docs/contract.md): float32 in [0, 1].
 FEATURES_VALUE_RANGE = (0.0, 1.0)
 
 

@@ -1,4 +1,4 @@
-"""Reconstruction MSE of a VAE (shared/DESIGN.md): encoder mean (no sampling) -> decoder, compared with the
+"""Reconstruction MSE of a VAE (docs/metrics.md): encoder mean (no sampling) -> decoder, compared with the
 input, averaged over every pixel and channel of the whole set, on images scaled to [0, 1]."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The classifier score of a conditional generator (shared/DESIGN.md, the S4 TA evaluator).
+"""The classifier score of a conditional generator (docs/metrics.md, the S4 TA evaluator).
 
 Multilabel: for each image, k = its number of true labels; the classifier's top-k indices are
 compared with the true labels; score = sum(correct) / sum(k) over the whole set (pooled).

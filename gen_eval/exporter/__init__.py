@@ -1,6 +1,6 @@
 """Checkpoint -> ONNX export with parity checks and metadata (torch, onnx).
 
-Public API (the files it writes follow the ONNX model contract of shared/DESIGN.md)::
+Public API (the files it writes follow the ONNX model contract of docs/contract.md)::
 
     export_checkpoint(checkpoint, out, *, verify=True, fp16=False, force=False) -> list[ExportResult]
     export_graph(graph, out, *, family, verify=True, fp16=False, force=False) -> ExportResult

@@ -51,7 +51,7 @@ class _Built:
 
 
 def check_graph_contract(graph: ExportGraph) -> None:
-    """The input/output names and shapes the evaluator relies on for this role (shared/DESIGN.md)."""
+    """The input/output names and shapes the evaluator relies on for this role (docs/contract.md)."""
     if graph.role not in contract.ROLE_OUTPUTS:
         raise ValueError(f"unknown export role {graph.role!r}; expected one of {', '.join(contract.ROLES)}")
     role_outputs = tuple(contract.ROLE_OUTPUTS[graph.role])
@@ -77,7 +77,7 @@ def check_graph_contract(graph: ExportGraph) -> None:
 
 def graph_metadata(graph: ExportGraph, family: str, extra: Mapping[str, str] | None = None, *,
                    dynamic_image_size: bool = False) -> dict[str, str]:
-    """The ``metadata_props`` of shared/DESIGN.md for this graph.
+    """The ``metadata_props`` of docs/contract.md for this graph.
 
     A graph that takes images of any size (``dynamic_image_size``) records no image shape, so the
     evaluator feeds images at their own size instead of resizing them first.

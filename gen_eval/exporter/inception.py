@@ -28,8 +28,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB, InceptionC,
-                                          InceptionD, InceptionE)
+from torchvision.models.inception import (
+    BasicConv2d,
+    Inception3,
+    InceptionA,
+    InceptionAux,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE,
+)
 
 from gen_eval import contract
 from gen_eval.contract import ExportGraph

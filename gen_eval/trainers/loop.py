@@ -26,22 +26,34 @@ import torch
 from torch import nn
 
 from gen_eval.data.labels import LabelSpace
-from gen_eval.trainers.torchdevice import describe_device, resolve_device  # noqa: F401 - resolve_device re-exported
 from gen_eval.errors import UserError, param, render
 from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
-from gen_eval.trainers.config import (DATA_OPTIONS, check_run_options, set_option,  # noqa: F401 - re-exported
-                                      split_overrides)
-from gen_eval.trainers.logs import LATENT_PROJECTIONS, CsvLog, save_loss_curve
 from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
+from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, set_option, split_overrides  # noqa: F401 - re-exported
+from gen_eval.trainers.logs import LATENT_PROJECTIONS, CsvLog, save_loss_curve
 from gen_eval.trainers.pictures import Pictures, check_colour_by, evaluating
 from gen_eval.trainers.rng import rng_state, seed_everything
-from gen_eval.trainers.runfolder import (Checkpointer, RunLock, check_run_folder, clean_run_folder, load_resumable,
-                                         restore, resumed_settings, total_steps)
+from gen_eval.trainers.runfolder import (
+    Checkpointer,
+    RunLock,
+    check_run_folder,
+    clean_run_folder,
+    load_resumable,
+    restore,
+    resumed_settings,
+    total_steps,
+)
 from gen_eval.trainers.torchdata import BatchSource, ImageSetDataset, iterate_all
-from gen_eval.trainers.trainingdata import (check_data_fits, heldout_data, is_image_set, open_training_data,
-                                            training_label_space)
+from gen_eval.trainers.torchdevice import describe_device, resolve_device  # noqa: F401 - resolve_device re-exported
+from gen_eval.trainers.trainingdata import (
+    check_data_fits,
+    heldout_data,
+    is_image_set,
+    open_training_data,
+    training_label_space,
+)
 
 log = logging.getLogger("gen_eval.train")
 

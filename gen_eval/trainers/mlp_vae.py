@@ -17,8 +17,8 @@ run stays bit-identical), beside the reconstruction MSE every VAE logs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -26,8 +26,17 @@ from torch import nn
 
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family
-from gen_eval.trainers.config import (BELOW_ONE, IMAGE_SIZE, LATENT, NON_NEGATIVE, POSITIVE, between, one_of, setting,
-                                      widths)
+from gen_eval.trainers.config import (
+    BELOW_ONE,
+    IMAGE_SIZE,
+    LATENT,
+    NON_NEGATIVE,
+    POSITIVE,
+    between,
+    one_of,
+    setting,
+    widths,
+)
 from gen_eval.trainers.losses import bce_on_probs
 from gen_eval.trainers.networks import mlp_to_image
 from gen_eval.trainers.vae import VAEHooks, elbo_step, kl_divergence, vae_graphs, vae_optimizer

@@ -149,7 +149,7 @@ class VAEHooks:
         return networks["encoder"](images)[0]
 
     def evaluate(self, networks: dict[str, nn.Module], batches: Iterable[Batch]) -> dict[str, float]:
-        """Held-out reconstruction MSE through mu, per pixel and channel, on images scaled to [0, 1] (shared/DESIGN.md)."""
+        """Held-out reconstruction MSE through mu, per pixel and channel, on images scaled to [0, 1] (docs/metrics.md)."""
         low, high = self.value_range
         total, count = 0.0, 0
         for batch in batches:

@@ -29,8 +29,17 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BETAS, set_option, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, power_of_two,
-                                      setting)
+from gen_eval.trainers.config import (
+    BETAS,
+    LATENT,
+    NON_NEGATIVE,
+    POSITIVE,
+    WIDTH,
+    between,
+    power_of_two,
+    set_option,
+    setting,
+)
 from gen_eval.trainers.losses import auxiliary_loss, gradient_penalty
 from gen_eval.trainers.networks import strided_features, transposed_generator
 

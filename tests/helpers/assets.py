@@ -10,8 +10,7 @@ import numpy as np
 
 from gen_eval.data.labels import LabelSpace
 from gen_eval.evaluator.stats import FeatureStats
-from helpers.graphs import (ICLEVR_NAMES, make_dense_head, make_encoder, make_generator,
-                            make_linear_decoder)
+from helpers.graphs import ICLEVR_NAMES, make_dense_head, make_encoder, make_generator, make_linear_decoder
 from helpers.images import write_images
 
 CARTOON_SPACE = LabelSpace.categorical({"hair": ["h0", "h1", "h2"], "eye": ["e0", "e1"]})

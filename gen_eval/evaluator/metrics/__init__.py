@@ -30,7 +30,12 @@ from gen_eval.evaluator.metrics.memorisation import MemorisationResult, memorisa
 from gen_eval.evaluator.metrics.per_condition import PerConditionResult, fd_per_condition
 from gen_eval.evaluator.metrics.prdc import PRDCResult, prdc
 from gen_eval.evaluator.metrics.registry import (
-    canonical_name, get_metric, keyword_names, list_metrics, options_for, register_metric,
+    canonical_name,
+    get_metric,
+    keyword_names,
+    list_metrics,
+    options_for,
+    register_metric,
 )
 from gen_eval.evaluator.metrics.store import FeatureStore
 
