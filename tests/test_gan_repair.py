@@ -19,11 +19,15 @@ from gen_eval.trainers.acgan import ACGAN
 from gen_eval.trainers.base import Batch
 from gen_eval.trainers.cgan import CGAN
 from gen_eval.trainers.checkpoint import load_checkpoint
-from gen_eval.trainers.gan_tricks import (BRIGHTNESS_RANGE, diff_augment, mismatched_conditions,
-                                          track_batchnorm_statistics)
-from gen_eval.trainers.generators import ResNetGeneratorBody, ResNetUpBlock, build_generator
-from gen_eval.trainers.losses import auxiliary_loss
+from gen_eval.trainers.gan_tricks import (
+    BRIGHTNESS_RANGE,
+    diff_augment,
+    mismatched_conditions,
+    track_batchnorm_statistics,
+)
+from gen_eval.trainers.generators import ResNetGeneratorBody, build_generator
 from gen_eval.trainers.loop import train
+from gen_eval.trainers.losses import auxiliary_loss
 from helpers.cli import run_cli_here
 from helpers.training import TINY_GAN
 

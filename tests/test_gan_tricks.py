@@ -14,9 +14,15 @@ from gen_eval.errors import UserError
 from gen_eval.trainers import acgan as acgan_module
 from gen_eval.trainers.checkpoint import load_checkpoint
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
-from gen_eval.trainers.gan_tricks import (ConditionalBatchNorm2d, diff_augment, discriminator_loss,
-                                          generator_adversarial_loss, parse_augment_policy, spectral_normalize,
-                                          update_ema)
+from gen_eval.trainers.gan_tricks import (
+    ConditionalBatchNorm2d,
+    diff_augment,
+    discriminator_loss,
+    generator_adversarial_loss,
+    parse_augment_policy,
+    spectral_normalize,
+    update_ema,
+)
 from gen_eval.trainers.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
@@ -204,8 +210,9 @@ def test_all_options_train_and_export_the_ema_generator(shapes, tmp_path, family
 
 
 def test_acgan_spectral_norm_leaves_the_auxiliary_classifier_free():
-    from gen_eval.data.labels import LabelSpace
     from torch.nn.utils import parametrize
+
+    from gen_eval.data.labels import LabelSpace
 
     config = acgan_module.ACGAN.resolve_config({**{k: v for k, v in TINY.items() if not k.startswith("data.")},
                                                 "d_spectral_norm": "true", "d_projection": "true",

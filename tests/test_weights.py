@@ -26,10 +26,10 @@ import pytest
 import torch
 
 from gen_eval import contract
+from gen_eval.errors import UserError
 from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME
 from gen_eval.exporter.inception import build_fid_features, random_fid_weights
 from gen_eval.exporter.parity import OutputError, float32_tolerance
-from gen_eval.errors import UserError
 from gen_eval.weights.inception_onnx import inception_model
 from gen_eval.weights.torchfile import load_state_dict
 from helpers.cli import assert_one_line_error, run_cli

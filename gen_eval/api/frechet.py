@@ -23,8 +23,13 @@ from gen_eval.api.reports import Report
 from gen_eval.api.sources import image_source, path_or_none
 from gen_eval.data.memory import images_to_uint8
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.features import (feature_model_id, features_of_uint8, new_stats, preprocessing_id,
-                                         small_sample_warning)
+from gen_eval.evaluator.features import (
+    feature_model_id,
+    features_of_uint8,
+    new_stats,
+    preprocessing_id,
+    small_sample_warning,
+)
 from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.provenance import provenance
 from gen_eval.evaluator.stats import FeatureStats

@@ -232,7 +232,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         ...                           model="acgan.onnx", n=5000, conditions="test.json", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
-    from gen_eval.api.fid import _remote
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, _remote, jackknife_interval
+    from gen_eval.api.inputs import check_types
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
     from gen_eval.evaluator.features import (
         feature_model_id,
@@ -247,9 +248,6 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
     from gen_eval.evaluator.noise import check_seed, cycle_conditions
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.scale.feature_files import features_path, open_feature_shards
-
-    from gen_eval.api.fid import JACKKNIFE_BLOCKS, jackknife_interval
-    from gen_eval.api.inputs import check_types
 
     check_types(n=(n, int), seed=(seed, int), chunk_size=(chunk_size, int), upscale=(upscale, int),
                 confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))

@@ -36,8 +36,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gen_eval.demo.recipe import (ENFORCED_CHECKS, FULL, INDEPENDENT_SEED_OFFSET, QUICK, SCORE_FILES, STEPS, Paths,
-                                  Recipe)
+from gen_eval.demo.recipe import (
+    ENFORCED_CHECKS,
+    FULL,
+    INDEPENDENT_SEED_OFFSET,
+    QUICK,
+    SCORE_FILES,
+    STEPS,
+    Paths,
+    Recipe,
+)
 from gen_eval.demo.report import build_report, save_loss_curves
 from gen_eval.demo.runner import StepRunner, claim_folder, machine_load
 from gen_eval.demo.steps import evaluate, export_models, train_classifier, train_generator, write_data

@@ -10,8 +10,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gen_eval.demo.recipe import (ENFORCED_CHECKS, INDEPENDENT_SEED_OFFSET, JUDGE_TERMS, SCORE_FILES, TARGETS, Paths,
-                                  Recipe)
+from gen_eval.demo.recipe import (
+    ENFORCED_CHECKS,
+    INDEPENDENT_SEED_OFFSET,
+    JUDGE_TERMS,
+    SCORE_FILES,
+    TARGETS,
+    Paths,
+    Recipe,
+)
 from gen_eval.demo.runner import StepRecord, machine_load
 from gen_eval.fileio import atomic_path
 

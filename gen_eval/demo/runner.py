@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field

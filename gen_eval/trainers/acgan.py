@@ -53,19 +53,49 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BELOW_ONE, LABEL_VALUE, LATENT, NON_NEGATIVE, POSITIVE, WIDTH, Rule,
-                                      between, one_of, power_of_two, set_option, setting)
+from gen_eval.trainers.config import (
+    BELOW_ONE,
+    CONDITION_EMBED,
+    LABEL_VALUE,
+    LATENT,
+    NON_NEGATIVE,
+    POSITIVE,
+    WIDTH,
+    Rule,
+    between,
+    one_of,
+    power_of_two,
+    set_option,
+    setting,
+)
 from gen_eval.trainers.discriminators import ConditionalDiscriminator
-from gen_eval.trainers.gan_tricks import (ADV_LOSSES, AUGMENTATIONS, LABEL_SAFE_AUGMENTATIONS, clip_weights,
-                                          diff_augment, discriminator_loss, ema_copy, generator_adversarial_loss,
-                                          initialise_at_prior, mismatched_conditions, parse_augment_policy,
-                                          spectral_normalize, track_batchnorm_statistics, update_ema)
+from gen_eval.trainers.gan_tricks import (
+    ADV_LOSSES,
+    AUGMENTATIONS,
+    LABEL_SAFE_AUGMENTATIONS,
+    clip_weights,
+    diff_augment,
+    discriminator_loss,
+    ema_copy,
+    generator_adversarial_loss,
+    initialise_at_prior,
+    mismatched_conditions,
+    parse_augment_policy,
+    spectral_normalize,
+    track_batchnorm_statistics,
+    update_ema,
+)
 from gen_eval.trainers.generators import GENERATORS, build_generator
-from gen_eval.trainers.config import CONDITION_EMBED
-from gen_eval.trainers.losses import (AUX_REDUCTIONS, FrozenJudge, auxiliary_loss, bce_on_probs, image_l2,
-                                      perceptual_loss, total_variation)
+from gen_eval.trainers.losses import (
+    AUX_REDUCTIONS,
+    FrozenJudge,
+    auxiliary_loss,
+    bce_on_probs,
+    image_l2,
+    perceptual_loss,
+    total_variation,
+)
 from gen_eval.trainers.srgan import DISCRIMINATORS, SRGANDiscriminator
-
 
 AUGMENT_POLICY = Rule("empty or a comma-separated list of " + ", ".join(AUGMENTATIONS) + " (e.g. color,translation)",
                       lambda v: all(p.strip() in AUGMENTATIONS for p in v.split(",") if p.strip()))

@@ -31,8 +31,17 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
-from gen_eval.trainers.config import (BELOW_ONE, NON_NEGATIVE, POSITIVE, WIDTH, Rule, between, one_of,
-                                      set_option, setting)
+from gen_eval.trainers.config import (
+    BELOW_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    WIDTH,
+    Rule,
+    between,
+    one_of,
+    set_option,
+    setting,
+)
 from gen_eval.trainers.gan_tricks import ema_copy, update_ema
 from gen_eval.trainers.unet import UNet
 

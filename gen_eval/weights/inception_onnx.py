@@ -18,8 +18,13 @@ import numpy as np
 
 from gen_eval import contract
 from gen_eval.errors import UserError
-from gen_eval.exporter.fid_weights import (FID_INPUT_SIZE, FID_NUM_CLASSES, FID_WEIGHTS_NAME, PREPROCESSINGS,
-                                           inception_family)
+from gen_eval.exporter.fid_weights import (
+    FID_INPUT_SIZE,
+    FID_NUM_CLASSES,
+    FID_WEIGHTS_NAME,
+    PREPROCESSINGS,
+    inception_family,
+)
 
 OPSET = 20  # as gen_eval.exporter.convert
 BN_EPS = 0.001  # torchvision's BasicConv2d
