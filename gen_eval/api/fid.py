@@ -49,6 +49,13 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
             continue
         rest = whole.without(block)
         left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
+    return jackknife_from(value, left_out, confidence)
+
+
+def jackknife_from(value: float, left_out, confidence: float) -> Interval:
+    """The delete-a-block jackknife interval of ``value`` from its values with each block left out."""
+    from scipy import stats as scipy_stats
+
     g = len(left_out)
     if g < 2:
         return Interval(value, float("nan"), float("nan"), confidence, "too few images for a jackknife")

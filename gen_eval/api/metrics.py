@@ -31,7 +31,7 @@ from gen_eval.evaluator.uncertainty import Interval
 log = logging.getLogger("gen_eval")
 DEFAULT_METRICS = ("fid", "kid", "prdc")
 # what a gate can hold: its name -> (the metric that computes it, the result's field, higher is better)
-GATED = {"fid": ("fid", "fid", False), "kid": ("kid", "mean", False), "precision": ("prdc", "precision", True),
+GATED = {"fid": ("fid", "fid", False), "kid": ("kid", "mean", False), "cmmd": ("cmmd", "cmmd", False), "precision": ("prdc", "precision", True),
          "recall": ("prdc", "recall", True), "coverage": ("prdc", "coverage", True)}
 
 
@@ -198,12 +198,14 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
     such a statistics file. ``ray_address`` ('local' or a cluster address) computes the generated side's
     features on Ray actors. The results are those of one process computing everything, bit for bit.
-    FID carries the same jackknife interval as :func:`gen_eval.fid` (10 blocks of the generated images).
+    FID carries the same jackknife interval as :func:`gen_eval.fid` (10 blocks of the generated images),
+    CMMD a jackknife over 10 blocks of the generated images too.
 
     Args:
         features: the features .onnx (Inception from `export-inception`, or a judge's features model).
         ref: reference images (folder or data set) or a statistics .npz with its features beside it.
-        names: metrics, a list or ``"fid,kid"``: ``fid``, ``kid``, ``is``, ``prdc``, ``fid-inf``,
+        names: metrics, a list or ``"fid,kid"``: ``fid`` (or ``fd``), ``cmmd`` (with
+            ``features="clip-vitl14-336"``, as the CMMD paper), ``kid``, ``is``, ``prdc``, ``fid-inf``,
             ``per-condition-fd``, ``memorisation``.
         data, model: the generated side: images, or a generator .onnx to sample ``n`` images from.
         n, seed, conditions: how many images, the noise seed, the condition file (conditional models).
@@ -212,7 +214,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         objects, latent_dim, value_range: what a generator without metadata needs.
         options: per-metric settings, each named by its metric: ``kid_subsets``, ``kid_subset_size``,
             ``is_splits``, ``prdc_k``, ``fid_inf_points``, ``fid_inf_min_n``, ``min_count``
-            (per-condition-fd: fewest images per side), ``seed`` (KID, IS, FID∞), ``block``; an option no
+            (per-condition-fd: fewest images per side), ``cmmd_sigma``, ``cmmd_blocks``, ``seed`` (KID, IS,
+            FID∞), ``block``; an option no
             requested metric takes is an error.
         pictures, upscale: keep captioned pictures for :meth:`MetricsReport.write_html`.
         gen_stats: shard statistics files (with features) as the generated side.
@@ -232,7 +235,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         ...                           model="acgan.onnx", n=5000, conditions="test.json", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
-    from gen_eval.api.fid import JACKKNIFE_BLOCKS, _remote, jackknife_interval
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, _remote, jackknife_from, jackknife_interval
     from gen_eval.api.inputs import check_types
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
     from gen_eval.evaluator.features import (
@@ -393,6 +396,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
                                                   confidence) or \
                 Interval(value, float("nan"), float("nan"), confidence,
                          "the generated side's statistics hold no jackknife block sums")
+        if "cmmd" in results:
+            intervals["cmmd"] = jackknife_from(results["cmmd"].cmmd, results["cmmd"].jackknife, confidence)
         warnings = [judged.warning if judged else None]
         warnings += diagnose(results, dim)
         warnings += [small_sample_warning(store.stats, what) for store, what in

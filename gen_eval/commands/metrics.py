@@ -21,7 +21,8 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @click.option("--ref-split", default="train", show_default=True, help="Split of --ref when it is a data set.")
 @source_options
 @click.option("--metrics", "names", default="fid,kid,prdc", show_default=True,
-              help="Comma-separated: fid, kid, is, prdc, fid-inf, per-condition-fd, memorisation.")
+              help="Comma-separated: fid (or fd), cmmd, kid, is, prdc, fid-inf, per-condition-fd, memorisation. "
+                   "CMMD as its paper: --features clip-vitl14-336; FD-DINOv2: fd with --features dinov2-vitl14.")
 @click.option("--prdc-k", type=int, default=None, help="Nearest neighbours for precision/recall/density/coverage "
                                                         "[default: 5].")
 @click.option("--train", "train", type=click.Path(), default=None,
@@ -31,6 +32,7 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
               help="per-condition-fd: fewest images per side for a condition [default: feature dimension + 1].")
 @click.option("--max-fid", type=float, default=None, help="Exit 1 when FID is (confidently) above this.")
 @click.option("--max-kid", type=float, default=None, help="Exit 1 when KID's mean is above this.")
+@click.option("--max-cmmd", type=float, default=None, help="Exit 1 when CMMD is (confidently) above this.")
 @click.option("--min-precision", type=float, default=None, help="Exit 1 when precision is below this.")
 @click.option("--min-recall", type=float, default=None, help="Exit 1 when recall is below this.")
 @click.option("--min-coverage", type=float, default=None, help="Exit 1 when coverage is below this.")
@@ -46,11 +48,11 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @ray_option
 @runtime_options
 def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim,
-                    value_range, objects, names, prdc_k, train, train_split, min_count, max_fid, max_kid, min_precision,
+                    value_range, objects, names, prdc_k, train, train_split, min_count, max_fid, max_kid, max_cmmd, min_precision,
                     min_recall, min_coverage, confidence, strict, summary_path, report_path, html_path, upscale,
                     force, chunk_size, ray_address, device, batch_size, threads):
-    """FID, KID and IS (torch-fidelity's), precision/recall/density/coverage (prdc's), FID∞, Fréchet
-    distance per condition and a memorisation check, from one feature pass per image set.
+    """FID, KID and IS (torch-fidelity's), CMMD (its paper's code), precision/recall/density/coverage (prdc's),
+    FID∞, Fréchet distance per condition and a memorisation check, from one feature pass per image set.
 
     Features are kept on disk (float32, memory-mapped) while the metrics read them in blocks. FID carries
     the jackknife interval of `gen-eval fid`. A gate (--max-fid, --max-kid, --min-precision, --min-recall,
@@ -60,6 +62,8 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
     Examples:
       gen-eval metrics --features inception.onnx --model acgan.onnx --conditions test.json --n 10000 --ref real/
       gen-eval metrics --features judge.features.onnx --data samples/ --ref shapes --metrics kid,prdc --prdc-k 3
+      gen-eval metrics --features clip-vitl14-336 --data samples/ --ref real/ --metrics cmmd
+      gen-eval metrics --features dinov2-vitl14 --data samples/ --ref real/ --metrics fd
       gen-eval metrics --gen-stats part1.npz --gen-stats part2.npz --ref ref.npz   # from `stats --save-features`
       gen-eval metrics --features inception.onnx --data samples/ --ref real/ --max-fid 30 --min-recall 0.3 \\
           --confidence 0.95 --summary "$GITHUB_STEP_SUMMARY"
@@ -74,7 +78,7 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
 
     if strict and confidence is None:
         raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
-    thresholds = {"fid": ("--max-fid", max_fid), "kid": ("--max-kid", max_kid),
+    thresholds = {"fid": ("--max-fid", max_fid), "kid": ("--max-kid", max_kid), "cmmd": ("--max-cmmd", max_cmmd),
                   "precision": ("--min-precision", min_precision), "recall": ("--min-recall", min_recall),
                   "coverage": ("--min-coverage", min_coverage)}
     gates = {name: spec for name, spec in thresholds.items() if spec[1] is not None}

@@ -7,7 +7,7 @@ import click
 
 @click.group("weights")
 def weights_group():
-    """Feature extractors by name (inception, ...): fetched once, SHA-256 checked, converted to ONNX, cached.
+    """Feature extractors by name (inception, dinov2-vitl14, clip-vitl14-336): fetched once, SHA-256 checked, converted to ONNX, cached.
 
     Then `--features NAME` works wherever a features .onnx goes. The cache folder is GEN_EVAL_CACHE
     (or `cache` in the project file), else $XDG_CACHE_HOME/gen-eval, else ~/.cache/gen-eval.
@@ -44,7 +44,8 @@ def weights_list():
     for status in weights_status():
         entry = status.extractor
         click.echo(f"{entry.name}: {'cached ' + str(status.path) if status.cached else 'not cached'}")
-        click.echo(f"  source: {entry.url} ({entry.size / 1e6:.1f} MB)")
+        size = f"{entry.size / 1e6:.1f} MB" if entry.size else "size not pinned"
+        click.echo(f"  source: {entry.url} ({entry.format}, {size})")
         click.echo(f"  sha256: {entry.sha256}")
         click.echo(f"  {entry.description}; converts with {entry.needs}")
 

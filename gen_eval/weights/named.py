@@ -35,9 +35,10 @@ class Extractor:
     file_name: str  # as its authors publish it
     url: str
     sha256: str
-    size: int  # bytes of the published file
+    size: int | None  # bytes of the published file, where known
     description: str
     needs: str  # what the conversion needs installed
+    format: str  # the published file's format, as `weights list` shows it
     convert: Callable[[Path, str], bytes]  # (verified source file, its SHA-256) -> .onnx bytes
 
 
@@ -52,11 +53,34 @@ def _convert_inception(preprocessing: str) -> Callable[[Path, str], bytes]:
     return convert
 
 
+def _convert_vit(read: str, make: str, published_sha256: str) -> Callable[[Path, str], bytes]:
+    """A ViT converter: ``read`` a torch.save state dict ("state_dict") or a TorchScript archive
+    ("script"), ``make`` the ViT of :mod:`gen_eval.weights.vit_onnx` ("dinov2" or "clip")."""
+    def convert(source: Path, digest: str) -> bytes:
+        from gen_eval.weights import vit_onnx
+        from gen_eval.weights.torchfile import load_script_state_dict, load_state_dict
+
+        state = load_script_state_dict(source) if read == "script" else load_state_dict(source)
+        vit = vit_onnx.dinov2_vit(state, str(source)) if make == "dinov2" else vit_onnx.clip_vit(state, str(source))
+        return vit_onnx.vit_model(vit, digest, published_sha256).SerializeToString()
+
+    return convert
+
+
+# DINOv2 ViT-L/14 as torch.hub fetches it; Meta publishes no hash: this SHA-256 and size are the ones
+# several projects pin for this address (e.g. RoMa-based pipelines), not measured here.
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"
+DINOV2_SHA256 = "d5383ea8f4877b2472eb973e0fd72d557c7da5d3611bd527ceeb1d7162cbf428"
+# OpenAI's CLIP ViT-L/14@336px: the SHA-256 is part of the address, and clip.load checks it.
+CLIP_SHA256 = "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"
+CLIP_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_SHA256}/ViT-L-14-336px.pt"
+
+
 def _extractors() -> dict[str, Extractor]:
     from gen_eval.exporter.fid_weights import FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL
 
     common = dict(file_name=FID_WEIGHTS_NAME, url=FID_WEIGHTS_URL, sha256=FID_WEIGHTS_SHA256, size=95_628_359,
-                  needs="no torch")
+                  needs="no torch", format="torch.save state dict (pytorch-fid)")
     return {
         "inception": Extractor(
             "inception", description="pytorch-fid's FID Inception-v3: pool3 features (2048) and the 1008 logits of "
@@ -64,6 +88,18 @@ def _extractors() -> dict[str, Extractor]:
         "inception-torch-fidelity": Extractor(
             "inception-torch-fidelity", description="the same network with torch-fidelity's input handling "
             "(TF1 resize, (x-128)/128): its FID, KID and IS", convert=_convert_inception("torch-fidelity"), **common),
+        "dinov2-vitl14": Extractor(
+            "dinov2-vitl14", "dinov2_vitl14_pretrain.pth", DINOV2_URL, DINOV2_SHA256, 1_217_586_395,
+            description="DINOv2 ViT-L/14: the final norm's CLS token (1024) after a bicubic resize to 224 and "
+            "ImageNet normalisation, as EDM2's fd_dinov2 and dgm-eval: FD-DINOv2 (fid / fd on it)",
+            needs="no torch", format="torch.save state dict (facebookresearch/dinov2 torch.hub)",
+            convert=_convert_vit("state_dict", "dinov2", DINOV2_SHA256)),
+        "clip-vitl14-336": Extractor(
+            "clip-vitl14-336", "ViT-L-14-336px.pt", CLIP_URL, CLIP_SHA256, None,
+            description="OpenAI CLIP ViT-L/14@336px image tower: the projected, L2-normalised embedding (768) "
+            "after a bicubic resize to 336 and CLIP's normalisation, as the CMMD reference code: the metric cmmd",
+            needs="no torch (the archive's data is read, its code never run)",
+            format="TorchScript archive (openai/CLIP)", convert=_convert_vit("script", "clip", CLIP_SHA256)),
     }
 
 

@@ -117,11 +117,12 @@ class _StateDictUnpickler(pickle.Unpickler):
         return self._loaded[key]
 
 
-def _unpickle(handle, load_storage, source: Path):
+def _unpickle(handle, load_storage, source: Path, names=None):
     try:
-        return _StateDictUnpickler(handle, load_storage).load()
+        return _StateDictUnpickler(handle, load_storage, names).load()
     except _Refused as exc:
-        raise UserError(f"{source} holds {exc}; give a file saved with torch.save(model.state_dict())") from None
+        what = "torch.jit.save archive of a module" if names is not None else "file saved with torch.save(model.state_dict())"
+        raise UserError(f"{source} holds {exc}; give a {what}") from None
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - the pickle is untrusted: any failure means a damaged file
@@ -129,7 +130,7 @@ def _unpickle(handle, load_storage, source: Path):
                         "download it again") from None
 
 
-def _from_zip(path: Path, archive: zipfile.ZipFile):
+def _from_zip(path: Path, archive: zipfile.ZipFile, classes=None):
     names = archive.namelist()
     pickles = [name for name in names if name.endswith("/data.pkl") and name.count("/") == 1]
     if len(pickles) != 1:
@@ -151,7 +152,7 @@ def _from_zip(path: Path, archive: zipfile.ZipFile):
             raise _Refused(f"storage {key!r} of {member.file_size} bytes where {numel} elements were promised")
         return np.frombuffer(archive.read(entry), dtype=dtype)
 
-    return _unpickle(io.BytesIO(archive.read(pickles[0])), load_storage, path)
+    return _unpickle(io.BytesIO(archive.read(pickles[0])), load_storage, path, classes)
 
 
 def _from_legacy_stream(path: Path, handle):
@@ -229,3 +230,58 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                                                for k, v in result.items()):
         raise UserError(f"{path} is not a state dict of tensors; give a file saved with torch.save(model.state_dict())")
     return dict(result)
+
+
+class _ScriptModule:
+    """Stands in for a TorchScript module class (``__torch__.*``): keeps the attributes its pickle sets
+    (a dict of names to tensors, submodules and plain values) and does nothing else."""
+
+    def __setstate__(self, state) -> None:
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise _Refused("a TorchScript module whose state is not a dict of attributes")
+        self.attributes = state
+
+
+class _ScriptNames(dict):
+    """A state dict's names, and any ``__torch__`` module class as a fresh :class:`_ScriptModule` type."""
+
+    def __missing__(self, key):
+        module, name = key
+        if module == "__torch__" or module.startswith("__torch__."):
+            return lambda: type(str(name), (_ScriptModule,), {})
+        raise KeyError(key)
+
+
+def _flatten_module(module: _ScriptModule, prefix: str, out: dict[str, np.ndarray], depth: int = 0) -> None:
+    if depth > 64:
+        raise UserError("the TorchScript archive nests modules more than 64 deep; it is not a model's weights")
+    for name, value in getattr(module, "attributes", {}).items():
+        if isinstance(value, np.ndarray):
+            out[prefix + name] = value
+        elif isinstance(value, _ScriptModule):
+            _flatten_module(value, f"{prefix}{name}.", out, depth + 1)
+
+
+def load_script_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The ``{name: array}`` of ``torch.jit.load(path).state_dict()`` (parameters and buffers, by the
+    modules' attribute paths), read from the archive's data.pkl without torch and without running the
+    archive's code: module classes become attribute holders, every other name is refused as in
+    :func:`load_state_dict`. The archive's ``code/`` is never read."""
+    from gen_eval.inputfiles import require_regular_file
+
+    path = Path(path)
+    require_regular_file(path, "weights file")
+    if not zipfile.is_zipfile(path):
+        if _starts_like_zip(path):
+            raise UserError(f"{path} is a zip archive without its directory (truncated or damaged); download it again")
+        raise UserError(f"{path} is not a TorchScript archive (a zip file); give the file as its authors publish it")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            root = _from_zip(path, archive, _ScriptNames(_ALLOWED))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise UserError(f"{path} cannot be read as a TorchScript archive ({exc}); download it again") from None
+    if not isinstance(root, _ScriptModule):
+        raise UserError(f"{path} does not hold a TorchScript module; give the file as its authors publish it")
+    out: dict[str, np.ndarray] = {}
+    _flatten_module(root, "", out)
+    return out

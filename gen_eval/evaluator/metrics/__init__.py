@@ -5,7 +5,7 @@ running mean/covariance, optional logits); ``compute_metrics(["kid", "prdc", ...
 then computes any registered metric from the stores, reading rows in blocks. Metrics register with
 ``@register_metric(name)``; each returns a small dataclass with ``to_dict()``.
 
-Registered: ``fid``, ``kid``, ``is``, ``prdc``, ``fid-inf``, ``per-condition-fd``, ``memorisation`` (one
+Registered: ``fid`` (alias ``fd``: the same Fréchet distance on any extractor), ``cmmd``, ``kid``, ``is``, ``prdc``, ``fid-inf``, ``per-condition-fd``, ``memorisation`` (one
 spelling in help, errors, reports and the API; aliases still read: ``isc``, ``fid_inf``, ``intra_fid``,
 ``fd_per_condition``, ``memorization``, ...). Options go to the metrics whose
 signatures name them (``seed`` to KID, IS and FID∞; ``block`` to PRDC and memorisation; ``train`` to
@@ -17,12 +17,14 @@ No torch here, nor anywhere under gen_eval.evaluator.
 
 from __future__ import annotations
 
+from gen_eval.evaluator.metrics import cmmd as _cmmd  # noqa: F401
 from gen_eval.evaluator.metrics import fid as _fid  # noqa: F401  (registers fid, fid_inf)
 from gen_eval.evaluator.metrics import isc as _isc  # noqa: F401
 from gen_eval.evaluator.metrics import kid as _kid  # noqa: F401
 from gen_eval.evaluator.metrics import memorisation as _memorisation  # noqa: F401
 from gen_eval.evaluator.metrics import per_condition as _per_condition  # noqa: F401
 from gen_eval.evaluator.metrics import prdc as _prdc  # noqa: F401
+from gen_eval.evaluator.metrics.cmmd import CMMDResult, cmmd
 from gen_eval.evaluator.metrics.fid import FIDInfResult, FIDResult, fid, fid_infinity
 from gen_eval.evaluator.metrics.isc import ISResult, inception_score
 from gen_eval.evaluator.metrics.kid import KIDResult, kid
@@ -61,7 +63,7 @@ def compute_metrics(names, generated_store, reference_store, **options) -> dict:
 
 
 __all__ = [
-    "FIDInfResult", "FIDResult", "FeatureStore", "ISResult", "KIDResult", "MemorisationResult",
+    "CMMDResult", "FIDInfResult", "FIDResult", "cmmd", "FeatureStore", "ISResult", "KIDResult", "MemorisationResult",
     "PRDCResult", "PerConditionResult", "compute_metrics", "fd_per_condition", "fid", "fid_infinity",
     "get_metric", "inception_score", "kid", "list_metrics", "memorisation", "prdc", "register_metric",
 ]

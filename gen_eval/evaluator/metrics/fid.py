@@ -49,7 +49,7 @@ def mu_sigma(source) -> tuple[np.ndarray, np.ndarray, int | None]:
     return stats.mu, stats.sigma, stats.n
 
 
-@register_metric("fid")
+@register_metric("fid", aliases=("fd",))  # fd: what EDM2 and dgm-eval call it on other features
 def fid(generated, reference) -> FIDResult:
     """FID from the running statistics of a store (or an array / statistics)."""
     mu1, sigma1, n1 = mu_sigma(generated)
