@@ -74,7 +74,7 @@ DEMO_GENERATOR_STEPS = 3000
 FULL = Recipe(
     name="full",
     n_train=3000, n_heldout=500,
-    classifier_epochs=5, classifier_batch_size=32,
+    classifier_epochs=8, classifier_batch_size=32,
     classifier_settings={"lr": 2e-3},
     generator_family=GENERATOR_PRESET.family,
     generator_steps=DEMO_GENERATOR_STEPS, generator_batch_size=GENERATOR_PRESET.batch_size,
