@@ -36,8 +36,6 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
                        confidence: float, blocks: list[FeatureStats] | None = None,
                        what: str = "blocks of the images") -> Interval | None:
     """The delete-a-block jackknife over ``blocks`` (default: ``whole``'s block sums; None when it has none)."""
-    from scipy import stats as scipy_stats
-
     from gen_eval.evaluator.frechet import frechet_distance
 
     blocks = whole.blocks() if blocks is None else blocks
@@ -49,10 +47,10 @@ def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.nd
             continue
         rest = whole.without(block)
         left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
-    return jackknife_from(value, left_out, confidence)
+    return jackknife_from(value, left_out, confidence, what)
 
 
-def jackknife_from(value: float, left_out, confidence: float) -> Interval:
+def jackknife_from(value: float, left_out, confidence: float, what: str = "blocks of the images") -> Interval:
     """The delete-a-block jackknife interval of ``value`` from its values with each block left out."""
     from scipy import stats as scipy_stats
 
