@@ -167,7 +167,7 @@ def statistics(features: str | Path, *, data: str | Path | None = None, model: s
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.weights.named import resolve_features
 
-    inputs.check_types(features=(features, inputs.PATH), data=(data, inputs.PATH), model=(model, inputs.PATH),
+    inputs.check_types(features=(features, inputs.PATH), data=(data, inputs.IMAGES), model=(model, inputs.PATH),
                        n=(n, int), seed=(seed, int), conditions=(conditions, inputs.PATH), split=(split, str),
                        objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
                        jackknife_blocks=(jackknife_blocks, int), chunk_size=(chunk_size, int),
@@ -312,8 +312,8 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
     from gen_eval.evaluator.provenance import provenance
     from gen_eval.weights.named import resolve_features
 
-    inputs.check_types(features=(features, inputs.PATH), ref=(ref, inputs.PATH), gen_stats=(gen_stats, inputs.PATH),
-                       data=(data, inputs.PATH), model=(model, inputs.PATH), n=(n, int), seed=(seed, int),
+    inputs.check_types(features=(features, inputs.PATH), ref=(ref, inputs.IMAGES), gen_stats=(gen_stats, inputs.PATH),
+                       data=(data, inputs.IMAGES), model=(model, inputs.PATH), n=(n, int), seed=(seed, int),
                        conditions=(conditions, inputs.PATH), split=(split, str), ref_split=(ref_split, str),
                        objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
                        allow_other_features=(allow_other_features, bool), confidence=(confidence, float),

@@ -61,6 +61,7 @@ def read_label_space(path: str | Path | None):
 
 
 PATH = "path"  # check_types kind: a str or an os.PathLike such as pathlib.Path
+IMAGES = "images"  # check_types kind: a path or images in memory (gen_eval.data.memory says what is wrong with them)
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "True or False",
           PATH: "a path (a str or a pathlib.Path)"}
 
@@ -73,7 +74,7 @@ def check_types(**named) -> None:
     import os
 
     for name, (value, kind) in named.items():
-        if value is None:
+        if value is None or kind is IMAGES:
             continue
         if kind is PATH:
             good = isinstance(value, (str, os.PathLike))

@@ -50,7 +50,7 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     """
     from gen_eval.errors import UserError
 
-    inputs.check_types(model=(model, inputs.PATH), encoder=(encoder, inputs.PATH), data=(data, inputs.PATH),
+    inputs.check_types(model=(model, inputs.PATH), encoder=(encoder, inputs.PATH), data=(data, inputs.IMAGES),
                        split=(split, str), objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
                        confidence=(confidence, float), progress=(progress, bool))
     if not 0 < confidence < 1:
