@@ -47,7 +47,7 @@ def main() -> None:
     ax.set_ylabel("classifier score (TA top-k)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="lower right")
     if args.title:
         ax.set_title(args.title, fontsize=10)
     fig.tight_layout()
