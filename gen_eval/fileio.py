@@ -335,7 +335,11 @@ class FolderLock:
     used unlocked.
     """
 
-    def __init__(self, folder: str | os.PathLike, owner: str, param_name: str = "out_dir") -> None:
+    def __init__(self, folder: str | os.PathLike, owner: str, param_name: str = "out_dir", *,
+                 shared: bool = False) -> None:
+        # shared: writers of disjoint parts (the shards of one sample run) may hold it together, never
+        # beside an exclusive holder
+        self.mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self.folder = Path(folder)
         self.fd: int | None = None
         self.created: list[Path] = []
@@ -358,7 +362,7 @@ class FolderLock:
                 raise UserError(f"cannot open folder {self.folder}: {exc.strerror}; choose another "
                                 f"{param(param_name)}") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, self.mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = lock_holder(fd)
                 os.close(fd)
