@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from gen_eval.errors import printable
+
 from gen_eval.project import SETTINGS, Setting, find_project_file, project_settings
 
 
@@ -58,11 +60,12 @@ def config_command(file: str | None) -> None:
     """
     path = Path(file).resolve() if file else find_project_file(Path.cwd())
     settings = project_settings(file=path)
-    click.echo(f"project file: {path if path else '(none found upward from ' + str(Path.cwd()) + ')'}")
+    click.echo(f"project file: {printable(str(path)) if path else '(none found upward from ' + printable(str(Path.cwd())) + ')'}")
     rows = [("key", "value", "source")]
     for key in SETTINGS:
         setting = settings.get(key)
-        rows.append((key, "-" if setting is None else str(setting.value), "built-in" if setting is None else setting.source))
+        rows.append((key, "-" if setting is None else printable(str(setting.value)),  # values are untrusted text
+                     "built-in" if setting is None else printable(setting.source)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
