@@ -139,7 +139,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     else:
         interval = seeds_only_interval(hits, ks, confidence)
     details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
-                     "judge_in_training": judged.verdict, "input": "uint8-quantised" if quantize else "float"}
+                     "judge_in_training": judged.verdict, "judge_in_training_basis": judged.basis, "input": "uint8-quantised" if quantize else "float"}
     if repeats == 1:
         details.update(correct=results[0].correct, total=results[0].total)
     else:
