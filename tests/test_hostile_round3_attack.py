@@ -454,3 +454,36 @@ def test_two_runs_writing_one_sample_folder_second_is_refused(assets, tmp_path):
     refused(["sample", "--model", _reshaped_generator(tmp_path / "bad.onnx", assets, "twice"), "--n", 3,
              "--out", tmp_path / "never", "--device", "cpu"], "one row per input row")
     assert not (tmp_path / "never").exists()  # the folder the lock made is gone again
+
+
+# -- image dimensions: memory bounded by a batch, never by the size the files declare -----------------------
+def test_huge_image_dimensions_decode_in_batches_of_bounded_bytes(assets, tmp_path, monkeypatch):
+    from gen_eval.data import imageset
+    from gen_eval.data.datasets import open_dataset
+
+    images = open_dataset(assets.images)
+    c, h, w = images.image_shape
+    assert imageset.rows_per_batch(images, 64) == 64  # ordinary images: the batch size as given
+    whole = tmp_path / "whole.npz"
+    code, _, err = run_gen_eval(["stats", "compute", "--features", assets.features, "--data", assets.images,
+                                 "--out", whole, "--device", "cpu"], process=False)
+    assert code == 0, err
+    # as if each image were 32x larger than two fit in the budget: decoded two at a time, the same statistics
+    monkeypatch.setattr(imageset, "MAX_DECODED_BATCH_BYTES", 2 * c * h * w + 1)
+    assert imageset.rows_per_batch(images, 64) == 2 and imageset.rows_per_batch(images, 1) == 1
+    decoded: list[int] = []
+    original = imageset.FileImageSet.image
+    monkeypatch.setattr(imageset.FileImageSet, "image", lambda self, i: (decoded.append(i), original(self, i))[1])
+    from gen_eval.evaluator import features as features_module
+
+    seen_rows: list[int] = []
+    run = features_module.features_of_uint8
+    monkeypatch.setattr(features_module, "features_of_uint8",
+                        lambda model, batch, *a, **k: (seen_rows.append(len(batch)), run(model, batch, *a, **k))[1])
+    small = tmp_path / "small.npz"
+    code, _, err = run_gen_eval(["stats", "compute", "--features", assets.features, "--data", assets.images,
+                                 "--out", small, "--device", "cpu"], process=False)
+    assert code == 0, err
+    assert seen_rows and max(seen_rows) == 2 and set(decoded) == set(range(len(images)))
+    with np.load(whole) as a, np.load(small) as b:
+        assert a["n"] == b["n"] and np.allclose(a["mu"], b["mu"], rtol=1e-6, atol=1e-7)

@@ -191,9 +191,11 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     images = inputs.image_set(data, split)
     if images.labels is None:
         raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
-    probs = []
-    for start in range(0, len(images), judge.batch_size):
-        chunk = range(start, min(start + judge.batch_size, len(images)))
+    from gen_eval.data.imageset import rows_per_batch
+
+    probs, step = [], rows_per_batch(images, judge.batch_size)
+    for start in range(0, len(images), step):
+        chunk = range(start, min(start + step, len(images)))
         batch = from_uint8(hwc_to_nchw([images.image(i) for i in chunk]), (0.0, 1.0))
         probs.append(classify_generated(judge, batch, (0.0, 1.0)))
     labels = np.asarray(images.labels)
