@@ -487,3 +487,16 @@ def test_huge_image_dimensions_decode_in_batches_of_bounded_bytes(assets, tmp_pa
     assert seen_rows and max(seen_rows) == 2 and set(decoded) == set(range(len(images)))
     with np.load(whole) as a, np.load(small) as b:
         assert a["n"] == b["n"] and np.allclose(a["mu"], b["mu"], rtol=1e-6, atol=1e-7)
+
+
+def test_project_settings_reach_only_the_evaluator_commands(tmp_path):
+    """`batch-size`, `seed`, `threads`, `device` are evaluation defaults; on `train` the same names are a training
+    batch and a recipe's seed, on `data shapes` the seed picks the data set: a project file changes none of them."""
+    from gen_eval.cli import cli
+    from gen_eval.commands.config import default_map
+    from gen_eval.project import project_settings
+
+    (tmp_path / "gen-eval.toml").write_text('batch-size = 7\nseed = 3\nthreads = 1\ndevice = "cpu"\n')
+    defaults = default_map(cli, project_settings(start=tmp_path, environ={}))
+    assert defaults["score"]["batch_size"] == 7 and defaults["stats"]["compute"]["seed"] == 3
+    assert not {"train", "demo", "data", "export", "export-classifier"} & set(defaults), sorted(defaults)
