@@ -103,6 +103,47 @@ def ensure_can_write(path: str | os.PathLike, force: bool = False) -> Path:
     return path
 
 
+def check_append_target(flag: str, path: str | os.PathLike | None,
+                        inputs: Iterable[tuple[str, Any]] = ()) -> None:
+    """Before anything runs: a file that is appended to (a CI job summary) must be absent or a regular file
+    (not a FIFO, device, folder or symbolic link) and none of the command's ``inputs``."""
+    if path is None:
+        return
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except OSError as exc:
+        raise UserError(f"cannot append to {flag} {path}: {exc.strerror}; choose another path") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{flag} {path} is {file_kind(info.st_mode)}, not a regular file; gen-eval appends only to "
+                        "regular files: choose another path")
+    for in_flag, source in inputs:
+        if source is not None and info is not None and Path(source).exists() and _same_file(path, Path(source)):
+            raise UserError(f"{flag} {path} is the {in_flag} input {source}; appending to it would change the input, "
+                            "choose another path")
+
+
+def append_text(flag: str, path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to a regular file (created when absent), never through a symbolic link or into a FIFO."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise UserError(f"cannot append to {flag} {path}: {exc.strerror}; choose another path") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{flag} {path} is not a regular file; gen-eval appends only to regular files")
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError as exc:
+        raise UserError(f"cannot append to {flag} {path}: {exc.strerror}; choose another path") from None
+    finally:
+        os.close(fd)
+
+
 def make_folder(folder: str | os.PathLike, what: str = "output path") -> Path:
     """``mkdir -p folder`` with a one-line UserError that names a file standing in the way."""
     folder = Path(folder)
@@ -294,7 +335,11 @@ class FolderLock:
     used unlocked.
     """
 
-    def __init__(self, folder: str | os.PathLike, owner: str, param_name: str = "out_dir") -> None:
+    def __init__(self, folder: str | os.PathLike, owner: str, param_name: str = "out_dir", *,
+                 shared: bool = False) -> None:
+        # shared: writers of disjoint parts (the shards of one sample run) may hold it together, never
+        # beside an exclusive holder
+        self.mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self.folder = Path(folder)
         self.fd: int | None = None
         self.created: list[Path] = []
@@ -317,7 +362,7 @@ class FolderLock:
                 raise UserError(f"cannot open folder {self.folder}: {exc.strerror}; choose another "
                                 f"{param(param_name)}") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, self.mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = lock_holder(fd)
                 os.close(fd)

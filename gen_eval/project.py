@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gen_eval.data.textfiles import read_text
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, printable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,8 +73,25 @@ def find_project_file(start: Path, environ: Mapping[str, str] | None = None) -> 
         for name in FILE_NAMES:
             candidate = folder / name
             if candidate.is_file() and (name == "gen-eval.toml" or _has_table(candidate)):
+                _check_trusted(candidate)
                 return candidate
     return None
+
+
+def _check_trusted(path: Path) -> None:
+    """A project file found upward may sit in a folder others write to (``/tmp/gen-eval.toml`` would set the
+    judge of every run below ``/tmp``): like git's safe.directory, use only a file owned by this user (or
+    root) that not every user may write; name it with ``GEN_EVAL_CONFIG`` to use it anyway."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    owner_ok = info.st_uid in (os.geteuid(), 0)
+    if owner_ok and not info.st_mode & 0o002:
+        return
+    why = f"is owned by user {info.st_uid}, not you" if not owner_ok else "may be written by every user"
+    raise UserError(f"{path}: the project file found upward from here {why}; gen-eval takes no settings from it: "
+                    f"check it and name it with {CONFIG_ENV}={path} to use it, or remove it")
 
 
 def _has_table(pyproject: Path) -> bool:
@@ -100,7 +117,11 @@ def _parse(path: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: invalid TOML ({exc}); fix the file or set {CONFIG_ENV} to another") from None
     if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("gen-eval", {})
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise UserError(f"{path}: 'tool' is {type(tool).__name__}, not a table; [tool.gen-eval] must be a table of "
+                            "settings")
+        data = tool.get("gen-eval", {})
     if not isinstance(data, dict):
         raise UserError(f"{path}: [tool.gen-eval] must be a table of settings")
     return data
@@ -109,8 +130,13 @@ def _parse(path: Path) -> dict:
 def _convert(key: str, raw: object, source: str, base: Path) -> object:
     kind, _ = SETTINGS[key]
     wanted = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}[kind]
+    if isinstance(raw, str) and "\x00" in raw:
+        raise UserError(f"{source}: {key} holds a NUL character; give {wanted} without it")
     if isinstance(raw, str) and kind is not str and kind is not Path:
         text = raw.strip()
+        if not text.isascii():  # int() and float() read other scripts' digits ('٣' is 3)
+            raise UserError(f"{source}: {key} = {printable(raw)!r} is not {wanted} in ASCII digits; give e.g. "
+                            f"{ {int: '4', float: '0.8', bool: 'true'}[kind]}")
         try:
             raw = {"true": True, "1": True, "false": False, "0": False}[text.lower()] if kind is bool else kind(text)
         except (KeyError, ValueError):

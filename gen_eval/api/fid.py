@@ -348,6 +348,7 @@ def fid(features: str | Path | None, ref: str | Path, *, gen_stats: str | Path |
                "features": feature_model_id(model_features), "feature_dim": stats.dim}
     if judged is not None:
         details["judge_in_training"] = judged.verdict
+        details["judge_in_training_basis"] = judged.basis
         if judged.warning:
             warnings = [judged.warning, *warnings]
     prov = provenance(inputs={"features": features, "ref": path_or_none(ref), "model": model, "conditions": conditions,

@@ -153,7 +153,12 @@ def image_set(path, split: str, channels: int | None = None, what: str = "images
 
 
 def check_outputs(force: bool, outputs: dict, inputs: dict) -> None:
-    """Every output writable, none of them one of the inputs or another output (name -> path)."""
+    """Every output writable, none of them one of the inputs or another output (name -> path). A
+    ``--summary`` among ``inputs`` is a file appended to: it may not be another output (so it is passed with
+    the inputs), nor an input, nor anything but a regular file."""
+    from gen_eval.fileio import check_append_target
     from gen_eval.fileio import check_outputs as check
 
     check(outputs.items(), inputs.items(), force)
+    others = {flag: path for flag, path in inputs.items() if flag != "--summary"}
+    check_append_target("--summary", inputs.get("--summary"), others.items())

@@ -416,6 +416,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         prov["features_model"] = ident or gen_stats_merged.feature_model
         if judged is not None:
             prov["judge_in_training"] = judged.verdict
+            prov["judge_in_training_basis"] = judged.basis
         report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w],
                                intervals=intervals)
     if pictures:

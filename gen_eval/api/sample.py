@@ -141,19 +141,17 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
                         f"asked for {n}; give {param('n', pictures.MAX_GRID_IMAGES)} or fewer, or write them to a "
                         f"folder ({param('out', 'samples/')})")
     part = sampling.shard_indices(n, shard) if shard is not None else None
+    if kind == "folder":  # one run writes a sample folder at a time (the shards of one run together)
+        from gen_eval.fileio import FolderLock
+
+        with FolderLock(out_path, "gen-eval sample", "out", shared=shard is not None and ray_address is None):
+            return _sample_folder(generator, model, out_path, n, seed, cond, shard, part, force, conditions, objects,
+                                  latent_dim, value_range, device, batch_size, threads, ray_address, progress,
+                                  pair_noise)
     if pair_noise and ray_address is not None:
         raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
-    if kind == "folder" and ray_address is not None:
-        return _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects,
-                              latent_dim, value_range, device, batch_size, threads, ray_address)
     if ray_address is not None:
         raise UserError("Ray writes samples into a PNG folder; give a folder as the output")
-    if kind == "folder":
-        written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
-                                                  force=force, progress=progress, pair_noise=pair_noise)
-        if cond is not None:
-            sample_outputs.write_labels_json(out_path, n, cond, generator.info.label_space)
-        return SampleResult(kind, out_path, written, kept, part)
     indices, images, labels = sampling.generate_all(generator, n, seed, conditions=cond, shard=shard,
                                                     progress=progress, pair_noise=pair_noise)
     if kind == "grid":
@@ -163,6 +161,22 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         sampling.write_npz(out_path, indices, images, labels, seed, generator, force=force)
     return SampleResult(kind, out_path, len(images), 0, part,
                         images=images if kind == "memory" else None, labels=labels, indices=indices)
+
+
+def _sample_folder(generator, model, out_path, n, seed, cond, shard, part, force, conditions, objects, latent_dim,
+                   value_range, device, batch_size, threads, ray_address, progress, pair_noise) -> SampleResult:
+    from gen_eval.evaluator import sample_outputs, sampling
+
+    if pair_noise and ray_address is not None:
+        raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
+    if ray_address is not None:
+        return _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects,
+                              latent_dim, value_range, device, batch_size, threads, ray_address)
+    written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
+                                              force=force, progress=progress, pair_noise=pair_noise)
+    if cond is not None:
+        sample_outputs.write_labels_json(out_path, n, cond, generator.info.label_space)
+    return SampleResult("folder", out_path, written, kept, part)
 
 
 def _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects, latent_dim,

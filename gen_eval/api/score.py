@@ -160,7 +160,8 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     else:
         interval = seeds_only_interval(row_hits, row_ks, confidence)
     details: dict = {"label_space": label_space.kind, "test": str(test), "classifier": str(classifier),
-                     "judge_in_training": judged.verdict, "input": "uint8-quantised" if quantize else "float"}
+                     "judge_in_training": judged.verdict, "judge_in_training_basis": judged.basis,
+                     "input": "uint8-quantised" if quantize else "float"}
     if len(conditions) != len(rows):
         details["condition_rows"] = len(rows)
     if repeats == 1:
@@ -245,10 +246,12 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     images = inputs.image_set(data, split)
     if images.labels is None:
         raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
-    probs = []
+    from gen_eval.data.imageset import rows_per_batch
+
+    probs, step = [], rows_per_batch(images, judge.batch_size)
     with tqdm(total=len(images), unit="img", desc="classifying", disable=not progress or None, leave=True) as bar:
-        for start in range(0, len(images), judge.batch_size):
-            chunk = range(start, min(start + judge.batch_size, len(images)))
+        for start in range(0, len(images), step):
+            chunk = range(start, min(start + step, len(images)))
             batch = from_uint8(hwc_to_nchw([images.image(i) for i in chunk]), (0.0, 1.0))
             probs.append(classify_generated(judge, batch, (0.0, 1.0)))
             bar.update(len(chunk))

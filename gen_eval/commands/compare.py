@@ -33,9 +33,11 @@ def compare_command(new, baseline, max_drop, confidence, seeds_only, allow, repo
       gen-eval compare new.json baseline.json --max-drop 0.02
     """
     from gen_eval.api.compare import compare
-    from gen_eval.fileio import atomic_write_json, check_outputs
+    from gen_eval.fileio import append_text, atomic_write_json, check_append_target, check_outputs
 
-    check_outputs([("--report", report_path)], [("NEW", new), ("BASELINE", baseline)], force)
+    check_outputs([("--report", report_path)], [("NEW", new), ("BASELINE", baseline), ("--summary", summary_path)],
+                  force)
+    check_append_target("--summary", summary_path, [("NEW", new), ("BASELINE", baseline)])
     result = compare(new, baseline, max_drop=max_drop, confidence=confidence, allow=set(allow),
                      over_conditions=not seeds_only)
     click.echo(f"new       {result.new_value:.4f}\nbaseline  {result.base_value:.4f}\n"
@@ -44,8 +46,7 @@ def compare_command(new, baseline, max_drop, confidence, seeds_only, allow, repo
         atomic_write_json(report_path, {"metric": "classifier_score_difference", **result.to_dict()}, force=force)
         click.echo(f"report: {report_path}")
     if summary_path is not None:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write("### gen-eval compare\n\n" + result.markdown())
+        append_text("--summary", summary_path, "### gen-eval compare\n\n" + result.markdown())
     if result.regression:
         raise GateMissed(f"gate missed: {result.message()}")
     click.echo(result.message())

@@ -128,7 +128,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
            summary_path=None, extra_table: str = "") -> None:
     """Print the table, write the JSON report and summary, then enforce the gate (GateMissed -> exit 1)."""
     from gen_eval.errors import GateMissed
-    from gen_eval.fileio import atomic_write_json
+    from gen_eval.fileio import append_text, atomic_write_json
 
     if strict and confidence is None:
         raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
@@ -154,8 +154,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
             atomic_write_json(report_path, data, force=force)
             click.echo(f"report: {report_path}")
     if summary_path is not None:
-        with open(summary_path, "a", encoding="utf-8") as handle:  # appended to, as CI summaries are
-            handle.write(report.markdown(decision))
+        append_text("--summary", summary_path, report.markdown(decision))  # appended to, as CI summaries are
     if decision is not None:
         message = report.verdict(decision, gate_flag, threshold)
         if confidence is None and report.straddles(threshold):

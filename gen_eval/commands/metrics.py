@@ -74,7 +74,7 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
 
     from gen_eval.api.metrics import GATED, metrics
     from gen_eval.errors import GateMissed, UserError
-    from gen_eval.fileio import atomic_write_json
+    from gen_eval.fileio import append_text, atomic_write_json
 
     if strict and confidence is None:
         raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
@@ -121,8 +121,8 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
         report.write_html(html_path, force=force)
         click.echo(f"html: {html_path}")
     if summary_path is not None:
-        with open(summary_path, "a", encoding="utf-8") as handle:  # appended to, as CI summaries are
-            handle.write(report.markdown([(name, d) for name, _, _, d in decided]))
+        append_text("--summary", summary_path,  # appended to, as CI summaries are
+                    report.markdown([(name, d) for name, _, _, d in decided]))
     missed = [gate_line(name, d, flag, threshold) for name, flag, threshold, d in decided if not d.passed]
     for name, flag, threshold, d in decided:
         if d.passed:

@@ -73,7 +73,11 @@ def _to_mode(img: Image.Image, mode: str, path: Path) -> Image.Image:
     if img.mode in ("I", "F"):
         raise UserError(f"{path}: {'32-bit integer' if img.mode == 'I' else 'floating-point'} image; its value scale "
                         "is unknown: convert it to an 8-bit PNG")
-    return img.convert(mode)
+    with warnings.catch_warnings():
+        # Pillow warns on palette images whose transparency is a byte string; convert(mode) drops the
+        # alpha as pytorch-fid's Image.open().convert('RGB') does, so the warning is only noise on stderr
+        warnings.filterwarnings("ignore", message="Palette images with Transparency", category=UserWarning)
+        return img.convert(mode)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

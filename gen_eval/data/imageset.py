@@ -12,6 +12,18 @@ from gen_eval.data.images import load_image
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 
+# Decoded pixels (uint8) of one batch of data-set images at most: a folder of 6000x6000 PNGs (100 KB each
+# on disk) would otherwise hold batch-size x 108 MB decoded, plus its float32 copies, before any resize.
+MAX_DECODED_BATCH_BYTES = 64 * 2**20
+
+
+def rows_per_batch(images: "ImageSet", batch_size: int) -> int:
+    """How many of ``images`` to decode at once: ``batch_size``, fewer when the images are so large that a
+    batch would exceed :data:`MAX_DECODED_BATCH_BYTES` (memory is bounded by a batch, never by the size the
+    files declare), and at least one."""
+    c, h, w = images.image_shape
+    return max(1, min(batch_size, MAX_DECODED_BATCH_BYTES // max(1, c * h * w)))
+
 
 class ImageSet:
     """Base of all readers.

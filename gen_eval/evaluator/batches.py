@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from gen_eval.errors import UserError, param
+from gen_eval.errors import UserError, param, printable
 from gen_eval.evaluator.runtime import CUDA, QUIET, run_failure
 
 RUN_TIME_LIMIT = 600.0  # seconds for one model run (one batch); Inception on 64 images takes ~10 s on 2 cores
@@ -89,6 +89,11 @@ class BatchRunner:
             except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException ...
                 raise run_failure(self.name, exc) from None
             for name, value in zip(self.output_names, outputs):
+                if np.ndim(value) == 0 or len(value) != size:
+                    got = "no batch dimension" if np.ndim(value) == 0 else f"{len(value)} rows"
+                    raise UserError(f"{self.name}: output {printable(name)!r} has {got} for a batch of {size}; a model "
+                                    "must give one row per input row (its first dimension is the batch): re-export it "
+                                    "with a dynamic batch dimension")
                 parts[name].append(value[: stop - start])
         return {name: np.concatenate(chunks) if chunks else np.empty((0,)) for name, chunks in parts.items()}
 

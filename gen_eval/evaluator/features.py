@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from gen_eval import contract
 from gen_eval.data.images import from_uint8, to_uint8
-from gen_eval.data.imageset import ImageSet
+from gen_eval.data.imageset import ImageSet, rows_per_batch
 from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE, ChunkedStats, chunk_ranges
 from gen_eval.evaluator.model import OnnxModel
@@ -139,7 +139,7 @@ def _pair(out) -> tuple:
 
 def imageset_chunk_features(features: OnnxModel, images: ImageSet, chunk: range) -> np.ndarray:
     """Features [len(chunk), D] of images ``chunk`` of a data set (decoded in this thread)."""
-    step = features.batch_size
+    step = rows_per_batch(images, features.batch_size)
     return np.concatenate([features_of_uint8(features, hwc_to_nchw([images.image(i) for i in chunk[k : k + step]]))
                            for k in range(0, len(chunk), step)])
 
@@ -235,7 +235,7 @@ def imageset_stats(features: OnnxModel, images: ImageSet, *, shard: tuple[int, i
     ``sink`` also receives every chunk of features with its image indices (and logits, ``with_logits``);
     ``remote(chunks)``, when given, computes the chunks elsewhere (Ray actors) instead of here."""
     chunks = chunk_ranges(len(images), chunk_size, shard)
-    step = features.batch_size
+    step = rows_per_batch(images, features.batch_size)
 
     def decode(part: range) -> np.ndarray:
         return hwc_to_nchw([images.image(i) for i in part])

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gen_eval.data.images import from_uint8
-from gen_eval.data.imageset import ImageSet
+from gen_eval.data.imageset import ImageSet, rows_per_batch
 from gen_eval.errors import UserError
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.preprocess import hwc_to_nchw, rescale
@@ -49,7 +49,7 @@ def reconstruction_mse(encoder: OnnxModel, decoder: OnnxModel, images: ImageSet,
     check_pair(encoder, decoder, images)
     enc_range, dec_range = encoder.info.value_range, decoder.info.value_range
     total, count, per_image = 0.0, 0, []
-    step = encoder.batch_size
+    step = rows_per_batch(images, encoder.batch_size)
     with tqdm(total=len(images), unit="img", desc="reconstructing", disable=not progress or None, leave=True) as bar:
         for start in range(0, len(images), step):
             idx = range(start, min(start + step, len(images)))

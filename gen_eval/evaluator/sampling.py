@@ -50,7 +50,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"k/N"`` (k = 1..N) -> (k, N); None -> None (the whole run)."""
     if text is None:
         return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", str(text), re.ASCII)  # int() would read any script's digits
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise UserError(f"{param('shard')} must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
     return int(match[1]), int(match[2])

@@ -184,6 +184,25 @@ def _count(path: Path, value: np.ndarray) -> int:
     return int(value)
 
 
+def _check_consistent(path: Path, mu: np.ndarray, sigma: np.ndarray, stats: FeatureStats | None) -> None:
+    """A statistics file is anyone's to edit: ``sigma`` must be a covariance (symmetric, no negative variance)
+    and, where the file keeps its sums, ``mu`` and ``sigma`` must be the ones those sums give (``fid`` reads
+    mu / sigma, ``stats merge`` the sums: a file whose two halves disagree would give two answers)."""
+    if stats is not None and stats.n < 2:
+        return  # a one-image shard: no covariance yet (sigma is NaN), merged by its sums only
+    scale = max(float(np.abs(sigma).max(initial=0.0)), np.finfo(np.float64).tiny)
+    if np.abs(sigma - sigma.T).max(initial=0.0) > 1e-9 * scale or (np.diag(sigma) < -1e-9 * scale).any():
+        raise UserError(f"{path}: sigma is not a covariance matrix (not symmetric, or a negative variance); the "
+                        "file is damaged or edited, recompute it with `gen-eval stats`")
+    if stats is None:
+        return
+    for key, kept, derived in (("mu", mu, stats.mu), ("sigma", sigma, stats.sigma)):
+        tolerance = 1e-9 * max(float(np.abs(derived).max(initial=0.0)), 1.0)
+        if np.abs(kept - derived).max(initial=0.0) > tolerance:
+            raise UserError(f"{path}: {key} is not the one its sums (n, sum, sum_outer) give; the file is damaged or "
+                            "edited, recompute it with `gen-eval stats`")
+
+
 def load_stats(path: str | os.PathLike) -> ReferenceStats:
     """Read an .npz of ours or of pytorch-fid (``mu``, ``sigma`` only), checking what it holds."""
     path = Path(path)
@@ -225,6 +244,7 @@ def load_stats(path: str | os.PathLike) -> ReferenceStats:
                                 "the file is damaged, recompute it with `gen-eval stats`")
     if not np.isfinite(mu).all() or (not np.isfinite(sigma).all() and (n is None or n >= 2)):
         raise UserError(f"{path}: mu / sigma hold NaN or Inf; recompute the file with `gen-eval stats`")
+    _check_consistent(path, mu, sigma, stats)
     return ReferenceStats(path, mu, sigma, n, feature_model, stats, preprocessing)
 
 

@@ -12,11 +12,12 @@ missed. A bad input found in a worker is raised again in the driver as the same 
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 
 import numpy as np
 
-from gen_eval.errors import UserError
+from gen_eval.errors import UserError, printable
 
 log = logging.getLogger("gen_eval")
 RESTARTS = 3  # times a dead actor is restarted (and its running chunk retried)
@@ -98,6 +99,7 @@ def connect(address: str | None):
     except ImportError:
         raise UserError("Ray is not installed; install it with: pip install 'gen-eval[ray]'") from None
     if not ray.is_initialized():
+        _check_answers(address)
         try:
             ray.init(address=None if address in (None, "local") else address, include_dashboard=False,
                      logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
@@ -106,6 +108,21 @@ def connect(address: str | None):
             raise UserError(f"cannot connect to Ray at {address}: {first[:200]}; start it with `ray start --head` "
                             "or give its address") from None
     return ray
+
+
+def _check_answers(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT address must accept a connection: Ray itself retries a silent address for a minute or more."""
+    if address in (None, "local", "auto") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--ray {printable(address)}: not an address of a Ray head (HOST:PORT, 'auto', or "
+                        "ray://HOST:PORT); give its address or leave out the value")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot connect to Ray at {printable(address)}: {exc.strerror or exc}; start it with "
+                        "`ray start --head` or give its address") from None
 
 
 def _user_error(exc: BaseException) -> BaseException:
