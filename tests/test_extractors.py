@@ -10,9 +10,7 @@ transcription of the reference code's ``mmd`` (google-research cmmd/distance.py)
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import pickle
 import zipfile
 from pathlib import Path
 

@@ -12,7 +12,6 @@ scripts' digits; a Ray address that does not answer; two runs writing one sample
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os

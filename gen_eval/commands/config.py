@@ -12,9 +12,7 @@ from pathlib import Path
 import click
 
 from gen_eval.errors import printable
-
 from gen_eval.project import SETTINGS, Setting, find_project_file, project_settings
-
 
 # The commands the settings are defaults of: the evaluator's, where `seed`, `batch-size`, `threads` and `device`
 # mean what SETTINGS says. `train --batch-size` (a training batch), `data shapes --seed` (which data set is
