@@ -282,3 +282,56 @@ def test_html_report_fits_a_phone_and_logs_nothing_to_the_console(conditional_ru
     assert layout["clientWidth"] == PHONE_WIDTH and layout["scrollWidth"] <= PHONE_WIDTH, layout
     assert layout["viewport"] is not None and "width=device-width" in layout["viewport"], layout
     assert console_lines(conditional_run["html"], tmp_path / "profile") == []
+
+
+# -- the reference side cached -----------------------------------------------------------------------------
+
+def test_reference_features_are_cached_by_content(tmp_path, monkeypatch):
+    """Issue 26: a second `metrics` run on the same reference reads its features from the cache (the
+    features model never sees the reference images again) and gives the same numbers; a changed reference
+    file recomputes; --no-cache recomputes and keeps nothing; `stats clear-cache` empties it."""
+    from gen_eval.evaluator import features as features_module
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GEN_EVAL_CACHE", str(cache))
+    passes = []
+    original = features_module.imageset_stats
+
+    def counted(model, images, **kwargs):
+        passes.append(str(images.source))
+        return original(model, images, **kwargs)
+
+    monkeypatch.setattr(features_module, "imageset_stats", counted)
+    feats = make_dense_head(tmp_path / "f.onnx", role="features", out_dim=16, activation="Relu")
+    gen, ref = folder(tmp_path / "gen", 1, shift=40, count=30), folder(tmp_path / "ref", 2, count=30)
+
+    def run(*extra):
+        passes.clear()
+        report = tmp_path / "m.json"
+        result = CliRunner().invoke(cli, ["metrics", "--features", str(feats), "--data", str(gen), "--ref", str(ref),
+                                          "--metrics", "fid,kid,prdc", "--prdc-k", "3", "--device", "cpu",
+                                          "--report", str(report), "--force", *extra])
+        assert result.exit_code == 0, result.output
+        data = json.loads(report.read_text())
+        return {key: data[key] for key in ("fid", "kid", "prdc", "reference_n")}, [p for p in passes if p == str(ref)]
+
+    first, ref_passes = run()
+    assert len(ref_passes) == 1
+    (entry,) = (cache / "stats").glob("*.npz")
+    assert (cache / "stats" / f"{entry.stem}.features.npy").is_file()
+    again, ref_passes = run()
+    assert again == first and ref_passes == []  # every metric, interval included, from the cached features
+    fresh, ref_passes = run("--no-cache")
+    assert fresh == first and len(ref_passes) == 1 and len(list((cache / "stats").glob("*.npz"))) == 1
+
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(ref / "000.png")  # same name, new content
+    moved, ref_passes = run()
+    assert moved != first and len(ref_passes) == 1
+    (newest,) = set((cache / "stats").glob("*.npz")) - {entry}
+    (cache / "stats" / f"{newest.stem}.features.npy").write_bytes(b"damaged")  # recomputed, never used
+    recomputed, ref_passes = run()
+    assert recomputed == moved and len(ref_passes) == 1
+
+    cleared = CliRunner().invoke(cli, ["stats", "clear-cache"])
+    assert cleared.exit_code == 0 and "removed 4 cached statistics/features files" in cleared.output
+    assert list((cache / "stats").iterdir()) == []

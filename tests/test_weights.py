@@ -375,5 +375,5 @@ def test_reference_statistics_are_cached_by_content(converted, cache_env, tmp_pa
     recomputed, said = fid()
     assert recomputed == moved and "ignoring the damaged cached statistics" in said
     result = run_cli(env, "stats", "clear-cache")
-    assert result.returncode == 0 and "removed 2 cached statistics files" in result.stdout
+    assert result.returncode == 0 and "removed 2 cached statistics/features files" in result.stdout
     assert list((cache / "stats").glob("*.npz")) == []

@@ -189,7 +189,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
             upscale: int = 1, gen_stats: Sequence[str | Path] | None = None, chunk_size: int | None = None,
             ray_address: str | None = None,
             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-            progress: bool = False, confidence: float = 0.95) -> MetricsReport:
+            progress: bool = False, confidence: float = 0.95, cache: bool = True) -> MetricsReport:
     """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
     ``train``: the training images, for memorisation. ``features``: a features .onnx or a cached
     extractor's name (``"inception"``, see :mod:`gen_eval.weights`).
@@ -223,6 +223,8 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         device, batch_size, threads: the onnxruntime settings.
         progress: draw progress bars on stderr (kept on screen when done, with rate and total).
         confidence: the coverage of FID's interval.
+        cache: reuse (and keep) the reference images' features and statistics in the cache folder, keyed
+            by the features model and the files' content, as :func:`gen_eval.fid` does.
 
     Returns:
         A :class:`MetricsReport`; ``report.gate("fid", 30)`` decides a gate.
@@ -347,9 +349,21 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
             ref_store, ref_stats = open_feature_shards([ref])
             stores.callback(ref_store.close)
         else:
-            ref_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
-            ref_stats = imageset_stats(model_features, reference.images, chunk_size=chunk_size, progress=progress,
-                                       sink=lambda feats, rows: ref_store.append(feats))
+            from gen_eval.evaluator import statscache
+
+            key = statscache.reference_key(model_features, reference.images, ref_path, ref_split,
+                                           extra={"features": True, "chunk_size": chunk_size}) \
+                if cache and ref_path is not None else None
+            ref_store = statscache.load_cached_features(key) if key else None
+            if ref_store is not None:
+                stores.callback(ref_store.close)
+                ref_stats = ref_store.stats
+            else:
+                ref_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
+                ref_stats = imageset_stats(model_features, reference.images, chunk_size=chunk_size,
+                                           progress=progress, sink=lambda feats, rows: ref_store.append(feats))
+                if key:
+                    statscache.save_cached_features(key, ref_store, ref_stats)
         if training is not None:
             train_store = stores.enter_context(FeatureStore(dim, feature_model=ident))
             imageset_stats(model_features, training.images, sink=lambda feats, rows: train_store.append(feats),

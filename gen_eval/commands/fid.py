@@ -178,11 +178,12 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
 
 @stats_group.command("clear-cache")
 def stats_clear_cache():
-    """Delete the reference statistics `gen-eval fid` cached (the named feature models stay)."""
+    """Delete the reference statistics and features `gen-eval fid` and `gen-eval metrics` cached (the named
+    feature models stay)."""
     from gen_eval.evaluator.statscache import clear_cached
 
     removed = clear_cached()
-    click.echo(f"removed {len(removed)} cached statistics file{'s' if len(removed) != 1 else ''}")
+    click.echo(f"removed {len(removed)} cached statistics/features file{'s' if len(removed) != 1 else ''}")
 
 
 @stats_group.command("merge")

@@ -44,13 +44,16 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @click.option("--upscale", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Enlarge the pictures of --html by this factor (small images are enlarged to 64 px anyway).")
 @click.option("--force", is_flag=True, help="Overwrite --report / --html.")
+@click.option("--no-cache", is_flag=True,
+              help="Compute the features of reference images afresh and keep none (they are cached by default, "
+                   "keyed by the features model and the files' content; `gen-eval stats clear-cache` empties it).")
 @chunk_option
 @ray_option
 @runtime_options
 def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model, n, seed, conditions, latent_dim,
                     value_range, objects, names, prdc_k, train, train_split, min_count, max_fid, max_kid, max_cmmd, min_precision,
                     min_recall, min_coverage, confidence, strict, summary_path, report_path, html_path, upscale,
-                    force, chunk_size, ray_address, device, batch_size, threads):
+                    force, no_cache, chunk_size, ray_address, device, batch_size, threads):
     """FID, KID and IS (torch-fidelity's), CMMD (its paper's code), precision/recall/density/coverage (prdc's),
     FID∞, Fréchet distance per condition and a memorisation check, from one feature pass per image set.
 
@@ -99,7 +102,7 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
                      latent_dim=latent_dim, value_range=value_range, options=options, pictures=html_path is not None,
                      upscale=upscale, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address,
                      device=device, batch_size=batch_size, threads=threads, progress=True,
-                     confidence=confidence or 0.95)
+                     confidence=confidence or 0.95, cache=not no_cache)
     click.echo(report.table())
     for warning in report.warnings:
         _echo_err(f"warning: {warning}")

@@ -5,6 +5,10 @@ what the statistics depend on: the features model file (its SHA-256) with its re
 preprocessing, the split, and the content of the data: each file's name, size and SHA-256, in order.
 Any change to the model, a file, or a split misses the cache and recomputes; a damaged cache file is
 recomputed too. Image sets without files (none here today) are not cached.
+
+``metrics`` needs every reference image's features (KID, PRDC, CMMD), not only mu and sigma: its
+entries are ``<key>.npz`` with ``<key>.features.npy`` beside (the layout `stats --save-features`
+writes), read back memory-mapped, keyed with the index chunk size too (the exact sums follow the chunks).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ def _file_entry(path: Path) -> str:
     return f"{path.name}\t{path.stat().st_size}\t{digest.hexdigest()}"
 
 
-def reference_key(model, images, source: str | Path, split: str) -> str | None:
-    """The cache key of ``images``' statistics under features ``model`` (an OnnxModel), or None."""
+def reference_key(model, images, source: str | Path, split: str, extra: dict | None = None) -> str | None:
+    """The cache key of ``images``' statistics under features ``model`` (an OnnxModel), or None;
+    ``extra``: more of what the cached entry depends on (it then differs from ``fid``'s key)."""
     from gen_eval.evaluator.features import feature_model_id, preprocessing_id
 
     files = getattr(images, "files", None)
@@ -46,6 +51,8 @@ def reference_key(model, images, source: str | Path, split: str) -> str | None:
         return None  # an unreadable file fails later with its own message
     material = {"version": KEY_VERSION, "features_sha256": model.sha256, "feature_model": feature_model_id(model),
                 "preprocessing": preprocessing_id(model), "split": split, "files": listing}
+    if extra:
+        material["extra"] = extra
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -82,12 +89,58 @@ def save_cached(key: str, stats) -> None:
                     "folder", path.parent, exc)
 
 
+def load_cached_features(key: str):
+    """The cached reference FeatureStore (memory-mapped, its statistics set) for ``key``, or None."""
+    from gen_eval.evaluator.metrics import FeatureStore
+    from gen_eval.scale.feature_files import features_path
+
+    stats_path = cached_stats_path(key)
+    rows = features_path(stats_path)
+    if not rows.is_file():
+        return None
+    stats = load_cached(key)
+    if stats is None:
+        return None
+    try:
+        store = FeatureStore.open(rows, feature_model=stats.feature_model)
+    except (ValueError, OSError) as exc:
+        log.warning("ignoring the damaged cached features %s (%s); recomputing", rows, exc)
+        return None
+    if store.n != stats.n or store.dim != stats.dim:
+        store.close()
+        log.warning("ignoring the cached features %s (%d rows of %d, statistics of %d of %d); recomputing",
+                    rows, store.n, store.dim, stats.n, stats.dim)
+        return None
+    store.stats = stats
+    log.info("reference features from the cache: %s", rows)
+    return store
+
+
+def save_cached_features(key: str, store, stats) -> None:
+    """Keep ``store``'s features and their ``stats`` for ``key``: the features first, so that a statistics file
+    in the cache always has complete features beside it; each file lands whole or not at all."""
+    import shutil
+
+    from gen_eval.fileio import atomic_path
+    from gen_eval.scale.feature_files import features_path
+
+    stats_path = cached_stats_path(key)
+    try:
+        with atomic_path(features_path(stats_path), force=True) as tmp:
+            shutil.copyfile(store.path, tmp)
+    except (UserError, OSError) as exc:
+        log.warning("could not cache the reference features in %s (%s); set GEN_EVAL_CACHE to a writable "
+                    "folder", stats_path.parent, exc)
+        return
+    save_cached(key, stats)
+
+
 def clear_cached() -> list[Path]:
-    """Delete every cached reference statistics file; the paths removed."""
+    """Delete every cached reference statistics file (and the features beside); the paths removed."""
     from gen_eval.weights.cache import cache_folder
 
     folder = cache_folder() / STATS_FOLDER
-    removed = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    removed = sorted([*folder.glob("*.npz"), *folder.glob("*.features.npy")]) if folder.is_dir() else []
     for path in removed:
         path.unlink()
     return removed
