@@ -85,7 +85,7 @@ def test_github_actions_recipe_fails_the_job_below_the_minimum(workspace):
     job = _github_job()
     env = dict(env, **job["env"]) | dict(MIN_SCORE="1.0", GITHUB_STEP_SUMMARY=str(root / "step-summary.md"))
     gate = _run(_github_steps(job)[0], root, env)
-    assert gate.returncode == 1 and "error:" in gate.stderr and "Traceback" not in gate.stderr
+    assert gate.returncode == 1 and "gate missed:" in gate.stderr and "Traceback" not in gate.stderr
 
 
 def test_gitlab_recipe_gates_compares_summarises_and_keeps_the_report(workspace):

@@ -38,6 +38,8 @@ SMALL: dict[str, tuple[dict[str, Any], LabelSpace | None]] = {
     "dcgan": ({"image_size": 16, "g_width": 8, "d_width": 8, "latent_dim": 16}, None),
     "wgan-gp": ({"image_size": 16, "g_width": 4, "d_width": 4, "head_hidden": 8, "latent_dim": 8}, CARTOON),
     "vae-gan": ({"image_size": 16, "width": 4, "latent_dim": 8}, None),
+    "diffusion": ({"image_size": 8, "image_channels": 3, "width": 8, "channel_mults": "1,2", "patch": 2,
+                   "sample_steps": 2}, ICLEVR_LIKE),
     "acgan": ({"image_size": 16, "image_channels": 3, "ngf": 4, "ndf": 4, "cond_embed": 8, "latent_dim": 8,
                "g_start_size": 4}, ICLEVR_LIKE),
     "cgan": ({"image_size": 16, "image_channels": 3, "ngf": 4, "ndf": 4, "cond_embed": 8, "latent_dim": 8}, SMILING),

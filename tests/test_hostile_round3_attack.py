@@ -252,7 +252,7 @@ def test_html_escapes_label_names_file_names_and_metadata(tmp_path):
     assert code == 0, err
     markup = _Markup()
     markup.feed(page.read_text(encoding="utf-8"))
-    assert markup.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "b", "table",
+    assert markup.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "b", "i", "table",
                            "tr", "th", "td", "figure", "img", "figcaption", "pre"}, markup.tags
     assert "script" not in markup.tags and markup.handlers == []
     assert HOSTILE_NAMES[0] in markup.text and HOSTILE_NAMES[1] in markup.text  # shown as text, as they are

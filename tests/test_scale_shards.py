@@ -142,8 +142,9 @@ def test_bad_merges_are_one_line_errors(assets, tmp_path):
     assert_one_line_error(run_cli_here("stats", "--features", features, "--model", generator, "--n", N,
                                        "--chunk-size", CHUNK, "--shard", "1/8", "--out", out), "no images")
     assert not out.exists()
+    # images on the reference side need a features model: by default the cached inception, named with its fetch
     assert_one_line_error(run_cli_here("fid", "--gen-stats", thirds[0], "--ref", root / "nowhere"),
-                          "need a features model")
+                          "gen-eval weights get inception")
 
 
 def test_metrics_from_feature_shards_equal_the_single_process_run(assets, tmp_path):

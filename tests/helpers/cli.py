@@ -73,11 +73,12 @@ def run_gen_eval(args: list, process: bool) -> tuple[int, str, str]:
 
 # -- the one-line error -------------------------------------------------------------------------
 def error_line(stderr: str) -> str:
-    """The one ``error:`` line; only the evaluator's ``runtime:`` line may accompany it."""
+    """The one ``error:`` line (``gate missed:`` for a missed gate, exit 1); only the evaluator's ``runtime:``
+    line may accompany it."""
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("runtime: ")]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
-    assert lines[0].startswith("error: "), stderr
+    assert lines[0].startswith(("error: ", "gate missed: ")), stderr
     return lines[0]
 
 
