@@ -17,6 +17,7 @@ from gen_eval.data.conditions import read_condition_file, read_objects
 from gen_eval.data.datasets import open_dataset
 from gen_eval.demo import QUICK, SCORE_FILES, STEPS
 from gen_eval.evaluator.noise import latent_noise
+from gen_eval.evaluator.sample_outputs import read_grid_captions
 from gen_eval.trainers.judge import load_judge
 from helpers.ta_reference import tie_slack
 
@@ -60,7 +61,7 @@ def test_quick_demo_writes_every_artefact(demo):
         conditions = json.loads((out / "shapes" / f"{which}.json").read_text())
         # every condition twice (generated, then a real scene of the same objects), captioned with its objects,
         # in cells of 128 px: 8 per row, rows of generated images alternating with rows of real ones
-        captions = json.loads(grid.text["captions"])
+        captions = read_grid_captions(out / f"{which}_grid.png")["captions"]
         assert len(captions) == 2 * len(conditions)
         for i, names in enumerate(conditions):
             assert f"#{i} generated: " + ", ".join(names) in captions

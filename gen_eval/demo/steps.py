@@ -174,26 +174,26 @@ def write_condition_grid(path: Path, generated: Any, conditions_file: Path, whic
     import json
 
     import numpy as np
-    from PIL.PngImagePlugin import PngInfo
 
+    from gen_eval.data.images import save_png
     from gen_eval.data.shapes import render_scene
     from gen_eval.evaluator.pictures import captioned_grid
-    from gen_eval.fileio import atomic_path
+    from gen_eval.evaluator.sample_outputs import CAPTIONS_KEY
 
     conditions = json.loads(conditions_file.read_text())[:len(generated)]
     real = [render_scene(names, np.random.default_rng([seed, 7, i])).transpose(2, 0, 1)
             for i, names in enumerate(conditions)]
-    images, captions = [], []
+    images, captions, indices = [], [], []
     for start in range(0, len(conditions), GRID_COLUMNS):
         rows = range(start, min(start + GRID_COLUMNS, len(conditions)))
         images += [generated[i] for i in rows] + [real[i] for i in rows]
         captions += [f"#{i} generated: " + ", ".join(conditions[i]) for i in rows]
         captions += [f"#{i} real: " + ", ".join(conditions[i]) for i in rows]
+        indices += [*rows, *rows]
     grid = captioned_grid(images, captions, columns=GRID_COLUMNS, upscale=GRID_UPSCALE,
                           title=f"{which}.json: each row of generated images (noise seed {seed}) above real scenes "
                                 "of the same objects")
-    info = PngInfo()
-    info.add_text("captions", json.dumps(captions))   # what each cell shows, readable by a program too
-    with atomic_path(path, force=True) as tmp:
-        grid.save(tmp, format="png", pnginfo=info)
-    return path
+    # what each cell shows, in the chunk every gen-eval grid carries (gen_eval.evaluator.sample_outputs)
+    text = {CAPTIONS_KEY: json.dumps({"columns": GRID_COLUMNS, "indices": indices, "captions": captions},
+                                     ensure_ascii=False)}
+    return save_png(np.asarray(grid), path, force=True, text=text)
