@@ -7,10 +7,22 @@ next to this file; pytest's default import mode puts tests/ on sys.path, so ``fr
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 from helpers.cli import BLOCKER, REPO
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_children():
+    """A suite started in the background by a non-interactive shell (``cmd &``, nohup, some CI runners)
+    inherits SIGINT ignored, and every gen-eval process a test starts would inherit that too, so the
+    Ctrl-C tests would test nothing. A handled signal is reset to the default at exec, an ignored one is
+    not: handling it here gives each child a real Ctrl-C."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
