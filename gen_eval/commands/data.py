@@ -51,7 +51,7 @@ def check_command(path: str, split: str, fmt: str | None, attribute: str | None,
     \b
     Examples:
       gen-eval data check shapes --split heldout
-      gen-eval data check ../shared/data/mnist --full
+      gen-eval data check data/mnist --full
     """
     from gen_eval.data.datasets import open_dataset
 

@@ -169,7 +169,7 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.command("score")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="Conditional generator .onnx.")
 @click.option("--test", "--conditions", "test_file", required=True, type=click.Path(dir_okay=False),
-              help="Condition file, e.g. the TA's test.json (one image per condition and seed; see --n).")
+              help="Condition file, e.g. iCLEVR's test.json (one image per condition and seed; see --n).")
 @click.option("--objects", type=click.Path(dir_okay=False), default=None,
               help="objects.json (or a label-space JSON) when the models carry no label names.")
 @click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="Classifier .onnx (the judge).")
@@ -195,14 +195,14 @@ def finish(report, *, report_path=None, force=False, gate_flag=None, threshold=N
 @click.option("--latent-dim", type=int, default=None, help="Length of z if the generator has no metadata.")
 @click.option("--value-range", default=None, help="Generator output range if it has no metadata (e.g. -1,1).")
 @click.option("--classifier-value-range", default=None,
-              help="Input range of a classifier without metadata (the TA's ResNet18: -1,1).")
+              help="Input range of a classifier without metadata (the iCLEVR reference ResNet18: -1,1).")
 @click.option("--classifier-image-shape", default=None, help="C,H,W of a classifier without metadata and fixed size.")
 @click.option("--force", is_flag=True, help="Overwrite --report / --grid / --html files.")
 @runtime_options
 def score_command(model, test_file, objects, classifier, n, repeats, seed, min_score, confidence, strict, summary_path,
                   over_conditions, report_path, grid_path, html_path, quantize, latent_dim, value_range, classifier_value_range,
                   classifier_image_shape, force, device, batch_size, threads):
-    """Classifier score of a conditional generator on a condition file (TA semantics: pooled top-k).
+    """Classifier score of a conditional generator on a condition file (pooled top-k).
 
     \b
     Examples:

@@ -64,14 +64,14 @@ def export_command(checkpoint: Path, out: Path, verify: bool, fp16: bool, force:
 @click.argument("checkpoint", type=_existing_file)
 @_out_option
 @click.option("--objects", type=_existing_file,
-              help="objects.json with the label names (needed when the checkpoint does not record them, e.g. the TA's).")
+              help="objects.json with the label names (needed when the checkpoint does not record them, e.g. the iCLEVR reference one).")
 @click.option("--features", is_flag=True, help="Export the 512-d penultimate layer as a 'features' model instead.")
 @_verify_option
 @_fp16_option
 @_force_option
 def export_classifier_command(checkpoint: Path, out: Path, objects: Path | None, features: bool, verify: bool,
                               fp16: bool, force: bool) -> None:
-    """Export the iCLEVR ResNet18 judge: the TA's {'model': state_dict} CHECKPOINT or a gen-eval classifier's.
+    """Export the iCLEVR ResNet18 judge: the reference {'model': state_dict} CHECKPOINT or a gen-eval classifier's.
 
     \b
     Examples:

@@ -6,7 +6,7 @@ Each model has seeded weights and is exported by gen-eval's own exporter (parity
 golden value is computed by torch in float64 from the same weights and the inputs of
 :mod:`gen_eval.conformance.cases`, following the evaluator's documented pipeline step by step
 (quantise like torchvision's ``save_image``, ``x / 255``, bilinear resize with align_corners=False,
-float64 statistics, Fréchet distance, TA top-k score, MSE on [0, 1]). Array tolerances follow the
+float64 statistics, Fréchet distance, pooled top-k classifier score, MSE on [0, 1]). Array tolerances follow the
 export gate's float32 rule, measured here: ``NOISE_FACTOR`` times torch float32's own distance from
 float64, at least ``FLOAT32_FLOOR`` of the array's scale.
 """

@@ -12,7 +12,7 @@ from gen_eval.data.imageset import FileImageSet, check_files_exist, find_image_f
 from gen_eval.data.textfiles import read_json
 from gen_eval.errors import UserError, param
 
-IMAGE_FOLDERS = ("images", "iclevr", "")  # ours, the TA's zip, or next to the json files
+IMAGE_FOLDERS = ("images", "iclevr", "")  # ours, the iCLEVR zip's, or next to the json files
 
 
 def is_iclevr(path: Path) -> bool:

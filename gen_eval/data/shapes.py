@@ -44,14 +44,14 @@ COLORS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("cube", "sphere", "cylinder")
 BACKGROUND = (244, 240, 230)
 
-# The TA's objects.json: name -> index, shape-major (all cubes, then spheres, then cylinders).
+# iCLEVR's objects.json: name -> index, shape-major (all cubes, then spheres, then cylinders).
 OBJECT_NAMES: tuple[str, ...] = tuple(f"{color} {shape}" for shape in SHAPES for color in COLORS)
 OBJECTS: dict[str, int] = {name: i for i, name in enumerate(OBJECT_NAMES)}
 
 OBJECT_SIZE_RANGE = (16.0, 24.0)  # pixels across at 64x64
 MIN_GAP = 2.0  # pixels between object boxes and from the border
 
-# Condition sizes of test.json and new_test.json, in the style of the TA's files (32 each).
+# Condition sizes of test.json and new_test.json, in the style of iCLEVR's files (32 each).
 TEST_SIZES = ((1,) * 3 + (2,) * 6 + (3,) * 7) * 2
 NEW_TEST_SIZES = (2,) * 12 + (3,) * 20
 
@@ -59,7 +59,7 @@ _SPLIT_CODES = {"train": 0, "heldout": 1, "test": 2, "new_test": 3}
 
 
 def objects_json_text() -> str:
-    """objects.json exactly as the TA's file (one line, ``json.dumps`` separators, no newline)."""
+    """objects.json exactly as iCLEVR's file (one line, ``json.dumps`` separators, no newline)."""
     return json.dumps(OBJECTS)
 
 

@@ -18,11 +18,11 @@ run that was interrupted resumes from its last checkpoint; ``force`` redoes ever
 
 The headline score is the independent judge's: no generator loss ever sees it, so no recipe can game it.
 The demo's own judge scores beside it; with the default recipe it is in no loss either, but a recipe with
-a judge term (``judge_weight``/``perceptual_weight``, S4's route) trains against it, and the report says
-so (``judge_in_generator_loss``).
+a judge term (``judge_weight``/``perceptual_weight``) trains against it, and the report says so
+(``judge_in_generator_loss``).
 
-Recipes: each judge is the TA's ResNet18 trained with Adam 2e-3 for 8 epochs of 3000 images, then its
-BatchNorm statistics are re-estimated on 1024 training images (gen_eval.trainers.batchnorm; in eval mode it
+Recipes: each judge is the iCLEVR reference evaluator's ResNet18 trained with Adam 2e-3 for 8 epochs of 3000
+images, then its BatchNorm statistics are re-estimated on 1024 training images (gen_eval.trainers.batchnorm; in eval mode it
 otherwise loses ~0.2 accuracy after so short a run). The generator is preset ``shapes-diffusion``
 (gen_eval.trainers.presets): conditional rectified-flow diffusion at 64x64 with classifier-free guidance and
 EMA weights, trained for a fixed number of steps (gen_eval.demo.recipe).

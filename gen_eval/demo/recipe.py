@@ -25,7 +25,7 @@ JUDGE_TERMS = {
     "judge_weight": ("the binary cross-entropy between the frozen judge's probabilities on the generated images "
                      "and their conditions: it optimises the classifier score directly"),
     "perceptual_weight": ("the mean squared difference between the frozen judge's 512-d penultimate features of "
-                          "generated and real images of the same conditions (seed S4's perceptual loss)"),
+                          "generated and real images of the same conditions (a perceptual loss)"),
 }
 
 

@@ -157,7 +157,7 @@ def summary_table(report: Mapping[str, Any]) -> str:
             target = f"{checks[check]['target']}  {'met' if checks[check]['met'] else missed}"
         lines.append(f"{label:<44}{value:>24}  {target}")
 
-    row("judge accuracy, held-out split (TA top-k)", f"{report['classifier_accuracy']:.4f}", "classifier_accuracy")
+    row("judge accuracy, held-out split (pooled top-k)", f"{report['classifier_accuracy']:.4f}", "classifier_accuracy")
     row("independent judge accuracy, held-out split", f"{report['independent_judge_accuracy']:.4f}",
         "independent_judge_accuracy")
     in_loss = "in the generator's loss" if report["judge_in_generator_loss"] else "not in any loss either"

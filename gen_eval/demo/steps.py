@@ -111,7 +111,7 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
     judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
-    log.info(f"  judge accuracy on the held-out split ({judged.n} images, TA top-k): {judged.value:.4f}")
+    log.info(f"  judge accuracy on the held-out split ({judged.n} images, pooled top-k): {judged.value:.4f}")
     independent = accuracy(paths.independent_onnx, paths.data, split="heldout", device=device)
     log.info(f"  independent judge accuracy on the held-out split: {independent.value:.4f}")
 

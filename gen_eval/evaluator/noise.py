@@ -48,7 +48,7 @@ def latent_noise(seed: int, indices: Sequence[int] | np.ndarray, latent_dim: int
 
 
 def paired_noise_indices(indices: Sequence[int] | np.ndarray, condition_count: int) -> np.ndarray:
-    """Noise indices when conditions are paired (attribute-manipulation figures, S1's 10 same-z pairs):
+    """Noise indices when conditions are paired (attribute-manipulation figures: one ``z``, the attribute off and on):
     sample ``i`` takes the noise of index ``i // condition_count``, so each run of ``condition_count``
     consecutive samples (one per condition) shares one ``z`` and differs only by its condition."""
     return np.asarray(indices, dtype=np.int64) // int(condition_count)

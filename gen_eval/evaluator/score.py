@@ -1,11 +1,12 @@
-"""The classifier score of a conditional generator (docs/metrics.md, the S4 TA evaluator).
+"""The classifier score of a conditional generator: pooled top-k (docs/metrics.md).
 
 Multilabel: for each image, k = its number of true labels; the classifier's top-k indices are
 compared with the true labels; score = sum(correct) / sum(k) over the whole set (pooled).
 Ties among probabilities: the top-k are the first k indices of a *stable* descending sort, i.e. the
 lowest index wins among equal values. ``torch.topk`` does not specify its tie order (on CPU,
-``torch.full((24,), .5).topk(3)`` returns indices 15, 17, 16), so on exact ties the TA's code is
-itself arbitrary; ties occur in practice when sigmoid outputs saturate to exactly 1.0 in float32.
+``torch.full((24,), .5).topk(3)`` returns indices 15, 17, 16), so on exact ties the iCLEVR reference
+evaluator, which uses it, is itself arbitrary; ties occur in practice when sigmoid outputs saturate to
+exactly 1.0 in float32.
 Categorical heads: per-head argmax accuracy (first maximum on ties) and their mean.
 Binary attribute: accuracy of ``prob > 0.5`` against the 0/1 condition (top-k needs k >= 1).
 """

@@ -1,4 +1,4 @@
-"""The iCLEVR judge (the TA's ResNet18 file, or gen-eval's classifier checkpoint) -> ``classifier`` or ``features`` ONNX.
+"""The iCLEVR judge (the reference ResNet18 file, or gen-eval's classifier checkpoint) -> ``classifier`` or ``features`` ONNX.
 
 The graphs are the classifier family's own (``Classifier.export_graphs``), so the input contract
 (64x64, [-1, 1]) and the names are defined once.
@@ -17,7 +17,7 @@ from gen_eval.fileio import ensure_can_write
 def export_ta_classifier(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                          label_space: LabelSpace | None = None, features: bool = False, verify: bool = True,
                          fp16: bool = False, force: bool = False) -> ExportResult:
-    """Export the TA's ``{'model': state_dict}`` file or a gen-eval classifier checkpoint.
+    """Export the iCLEVR reference ResNet18 (a ``{'model': state_dict}`` file) or a gen-eval classifier checkpoint.
 
     ``label_space`` (from --objects) overrides the one a gen-eval checkpoint records; the classifier
     needs one of the two (its metadata names the labels), the ``features`` model takes it when given.
