@@ -334,13 +334,22 @@ def test_cli_trains_refuses_to_clobber_and_resumes(shapes, tmp_path):
 
 
 def test_loop_draws_reconstructions_and_latent_plots_for_families_with_those_hooks(shapes, tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
     from gen_eval.trainers import loop
     from gen_eval.trainers.base import Family
+    from gen_eval.trainers.config import setting
+
+    @dataclass(frozen=True)
+    class TinyAutoencoderConfig:
+        image_size: int = setting(16, "image side")
+        image_channels: int = setting(3, "image channels")
+        latent_dim: int = setting(2, "latent units")
 
     class TinyAutoencoder(Family):
         name = "tiny-ae"
+        Config = TinyAutoencoderConfig
         value_range = (0.0, 1.0)
-        defaults = {"image_size": 16, "image_channels": 3, "latent_dim": 2}
 
         def build_networks(self):
             return {"encoder": nn.Sequential(nn.Flatten(), nn.Linear(768, 2)),
