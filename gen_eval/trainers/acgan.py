@@ -1,4 +1,4 @@
-"""ACGAN (Odena et al. 2017) on any label space: S1 (one CelebA attribute) and S4 (24 iCLEVR labels).
+"""ACGAN (Odena et al. 2017) on any label space (one CelebA attribute, 24 iCLEVR labels, categorical heads).
 
 Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU`` (S4), body selectable with
 ``--set generator=dcgan|upsample|srgan|resnet`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
@@ -28,16 +28,7 @@ embedding and a chunk of z in every block), ``d_warmup_steps`` (the discriminato
 classify real images), ``ema_bn=track`` (the EMA generator's BatchNorm statistics are its own, not the
 raw generator's). Preset ``shapes-acgan-64`` combines them at 64 px.
 
-What worked on the shapes set before those options (measured on a GPU, judged by a classifier trained 4 epochs): at
-``--set data.resize=true image_size=32 generator=dcgan ngf=32 ndf=32 lr_g=2e-4 lr_d=2e-4
-d_batch_norm=false judge=CLS judge_weight=10``, batch 64, the classifier score was 0.56 / 0.77 / 0.86
-after 300 / 800 / 1500 steps. Without the judge terms the discriminator's auxiliary head learns the 24
-labels too slowly for the generator to become conditional within a few thousand steps (score ~0.1),
-and S4's recipe below reached 0.35 after 1500 steps (its discriminator overpowers the generator).
-
-S4's best recipe ("new acgan+dcgan", score 0.85 on iCLEVR) in these terms: generator=upsample, lr_g=1e-4,
-lr_d=4e-4, n_d=4, n_g=4, aux_weight=0.2 (generator side; 1 on the discriminator side),
-adv_weight=0.0008, l2_weight=0.8, perceptual_weight=0.08, tv_weight=1.6e-8, d_label_channel=true.
+Where the defaults and the presets come from, and what was measured with them: docs/recipes.md.
 """
 
 from __future__ import annotations
