@@ -164,7 +164,7 @@ def torch_assets(tmp_path_factory) -> dict[str, Path]:
     family = cls(cls.resolve_config({"image_size": 16, "g_width": 8, "d_width": 8, "latent_dim": 16}), None)
     networks = family.build_networks()
     checkpoint = save_checkpoint(root / "dcgan.pt", {
-        "family": "dcgan", "config": family.config, "label_space": None, "step": 1, "epoch": 0,
+        "family": "dcgan", "config": family.config_dict(), "label_space": None, "step": 1, "epoch": 0,
         "networks": {k: v.state_dict() for k, v in networks.items()}, "optimizers": {}, "rng": {}, "extra": {}})
     ta10 = root / "ta10.pth"
     torch.save({"model": ta_resnet18(10).state_dict()}, ta10)

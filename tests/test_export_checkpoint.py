@@ -4,8 +4,7 @@ and checked against torch eager; VAE encoders beside the generator; unsafe and w
 from __future__ import annotations
 
 import importlib.util
-import sys
-import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,9 +19,10 @@ from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.exporter.graphs import export_checkpoint
 from gen_eval.exporter.parity import compare_outputs, parity_inputs
-from gen_eval.trainers import FAMILY_MODULES, family_names, get_family
+from gen_eval.trainers import family_module, family_names, get_family, register_family
 from gen_eval.trainers.base import ExportGraph, Family
 from gen_eval.trainers.checkpoint import save_checkpoint
+from gen_eval.trainers.config import setting
 from helpers.cli import assert_one_line_error, run_cli_here
 
 ICLEVR_LIKE = LabelSpace.multilabel(["gray cube", "red cube", "blue sphere", "green cylinder", "cyan sphere"])
@@ -53,7 +53,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def write_checkpoint(path: Path, name: str, family: Family, networks: dict[str, nn.Module]) -> Path:
-    payload = {"family": name, "config": family.config,
+    payload = {"family": name, "config": family.config_dict(),
                "label_space": family.label_space.to_dict() if family.label_space else None,
                "step": 3, "epoch": 0, "networks": {k: v.state_dict() for k, v in networks.items()},
                "optimizers": {}, "rng": {}, "extra": {}}
@@ -61,7 +61,7 @@ def write_checkpoint(path: Path, name: str, family: Family, networks: dict[str, 
 
 
 def family_module_exists(name: str) -> bool:
-    return importlib.util.find_spec(FAMILY_MODULES[name]) is not None
+    return importlib.util.find_spec(family_module(name)) is not None
 
 
 def randomise_batch_norm(networks: dict[str, nn.Module]) -> None:
@@ -77,7 +77,7 @@ def randomise_batch_norm(networks: dict[str, nn.Module]) -> None:
 @pytest.mark.parametrize("name", family_names())
 def test_every_family_exports_from_its_checkpoint_with_parity(name, tmp_path):
     if not family_module_exists(name):
-        pytest.skip(f"family module {FAMILY_MODULES[name]} does not exist yet")
+        pytest.skip(f"family module {family_module(name)} does not exist yet")
     cls = get_family(name)
     settings, space = SMALL.get(name, ({}, CONDITIONAL_DEFAULT if cls.conditional else None))
     family = cls(cls.resolve_config(settings), space)
@@ -121,20 +121,26 @@ def test_every_family_exports_from_its_checkpoint_with_parity(name, tmp_path):
 
 # -- a tiny family of our own, for the command line and the error paths ----------------------------
 
+@dataclass(frozen=True)
+class TinyVAEConfig:
+    latent_dim: int = setting(3, "latent units")
+    size: int = setting(4, "image side in pixels")
+
+
 class TinyVAE(Family):
     name: ClassVar[str] = "tiny-vae-for-export-tests"
+    Config = TinyVAEConfig
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    defaults: ClassVar[dict[str, Any]] = {"latent_dim": 3, "size": 4}
 
     def build_networks(self) -> dict[str, nn.Module]:
-        pixels = 3 * self.config["size"] ** 2
-        latent = self.config["latent_dim"]
-        decoder = nn.Sequential(nn.Linear(latent, pixels), nn.Sigmoid(), nn.Unflatten(1, (3, self.config["size"], self.config["size"])))
+        pixels = 3 * self.config.size ** 2
+        latent = self.config.latent_dim
+        decoder = nn.Sequential(nn.Linear(latent, pixels), nn.Sigmoid(), nn.Unflatten(1, (3, self.config.size, self.config.size)))
         return {"encoder": nn.Sequential(nn.Flatten(), nn.Linear(pixels, 2 * latent), nn.Unflatten(1, (2, latent))),
                 "decoder": decoder}
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        size, latent = self.config["size"], self.config["latent_dim"]
+        size, latent = self.config.size, self.config.latent_dim
 
         class MuLogvar(nn.Module):
             def __init__(self, body: nn.Module) -> None:
@@ -153,18 +159,14 @@ class TinyVAE(Family):
 
 
 @pytest.fixture()
-def tiny_family(monkeypatch):
-    module = types.ModuleType("tiny_vae_for_export_tests")
-    module.FAMILY = TinyVAE
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(FAMILY_MODULES, TinyVAE.name, module.__name__)
-    return TinyVAE
+def tiny_family():
+    return register_family(TinyVAE)   # a name of its own: registering it again is a no-op
 
 
 def tiny_checkpoint(path: Path, **changes) -> Path:
     family = TinyVAE({}, None)
     networks = family.build_networks()
-    payload = {"family": TinyVAE.name, "config": family.config, "label_space": None, "step": 1, "epoch": 0,
+    payload = {"family": TinyVAE.name, "config": family.config_dict(), "label_space": None, "step": 1, "epoch": 0,
                "networks": {k: v.state_dict() for k, v in networks.items()}, "optimizers": {}, "rng": {}, "extra": {}}
     payload.update(changes)
     return save_checkpoint(path, payload)

@@ -237,6 +237,31 @@ def test_resume_extends_a_finished_run_like_a_longer_one(shapes, tmp_path):
     assert (tmp_path / "short" / "checkpoints" / "step_000003.pt").is_file()
 
 
+def test_a_checkpoint_with_settings_as_a_plain_dict_resumes_and_exports(shapes, tmp_path):
+    """Checkpoints store the settings as a dict of plain values (families read them as a typed config):
+    one written with a retired setting and without a setting at its default still resumes to the same
+    weights as an uninterrupted run, and exports."""
+    from gen_eval.exporter.graphs import export_checkpoint
+    from gen_eval.trainers.checkpoint import save_checkpoint
+
+    kwargs = dict(batch_size=8, device="cpu", progress=False)
+    train("cgan", shapes, tmp_path / "whole", steps=4, config_overrides=TINY_GAN, **kwargs)
+    last = train("cgan", shapes, tmp_path / "split", steps=2, config_overrides=TINY_GAN, **kwargs)
+    ckpt = torch.load(last, weights_only=True)
+    assert isinstance(ckpt["config"], dict) and ckpt["config"]["ema_bn"] == "copy"
+    older = {key: value for key, value in ckpt["config"].items() if key != "ema_bn"}
+    older["a_retired_setting"] = 1
+    payload = {key: value for key, value in ckpt.items() if key not in ("format", "version")}
+    save_checkpoint(last, {**payload, "config": older})
+
+    train("cgan", shapes, tmp_path / "split", steps=4, resume=True, **kwargs)
+    assert_same_state(state_of(tmp_path / "whole" / "checkpoints" / "last.pt"),
+                      state_of(tmp_path / "split" / "checkpoints" / "last.pt"))
+    resumed = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)["config"]
+    assert resumed == ckpt["config"]          # the retired key dropped, the missing one at its default
+    assert [r.role for r in export_checkpoint(last, tmp_path / "g.onnx")] == ["generator"]
+
+
 def test_checkpoint_holds_only_plain_values_and_tensors(shapes, tmp_path):
     last = train("acgan", shapes, tmp_path / "run", steps=1, batch_size=8, device="cpu", progress=False,
                  config_overrides=TINY_GAN)
@@ -334,13 +359,22 @@ def test_cli_trains_refuses_to_clobber_and_resumes(shapes, tmp_path):
 
 
 def test_loop_draws_reconstructions_and_latent_plots_for_families_with_those_hooks(shapes, tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
     from gen_eval.trainers import loop
     from gen_eval.trainers.base import Family
+    from gen_eval.trainers.config import setting
+
+    @dataclass(frozen=True)
+    class TinyAutoencoderConfig:
+        image_size: int = setting(16, "image side")
+        image_channels: int = setting(3, "image channels")
+        latent_dim: int = setting(2, "latent units")
 
     class TinyAutoencoder(Family):
         name = "tiny-ae"
+        Config = TinyAutoencoderConfig
         value_range = (0.0, 1.0)
-        defaults = {"image_size": 16, "image_channels": 3, "latent_dim": 2}
 
         def build_networks(self):
             return {"encoder": nn.Sequential(nn.Flatten(), nn.Linear(768, 2)),

@@ -171,7 +171,7 @@ def test_checkpoint_exports_to_onnx_with_parity(name, trained, tmp_path):
     assert meta[contract.KEY_FAMILY] == name
     assert contract.parse_image_shape(meta[contract.KEY_IMAGE_SHAPE]) == family.image_shape
     assert contract.parse_value_range(meta[contract.KEY_VALUE_RANGE]) == family.value_range
-    assert int(meta[contract.KEY_LATENT_DIM]) == family.config["latent_dim"]
+    assert int(meta[contract.KEY_LATENT_DIM]) == family.config.latent_dim
     if family.conditional:
         assert LabelSpace.from_json(meta[contract.KEY_LABEL_SPACE]) == CARTOON
     else:
@@ -183,7 +183,7 @@ def test_checkpoint_exports_to_onnx_with_parity(name, trained, tmp_path):
         net.load_state_dict(ckpt["networks"][key])
         net.eval()
     rng = np.random.default_rng(7)
-    z = rng.standard_normal((5, family.config["latent_dim"])).astype(np.float32)
+    z = rng.standard_normal((5, family.config.latent_dim)).astype(np.float32)
     feeds = {"z": z}
     labels = None
     if family.conditional:
@@ -218,7 +218,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_networks(name, tmp_path):
     for step in range(2):
         family.train_step(networks, optimizers, _fake_batch(family, seed=step), step)
     path = save_checkpoint(tmp_path / "ckpt.pt", {
-        "family": name, "config": family.config,
+        "family": name, "config": family.config_dict(),
         "label_space": family.label_space.to_dict() if family.label_space else None, "step": 2, "epoch": 0,
         "networks": {k: v.state_dict() for k, v in networks.items()},
         "optimizers": {k: v.state_dict() for k, v in optimizers.items()}})
@@ -339,7 +339,7 @@ def test_conv_vae_matches_s1_and_its_loss_uses_the_kl_weight():
     assert (encoder.fc12.in_features, encoder.fc12.out_features) == (16384, 1024)
     assert (decoder.fc2.in_features, decoder.fc2.out_features) == (1024, 16384)
     assert _count(encoder, nn.AvgPool2d) == 3 and _count(decoder, nn.ConvTranspose2d) == 3
-    assert family.config["kl_weight"] == 1e-5 and family.value_range == (0.0, 1.0)
+    assert family.config.kl_weight == 1e-5 and family.value_range == (0.0, 1.0)
 
     tiny = _tiny_family("vae", kl_weight=0.5)
     tnets = tiny.build_networks()
@@ -371,7 +371,7 @@ def test_wgan_gp_matches_s3():
     assert (first.in_channels, first.out_channels) == (100 + 15, 1024)
     assert _count(critic, nn.BatchNorm2d) == 0 and _count(critic, nn.Sigmoid) == 0
     assert [head[-1].out_features for head in critic.classifiers] == [6, 4, 3, 2]
-    assert family.config["gp_weight"] == 10 and family.config["n_critic"] == 5
+    assert family.config.gp_weight == 10 and family.config.n_critic == 5
     optimizer = family.build_optimizers(nets)["critic"]
     assert optimizer.defaults["lr"] == 1e-4
     generator.eval()
@@ -413,7 +413,7 @@ def test_vae_gan_matches_s0():
         [32, 32, 64, 64, 128, 128, 128, 256, 256, 256]
     assert [(m.in_features, m.out_features) for m in discriminator.lin_layer if isinstance(m, nn.Linear)] == \
         [(4096, 256), (256, 32), (32, 1)]
-    assert (family.config["beta"], family.config["gamma"], family.config["lr"]) == (1.0, 0.1, 1e-4)
+    assert (family.config.beta, family.config.gamma, family.config.lr) == (1.0, 0.1, 1e-4)
     generator.eval()
     assert generator(torch.randn(2, 200)).shape == (2, 3, 64, 64)
 

@@ -70,7 +70,7 @@ def test_cnn_classifier_takes_the_datas_channels_and_exports_pooled_features():
     cls = get_family("cnn-classifier")
     family = cls(cls.resolve_config({"widths": [4, 8]}), DIGITS)
     family.fit_data((1, 28, 28), DIGITS)
-    assert family.image_shape == (1, 28, 28) and not family.config["flip"]   # flips change digits
+    assert family.image_shape == (1, 28, 28) and not family.config.flip   # flips change digits
     model = family.build_networks()["classifier"].eval()
     images = torch.rand(3, 1, 28, 28) * 2 - 1
     probs = model(images)

@@ -88,10 +88,7 @@ def _format_family(cls, formatter: click.HelpFormatter) -> None:
     formatter.write_paragraph()
     formatter.write_text(f"{cls.name}: {summary} Default {cls.default_epochs} epochs, batch {cls.default_batch_size}"
                          + (f"; {cls.cpu_hint}." if cls.cpu_hint else "."))
-    if cls.Config is not None:
-        rows = describe_config(cls.Config)
-    else:
-        rows = [(f"{key}={value}", "") for key, value in cls.defaults.items()]
+    rows = describe_config(cls.Config)
     with formatter.section(f"{cls.name} settings (--set KEY=VALUE; shown with their defaults)"):
         formatter.write_dl(rows)
     with formatter.section("Data options (--set data.KEY=VALUE)"):
@@ -137,7 +134,7 @@ def register(cli: click.Group) -> None:
                       latent_plot: str, colour_by: str | None, no_progress: bool, force: bool) -> None:
         """Train a model FAMILY (acgan, cgan, classifier, dcgan, ...) or a --preset recipe on a data set."""
         from gen_eval.devices import check_threads, default_threads, parse_device, prefer_passive_waits
-        from gen_eval.trainers import FAMILY_MODULES
+        from gen_eval.trainers import family_names
 
         recipe = None
         if preset is not None:
@@ -150,8 +147,8 @@ def register(cli: click.Group) -> None:
         if family is None:
             raise UserError("give a model FAMILY or a --preset, e.g. 'gen-eval train dcgan --data DIR --out RUN'; "
                             "'gen-eval train --help' lists both")
-        if family not in FAMILY_MODULES:
-            raise UserError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILY_MODULES)}")
+        if family not in family_names():
+            raise UserError(f"unknown model family {family!r}; choose one of: {', '.join(family_names())}")
         if not data_dir:
             raise UserError("--data is required: give the data set folder (e.g. one from 'gen-eval data shapes --out DIR')")
         if not out_dir:

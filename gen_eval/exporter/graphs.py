@@ -6,6 +6,7 @@ only when all of them passed, so a failed verification leaves no output file beh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -242,7 +243,7 @@ def apply_export_settings(family, settings: Mapping[str, Any] | None) -> None:
             takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
             raise UserError(f"{family.name} has no setting {key!r} to choose at export; {takes}")
     checked = type(family).resolve_config(dict(settings))
-    family.config.update({key: checked[key] for key in settings})
+    family.config = dataclasses.replace(family.config, **{key: checked[key] for key in settings})
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True,

@@ -1,4 +1,4 @@
-"""ACGAN (Odena et al. 2017) on any label space: S1 (one CelebA attribute) and S4 (24 iCLEVR labels).
+"""ACGAN (Odena et al. 2017) on any label space (one CelebA attribute, 24 iCLEVR labels, categorical heads).
 
 Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU`` (S4), body selectable with
 ``--set generator=dcgan|upsample|srgan|resnet`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
@@ -28,16 +28,7 @@ embedding and a chunk of z in every block), ``d_warmup_steps`` (the discriminato
 classify real images), ``ema_bn=track`` (the EMA generator's BatchNorm statistics are its own, not the
 raw generator's). Preset ``shapes-acgan-64`` combines them at 64 px.
 
-What worked on the shapes set before those options (measured on a GPU, judged by a classifier trained 4 epochs): at
-``--set data.resize=true image_size=32 generator=dcgan ngf=32 ndf=32 lr_g=2e-4 lr_d=2e-4
-d_batch_norm=false judge=CLS judge_weight=10``, batch 64, the classifier score was 0.56 / 0.77 / 0.86
-after 300 / 800 / 1500 steps. Without the judge terms the discriminator's auxiliary head learns the 24
-labels too slowly for the generator to become conditional within a few thousand steps (score ~0.1),
-and S4's recipe below reached 0.35 after 1500 steps (its discriminator overpowers the generator).
-
-S4's best recipe ("new acgan+dcgan", score 0.85 on iCLEVR) in these terms: generator=upsample, lr_g=1e-4,
-lr_d=4e-4, n_d=4, n_g=4, aux_weight=0.2 (generator side; 1 on the discriminator side),
-adv_weight=0.0008, l2_weight=0.8, perceptual_weight=0.08, tv_weight=1.6e-8, d_label_channel=true.
+Where the defaults and the presets come from, and what was measured with them: docs/recipes.md.
 """
 
 from __future__ import annotations
@@ -101,7 +92,7 @@ AUGMENT_POLICY = Rule("empty or a comma-separated list of " + ", ".join(AUGMENTA
                       lambda v: all(p.strip() in AUGMENTATIONS for p in v.split(",") if p.strip()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ACGANConfig:
     image_size: int = setting(64, "image side in pixels", power_of_two(8))
     image_channels: int | None = setting(None, "image channels (none: the data's)", between(1, 4))
@@ -179,8 +170,6 @@ class ACGAN(Family):
     name: ClassVar[str] = "acgan"
     Config = ACGANConfig
     conditional: ClassVar[bool] = True
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 200           # S4
     cpu_hint: ClassVar[str] = ("at its 64 px defaults ~11 s per step of 64 images on 2 busy CPU cores (~18 min per "
                                "epoch of the 6000-image shapes set); at 32 px (preset shapes-acgan-32) ~0.16 s per "
@@ -201,21 +190,21 @@ class ACGAN(Family):
     def judge(self) -> FrozenJudge | None:
         """The frozen classifier for the perceptual and judge losses (None when both are off)."""
         c = self.config
-        if not (c["perceptual_weight"] or c["judge_weight"]):
+        if not (c.perceptual_weight or c.judge_weight):
             return None
-        if not c["judge"]:
+        if not c.judge:
             raise UserError(f"perceptual_weight/judge_weight need a classifier: pass {set_option('judge', 'PATH')} "
                             "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
         return self._load_judge()
 
     def _load_judge(self) -> FrozenJudge:
         if self._judge is None:
-            self._judge = FrozenJudge(self.config["judge"], num_labels=self.label_dim)
+            self._judge = FrozenJudge(self.config.judge, num_labels=self.label_dim)
         return self._judge
 
     def training_judges(self) -> list[dict[str, Any]]:
         c = self.config
-        terms = {key: float(c[key]) for key in ("judge_weight", "perceptual_weight") if c[key]}
+        terms = {key: float(getattr(c, key)) for key in ("judge_weight", "perceptual_weight") if getattr(c, key)}
         if not terms and not self.uses_heldout():
             return []
         judge = self._load_judge()
@@ -223,38 +212,38 @@ class ACGAN(Family):
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
-        if c["g_conditional_bn"] and c["generator"] != "upsample":
-            built_in = " (the resnet generator always has it)" if c["generator"] == "resnet" else ""
-            raise UserError(f"g_conditional_bn works with the upsample generator, not {c['generator']!r}{built_in}; "
+        if c.g_conditional_bn and c.generator != "upsample":
+            built_in = " (the resnet generator always has it)" if c.generator == "resnet" else ""
+            raise UserError(f"g_conditional_bn works with the upsample generator, not {c.generator!r}{built_in}; "
                             f"add {set_option('generator', 'upsample')} or drop g_conditional_bn")
-        if c["d_mismatch_weight"] and not (c["d_projection"] or c["d_label_channel"]):
-            raise UserError(f"{set_option('d_mismatch_weight', c['d_mismatch_weight'])} needs a discriminator whose "
+        if c.d_mismatch_weight and not (c.d_projection or c.d_label_channel):
+            raise UserError(f"{set_option('d_mismatch_weight', c.d_mismatch_weight)} needs a discriminator whose "
                             f"adversarial score sees the condition: add {set_option('d_projection', True)} or "
                             f"{set_option('d_label_channel', True)}")
-        if c["ema_bn"] != "copy" and not c["ema_decay"]:
-            raise UserError(f"{set_option('ema_bn', c['ema_bn'])} needs the EMA generator: add e.g. "
+        if c.ema_bn != "copy" and not c.ema_decay:
+            raise UserError(f"{set_option('ema_bn', c.ema_bn)} needs the EMA generator: add e.g. "
                             f"{set_option('ema_decay', 0.999)} or drop ema_bn")
-        generator = build_generator(c["generator"], latent_dim=c["latent_dim"], label_dim=self.label_dim,
-                                    image_shape=self.image_shape, width=c["ngf"], cond_embed=c["cond_embed"],
-                                    start_size=c["g_start_size"], res_blocks=c["g_res_blocks"],
-                                    conditional_bn=c["g_conditional_bn"])
-        if c["discriminator"] == "srgan":
-            if c["d_projection"]:
+        generator = build_generator(c.generator, latent_dim=c.latent_dim, label_dim=self.label_dim,
+                                    image_shape=self.image_shape, width=c.ngf, cond_embed=c.cond_embed,
+                                    start_size=c.g_start_size, res_blocks=c.g_res_blocks,
+                                    conditional_bn=c.g_conditional_bn)
+        if c.discriminator == "srgan":
+            if c.d_projection:
                 raise UserError("d_projection works with the dcgan discriminator, not srgan; drop one of "
                                 f"{set_option('d_projection', True)} and {set_option('discriminator', 'srgan')}")
-            discriminator = SRGANDiscriminator(self.image_shape, c["ndf"], self.label_dim,
-                                               label_channel=c["d_label_channel"], aux_head=self.auxiliary_head)
+            discriminator = SRGANDiscriminator(self.image_shape, c.ndf, self.label_dim,
+                                               label_channel=c.d_label_channel, aux_head=self.auxiliary_head)
         else:
-            discriminator = ConditionalDiscriminator(self.image_shape, c["ndf"], self.label_dim,
-                                                     label_channel=c["d_label_channel"], aux_head=self.auxiliary_head,
-                                                     batch_norm=c["d_batch_norm"], dropout=c["d_dropout"],
-                                                     aux_pool=c["d_aux_pool"], projection=c["d_projection"])
-        if c["d_aux_prior"] and discriminator.auxiliary is not None:
+            discriminator = ConditionalDiscriminator(self.image_shape, c.ndf, self.label_dim,
+                                                     label_channel=c.d_label_channel, aux_head=self.auxiliary_head,
+                                                     batch_norm=c.d_batch_norm, dropout=c.d_dropout,
+                                                     aux_pool=c.d_aux_pool, projection=c.d_projection)
+        if c.d_aux_prior and discriminator.auxiliary is not None:
             initialise_at_prior(discriminator.auxiliary, self.label_dim)
-        if c["d_spectral_norm"]:
+        if c.d_spectral_norm:
             spectral_normalize(discriminator, skip=(discriminator.auxiliary,))
         networks = {"generator": generator, "discriminator": discriminator}
-        if c["ema_decay"]:
+        if c.ema_decay:
             networks["generator_ema"] = ema_copy(generator)   # what samples and the ONNX export use
         return networks
 
@@ -263,12 +252,12 @@ class ACGAN(Family):
         # but let the exporter rebuild the networks where that file no longer exists.
         self.judge()
         c = self.config
-        betas = (c["beta1"], c["beta2"])
-        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c["lr_g"], betas=betas),
-                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"], betas=betas)}
+        betas = (c.beta1, c.beta2)
+        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c.lr_g, betas=betas),
+                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c.lr_d, betas=betas)}
 
     def noise(self, count: int, device: torch.device) -> torch.Tensor:
-        return torch.randn(count, self.config["latent_dim"], device=device)
+        return torch.randn(count, self.config.latent_dim, device=device)
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
@@ -277,36 +266,36 @@ class ACGAN(Family):
         real, labels = batch.images, batch.labels
         out: dict[str, float] = {}
 
-        policy = parse_augment_policy(c["diffaugment"])
-        warmup = c.get("d_warmup_steps", 0)
+        policy = parse_augment_policy(c.diffaugment)
+        warmup = getattr(c, "d_warmup_steps", 0)
         if step < warmup:
             return self.discriminator_warmup_step(discriminator, optimizers["discriminator"], real, labels, policy)
-        for _ in range(c["n_d"]):
+        for _ in range(c.n_d):
             with torch.no_grad():
                 fake = generator(self.noise(len(real), real.device), labels)
             real_seen = diff_augment(real, policy)
             real_adv, real_aux = discriminator(real_seen, labels)
             fake_adv, fake_aux = discriminator(diff_augment(fake, policy), labels)
-            loss_real, loss_fake = discriminator_loss(c["adv_loss"], real_adv, fake_adv, c["real_label"])
+            loss_real, loss_fake = discriminator_loss(c.adv_loss, real_adv, fake_adv, c.real_label)
             if self.auxiliary_head:
-                loss_real = loss_real + c["d_aux_weight"] * self.aux_loss(real_aux, labels)
-                if c["d_aux_fake"]:
-                    loss_fake = loss_fake + c["d_aux_weight"] * self.aux_loss(fake_aux, labels)
-            if c["d_mismatch_weight"]:
+                loss_real = loss_real + c.d_aux_weight * self.aux_loss(real_aux, labels)
+                if c.d_aux_fake:
+                    loss_fake = loss_fake + c.d_aux_weight * self.aux_loss(fake_aux, labels)
+            if c.d_mismatch_weight:
                 loss_mismatch = self.mismatch_loss(discriminator, real_seen, labels)
-                loss_fake = loss_fake + c["d_mismatch_weight"] * loss_mismatch
+                loss_fake = loss_fake + c.d_mismatch_weight * loss_mismatch
                 out["d_mismatch"] = loss_mismatch.item()
             loss_d = (loss_real + loss_fake) / 2
             optimizers["discriminator"].zero_grad(set_to_none=True)
             loss_d.backward()
             optimizers["discriminator"].step()
-            if c["d_clip"]:
-                clip_weights(discriminator, c["d_clip"])
+            if c.d_clip:
+                clip_weights(discriminator, c.d_clip)
         out["loss_d"] = loss_d.item()
         out["d_real"] = torch.sigmoid(real_adv).mean().item()
         out["d_fake"] = torch.sigmoid(fake_adv).mean().item()
 
-        for _ in range(c["n_g"]):
+        for _ in range(c.n_g):
             z = self.noise(len(real), real.device)
             fake = generator(z, labels)
             adv, aux = discriminator(diff_augment(fake, policy), labels)
@@ -317,9 +306,9 @@ class ACGAN(Family):
             optimizers["generator"].step()
         if "generator_ema" in networks:
             # the average starts when the generator does (after the discriminator's warm-up)
-            update_ema(networks["generator_ema"], generator, c["ema_decay"], step - warmup,
-                       copy_buffers=c["ema_bn"] == "copy")
-            if c["ema_bn"] == "track":
+            update_ema(networks["generator_ema"], generator, c.ema_decay, step - warmup,
+                       copy_buffers=c.ema_bn == "copy")
+            if c.ema_bn == "track":
                 with torch.no_grad():
                     track_batchnorm_statistics(networks["generator_ema"], z, labels)
         out["loss_g"] = loss_g.item()
@@ -327,7 +316,7 @@ class ACGAN(Family):
         return out
 
     def aux_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return auxiliary_loss(logits, labels, self.label_space, self.config.get("aux_reduction", "mean"))
+        return auxiliary_loss(logits, labels, self.label_space, getattr(self.config, "aux_reduction", "mean"))
 
     def mismatch_loss(self, discriminator: nn.Module, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss on real images paired with another image's condition, as if they were fake
@@ -336,7 +325,7 @@ class ACGAN(Family):
         if not bool(differs.any()):
             return real.new_zeros(())
         wrong_adv, _ = discriminator(real[differs], wrong[differs])
-        return discriminator_loss(self.config["adv_loss"], wrong_adv, wrong_adv)[1]
+        return discriminator_loss(self.config.adv_loss, wrong_adv, wrong_adv)[1]
 
     def discriminator_warmup_step(self, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
                                   real: torch.Tensor, labels: torch.Tensor, policy: tuple[str, ...]
@@ -349,26 +338,26 @@ class ACGAN(Family):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if self.config["d_clip"]:
-            clip_weights(discriminator, self.config["d_clip"])
+        if self.config.d_clip:
+            clip_weights(discriminator, self.config.d_clip)
         return {"d_warmup_aux": loss.item()}
 
     def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, adv: torch.Tensor,
                         aux: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
         """Each generator loss with its weight; terms of weight 0 are not computed."""
         c = self.config
-        terms = {"adv": (c["adv_weight"], generator_adversarial_loss(c["adv_loss"], adv))}
-        if aux is not None and c["aux_weight"]:
-            terms["aux"] = (c["aux_weight"], self.aux_loss(aux, labels))
-        if c["l2_weight"]:
-            terms["l2"] = (c["l2_weight"], image_l2(fake, real))
-        if c["tv_weight"]:
-            terms["tv"] = (c["tv_weight"], total_variation(fake))
+        terms = {"adv": (c.adv_weight, generator_adversarial_loss(c.adv_loss, adv))}
+        if aux is not None and c.aux_weight:
+            terms["aux"] = (c.aux_weight, self.aux_loss(aux, labels))
+        if c.l2_weight:
+            terms["l2"] = (c.l2_weight, image_l2(fake, real))
+        if c.tv_weight:
+            terms["tv"] = (c.tv_weight, total_variation(fake))
         judge = self.judge()
-        if judge is not None and c["perceptual_weight"]:
-            terms["perceptual"] = (c["perceptual_weight"], perceptual_loss(judge, fake, real))
-        if judge is not None and c["judge_weight"]:
-            terms["judge"] = (c["judge_weight"], bce_on_probs(judge.probs(fake), labels))
+        if judge is not None and c.perceptual_weight:
+            terms["perceptual"] = (c.perceptual_weight, perceptual_loss(judge, fake, real))
+        if judge is not None and c.judge_weight:
+            terms["judge"] = (c.judge_weight, bce_on_probs(judge.probs(fake), labels))
         return terms
 
     @staticmethod
@@ -380,7 +369,7 @@ class ACGAN(Family):
         return self.sampling_generator(networks)(z, labels)
 
     def uses_heldout(self) -> bool:
-        return bool(self.config["judge"] and self.config["judge_score"])
+        return bool(self.config.judge and self.config.judge_score)
 
     def evaluate(self, networks: dict[str, nn.Module], batches) -> dict[str, float]:
         """With a judge: the TA score of images generated for the held-out conditions (S4's per-epoch score)
@@ -398,7 +387,7 @@ class ACGAN(Family):
         noise = torch.Generator().manual_seed(0)
         probs, labels = [], []
         for batch in batches:
-            z = torch.randn(len(batch.labels), c["latent_dim"], generator=noise).to(batch.labels.device)
+            z = torch.randn(len(batch.labels), c.latent_dim, generator=noise).to(batch.labels.device)
             probs.append(judge.probs(self.sampling_generator(networks)(z, batch.labels)).float().cpu().numpy())
             labels.append(batch.labels.cpu().numpy())
         if not probs:
@@ -406,6 +395,6 @@ class ACGAN(Family):
         return {"judge_score": score(np.concatenate(probs), np.concatenate(labels), self.label_space)}
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return [generator_graph(self.sampling_generator(networks), self.config["latent_dim"], self.image_shape,
+        return [generator_graph(self.sampling_generator(networks), self.config.latent_dim, self.image_shape,
                                 self.value_range, self.label_space)]
 

@@ -5,7 +5,8 @@ A family is one short module: its networks, optimisers, one training step, and t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,8 +17,7 @@ from torch import nn
 from gen_eval import contract
 from gen_eval.contract import ExportGraph  # noqa: F401 - the spec families build (re-exported)
 from gen_eval.data.labels import LabelSpace
-from gen_eval.errors import UserError, param
-from gen_eval.trainers.config import config_defaults, parse_setting, resolve_config
+from gen_eval.trainers.config import build_config, resolve_config
 
 
 @dataclass
@@ -31,9 +31,9 @@ class Batch:
 class Family:
     """Base class for a trainer family. Subclasses set ``name`` and implement the four methods.
 
-    Settings: a subclass sets ``Config``, a dataclass of :func:`gen_eval.trainers.config.setting`
-    fields (defaults, help and valid ranges; ``defaults`` is derived from it), and registers itself with
-    :func:`gen_eval.trainers.register_family`. A plain ``defaults`` dict (no types, no ranges) still works.
+    Settings: a subclass sets ``Config``, a frozen dataclass of :func:`gen_eval.trainers.config.setting`
+    fields (defaults, help and valid ranges), and registers itself with
+    :func:`gen_eval.trainers.register_family`. The family reads its settings as ``self.config.lr``.
 
     Optional hooks (defaults do nothing) let the shared loop draw pictures and measure held-out data:
     :meth:`sample` (sample grids), :meth:`reconstruct` (VAE reconstruction grids), :meth:`encode`
@@ -42,8 +42,7 @@ class Family:
 
     name: ClassVar[str]
     conditional: ClassVar[bool] = False
-    Config: ClassVar[type | None] = None                      # typed settings (gen_eval.trainers.config)
-    defaults: ClassVar[dict[str, Any]] = {}
+    Config: ClassVar[type]                                    # typed settings (gen_eval.trainers.config)
     cpu_hint: ClassVar[str] = ""                                # rough CPU cost, shown by train FAMILY --help
     value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)   # range of images the loop feeds in
     default_batch_size: ClassVar[int] = 64
@@ -58,40 +57,34 @@ class Family:
     steps_between_pictures: ClassVar[int] = 0
     steps_per_epoch: int = 0    # set by the loop before training (families with per-epoch schedules read it)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "Config" in cls.__dict__ and cls.Config is not None:
-            cls.defaults = config_defaults(cls.Config)
-
-    def __init__(self, config: dict[str, Any], label_space: LabelSpace | None = None) -> None:
-        self.config = {**self.defaults, **config}
+    def __init__(self, config: Mapping[str, Any] | Any = (), label_space: LabelSpace | None = None) -> None:
+        """``config``: a ``Config`` object, or settings by name (e.g. a checkpoint's stored dict; missing
+        ones take their defaults)."""
+        self.config = build_config(self.Config, config)
         self.label_space = label_space
 
     # -- configuration ----------------------------------------------------------------------------
     @classmethod
-    def resolve_config(cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``defaults`` updated by ``overrides``; strings (from ``--set key=value``) are parsed to the
+    def resolve_config(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The defaults updated by ``overrides``; strings (from ``--set key=value``) are parsed to the
         field's type. Unknown keys, unparsable values and values out of range raise a one-line UserError."""
-        if cls.Config is not None:
-            return resolve_config(cls.name, cls.Config, overrides)
-        config = dict(cls.defaults)
-        for key, value in (overrides or {}).items():
-            if key not in cls.defaults:
-                raise UserError(f"{cls.name} has no setting {key!r}; valid {param('config_overrides')} keys: {', '.join(sorted(cls.defaults))}")
-            config[key] = parse_setting(key, value, cls.defaults[key]) if isinstance(value, str) else value
-        return config
+        return resolve_config(cls.name, cls.Config, overrides)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The settings by name, as checkpoints and run.json store them."""
+        return dataclasses.asdict(self.config)
 
     @property
     def latent_dim(self) -> int | None:
         """Length of the noise vector ``z`` (None for families without one, e.g. the classifier)."""
-        value = self.config.get("latent_dim")
+        value = getattr(self.config, "latent_dim", None)
         return int(value) if value is not None else None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """C,H,W of the images this family trains on (config ``image_channels`` and ``image_size``)."""
-        size = int(self.config.get("image_size", 64))
-        return int(self.config.get("image_channels", 3)), size, size
+        size = int(getattr(self.config, "image_size", 64))
+        return int(getattr(self.config, "image_channels", 3)), size, size
 
     def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
         """Adopt what the data decides (``image_channels: None`` takes the data's channel count).
@@ -99,8 +92,8 @@ class Family:
         Called by the loop before :meth:`build_networks` on a fresh run; families may override to
         check more (e.g. a label-space kind they cannot handle) and raise UserError.
         """
-        if "image_channels" in self.config and self.config["image_channels"] is None:
-            self.config["image_channels"] = int(image_shape[0])
+        if hasattr(self.config, "image_channels") and self.config.image_channels is None:
+            self.config = dataclasses.replace(self.config, image_channels=int(image_shape[0]))
 
     # -- the four methods every family implements --------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:

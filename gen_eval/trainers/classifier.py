@@ -40,7 +40,7 @@ def score(probs: np.ndarray, labels: np.ndarray, label_space) -> float:
     return score_probs(probs, labels, label_space).value
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClassifierConfig:
     image_size: int = setting(64, "image side in pixels", between(8, 1024))
     image_channels: int = setting(3, "image channels (the ResNet18 judge takes RGB)", one_of(3))
@@ -60,8 +60,6 @@ class Classifier(Family):
     name: ClassVar[str] = "classifier"
     Config = ClassifierConfig
     conditional: ClassVar[bool] = True
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 10
     cpu_hint: ClassVar[str] = ("~2.6 s per step of 64 images on 2 busy CPU cores, "   # measured: benchmarks/RESULTS.md
                                "~4 min per epoch of the 6000-image shapes set")
@@ -71,13 +69,13 @@ class Classifier(Family):
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         c = self.config
-        return {"classifier": torch.optim.Adam(networks["classifier"].parameters(), lr=c["lr"],
-                                               betas=(c["beta1"], c["beta2"]), weight_decay=c["weight_decay"])}
+        return {"classifier": torch.optim.Adam(networks["classifier"].parameters(), lr=c.lr,
+                                               betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)}
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
         images, labels = batch.images, batch.labels
-        if self.config["flip"]:
+        if self.config.flip:
             flip = torch.rand(len(images), device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         probs = networks["classifier"](images)
@@ -99,7 +97,7 @@ class Classifier(Family):
     def finish_training(self, networks: dict[str, nn.Module], images: Iterable[torch.Tensor]) -> dict[str, int]:
         from gen_eval.trainers.batchnorm import recalibrate_batchnorm
 
-        wanted = int(self.config["bn_images"])
+        wanted = int(self.config.bn_images)
         if not wanted:
             return {}
         seen = 0

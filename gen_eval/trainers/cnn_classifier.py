@@ -33,7 +33,7 @@ def small_cnn(channels: int, num_labels: int, block_widths: list[int]) -> nn.Seq
     return nn.Sequential(nn.Sequential(*layers), nn.Sequential(nn.Linear(width, num_labels), nn.Sigmoid()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class CNNClassifierConfig(ClassifierConfig):
     """The classifier's settings (optimiser, BatchNorm re-estimation) with a small image's defaults and the
     conv widths."""
@@ -51,13 +51,12 @@ class CNNClassifier(Classifier):
 
     name: ClassVar[str] = "cnn-classifier"
     Config = CNNClassifierConfig
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 2
     cpu_hint: ClassVar[str] = ""
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
-        return {"classifier": small_cnn(self.image_shape[0], self.label_space.size, [int(w) for w in c["widths"]])}
+        return {"classifier": small_cnn(self.image_shape[0], self.label_space.size, [int(w) for w in c.widths])}
 
     def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
         return []   # no TA-format file: the TA's evaluator loads ResNet18 weights only

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,7 @@ def derive_config(base: type, name: str, drop: tuple[str, ...] = (), **defaults:
         fields.append((f.name, f.type, setting(default, f.metadata["help"], f.metadata["rule"])))
     if defaults:
         raise TypeError(f"{base.__name__} has no fields {sorted(defaults)}")
-    return dataclasses.make_dataclass(name, fields)
+    return dataclasses.make_dataclass(name, fields, frozen=True)
 
 
 # -- types ----------------------------------------------------------------------------------------------
@@ -196,7 +196,17 @@ def config_defaults(config_cls: type) -> dict[str, Any]:
             for f in dataclasses.fields(config_cls)}
 
 
-def resolve_config(family: str, config_cls: type, overrides: dict[str, Any] | None) -> dict[str, Any]:
+def build_config(config_cls: type, values: Mapping[str, Any] | Any) -> Any:
+    """``values`` as a ``config_cls`` object: one already is; a mapping (settings by name, e.g. a
+    checkpoint's) fills the fields it names, the others keep their defaults. Names ``config_cls`` does not
+    have are left out: no family reads them (a checkpoint of an older version may hold retired settings)."""
+    if isinstance(values, config_cls):
+        return values
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return config_cls(**{key: value for key, value in dict(values).items() if key in names})
+
+
+def resolve_config(family: str, config_cls: type, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults updated by ``overrides`` (strings from ``--set`` are parsed), each checked by type and range."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     config = config_defaults(config_cls)

@@ -41,13 +41,19 @@ class Discriminator(nn.Module):
         return self.score(self.features(image)).flatten()
 
 
-@dataclass
-class DCGANConfig:
+@dataclass(frozen=True)
+class ConvGANConfig:
+    """The settings of a transposed-conv generator and a strided-conv discriminator (dcgan, wgan-gp)."""
+
     image_size: int = setting(64, "image side in pixels", power_of_two(8))
     image_channels: int = setting(3, "image channels", between(1, 4))
     latent_dim: int = setting(100, "length of the noise vector z", LATENT)
     g_width: int = setting(64, "channels of the last generator block", WIDTH)
     d_width: int = setting(64, "channels of the first discriminator block", WIDTH)
+
+
+@dataclass(frozen=True)
+class DCGANConfig(ConvGANConfig):
     lr: float = setting(2e-4, "Adam learning rate of both networks", POSITIVE)
     betas: list[float] = setting([0.5, 0.999], "Adam betas of both networks", BETAS)
 
@@ -58,7 +64,6 @@ class DCGAN(Family):
 
     name: ClassVar[str] = "dcgan"
     Config = DCGANConfig
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     default_batch_size: ClassVar[int] = 128
     default_epochs: ClassVar[int] = 25
     cpu_hint: ClassVar[str] = ("~6 s per step of 128 images on 2 busy CPU cores, "   # measured: benchmarks/RESULTS.md
@@ -66,23 +71,23 @@ class DCGAN(Family):
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
-        generator = transposed_generator(c["latent_dim"], c["image_size"], c["image_channels"], c["g_width"])
-        discriminator = Discriminator(c["image_size"], c["image_channels"], c["d_width"])
+        generator = transposed_generator(c.latent_dim, c.image_size, c.image_channels, c.g_width)
+        discriminator = Discriminator(c.image_size, c.image_channels, c.d_width)
         generator.apply(dcgan_init)
         discriminator.apply(dcgan_init)
         return {"generator": generator, "discriminator": discriminator}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        lr, betas = self.config["lr"], tuple(self.config["betas"])
+        lr, betas = self.config.lr, tuple(self.config.betas)
         return {name: torch.optim.Adam(networks[name].parameters(), lr=lr, betas=betas)
                 for name in ("generator", "discriminator")}
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
-        return gan_step(networks, optimizers, batch.images, self.config["latent_dim"])
+        return gan_step(networks, optimizers, batch.images, self.config.latent_dim)
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range)]
+        return [generator_graph(networks["generator"], self.config.latent_dim, self.image_shape, self.value_range)]
 
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return networks["generator"](z)

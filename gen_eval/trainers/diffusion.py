@@ -64,7 +64,7 @@ def _mults_ok(text: Any) -> bool:
 CHANNEL_MULTS = Rule("1 to 6 comma-separated integers from 1 to 16, one per resolution (e.g. 1,2,2)", _mults_ok)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiffusionConfig:
     image_size: int = setting(32, "image side in pixels (divisible by patch x 2^(levels - 1))", between(4, 1024))
     image_channels: int | None = setting(None, "image channels (none: the data's)", between(1, 4))
@@ -149,8 +149,6 @@ class Diffusion(Family):
     name: ClassVar[str] = "diffusion"
     Config = DiffusionConfig
     conditional: ClassVar[bool] = True
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 20
     export_settings: ClassVar[tuple[str, ...]] = ("sample_steps", "guidance", "sample_shift")
     steps_between_pictures: ClassVar[int] = 500
@@ -160,7 +158,7 @@ class Diffusion(Family):
     @property
     def latent_dim(self) -> int | None:
         """The sampler's noise is an image: C*H*W standard normal values."""
-        if self.config.get("image_channels") is None:
+        if self.config.image_channels is None:
             return None
         c, h, w = self.image_shape
         return c * h * w
@@ -168,32 +166,32 @@ class Diffusion(Family):
     def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
         super().fit_data(image_shape, label_space)
         c = self.config
-        levels = len(_parse_mults(c["channel_mults"]))
-        step = c["patch"] * 2 ** (levels - 1)
-        if c["image_size"] % step:
-            raise UserError(f"diffusion: image_size {c['image_size']} is not divisible by patch x 2^(levels - 1) "
+        levels = len(_parse_mults(c.channel_mults))
+        step = c.patch * 2 ** (levels - 1)
+        if c.image_size % step:
+            raise UserError(f"diffusion: image_size {c.image_size} is not divisible by patch x 2^(levels - 1) "
                             f"= {step}; choose another {set_option('image_size', '...')}, "
                             f"{set_option('patch', '...')} or {set_option('channel_mults', '...')}")
-        if label_space is not None and c["guidance"] != 1.0 and not c["label_dropout"]:
-            raise UserError(f"guidance {c['guidance']:g} needs the unconditional prediction, which "
+        if label_space is not None and c.guidance != 1.0 and not c.label_dropout:
+            raise UserError(f"guidance {c.guidance:g} needs the unconditional prediction, which "
                             f"{set_option('label_dropout', 0)} never trains; set {set_option('label_dropout', 0.1)} "
                             f"or {set_option('guidance', 1)}")
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
         label_dim = self.label_space.size if self.label_space is not None else 0
-        unet = UNet(self.image_shape[0], label_dim, width=c["width"], mults=_parse_mults(c["channel_mults"]),
-                    res_blocks=c["res_blocks"], attention=c["attention"], patch=c["patch"], dropout=c["dropout"])
+        unet = UNet(self.image_shape[0], label_dim, width=c.width, mults=_parse_mults(c.channel_mults),
+                    res_blocks=c.res_blocks, attention=c.attention, patch=c.patch, dropout=c.dropout)
         networks = {"unet": unet}
-        if c["ema_decay"]:
+        if c.ema_decay:
             networks["unet_ema"] = ema_copy(unet)
         return networks
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        return {"unet": torch.optim.Adam(networks["unet"].parameters(), lr=self.config["lr"], betas=(0.9, 0.99))}
+        return {"unet": torch.optim.Adam(networks["unet"].parameters(), lr=self.config.lr, betas=(0.9, 0.99))}
 
     def _draw_times(self, count: int, device: torch.device) -> torch.Tensor:
-        if self.config["time_sampling"] == "uniform":
+        if self.config.time_sampling == "uniform":
             return torch.rand(count, device=device)
         return torch.sigmoid(torch.randn(count, device=device))
 
@@ -208,25 +206,25 @@ class Diffusion(Family):
         labels = dropped = None
         if self.label_space is not None:
             labels = batch.labels.to(x0.dtype)
-            dropped = (torch.rand(len(x0), 1, device=x0.device) < c["label_dropout"]).to(x0.dtype)
+            dropped = (torch.rand(len(x0), 1, device=x0.device) < c.label_dropout).to(x0.dtype)
         loss = F.mse_loss(unet(xt, t, labels, dropped), noise - x0)
         for group in optimizer.param_groups:
-            group["lr"] = c["lr"] * min(1.0, (step + 1) / c["warmup"]) if c["warmup"] else c["lr"]
+            group["lr"] = c.lr * min(1.0, (step + 1) / c.warmup) if c.warmup else c.lr
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         out = {"loss": loss.item()}
-        if c["grad_clip"]:
-            out["grad_norm"] = float(nn.utils.clip_grad_norm_(unet.parameters(), c["grad_clip"]))
+        if c.grad_clip:
+            out["grad_norm"] = float(nn.utils.clip_grad_norm_(unet.parameters(), c.grad_clip))
         optimizer.step()
         if "unet_ema" in networks:
-            update_ema(networks["unet_ema"], unet, c["ema_decay"], step)
+            update_ema(networks["unet_ema"], unet, c.ema_decay, step)
         return out
 
     def sampler(self, networks: dict[str, nn.Module]) -> FlowSampler:
         """The sampler that makes the grids and is exported: on the EMA network when ``ema_decay`` is on."""
         c = self.config
         unet = networks.get("unet_ema", networks["unet"])
-        return FlowSampler(unet, self.image_shape, c["sample_steps"], c["guidance"], c["sample_shift"],
+        return FlowSampler(unet, self.image_shape, c.sample_steps, c.guidance, c.sample_shift,
                            conditional=self.label_space is not None)
 
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -236,6 +234,6 @@ class Diffusion(Family):
         c = self.config
         graph = generator_graph(self.sampler(networks), self.latent_dim, self.image_shape, self.value_range,
                                 self.label_space)
-        graph.metadata = {contract.KEY_SAMPLER: (f"rectified flow, {c['sample_steps']} Euler steps, guidance "
-                                        f"{c['guidance']:g}, time shift {c['sample_shift']:g}")}
+        graph.metadata = {contract.KEY_SAMPLER: (f"rectified flow, {c.sample_steps} Euler steps, guidance "
+                                        f"{c.guidance:g}, time shift {c.sample_shift:g}")}
         return [graph]

@@ -141,7 +141,7 @@ def train(family_name: str, data_dir: str | os.PathLike | Any, out_dir: str | os
             r.last_saved = r.step
             log.info("resuming %s from step %d of %d (%s)", family_name, r.step, planned, checkpointer.last)
         atomic_write_json(run / "run.json", {"family": family_name, **loop_info, "device": str(torch_device),
-                                             "config": family.config,
+                                             "config": family.config_dict(),
                                              "label_space": label_space.to_dict() if label_space else None}, force=True)
         if ckpt is not None:
             r.log.resume(r.step)
@@ -251,7 +251,7 @@ class _Run:
         return means
 
     def payload(self) -> dict[str, Any]:
-        return {"family": self.family_name, "config": self.family.config,
+        return {"family": self.family_name, "config": self.family.config_dict(),
                 "label_space": self.label_space.to_dict() if self.label_space else None,
                 "step": self.step, "epoch": self.step // self.source.steps_per_epoch,
                 "networks": {k: v.state_dict() for k, v in self.networks.items()},

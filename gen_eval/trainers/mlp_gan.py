@@ -46,7 +46,7 @@ def mlp_discriminator(in_features: int, hidden: list[int], dropout: float) -> nn
     return nn.Sequential(*layers)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MLPGANConfig:
     image_size: int = setting(28, "image side in pixels", IMAGE_SIZE)
     image_channels: int = setting(1, "image channels", between(1, 4))
@@ -71,46 +71,45 @@ class MLPGAN(Family):
     name: ClassVar[str] = "mlp-gan"
     Config = MLPGANConfig
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 200
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
         shape = self.image_shape
-        return {"generator": mlp_generator(c["latent_dim"], [int(h) for h in c["g_hidden"]], shape),
-                "discriminator": mlp_discriminator(shape[0] * shape[1] * shape[2], [int(h) for h in c["d_hidden"]],
-                                                   c["dropout"])}
+        return {"generator": mlp_generator(c.latent_dim, [int(h) for h in c.g_hidden], shape),
+                "discriminator": mlp_discriminator(shape[0] * shape[1] * shape[2], [int(h) for h in c.d_hidden],
+                                                   c.dropout)}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         c = self.config
-        betas = tuple(c["betas"])
-        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c["lr_g"], betas=betas),
-                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"], betas=betas)}
+        betas = tuple(c.betas)
+        return {"generator": torch.optim.Adam(networks["generator"].parameters(), lr=c.lr_g, betas=betas),
+                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), lr=c.lr_d, betas=betas)}
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
         update_d, update_g = self.updates(step)
-        return gan_step(networks, optimizers, batch.images, self.config["latent_dim"], update_discriminator=update_d,
+        return gan_step(networks, optimizers, batch.images, self.config.latent_dim, update_discriminator=update_d,
                         update_generator=update_g)
 
     def updates(self, step: int) -> tuple[bool, bool]:
         """Whether step ``step`` (from 0) updates the discriminator and the generator."""
         c = self.config
-        skip = int(c["d_skip_every"])
+        skip = int(c.d_skip_every)
         update_d, update_g = not (skip > 0 and (step + 1) % skip == 0), True
-        if c["schedule"] == "epoch-digit" or c["d_skip_epoch_every"]:
+        if c.schedule == "epoch-digit" or c.d_skip_epoch_every:
             if not self.steps_per_epoch:
                 raise RuntimeError("per-epoch schedules need steps_per_epoch (the training loop sets it)")
             epoch = step // self.steps_per_epoch + 1
-            if c["schedule"] == "epoch-digit":
+            if c.schedule == "epoch-digit":
                 digit = epoch % 10
                 update_d, update_g = update_d and digit in (0, 1, 2, 3, 4), digit in (0, 5, 6, 7, 8, 9)
-            if c["d_skip_epoch_every"] and epoch % int(c["d_skip_epoch_every"]) == 0:
+            if c.d_skip_epoch_every and epoch % int(c.d_skip_epoch_every) == 0:
                 update_d = False
         return update_d, update_g
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range)]
+        return [generator_graph(networks["generator"], self.config.latent_dim, self.image_shape, self.value_range)]
 
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return networks["generator"](z)

@@ -17,7 +17,7 @@ run stays bit-identical), beside the reconstruction MSE every VAE logs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.base import Batch
 from gen_eval.trainers.config import (
     BELOW_ONE,
     IMAGE_SIZE,
@@ -39,7 +39,7 @@ from gen_eval.trainers.config import (
 )
 from gen_eval.trainers.losses import bce_on_probs
 from gen_eval.trainers.networks import mlp_to_image
-from gen_eval.trainers.vae import VAEHooks, elbo_step, kl_divergence, vae_graphs, vae_optimizer
+from gen_eval.trainers.vae import ELBOFamily, kl_divergence
 
 HELDOUT_NOISE_SEED = 2**31 - 2   # the held-out z draws: the same every epoch, apart from the training RNG
 
@@ -75,7 +75,7 @@ def summed_bce(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return bce_on_probs(recon, x) * recon[0].numel()     # mean over pixels * pixels
 
 
-@dataclass
+@dataclass(frozen=True)
 class MLPVAEConfig:
     image_size: int = setting(28, "image side in pixels", IMAGE_SIZE)
     image_channels: int = setting(1, "image channels", between(1, 4))
@@ -89,29 +89,23 @@ class MLPVAEConfig:
 
 
 @register_family
-class MLPVAE(VAEHooks, Family):
+class MLPVAE(ELBOFamily):
     """MLP VAE on MNIST 28x28 (S2): summed BCE + KL."""
 
     name: ClassVar[str] = "mlp-vae"
     Config = MLPVAEConfig
-    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
+    reconstruction_name: ClassVar[str] = "bce"
     default_epochs: ClassVar[int] = 50
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
         shape = self.image_shape
-        hidden = [int(h) for h in c["hidden"]]
-        return {"encoder": MLPEncoder(shape[0] * shape[1] * shape[2], hidden, c["latent_dim"], c["dropout"]),
-                "decoder": mlp_decoder(c["latent_dim"], hidden[::-1], shape)}
+        hidden = [int(h) for h in c.hidden]
+        return {"encoder": MLPEncoder(shape[0] * shape[1] * shape[2], hidden, c.latent_dim, c.dropout),
+                "decoder": mlp_decoder(c.latent_dim, hidden[::-1], shape)}
 
-    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        return {"vae": vae_optimizer(networks, self.config["lr"])}
-
-    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                   batch: Batch, step: int) -> dict[str, float]:
-        reconstruction = summed_bce if self.config["bce_reduction"] == "sum" else bce_on_probs
-        return elbo_step(networks, optimizers["vae"], batch.images, "bce", reconstruction, self.config["kl_weight"])
+    def reconstruction_loss(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return summed_bce if self.config.bce_reduction == "sum" else bce_on_probs
 
     def evaluate(self, networks: dict[str, nn.Module], batches: Iterable[Batch]) -> dict[str, float]:
         """Held-out per-image loss (summed BCE + kl_weight * KL, one z per image) and reconstruction MSE."""
@@ -127,15 +121,11 @@ class MLPVAE(VAEHooks, Family):
             size = len(batch.images)
             totals["bce"] += bce * size
             totals["kld"] += kld * size
-            totals["loss"] += (bce + self.config["kl_weight"] * kld) * size
+            totals["loss"] += (bce + self.config.kl_weight * kld) * size
             squared_error += float((networks["decoder"](mu) - batch.images).double().pow(2).sum())
             count += size
         if not count:
             return {}
         pixels = count * self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
         return {"recon_mse": squared_error / pixels, **{key: value / count for key, value in totals.items()}}
-
-    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return vae_graphs(networks["encoder"], networks["decoder"], self.config["latent_dim"],
-                          self.image_shape, self.value_range)
 

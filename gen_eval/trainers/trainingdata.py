@@ -64,7 +64,7 @@ def check_data_fits(family: Family, image_set, resize: bool) -> tuple[int, int, 
                         "Cartoon Set), e.g. one made by 'gen-eval data shapes --out DIR'")
     if data_shape != want and not resize:
         c, h, w = data_shape
-        hint = f"{set_option('image_size', h)} to train at the data's size, or " if h == w and "image_size" in family.defaults else ""
+        hint = f"{set_option('image_size', h)} to train at the data's size, or " if h == w and hasattr(family.config, "image_size") else ""
         raise UserError(f"{image_set.source} has {c}x{h}x{w} images but {family.name} trains on "
                         f"{want[0]}x{want[1]}x{want[2]}; pass {hint}{set_option('data.resize', 'true')} to resize the images")
     return want

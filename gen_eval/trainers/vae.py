@@ -159,7 +159,7 @@ class VAEHooks:
         return {"recon_mse": total / count} if count else {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvVAEConfig:
     image_size: int = setting(64, "image side in pixels", multiple_of(2 ** POOLINGS))
     image_channels: int = setting(3, "image channels", between(1, 4))
@@ -169,14 +169,38 @@ class ConvVAEConfig:
     lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
 
 
+class ELBOFamily(VAEHooks, Family):
+    """A VAE trained on the ELBO with one Adam over encoder and decoder; the decoder is the exported generator.
+
+    A subclass sets ``reconstruction_name`` and :meth:`reconstruction_loss`, and its config has
+    ``latent_dim``, ``kl_weight`` and ``lr``."""
+
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    reconstruction_name: ClassVar[str]
+
+    def reconstruction_loss(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        raise NotImplementedError
+
+    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": vae_optimizer(networks, self.config.lr)}
+
+    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   batch: Batch, step: int) -> dict[str, float]:
+        return elbo_step(networks, optimizers["vae"], batch.images, self.reconstruction_name,
+                         self.reconstruction_loss(), self.config.kl_weight)
+
+    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
+        return vae_graphs(networks["encoder"], networks["decoder"], self.config.latent_dim, self.image_shape,
+                          self.value_range)
+
+
 @register_family
-class ConvVAE(VAEHooks, Family):
+class ConvVAE(ELBOFamily):
     """Convolutional VAE at 64x64 (S1 problem 1): MSE + KL."""
 
     name: ClassVar[str] = "vae"
     Config = ConvVAEConfig
-    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
+    reconstruction_name: ClassVar[str] = "mse"
     default_epochs: ClassVar[int] = 20
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -185,17 +209,8 @@ class ConvVAE(VAEHooks, Family):
         if size < 2 ** POOLINGS or size % 2 ** POOLINGS:
             raise UserError(f"the vae family needs image_size a multiple of {2 ** POOLINGS}, got {size}; "
                             f"e.g. {set_option('image_size', 64)}")
-        return {"encoder": ConvEncoder(channels, size, c["width"], c["latent_dim"]),
-                "decoder": ConvDecoder(channels, size, c["width"], c["latent_dim"])}
+        return {"encoder": ConvEncoder(channels, size, c.width, c.latent_dim),
+                "decoder": ConvDecoder(channels, size, c.width, c.latent_dim)}
 
-    def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        return {"vae": vae_optimizer(networks, self.config["lr"])}
-
-    def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                   batch: Batch, step: int) -> dict[str, float]:
-        return elbo_step(networks, optimizers["vae"], batch.images, "mse", F.mse_loss, self.config["kl_weight"])
-
-    def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return vae_graphs(networks["encoder"], networks["decoder"], self.config["latent_dim"],
-                          self.image_shape, self.value_range)
-
+    def reconstruction_loss(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return F.mse_loss

@@ -110,7 +110,7 @@ class Discriminator(nn.Module):
         return self.lin_layer(self.conv_layer(image))
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAEGANConfig:
     image_size: int = setting(64, "image side in pixels", multiple_of(2 ** HALVINGS))
     image_channels: int = setting(3, "image channels", between(1, 4))
@@ -132,8 +132,6 @@ class VAEGAN(VAEHooks, Family):
     name: ClassVar[str] = "vae-gan"
     Config = VAEGANConfig
     decoder_key: ClassVar[str] = "generator"
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 20
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -142,15 +140,15 @@ class VAEGAN(VAEHooks, Family):
         if size < 2 ** HALVINGS or size % 2 ** HALVINGS:
             raise UserError(f"the vae-gan family needs image_size a multiple of {2 ** HALVINGS}, got {size}; "
                             f"e.g. {set_option('image_size', 64)}")
-        return {"encoder": Encoder(channels, size, c["width"], c["latent_dim"]),
-                "generator": Generator(channels, size, c["width"], c["latent_dim"]),
-                "discriminator": Discriminator(channels, size, c["width"])}
+        return {"encoder": Encoder(channels, size, c.width, c.latent_dim),
+                "generator": Generator(channels, size, c.width, c.latent_dim),
+                "discriminator": Discriminator(channels, size, c.width)}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         c = self.config
-        optimizers = {name: torch.optim.Adam(networks[name].parameters(), lr=c["lr"]) for name in ("encoder", "generator")}
-        optimizers["discriminator"] = torch.optim.Adam(networks["discriminator"].parameters(), lr=c["lr_d"] or c["lr"],
-                                                       weight_decay=c["d_weight_decay"])
+        optimizers = {name: torch.optim.Adam(networks[name].parameters(), lr=c.lr) for name in ("encoder", "generator")}
+        optimizers["discriminator"] = torch.optim.Adam(networks["discriminator"].parameters(), lr=c.lr_d or c.lr,
+                                                       weight_decay=c.d_weight_decay)
         return optimizers
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
@@ -162,7 +160,7 @@ class VAEGAN(VAEHooks, Family):
         recon = generator(reparameterize(mu, logvar))
         sampled = generator(torch.randn_like(mu))
 
-        loss_d = (c["d_real_weight"] * adversarial_loss(discriminator(real), 1.0) + adversarial_loss(discriminator(recon.detach()), 0.0)
+        loss_d = (c.d_real_weight * adversarial_loss(discriminator(real), 1.0) + adversarial_loss(discriminator(recon.detach()), 0.0)
                   + adversarial_loss(discriminator(sampled.detach()), 0.0))
         optimizers["discriminator"].zero_grad(set_to_none=True)
         loss_d.backward()
@@ -171,8 +169,8 @@ class VAEGAN(VAEHooks, Family):
         mse = F.mse_loss(recon, real)
         kld = kl_divergence(mu, logvar, reduction="mean")
         fooling = adversarial_loss(discriminator(recon), 1.0) + adversarial_loss(discriminator(sampled), 1.0)
-        loss_e = mse + c["beta"] * kld
-        loss_g = c["recon_weight"] * mse + c["gamma"] * fooling
+        loss_e = mse + c.beta * kld
+        loss_g = c.recon_weight * mse + c.gamma * fooling
         optimizers["encoder"].zero_grad(set_to_none=True)
         optimizers["generator"].zero_grad(set_to_none=True)
         loss_e.backward(inputs=list(encoder.parameters()), retain_graph=True)
@@ -183,6 +181,6 @@ class VAEGAN(VAEHooks, Family):
                 "mse": mse.item(), "kld": kld.item()}
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return vae_graphs(networks["encoder"], networks["generator"], self.config["latent_dim"],
+        return vae_graphs(networks["encoder"], networks["generator"], self.config.latent_dim,
                           self.image_shape, self.value_range)
 

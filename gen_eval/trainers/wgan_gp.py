@@ -31,7 +31,6 @@ from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
 from gen_eval.trainers.config import (
     BETAS,
-    LATENT,
     NON_NEGATIVE,
     POSITIVE,
     WIDTH,
@@ -40,6 +39,7 @@ from gen_eval.trainers.config import (
     set_option,
     setting,
 )
+from gen_eval.trainers.dcgan import ConvGANConfig
 from gen_eval.trainers.losses import auxiliary_loss, gradient_penalty
 from gen_eval.trainers.networks import strided_features, transposed_generator
 
@@ -83,12 +83,9 @@ def head_sizes(label_space: LabelSpace) -> list[int]:
     return [label_space.size]
 
 
-@dataclass
-class WGANGPConfig:
+@dataclass(frozen=True)
+class WGANGPConfig(ConvGANConfig):
     image_size: int = setting(128, "image side in pixels", power_of_two(8))
-    image_channels: int = setting(3, "image channels", between(1, 4))
-    latent_dim: int = setting(100, "length of the noise vector z", LATENT)
-    g_width: int = setting(64, "channels of the last generator block", WIDTH)
     d_width: int = setting(64, "channels of the first critic block", WIDTH)
     head_hidden: int = setting(128, "hidden units of each auxiliary classifier head", WIDTH)
     gp_weight: float = setting(10.0, "gradient penalty weight (lambda)", NON_NEGATIVE)
@@ -105,8 +102,6 @@ class WGANGP(Family):
     name: ClassVar[str] = "wgan-gp"
     Config = WGANGPConfig
     conditional: ClassVar[bool] = True
-    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 30
 
     def fit_data(self, image_shape: tuple[int, int, int], label_space: LabelSpace | None) -> None:
@@ -124,11 +119,11 @@ class WGANGP(Family):
     def build_networks(self) -> dict[str, nn.Module]:
         c, space = self.config, self._label_space()
         channels, size, _ = self.image_shape
-        return {"generator": ConditionalGenerator(c["latent_dim"], space.size, size, channels, c["g_width"]),
-                "critic": AuxCritic(size, channels, c["d_width"], head_sizes(space), c["head_hidden"])}
+        return {"generator": ConditionalGenerator(c.latent_dim, space.size, size, channels, c.g_width),
+                "critic": AuxCritic(size, channels, c.d_width, head_sizes(space), c.head_hidden)}
 
     def build_optimizers(self, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        lr, betas = self.config["lr"], tuple(self.config["betas"])
+        lr, betas = self.config.lr, tuple(self.config.betas)
         return {name: torch.optim.Adam(networks[name].parameters(), lr=lr, betas=betas)
                 for name in ("generator", "critic")}
 
@@ -136,7 +131,7 @@ class WGANGP(Family):
         space = self._label_space()
         # auxiliary_loss averages the heads' cross-entropies; S3 sums them.
         heads = len(space.heads) if space.kind == "categorical" else 1
-        return self.config["aux_weight"] * heads * auxiliary_loss(logits, labels, space)
+        return self.config.aux_weight * heads * auxiliary_loss(logits, labels, space)
 
     def train_step(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                    batch: Batch, step: int) -> dict[str, float]:
@@ -148,23 +143,23 @@ class WGANGP(Family):
         batch_size = real.shape[0]
 
         with torch.no_grad():
-            fake = generator(torch.randn(batch_size, c["latent_dim"], device=real.device),
+            fake = generator(torch.randn(batch_size, c.latent_dim, device=real.device),
                              labels[torch.randperm(batch_size, device=real.device)])
         real_score, real_logits = critic(real)
         fake_score = critic.score(fake)
         wasserstein = real_score.mean() - fake_score.mean()
         penalty = gradient_penalty(critic.score, real, fake)
         aux_real = self._aux_loss(real_logits, labels)
-        loss_critic = -wasserstein + c["gp_weight"] * penalty + aux_real
+        loss_critic = -wasserstein + c.gp_weight * penalty + aux_real
         optimizers["critic"].zero_grad(set_to_none=True)
         loss_critic.backward()
         optimizers["critic"].step()
         logs = {"loss_critic": loss_critic.item(), "wasserstein": wasserstein.item(), "gp": penalty.item(),
                 "aux_real": aux_real.item()}
 
-        if (step + 1) % int(c["n_critic"]) == 0:
+        if (step + 1) % int(c.n_critic) == 0:
             fake_labels = labels[torch.randperm(batch_size, device=real.device)]
-            fake = generator(torch.randn(batch_size, c["latent_dim"], device=real.device), fake_labels)
+            fake = generator(torch.randn(batch_size, c.latent_dim, device=real.device), fake_labels)
             fake_score, fake_logits = critic(fake)
             aux_fake = self._aux_loss(fake_logits, fake_labels)
             loss_g = -fake_score.mean() + aux_fake
@@ -175,7 +170,7 @@ class WGANGP(Family):
         return logs
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
-        return [generator_graph(networks["generator"], self.config["latent_dim"], self.image_shape, self.value_range,
+        return [generator_graph(networks["generator"], self.config.latent_dim, self.image_shape, self.value_range,
                                 self._label_space())]
 
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
