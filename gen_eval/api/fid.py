@@ -25,42 +25,11 @@ from gen_eval.errors import UserError, param
 from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
 from gen_eval.evaluator.judges import check_judge
 from gen_eval.evaluator.stats import FeatureStats
-from gen_eval.evaluator.uncertainty import Interval
+from gen_eval.evaluator.uncertainty import Interval, jackknife_interval
 
 log = logging.getLogger("gen_eval")
 JACKKNIFE_BLOCKS = 10
 DEFAULT_FEATURES = "inception"  # pytorch-fid's habit: FID means the FID Inception unless told otherwise
-
-
-def jackknife_interval(whole: FeatureStats, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float,
-                       confidence: float, blocks: list[FeatureStats] | None = None,
-                       what: str = "blocks of the images") -> Interval | None:
-    """The delete-a-block jackknife over ``blocks`` (default: ``whole``'s block sums; None when it has none)."""
-    from gen_eval.evaluator.frechet import frechet_distance
-
-    blocks = whole.blocks() if blocks is None else blocks
-    if not blocks:
-        return None
-    left_out = []
-    for block in blocks:
-        if block.n == 0 or whole.n - block.n < 2:
-            continue
-        rest = whole.without(block)
-        left_out.append(frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma))
-    return jackknife_from(value, left_out, confidence, what)
-
-
-def jackknife_from(value: float, left_out, confidence: float, what: str = "blocks of the images") -> Interval:
-    """The delete-a-block jackknife interval of ``value`` from its values with each block left out."""
-    from scipy import stats as scipy_stats
-
-    g = len(left_out)
-    if g < 2:
-        return Interval(value, float("nan"), float("nan"), confidence, "too few images for a jackknife")
-    values = np.array(left_out)
-    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
-    half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
-    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} {what}")
 
 
 def _remote(ray_address: str | None, *, features_path, data, split, model, n, seed, conditions, batch_size,
@@ -414,4 +383,4 @@ def _fid_of_stats(features, ref, gen_stats, *, ref_split, confidence, allow_othe
     return report
 
 
-__all__ = ["fid", "jackknife_interval", "reference_statistics", "statistics"]
+__all__ = ["fid", "reference_statistics", "statistics"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.api.fid import DEFAULT_FEATURES, JACKKNIFE_BLOCKS, jackknife_interval, reference_statistics
+from gen_eval.api.fid import DEFAULT_FEATURES, JACKKNIFE_BLOCKS, reference_statistics
 from gen_eval.api.reports import Report
 from gen_eval.api.sources import image_source, path_or_none
 from gen_eval.data.memory import images_to_uint8
@@ -33,6 +33,7 @@ from gen_eval.evaluator.features import (
 from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.provenance import provenance
 from gen_eval.evaluator.stats import FeatureStats
+from gen_eval.evaluator.uncertainty import jackknife_interval
 
 log = logging.getLogger("gen_eval")
 

@@ -11,40 +11,9 @@ from gen_eval.api import inputs
 from gen_eval.api.inputs import check_types
 from gen_eval.api.reports import Report
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.uncertainty import Interval, object_interval, score_interval, t_interval
+from gen_eval.evaluator.uncertainty import score_interval, seeds_only_interval
 
 log = logging.getLogger("gen_eval")
-
-
-def seed_interval(values: np.ndarray, confidence: float) -> Interval:
-    """Student-t interval of the mean over independent noise seeds (none with one seed).
-
-    Args:
-        values: one score per seed.
-        confidence: the interval's coverage, between 0 and 1.
-
-    Returns:
-        An :class:`Interval` (NaN bounds with one seed).
-    """
-    interval = t_interval(values, confidence, "seed")
-    if len(values) < 2:
-        return Interval(interval.estimate, interval.low, interval.high, confidence,
-                        "one seed: no interval (use repeats >= 2)")
-    return interval
-
-
-def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> Interval:
-    """The conditions held fixed: Student t over the seeds' scores, widened to hold the Wilson interval of
-    the hits among all objects scored, so seeds that agree do not give a zero-width interval."""
-    hits = np.asarray(hits, dtype=np.float64)
-    low, high = object_interval(hits, ks, confidence)
-    objects = f"{int(round(hits.sum()))} hits in {int(round(np.sum(ks) * len(hits)))} objects"
-    seeds = seed_interval(hits.sum(axis=1) / np.sum(ks), confidence)
-    if not np.isfinite(seeds.low):
-        return Interval(seeds.estimate, low, high, confidence,
-                        f"one seed, conditions fixed: Wilson interval of {objects}")
-    return Interval(seeds.estimate, min(seeds.low, low), max(seeds.high, high), confidence,
-                    f"{seeds.method}, conditions fixed, widened to at least the Wilson interval of {objects}")
 
 
 def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
@@ -198,7 +167,7 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     return report
 
 
-__all__ = ["score", "seed_interval", "seeds_only_interval"]
+__all__ = ["score"]
 
 
 def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout", confidence: float = 0.95,
