@@ -151,14 +151,18 @@ def runtime_of(runtime: Runtime | None) -> Runtime:
     return runtime
 
 
-def generator_source(model: Any) -> GeneratorSource:
-    """``model`` as a GeneratorSource (a path: n and seed default; a GeneratorSource is kept as it is)."""
+def with_samples(model: Any, *, n: int | None = None, seed: int = 0, conditions: Any = None) -> GeneratorSource:
+    """A job's generator: a GeneratorSource as it is (then ``n``, ``seed`` and ``conditions`` must be left
+    out), or a generator .onnx path with them."""
     if isinstance(model, GeneratorSource):
+        if n is not None or seed != 0 or conditions is not None:
+            raise UserError(f"give {param('n')}, {param('seed')} and {param('conditions')} once: in the "
+                            "GeneratorSource, or with a plain path to the generator")
         return model
     from gen_eval.api import inputs
 
     inputs.check_types(model=(model, inputs.PATH))
-    return GeneratorSource(model)
+    return GeneratorSource(model, n, seed, conditions)
 
 
 def image_source(images: Any, split: str = "train") -> ImageSource | None:
@@ -176,5 +180,5 @@ def path_or_none(images: Any):
     return None if source is None else source.path
 
 
-__all__ = ["GeneratorSource", "ImageSource", "OpenGenerator", "Runtime", "generator_source", "image_source",
+__all__ = ["GeneratorSource", "ImageSource", "OpenGenerator", "Runtime", "image_source", "with_samples",
            "path_or_none", "runtime_of"]

@@ -285,6 +285,20 @@ def jackknife_interval(whole, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: 
     return jackknife_from(value, left_out, confidence, what)
 
 
+def frechet_with_interval(whole, ref_mu: np.ndarray, ref_sigma: np.ndarray, confidence: float,
+                          blocks: list | None = None, what: str = "blocks of the images",
+                          no_blocks: str | None = None) -> tuple[float, Interval | None]:
+    """FID's one path: the Fréchet distance of ``whole`` to (``ref_mu``, ``ref_sigma``) and its
+    :func:`jackknife_interval`; without blocks the interval is None, or NaN bounds saying ``no_blocks``."""
+    from gen_eval.evaluator.frechet import frechet_distance
+
+    value = frechet_distance(whole.mu, whole.sigma, ref_mu, ref_sigma)
+    interval = jackknife_interval(whole, ref_mu, ref_sigma, value, confidence, blocks, what)
+    if interval is None and no_blocks is not None:
+        interval = Interval(value, float("nan"), float("nan"), confidence, no_blocks)
+    return value, interval
+
+
 def jackknife_from(value: float, left_out, confidence: float, what: str = "blocks of the images") -> Interval:
     """The delete-a-block jackknife interval of ``value`` from its values with each block left out."""
     from scipy import stats as scipy_stats
