@@ -354,4 +354,30 @@ def _fid_of_stats(features, ref, gen_stats, *, confidence, allow_other_features,
     return report
 
 
-__all__ = ["fid", "generated_source", "reference_statistics", "remote_chunks", "statistics"]
+def merge_statistics(paths: list[str | Path], out: str | Path | None = None, *, force: bool = False) -> FeatureStats:
+    """The statistics of shards combined exactly (sums of n, sum, sum_outer): `stats merge` of all N shards of
+    one run is the unsharded run bit for bit. ``out``: also save them there (an .npz; ``force`` overwrites).
+
+    Raises:
+        UserError: when the files do not merge (other features, overlapping or missing chunks) or ``out`` is
+            not a new .npz (one line).
+
+    Example:
+        >>> gen_eval.merge_statistics(["part1.npz", "part2.npz"], "generated.npz")  # doctest: +SKIP
+    """
+    from gen_eval.evaluator.stats import merge_stats
+
+    if isinstance(paths, (str, os.PathLike)):
+        raise UserError(f"{param('paths')} must be a list of statistics files, got one path ({paths})")
+    inputs.check_types(out=(out, inputs.PATH), force=(force, bool))
+    if out is not None:
+        if Path(out).suffix != ".npz":
+            raise UserError(f"{param('out', out)}: statistics files end in .npz")
+        inputs.check_outputs(force, {param("out"): out}, {f"merged (argument {i + 1})": p for i, p in enumerate(paths)})
+    merged = merge_stats(list(paths))
+    if out is not None:
+        merged.save(out, force=force)
+    return merged
+
+
+__all__ = ["fid", "generated_source", "merge_statistics", "reference_statistics", "remote_chunks", "statistics"]

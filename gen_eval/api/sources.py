@@ -151,6 +151,18 @@ def runtime_of(runtime: Runtime | None) -> Runtime:
     return runtime
 
 
+def generated_side(data: Any, split: str, model: Any, n: int | None, seed: int, conditions: Any, objects: Any,
+                   latent_dim: int | None, value_range: Any) -> ImageSource | GeneratorSource:
+    """The generated side a command's options name: ``data`` images (in ``split``) or ``n`` samples of ``model``."""
+    if (data is None) == (model is None):
+        raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
+    if data is not None:
+        if n is not None or conditions is not None:
+            raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
+        return ImageSource(data, split)
+    return GeneratorSource(model, n, seed, conditions, objects, latent_dim, value_range)
+
+
 def with_samples(model: Any, *, n: int | None = None, seed: int = 0, conditions: Any = None) -> GeneratorSource:
     """A job's generator: a GeneratorSource as it is (then ``n``, ``seed`` and ``conditions`` must be left
     out), or a generator .onnx path with them."""
