@@ -37,7 +37,7 @@ def project(tmp_path_factory) -> Path:
     """The files the README's example names: a trained checkpoint, a judge, a features model, test.json, real/."""
     root = tmp_path_factory.mktemp("project")
     shapes = write_shapes(root / "shapes", n_train=48, n_heldout=16, seed=0)
-    train("cgan", shapes, root / "runs" / "acgan", steps=2, batch_size=8, runtime=gen_eval.Runtime("cpu"), progress=False,
+    train("cgan", shapes, root / "runs" / "acgan", steps=2, batch_size=8, device="cpu", progress=False,
           config_overrides=TINY_CGAN)
     gen_eval.export(root / "runs" / "acgan" / "checkpoints" / "last.pt", root / "acgan.onnx")
     make_dense_head(root / "judge.onnx", role="classifier", image_shape=(3, 16, 16), out_dim=24)

@@ -61,7 +61,7 @@ def runs(tmp_path_factory):
     for name, seed in (("judge", 1), ("other", 2)):
         save_judge(root / f"{name}.pth", seed)
         export_judge(root, name, shapes / "objects.json")
-    common = dict(batch_size=8, runtime=gen_eval.Runtime("cpu"), progress=False)
+    common = dict(batch_size=8, device="cpu", progress=False)
     train("acgan", shapes, root / "lossy", steps=2, **common,
           config_overrides={**TINY_GAN, "judge": str(root / "judge.pth"), "judge_weight": "10"})
     train("acgan", shapes, root / "picked", steps=2, **common,
