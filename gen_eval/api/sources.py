@@ -1,8 +1,11 @@
-"""What a job reads images from, as one small frozen object: a path, or images held in memory.
+"""What a job reads and where it runs, as small frozen objects that open themselves.
 
 Every job that takes images takes a path, an :class:`ImageSource`, or the in-memory images
 themselves (a numpy array or torch tensor, uint8 or float in [0, 1], [N, H, W, C] or [N, C, H, W],
-or an iterable of such batches); :func:`image_source` turns any of them into an ImageSource.
+or an iterable of such batches); :func:`image_source` turns any of them into an ImageSource. Where a
+generator's samples make sense a job also takes a :class:`GeneratorSource`; every job takes one
+:class:`Runtime` (device, batch size, threads). They check their values when made and read files only
+when opened, so they can be pickled (Ray actors receive them) and reused.
 """
 
 from __future__ import annotations
