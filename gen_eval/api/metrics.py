@@ -179,6 +179,75 @@ def _image_side(source: ImageSource, what: str = "images") -> _Side:
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`metrics` computes, its arguments checked before any file is opened."""
+    wanted: list[str]
+    features: Any
+    chunk_size: int
+    runtime: Runtime
+    ref: ImageSource
+    train: ImageSource | None
+    generated: ImageSource | GeneratorSource | None  # None: the generated side is ``gen_files``
+    gen_files: list
+    ref_is_file: bool
+
+
+def _validate(ref, images, *, features, names, train, gen_stats, options, pictures, upscale, chunk_size, ray_address,
+              runtime, confidence) -> _Plan:
+    """The arguments of :func:`metrics` checked and turned into sources (one-line UserErrors)."""
+    from gen_eval.api.fid import generated_source
+    from gen_eval.api.inputs import check_types
+    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.evaluator.metrics.registry import canonical_name
+    from gen_eval.scale.feature_files import features_path
+    from gen_eval.weights.named import resolve_features
+
+    check_types(ref=(ref, inputs.IMAGES), chunk_size=(chunk_size, int), upscale=(upscale, int),
+                confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
+    features = resolve_features(features)
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    runtime = runtime_of(runtime)
+    ref_source, train_source = image_source(ref), image_source(train)
+    if ref_source is None:
+        raise UserError(f"give the reference with {param('ref')}: images, or a statistics .npz with its features")
+    if isinstance(names, str):
+        names = [x.strip() for x in names.split(",") if x.strip()]
+    try:
+        wanted = list(dict.fromkeys(canonical_name(x) for x in names))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{param('names')}: {exc.args[0]}") from None
+    ref = ref_source.path
+    ref_is_file = ref is not None and ref.suffix.lower() == ".npz"
+    if ref_is_file and not features_path(ref).is_file():
+        if set(wanted) - {"fid"}:
+            raise UserError(f"{param('ref', ref)}: statistics hold no features; "
+                            f"{', '.join(sorted(set(wanted) - {'fid'}))} need reference images or "
+                            f"{features_path(ref).name} beside it (`gen-eval stats --save-features`)")
+        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes "
+                        "from images")
+    gen_files = list(gen_stats or [])
+    if gen_files and images is not None:
+        raise UserError("give the generated side once: shard statistics files, or images or a generator")
+    source = None if gen_files else generated_source(images)
+    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "per-condition-fd" in wanted),
+                                          ("pictures", pictures)) if used]
+    if (gen_files or ref_is_file) and from_files:
+        raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
+                        "feature files do not hold; compute them from a generator or image folders")
+    if "memorisation" in wanted and train is None:
+        raise UserError(f"{param('names', 'memorisation')} needs the training images: give them with "
+                        f"{param('train', 'DIR')} ({param('ref')} is then the held-out real set)")
+    if train is not None and "memorisation" not in wanted:
+        raise UserError(f"{param('train')} is read only for the memorisation metric; add memorisation to "
+                        f"{param('names')}")
+    if "is" in wanted and ray_address is not None:
+        raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
+    return _Plan(wanted, features, chunk_size, runtime, ref_source, train_source, source, gen_files, ref_is_file)
+
+
 def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
             names: str | Sequence[str] = DEFAULT_METRICS, train: Any = None,
             gen_stats: Sequence[str | Path] | None = None, options: dict[str, Any] | None = None,
@@ -232,9 +301,7 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
         ...                           names="fid,kid,prdc", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
-    from gen_eval.api.fid import JACKKNIFE_BLOCKS, generated_source, remote_chunks
-    from gen_eval.api.inputs import check_types
-    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, remote_chunks
     from gen_eval.evaluator.features import (
         feature_model_id,
         generator_stats,
@@ -244,60 +311,22 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
         small_sample_warning,
     )
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
-    from gen_eval.evaluator.metrics.registry import canonical_name
     from gen_eval.evaluator.noise import cycle_conditions
     from gen_eval.evaluator.provenance import provenance
-    from gen_eval.scale.feature_files import features_path, open_feature_shards
+    from gen_eval.scale.feature_files import open_feature_shards
 
-    check_types(ref=(ref, inputs.IMAGES), chunk_size=(chunk_size, int), upscale=(upscale, int),
-                confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
-    if not 0 < confidence < 1:
-        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
-    from gen_eval.weights.named import resolve_features
-
-    features = resolve_features(features)
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-    runtime = runtime_of(runtime)
-    ref_source, train_source = image_source(ref), image_source(train)
-    if ref_source is None:
-        raise UserError(f"give the reference with {param('ref')}: images, or a statistics .npz with its features")
-    if isinstance(names, str):
-        names = [x.strip() for x in names.split(",") if x.strip()]
-    try:
-        wanted = list(dict.fromkeys(canonical_name(x) for x in names))
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{param('names')}: {exc.args[0]}") from None
-    ref_path, train_path = ref_source.path, None if train is None else train_source.path
-    ref_is_file = ref_path is not None and ref_path.suffix.lower() == ".npz"
+    plan = _validate(ref, images, features=features, names=names, train=train, gen_stats=gen_stats,
+                     options=options, pictures=pictures, upscale=upscale, chunk_size=chunk_size,
+                     ray_address=ray_address, runtime=runtime, confidence=confidence)
+    features, chunk_size, runtime, wanted = plan.features, plan.chunk_size, plan.runtime, plan.wanted
+    ref_source, train_source, source, gen_files = plan.ref, plan.train, plan.generated, plan.gen_files
+    ref_path, train_path = ref_source.path, None if train_source is None else train_source.path
+    ref_is_file = plan.ref_is_file
     if ref_is_file:
         ref = ref_path
-    if ref_is_file and not features_path(ref).is_file():
-        if set(wanted) - {"fid"}:
-            raise UserError(f"{param('ref', ref)}: statistics hold no features; "
-                            f"{', '.join(sorted(set(wanted) - {'fid'}))} need reference images or "
-                            f"{features_path(ref).name} beside it (`gen-eval stats --save-features`)")
-        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes "
-                        "from images")
-    gen_files = list(gen_stats or [])
-    if gen_files and images is not None:
-        raise UserError("give the generated side once: shard statistics files, or images or a generator")
-    source = None if gen_files else generated_source(images)
     generator_source = source if isinstance(source, GeneratorSource) else None
     model = generator_source.model if generator_source else None
-    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "per-condition-fd" in wanted),
-                                          ("pictures", pictures)) if used]
-    if (gen_files or ref_is_file) and from_files:
-        raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
-                        "feature files do not hold; compute them from a generator or image folders")
-    if "memorisation" in wanted and train is None:
-        raise UserError(f"{param('names', 'memorisation')} needs the training images: give them with "
-                        f"{param('train', 'DIR')} ({param('ref')} is then the held-out real set)")
-    if train is not None and "memorisation" not in wanted:
-        raise UserError(f"{param('train')} is read only for the memorisation metric; add memorisation to "
-                        f"{param('names')}")
     logits = "is" in wanted
-    if logits and ray_address is not None:
-        raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
     rt = model_features = None
     dim = ident = logits_dim = None
     if not (gen_files and ref_is_file and train is None):
