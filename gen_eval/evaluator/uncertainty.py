@@ -343,6 +343,6 @@ def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> 
                     f"{seeds.method}, conditions fixed, widened to at least the Wilson interval of {objects}")
 
 
-__all__ = ["Decision", "Interval", "by_condition_row", "decide_maximum", "decide_minimum", "jackknife_from",
+__all__ = ["Decision", "Interval", "by_condition_row", "decide_maximum", "decide_minimum", "frechet_with_interval", "jackknife_from",
            "jackknife_interval", "make_decision", "object_interval", "paired_difference", "pooled_score",
            "score_interval", "seed_interval", "seeds_only_interval", "t_interval"]
