@@ -50,8 +50,9 @@ def child(job: dict) -> dict:
     else:
         import gen_eval
 
-        report = gen_eval.metrics(job["onnx"], job["ref"], data=job["gen"], names="is,kid", device="cpu", threads=2,
-                                  batch_size=50, options={"kid_subset_size": subset})
+        report = gen_eval.metrics(job["ref"], job["gen"], features=job["onnx"], names="is,kid",
+                                  runtime=gen_eval.Runtime("cpu", batch_size=50, threads=2),
+                                  options={"kid_subset_size": subset})
         values = {"is_mean": report.results["is"].mean, "is_std": report.results["is"].std,
                   "kid_mean": report.results["kid"].mean, "kid_std": report.results["kid"].std}
     seconds = time.perf_counter() - start

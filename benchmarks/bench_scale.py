@@ -88,6 +88,7 @@ def main() -> None:
 
     from gen_eval.api import fid as fid_api
     from gen_eval.api import inputs
+    from gen_eval.api.sources import GeneratorSource, Runtime
     from gen_eval.evaluator.exact import chunk_ranges
     from gen_eval.evaluator.features import chunked_stats, generator_run_id
     from gen_eval.scale.ray_runner import ChunkJob, run_chunks
@@ -98,8 +99,8 @@ def main() -> None:
         gen_path, feat_path = models(Path(tmp))
 
         def plain(threads):
-            return lambda: fid_api.statistics(feat_path, model=gen_path, n=args.n, chunk_size=args.chunk_size,
-                                              device="cpu", threads=threads)
+            return lambda: fid_api.statistics(GeneratorSource(gen_path, n=args.n), features=feat_path,
+                                              chunk_size=args.chunk_size, runtime=Runtime("cpu", threads=threads))
 
         baseline = None
         for threads in (1, 2):
@@ -113,10 +114,11 @@ def main() -> None:
         start = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         results["ray.init (s)"] = time.perf_counter() - start
-        rt = inputs.runtime("cpu", 1)
+        rt = Runtime("cpu", threads=1).open()
         feats = inputs.load_features(feat_path, rt)
         run = generator_run_id(inputs.load_generator(gen_path, rt), args.n, 0, None)
-        job = ChunkJob(features=str(feat_path), device="cpu", model=str(gen_path), n=args.n, seed=0)
+        job = ChunkJob(features=str(feat_path), source=GeneratorSource(gen_path, n=args.n, seed=0),
+                       runtime=Runtime("cpu"))
         for actors in [int(a) for a in args.actors.split(",")]:
             def on_ray():
                 return chunked_stats(feats, args.n, chunk_ranges(args.n, args.chunk_size),

@@ -46,7 +46,7 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             copy = resized_copy(args.data, args.split, size, Path(tmp) / str(size))
             for judge in args.judge:
-                report = gen_eval.accuracy(judge, copy, split=args.split, device="cpu", threads=1)
+                report = gen_eval.accuracy(judge, copy, split=args.split, runtime=gen_eval.Runtime("cpu", threads=1))
                 print(f"judge {Path(judge).name}, generated at {size} px: accuracy {report.value:.4f} "
                       f"[{report.interval.low:.4f}, {report.interval.high:.4f}] on {args.split}", flush=True)
 

@@ -63,7 +63,7 @@ def main() -> None:
             model = Path(tmp) / "model.onnx"
             gen_eval.export(path, model)
             report = gen_eval.score(model, args.conditions, classifier=args.judge, objects=args.objects,
-                                    repeats=args.repeats, device="cpu", threads=args.threads)
+                                    repeats=args.repeats, runtime=gen_eval.Runtime("cpu", threads=args.threads))
         low, high = (report.interval.low, report.interval.high) if report.interval else (float("nan"), float("nan"))
         row = {"recipe": args.recipe, "step": step, "train_seconds": round(seconds, 1), "score": round(report.value, 4),
                "low": round(low, 4), "high": round(high, 4), "repeats": args.repeats,

@@ -19,7 +19,9 @@ logging.getLogger("gen_eval").addHandler(logging.NullHandler())
 _API = {"score": "gen_eval.api.score", "accuracy": "gen_eval.api.score", "fid": "gen_eval.api.fid", "statistics": "gen_eval.api.fid",
         "mse": "gen_eval.api.mse", "sample": "gen_eval.api.sample", "compare": "gen_eval.api.compare", "metrics": "gen_eval.api.metrics",
         "selftest": "gen_eval.conformance", "export": "gen_eval.api.export", "info": "gen_eval.api.info",
-        "FrechetDistance": "gen_eval.api.frechet", "ImageSource": "gen_eval.api.sources"}
+        "FrechetDistance": "gen_eval.api.frechet", "ImageSource": "gen_eval.api.sources",
+        "GeneratorSource": "gen_eval.api.sources", "Runtime": "gen_eval.api.sources",
+        "merge_statistics": "gen_eval.api.fid"}
 
 
 def __getattr__(name: str) -> Any:

@@ -62,7 +62,7 @@ def test_readme_api_example_runs_as_written(project, monkeypatch, capsys):
 
 def test_reports_carry_provenance_that_changes_with_any_input(project, tmp_path):
     first = gen_eval.score(project / "acgan.onnx", project / "test.json", classifier=project / "judge.onnx",
-                           repeats=2, device="cpu")
+                           repeats=2, runtime=gen_eval.Runtime("cpu"))
     inputs = first.provenance["inputs"]
     assert set(inputs) == {"model", "classifier", "test"} and all(len(v["sha256"]) == 64 for v in inputs.values())
     assert first.provenance["seeds"] == [0, 1] and first.provenance["provider"] == "CPUExecutionProvider"
@@ -71,16 +71,16 @@ def test_reports_carry_provenance_that_changes_with_any_input(project, tmp_path)
     conditions = json.loads((project / "test.json").read_text())
     other_test.write_text(json.dumps(conditions[::-1]))
     second = gen_eval.score(project / "acgan.onnx", other_test, classifier=project / "judge.onnx", repeats=2,
-                            device="cpu")
+                            runtime=gen_eval.Runtime("cpu"))
     assert second.provenance["inputs"]["test"]["sha256"] != inputs["test"]["sha256"]
     assert second.provenance["inputs"]["model"] == inputs["model"]
     json.dumps(first.to_dict())  # the report is plain JSON
 
 
 def test_the_library_is_quiet(project, capsys):
-    gen_eval.score(project / "acgan.onnx", project / "test.json", classifier=project / "judge.onnx", device="cpu")
-    gen_eval.fid(project / "features.onnx", project / "real", data=project / "real", device="cpu")
-    gen_eval.sample(project / "acgan.onnx", conditions=project / "test.json", device="cpu")
+    gen_eval.score(project / "acgan.onnx", project / "test.json", classifier=project / "judge.onnx", runtime=gen_eval.Runtime("cpu"))
+    gen_eval.fid(project / "real", project / "real", features=project / "features.onnx", runtime=gen_eval.Runtime("cpu"))
+    gen_eval.sample(project / "acgan.onnx", conditions=project / "test.json", runtime=gen_eval.Runtime("cpu"))
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
@@ -140,9 +140,9 @@ def test_gates_decide_on_the_value_or_on_the_interval(project, tmp_path):
 def test_the_data_listing_digest_changes_with_the_files(project, tmp_path):
     copy = tmp_path / "real"
     shutil.copytree(project / "real", copy)
-    first = gen_eval.fid(project / "features.onnx", copy, data=copy, device="cpu").provenance["data_listing_sha256"]
+    first = gen_eval.fid(copy, copy, features=project / "features.onnx", runtime=gen_eval.Runtime("cpu")).provenance["data_listing_sha256"]
     (copy / "000.png").unlink()
-    second = gen_eval.fid(project / "features.onnx", copy, data=copy, device="cpu").provenance["data_listing_sha256"]
+    second = gen_eval.fid(copy, copy, features=project / "features.onnx", runtime=gen_eval.Runtime("cpu")).provenance["data_listing_sha256"]
     assert len(first) == 64 and first != second
 
 
@@ -156,18 +156,22 @@ def test_api_arguments_of_the_wrong_type_are_one_line_user_errors(tmp_path):
                        ({"confidence": "0.9"}, "confidence must be a number"),
                        ({"batch_size": 8.0}, "batch_size must be an integer")):
         with pytest.raises(UserError) as caught:
+            if "batch_size" in bad:  # the runtime's settings are checked where it is made
+                gen_eval.Runtime(**bad)
             gen_eval.score(tmp_path / "g.onnx", tmp_path / "t.json", classifier=tmp_path / "c.onnx", **bad)
         assert str(caught.value) == words or str(caught.value).startswith(words), str(caught.value)
 
 
 @pytest.mark.parametrize("job, args, bad, words", [
-    ("fid", ("f.onnx", "ref"), {"n": "100"}, "n must be an integer, got '100' (str)"),
-    ("fid", ("f.onnx", "ref"), {"confidence": "0.9"}, "confidence must be a number"),
-    ("fid", (3, "ref"), {}, "features must be a path (a str or a pathlib.Path), got 3 (int)"),
-    ("statistics", ("f.onnx",), {"seed": 1.5}, "seed must be an integer"),
-    ("statistics", ("f.onnx",), {"progress": "yes"}, "progress must be True or False"),
+    ("GeneratorSource", ("g.onnx",), {"n": "100"}, "n must be an integer, got '100' (str)"),
+    ("fid", ("ref", "images"), {"confidence": "0.9"}, "confidence must be a number"),
+    ("fid", ("ref", "images"), {"features": 3}, "features must be a path (a str or a pathlib.Path), got 3 (int)"),
+    ("GeneratorSource", ("g.onnx",), {"seed": 1.5}, "seed must be an integer"),
+    ("statistics", ("images",), {"progress": "yes"}, "progress must be True or False"),
     ("mse", ("d.onnx", "e.onnx", "data"), {"confidence": 2.0}, "confidence must be between 0 and 1"),
-    ("mse", ("d.onnx", "e.onnx", "data"), {"value_range": 1.0}, "value_range must be comma-separated text"),
+    ("GeneratorSource", ("d.onnx",), {"value_range": 1.0}, "value_range must be comma-separated text"),
+    ("Runtime", (), {"threads": "2"}, "threads must be an integer"),
+    ("fid", ("ref", "images"), {"runtime": "cpu"}, "runtime must be a gen_eval.Runtime"),
     ("sample", ("g.onnx", "grid.png"), {"nrow": "4"}, "nrow must be an integer"),
     ("sample", ("g.onnx", "grid.png"), {"shard": 2}, "shard must be a pair (k, N)"),
     ("compare", ("new.json", 0.5), {}, "baseline must be a Report, a report dict or the path of a report JSON"),
@@ -212,19 +216,20 @@ def _jobs(project, tmp_path):
     encoder = make_encoder(tmp_path / "vae.encoder.onnx", np.linalg.pinv(weight), image_shape=(3, 16, 16))
     conditions = len(json.loads((project / "test.json").read_text()))
     return {
-        "score": (lambda: gen_eval.score(project / "acgan.onnx", project / "test.json", repeats=2, device="cpu",
+        "score": (lambda: gen_eval.score(project / "acgan.onnx", project / "test.json", repeats=2, runtime=gen_eval.Runtime("cpu"),
                                          classifier=project / "judge.onnx", progress=True), "scoring", 2 * conditions),
-        "accuracy": (lambda: gen_eval.accuracy(project / "judge.onnx", project / "shapes", device="cpu", progress=True),
+        "accuracy": (lambda: gen_eval.accuracy(project / "judge.onnx", project / "shapes", runtime=gen_eval.Runtime("cpu"), progress=True),
                      "classifying", 16),
         "sample": (lambda: gen_eval.sample(project / "acgan.onnx", conditions=project / "test.json", n=20,
-                                           device="cpu", progress=True), "sampling", 20),
-        "statistics": (lambda: gen_eval.statistics(project / "features.onnx", data=project / "real", device="cpu",
+                                           runtime=gen_eval.Runtime("cpu"), progress=True), "sampling", 20),
+        "statistics": (lambda: gen_eval.statistics(project / "real", features=project / "features.onnx", runtime=gen_eval.Runtime("cpu"),
                                                    progress=True), "features", 40),
-        "fid": (lambda: gen_eval.fid(project / "features.onnx", project / "real", data=project / "real", device="cpu",
+        "fid": (lambda: gen_eval.fid(project / "real", project / "real", features=project / "features.onnx", runtime=gen_eval.Runtime("cpu"),
                                      progress=True), "features", 40),
-        "metrics": (lambda: gen_eval.metrics(project / "features.onnx", project / "real", names="kid",
-                                             data=project / "real", device="cpu", progress=True), "features", 40),
-        "mse": (lambda: gen_eval.mse(decoder, encoder, project / "real", device="cpu", progress=True),
+        "metrics": (lambda: gen_eval.metrics(project / "real", project / "real", names="kid",
+                                             features=project / "features.onnx", runtime=gen_eval.Runtime("cpu"),
+                                             progress=True), "features", 40),
+        "mse": (lambda: gen_eval.mse(decoder, encoder, project / "real", runtime=gen_eval.Runtime("cpu"), progress=True),
                 "reconstructing", 40),
     }
 

@@ -191,7 +191,7 @@ def test_score_n_cycles_the_condition_rows_like_sample_and_fid(score_models, tmp
     expected = score_interval(*by_condition_row(data["hits"], data["ks"], 32))
     assert (data["interval"]["low"], data["interval"]["high"]) == (expected.low, expected.high)
     assert "x 32 conditions" in data["interval"]["method"]
-    first = gen_eval.score(gen, test, classifier=cls, n=10, device="cpu")
+    first = gen_eval.score(gen, test, classifier=cls, n=10, runtime=gen_eval.Runtime("cpu"))
     expected, slack = _reference_score(gen, cls, conditions[:10], 0, (12, 12))
     assert first.n == 10 and first.value == pytest.approx(expected, abs=slack + 1e-12)
     assert_one_line_error(run_cli_here("score", "--model", gen, "--test", test, "--classifier", cls, "--n", 0),

@@ -167,7 +167,7 @@ def test_thread_bomb_python_api_threads_above_the_cpus_are_refused(assets):
     from gen_eval.errors import UserError
 
     with pytest.raises(UserError, match=rf"threads=32000 is more than the {default_threads()} CPUs"):
-        gen_eval.sample(assets.gen, n=2, threads=32000)
+        gen_eval.sample(assets.gen, n=2, runtime=gen_eval.Runtime(threads=32000))
 
 
 def test_process_bomb_training_threads_and_loader_workers_above_the_cpus_are_refused(rgb16, tmp_path):

@@ -272,7 +272,7 @@ def _with_metadata(path: Path, **entries: str) -> Path:
 def test_judge_record_says_whose_word_it_is(assets, tmp_path):
     import gen_eval
 
-    silent = gen_eval.score(assets.gen_cond, assets.test_json, classifier=assets.classifier, device="cpu")
+    silent = gen_eval.score(assets.gen_cond, assets.test_json, classifier=assets.classifier, runtime=gen_eval.Runtime("cpu"))
     assert silent.details["judge_in_training"] == "none recorded"
     assert "the generator file records no judge" in silent.details["judge_in_training_basis"]
     assert "not checked" in silent.details["judge_in_training_basis"]
@@ -281,7 +281,7 @@ def test_judge_record_says_whose_word_it_is(assets, tmp_path):
     claims = [{"classifier": "f" * 64, "loss_terms": {f"term{i}": 1.0 for i in range(50)}}]
     generator = _with_metadata(make_generator(tmp_path / "gen.onnx", labels=24),
                                **{contract.KEY_TRAINING_JUDGES: json.dumps(claims)})
-    claimed = gen_eval.score(generator, assets.test_json, classifier=judge, device="cpu")
+    claimed = gen_eval.score(generator, assets.test_json, classifier=judge, runtime=gen_eval.Runtime("cpu"))
     assert claimed.details["judge_in_training"] == "in the loss"
     warning = claimed.warnings[0]
     assert warning.startswith("JUDGE IN THE LOSS: the generator file ") and " says " in warning

@@ -18,6 +18,7 @@ from gen_eval.evaluator.stats import FeatureStats
 from helpers.graphs import make_dense_head
 
 N = 40
+CPU = gen_eval.Runtime("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def images(tmp_path_factory):
 
 def _on_disk(images):
     features, _, _, real_dir, gen_dir = images
-    return gen_eval.fid(features, real_dir, data=gen_dir, device="cpu", cache=False)
+    return gen_eval.fid(real_dir, gen_dir, features=features, runtime=CPU, cache=False)
 
 
 def _as_float(array, value_range=(0.0, 1.0)):
@@ -69,7 +70,7 @@ def test_fid_of_arrays_equals_fid_of_png_folders(images, form):
         torch = pytest.importorskip("torch")
         given = torch.from_numpy(_as_float(generated).transpose(0, 3, 1, 2).copy())
     expected = _on_disk(images)
-    report = gen_eval.fid(features, real, data=given, device="cpu")
+    report = gen_eval.fid(real, given, features=features, runtime=CPU)
     assert report.value == expected.value
     assert (report.interval.low, report.interval.high) == (expected.interval.low, expected.interval.high)
     assert report.n == expected.n == N
@@ -77,13 +78,13 @@ def test_fid_of_arrays_equals_fid_of_png_folders(images, form):
 
 def test_statistics_and_metrics_of_arrays_equal_png_folders(images):
     features, real, generated, real_dir, gen_dir = images
-    on_disk = gen_eval.statistics(features, data=gen_dir, device="cpu")
-    in_memory = gen_eval.statistics(features, data=generated, device="cpu")
+    on_disk = gen_eval.statistics(gen_dir, features=features, runtime=CPU)
+    in_memory = gen_eval.statistics(generated, features=features, runtime=CPU)
     assert np.array_equal(on_disk.mu, in_memory.mu) and np.array_equal(on_disk.sigma, in_memory.sigma)
     names = "fid,kid,prdc"
-    from_disk = gen_eval.metrics(features, real_dir, data=gen_dir, names=names, device="cpu").to_dict()
-    from_memory = gen_eval.metrics(features, real, data=[generated[:10], generated[10:]], names=names,
-                                   device="cpu").to_dict()
+    from_disk = gen_eval.metrics(real_dir, gen_dir, features=features, names=names, runtime=CPU).to_dict()
+    from_memory = gen_eval.metrics(real, [generated[:10], generated[10:]], features=features, names=names,
+                                   runtime=CPU).to_dict()
     for name in ("fid", "kid", "prdc", "n", "reference_n"):
         assert from_memory[name] == from_disk[name], name
 
@@ -103,14 +104,14 @@ def test_statistics_and_metrics_of_arrays_equal_png_folders(images):
 def test_bad_images_in_memory_are_one_line_errors(images, given, message):
     features, real, generated, _, _ = images
     with pytest.raises(UserError, match=message) as caught:
-        gen_eval.fid(features, real, data=given(generated), device="cpu")
+        gen_eval.fid(real, given(generated), features=features, runtime=CPU)
     assert "\n" not in str(caught.value)
 
 
 def test_images_in_memory_are_not_sent_to_ray(images):
     features, real, generated, _, _ = images
     with pytest.raises(UserError, match="cannot be sent to Ray actors"):
-        gen_eval.fid(features, real, data=generated, device="cpu", ray_address="local")
+        gen_eval.fid(real, generated, features=features, runtime=CPU, ray_address="local")
 
 
 def test_arrays_do_not_import_torch(images, tmp_path):
@@ -120,8 +121,9 @@ def test_arrays_do_not_import_torch(images, tmp_path):
     np.save(tmp_path / "generated.npy", generated)
     code = (f"import sys, numpy as np, gen_eval\n"
             f"real, gen = np.load({str(tmp_path / 'real.npy')!r}), np.load({str(tmp_path / 'generated.npy')!r})\n"
-            f"gen_eval.fid({str(features)!r}, real, data=gen, device='cpu')\n"
-            f"m = gen_eval.FrechetDistance({str(features)!r}, real, device='cpu'); m.update(gen); m.compute()\n"
+            f"gen_eval.fid(real, gen, features={str(features)!r}, runtime=gen_eval.Runtime('cpu'))\n"
+            f"m = gen_eval.FrechetDistance({str(features)!r}, real, runtime=gen_eval.Runtime('cpu'))\n"
+            f"m.update(gen); m.compute()\n"
             f"assert 'torch' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -132,7 +134,7 @@ def test_frechet_distance_updated_in_batches_equals_fid(images):
     interleaved blocks (image i in block i % 10), checked against fid on each leave-one-block-out subset."""
     torch = pytest.importorskip("torch")
     features, real, generated, real_dir, _ = images
-    metric = gen_eval.FrechetDistance(features, real_dir, device="cpu", cache=False)
+    metric = gen_eval.FrechetDistance(features, real_dir, runtime=CPU, cache=False)
     metric.update(generated[:7])
     metric.update(torch.from_numpy(_as_float(generated[7:23]).transpose(0, 3, 1, 2).copy()))
     metric.update([generated[23:30], generated[30:]])
@@ -144,7 +146,7 @@ def test_frechet_distance_updated_in_batches_equals_fid(images):
     assert report.details["reference_n"] == N and report.stats.n == N
 
     blocks = np.arange(N) % 10
-    left_out = np.array([gen_eval.fid(features, real, data=generated[blocks != b], device="cpu").value
+    left_out = np.array([gen_eval.fid(real, generated[blocks != b], features=features, runtime=CPU).value
                          for b in range(10)])
     se = np.sqrt(9 / 10 * np.sum((left_out - left_out.mean()) ** 2))
     half = scipy_stats.t.ppf(0.975, 9) * se
@@ -156,16 +158,16 @@ def test_frechet_distance_updated_in_batches_equals_fid(images):
 def test_frechet_distance_reference_forms_merge_and_reset(images, tmp_path):
     features, real, generated, real_dir, _ = images
     stats_path = tmp_path / "real.npz"
-    gen_eval.statistics(features, data=real_dir, device="cpu").save(stats_path)
+    gen_eval.statistics(real_dir, features=features, runtime=CPU).save(stats_path)
     values = []
     for ref in (real, real_dir, stats_path):
-        metric = gen_eval.FrechetDistance(features, ref, device="cpu", cache=False)
+        metric = gen_eval.FrechetDistance(features, ref, runtime=CPU, cache=False)
         metric.update(generated)
         values.append(metric.compute().value)
     assert values == pytest.approx([values[0]] * 3, rel=1e-9)
 
-    first = gen_eval.FrechetDistance(features, stats_path, device="cpu")
-    second = gen_eval.FrechetDistance(features, stats_path, device="cpu")
+    first = gen_eval.FrechetDistance(features, stats_path, runtime=CPU)
+    second = gen_eval.FrechetDistance(features, stats_path, runtime=CPU)
     first.update(generated[:25])
     second.update(generated[25:])
     merged = first.merge(second).compute()
@@ -175,7 +177,7 @@ def test_frechet_distance_reference_forms_merge_and_reset(images, tmp_path):
     assert first.n == 0
     with pytest.raises(UserError, match="statistics need at least 2"):
         first.compute()
-    other_ref = gen_eval.FrechetDistance(features, generated, device="cpu")
+    other_ref = gen_eval.FrechetDistance(features, generated, runtime=CPU)
     with pytest.raises(UserError, match="different references"):
         first.merge(other_ref)
     assert isinstance(first, Accumulator) and isinstance(FeatureStats(3), Accumulator)

@@ -101,7 +101,7 @@ def test_generator_metadata_records_the_judge_and_its_use(runs):
 
 
 def score(root, shapes, model, judge):
-    return gen_eval.score(root / model, shapes / "test.json", classifier=root / judge, device="cpu")
+    return gen_eval.score(root / model, shapes / "test.json", classifier=root / judge, runtime=gen_eval.Runtime("cpu"))
 
 
 def test_score_by_the_judge_in_the_loss_says_so_first(runs):
@@ -133,13 +133,14 @@ def test_cli_prints_the_warning_and_writes_it_to_the_report(runs, tmp_path):
 
 def test_fid_and_metrics_on_the_judge_features_warn(runs):
     root, shapes = runs
-    kwargs = dict(model=root / "lossy.onnx", n=16, conditions=shapes / "test.json", ref_split="heldout",
-                  device="cpu")
-    report = gen_eval.fid(root / "judge.features.onnx", shapes, jackknife_blocks=2, **kwargs)
+    ref = gen_eval.ImageSource(shapes, split="heldout")
+    generated = gen_eval.GeneratorSource(root / "lossy.onnx", n=16, conditions=shapes / "test.json")
+    kwargs = dict(runtime=gen_eval.Runtime("cpu"))
+    report = gen_eval.fid(ref, generated, features=root / "judge.features.onnx", jackknife_blocks=2, **kwargs)
     assert report.details["judge_in_training"] == "in the loss" and report.warnings[0].startswith(LOUD)
-    metrics = gen_eval.metrics(root / "judge.features.onnx", shapes, names="kid", **kwargs)
+    metrics = gen_eval.metrics(ref, generated, features=root / "judge.features.onnx", names="kid", **kwargs)
     assert metrics.warnings[0].startswith(LOUD) and metrics.provenance["judge_in_training"] == "in the loss"
-    other = gen_eval.metrics(root / "other.features.onnx", shapes, names="kid", **kwargs)
+    other = gen_eval.metrics(ref, generated, features=root / "other.features.onnx", names="kid", **kwargs)
     assert other.provenance["judge_in_training"].startswith("no")
     assert not any(w.startswith(LOUD) for w in other.warnings)
 
@@ -152,7 +153,7 @@ def test_foreign_or_damaged_records_say_they_cannot_tell(runs, tmp_path):
     stripped.metadata_props.extend(kept)
     onnx.save(stripped, str(tmp_path / "foreign.onnx"))
     report = gen_eval.score(root / "lossy.onnx", shapes / "test.json", classifier=tmp_path / "foreign.onnx",
-                            device="cpu")
+                            runtime=gen_eval.Runtime("cpu"))
     assert report.details["judge_in_training"] == "cannot tell" and "cannot be checked" in report.warnings[0]
 
     damaged = onnx.load(str(root / "lossy.onnx"))
@@ -161,14 +162,14 @@ def test_foreign_or_damaged_records_say_they_cannot_tell(runs, tmp_path):
             prop.value = "{not json\x1b[31m"
     onnx.save(damaged, str(tmp_path / "damaged.onnx"))
     report = gen_eval.score(tmp_path / "damaged.onnx", shapes / "test.json", classifier=root / "judge.onnx",
-                            device="cpu")
+                            runtime=gen_eval.Runtime("cpu"))
     assert report.details["judge_in_training"] == "cannot tell" and "unreadable" in report.warnings[0]
 
 
 def test_score_html_shows_the_warning_first_then_the_score_where_it_fails_and_the_images(runs, tmp_path):
     root, shapes = runs
     report = gen_eval.score(root / "lossy.onnx", shapes / "test.json", classifier=root / "judge.onnx",
-                            keep_images=16, device="cpu")
+                            keep_images=16, runtime=gen_eval.Runtime("cpu"))
     page = report.write_html(tmp_path / "score.html")
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:|file:|/)""", text)
@@ -192,7 +193,7 @@ def test_score_html_shows_the_warning_first_then_the_score_where_it_fails_and_th
 def test_score_html_renders_in_headless_chromium(runs, tmp_path):
     root, shapes = runs
     page = gen_eval.score(root / "lossy.onnx", shapes / "test.json", classifier=root / "judge.onnx", keep_images=16,
-                          device="cpu").write_html(tmp_path / "score.html")
+                          runtime=gen_eval.Runtime("cpu")).write_html(tmp_path / "score.html")
     dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     assert "<title>gen-eval classifier_score report</title>" in dom and LOUD in dom
     assert dom.count('src="data:image/png;base64,') >= 1

@@ -168,10 +168,11 @@ def test_per_condition_fd_is_the_frechet_distance_of_each_conditions_images(cond
     """Each condition's FD equals the Fréchet distance of the rows carrying it (numpy mean and cov),
     with the N of each side; conditions with fewer than --min-count images on a side are listed as skipped."""
     from gen_eval.api.sample import sample
+    from gen_eval.api.sources import Runtime
     from gen_eval.evaluator.frechet import frechet_distance
 
     run = conditional_run
-    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, device="cpu")
+    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, runtime=Runtime("cpu"))
     g = _set_features(run["features"], samples.images)
     heldout, r_labels = _split(run["shapes"], "heldout")
     r = _set_features(run["features"], heldout)
@@ -196,9 +197,10 @@ def test_memorisation_against_nearest_neighbours_of_scikit_learn(conditional_run
     from sklearn.neighbors import NearestNeighbors
 
     from gen_eval.api.sample import sample
+    from gen_eval.api.sources import Runtime
 
     run = conditional_run
-    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, device="cpu")
+    samples = sample(run["generator"], None, n=120, conditions=run["shapes"] / "train.json", seed=0, runtime=Runtime("cpu"))
     g = _set_features(run["features"], samples.images)
     h = _set_features(run["features"], _split(run["shapes"], "heldout")[0])
     t = _set_features(run["features"], _split(run["shapes"], "train")[0])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from gen_eval.api.fid import fid, statistics
+from gen_eval.api.sources import GeneratorSource, Runtime
 from helpers.cli import assert_one_line_error, run_cli_here
 from helpers.graphs import make_dense_head, make_generator
 from helpers.images import write_images
@@ -21,6 +22,7 @@ from helpers.images import write_images
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 N, CHUNK = 120, 8
+CPU = Runtime("cpu")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,8 +39,8 @@ def assets(tmp_path_factory):
     features = make_dense_head(root / "f.onnx", role="features", out_dim=6, activation="Relu", value_range="0,1")
     generator = make_generator(root / "g.onnx", seed=3)
     ref = root / "ref.npz"
-    statistics(features, model=make_generator(root / "r.onnx", seed=4), n=40, chunk_size=CHUNK, device="cpu").save(ref)
-    local = statistics(features, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu")
+    statistics(GeneratorSource(make_generator(root / "r.onnx", seed=4), n=40), features=features, chunk_size=CHUNK, runtime=CPU).save(ref)
+    local = statistics(GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU)
     return root, features, generator, ref, local
 
 
@@ -48,10 +50,10 @@ def ray_stats(features, generator, actors, sink=None):
     from gen_eval.evaluator.features import chunked_stats, generator_run_id
     from gen_eval.scale.ray_runner import ChunkJob, run_chunks
 
-    rt = inputs.runtime("cpu")
+    rt = CPU.open()
     model = inputs.load_features(features, rt)
     gen = inputs.load_generator(generator, rt)
-    job = ChunkJob(features=str(features), device="cpu", model=str(generator), n=N, seed=5)
+    job = ChunkJob(features=str(features), source=GeneratorSource(generator, n=N, seed=5), runtime=CPU)
     return chunked_stats(model, N, chunk_ranges(N, CHUNK), lambda todo: run_chunks(job, todo, actors=actors),
                          run=generator_run_id(gen, N, 5, None), chunk_size=CHUNK, blocks=10, sink=sink)
 
@@ -67,8 +69,8 @@ def test_ray_actors_give_the_single_process_bits(assets, actors):
 
 def test_fid_and_stats_with_ray_option(assets, tmp_path):
     root, features, generator, ref, local = assets
-    direct = fid(features, ref, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu")
-    on_ray = fid(features, ref, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu", ray_address="local")
+    direct = fid(ref, GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU)
+    on_ray = fid(ref, GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU, ray_address="local")
     assert on_ray.value == direct.value and on_ray.interval.low == direct.interval.low
     out = tmp_path / "s.npz"
     result = run_cli_here("stats", "--features", features, "--model", generator, "--n", N, "--seed", 5,

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 
 from gen_eval.api.fid import fid, statistics
+from gen_eval.api.sources import GeneratorSource, Runtime
 from gen_eval.evaluator.exact import ExactSum
 from gen_eval.evaluator.stats import load_stats, merge_stats
 from helpers.cli import assert_one_line_error, process_env, run_cli_here
 from helpers.graphs import make_dense_head, make_generator
 
 N, CHUNK = 50, 8
+CPU = Runtime("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +33,9 @@ def assets(tmp_path_factory):
                                extra_meta={"gen_eval.family": "testfeat"})
     generator = make_generator(root / "g.onnx", seed=3)
     ref = root / "ref.npz"
-    statistics(features, model=make_generator(root / "r.onnx", seed=4), n=40, seed=1, chunk_size=CHUNK,
-               device="cpu").save(ref)
-    whole = statistics(features, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu")
+    statistics(GeneratorSource(make_generator(root / "r.onnx", seed=4), n=40, seed=1), features=features, chunk_size=CHUNK,
+               runtime=CPU).save(ref)
+    whole = statistics(GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU)
     whole.save(root / "whole.npz")
     return root, features, generator, ref, whole
 
@@ -42,7 +44,7 @@ def shard_files(root, features, generator, count, tag):
     paths = []
     for k in range(1, count + 1):
         path = root / f"{tag}-{k}of{count}.npz"
-        statistics(features, model=generator, n=N, seed=5, chunk_size=CHUNK, shard=(k, count), device="cpu").save(path)
+        statistics(GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, shard=(k, count), runtime=CPU).save(path)
         paths.append(path)
     return paths
 
@@ -77,8 +79,8 @@ def test_merged_shards_are_the_unsharded_run_bit_for_bit(assets, count):
     for name in ("sum", "sum_outer", "mu", "sigma"):
         assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
     merged.save(root / f"merged{count}.npz")
-    direct = fid(features, ref, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu")
-    from_files = fid(None, ref, gen_stats=root / f"merged{count}.npz")
+    direct = fid(ref, GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU)
+    from_files = fid(ref, gen_stats=root / f"merged{count}.npz")
     assert from_files.value == direct.value
     assert (from_files.interval.low, from_files.interval.high) == (direct.interval.low, direct.interval.high)
     assert math.isfinite(direct.interval.low)
@@ -86,7 +88,7 @@ def test_merged_shards_are_the_unsharded_run_bit_for_bit(assets, count):
 
 def test_cli_fid_from_two_statistics_files(assets, tmp_path):
     root, features, generator, ref, whole = assets
-    direct = fid(features, ref, model=generator, n=N, seed=5, chunk_size=CHUNK, device="cpu")
+    direct = fid(ref, GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, runtime=CPU)
     for args in (["--gen-stats", root / "whole.npz", "--ref", ref], [root / "whole.npz", ref]):
         result = run_cli_here("fid", *args, "--report", "-")
         assert result.returncode == 0, result.stderr
@@ -117,7 +119,7 @@ def test_killed_shard_resumes_from_its_checkpoint(assets, tmp_path):
     resumed = subprocess.run([str(a) for a in args], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and not partial.exists()
-    fresh = statistics(features, model=generator, n=n, seed=5, chunk_size=64, shard=(2, 3), device="cpu")
+    fresh = statistics(GeneratorSource(generator, n=n, seed=5), features=features, chunk_size=64, shard=(2, 3), runtime=CPU)
     again = load_stats(out).stats
     assert again.n == fresh.n
     for name in ("sum", "sum_outer"):
@@ -134,10 +136,10 @@ def test_bad_merges_are_one_line_errors(assets, tmp_path):
     assert_one_line_error(run_cli_here("stats", "merge", halves[0], thirds[0], thirds[1], thirds[2], "--out", out),
                           "overlapping shards")
     other_seed = tmp_path / "seed6.npz"
-    statistics(features, model=generator, n=N, seed=6, chunk_size=CHUNK, shard=(2, 2), device="cpu").save(other_seed)
+    statistics(GeneratorSource(generator, n=N, seed=6), features=features, chunk_size=CHUNK, shard=(2, 2), runtime=CPU).save(other_seed)
     assert_one_line_error(run_cli_here("stats", "merge", halves[0], other_seed, "--out", out), "another run")
     other_chunks = tmp_path / "chunk5.npz"
-    statistics(features, model=generator, n=N, seed=5, chunk_size=5, shard=(2, 2), device="cpu").save(other_chunks)
+    statistics(GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=5, shard=(2, 2), runtime=CPU).save(other_chunks)
     assert_one_line_error(run_cli_here("stats", "merge", halves[0], other_chunks, "--out", out), "chunk size")
     assert_one_line_error(run_cli_here("stats", "--features", features, "--model", generator, "--n", N,
                                        "--chunk-size", CHUNK, "--shard", "1/8", "--out", out), "no images")
@@ -154,27 +156,27 @@ def test_metrics_from_feature_shards_equal_the_single_process_run(assets, tmp_pa
     root, features, generator, ref, whole = assets
     folder = write_images(tmp_path / "real", 30)
     ref_file = tmp_path / "real.npz"
-    statistics(features, data=folder, chunk_size=CHUNK, features_out=tmp_path / "real.features.npy",
-               device="cpu").save(ref_file)
+    statistics(folder, features=features, chunk_size=CHUNK, features_out=tmp_path / "real.features.npy",
+               runtime=CPU).save(ref_file)
     parts = []
     for k in (1, 2, 3):
         path = tmp_path / f"g{k}.npz"
-        statistics(features, model=generator, n=N, seed=5, chunk_size=CHUNK, shard=(k, 3),
-                   features_out=tmp_path / f"g{k}.features.npy", device="cpu").save(path)
+        statistics(GeneratorSource(generator, n=N, seed=5), features=features, chunk_size=CHUNK, shard=(k, 3),
+                   features_out=tmp_path / f"g{k}.features.npy", runtime=CPU).save(path)
         parts.append(path)
     names = ["fid", "kid", "prdc"]
     options = {"prdc_k": 3}
-    direct = metrics(features, folder, names=names, model=generator, n=N, seed=5, chunk_size=CHUNK,
-                     options=options, device="cpu")
-    from_files = metrics(None, ref_file, names=names, gen_stats=list(reversed(parts)), options=options)
+    direct = metrics(folder, GeneratorSource(generator, n=N, seed=5), features=features, names=names,
+                     chunk_size=CHUNK, options=options, runtime=CPU)
+    from_files = metrics(ref_file, names=names, gen_stats=list(reversed(parts)), options=options)
     assert from_files.to_dict()["fid"] == direct.to_dict()["fid"]
     assert from_files.results.keys() == direct.results.keys()
     for name in names:
         assert from_files.results[name].to_dict() == direct.results[name].to_dict(), name
     assert from_files.n_generated == N and from_files.n_reference == 30
     # the FID of `metrics` is the FID of `fid` (the same exact sums)
-    assert direct.results["fid"].to_dict()["fid"] == fid(features, ref_file, model=generator, n=N, seed=5,
-                                                             chunk_size=CHUNK, device="cpu").value
+    assert direct.results["fid"].to_dict()["fid"] == fid(ref_file, GeneratorSource(generator, n=N, seed=5),
+                                                             features=features, chunk_size=CHUNK, runtime=CPU).value
     (tmp_path / "g2.features.npy").unlink()
     assert_one_line_error(run_cli_here("metrics", "--gen-stats", parts[0], "--gen-stats", parts[1], "--gen-stats",
                                        parts[2], "--ref", ref_file), "g2.features.npy", "--save-features")

@@ -148,7 +148,7 @@ def test_mnist_acgan_preset_draws_digits_a_judge_it_never_saw_can_read(mnist_sub
     assert run_cli_here("export", run / "checkpoints" / "last.pt", "--out", tmp_path / "g.onnx").returncode == 0
     digits = tmp_path / "digits.json"
     digits.write_text(json.dumps([[f"digit:{d}"] for _ in range(20) for d in range(10)]))
-    report = gen_eval.score(tmp_path / "g.onnx", digits, classifier=subset_judge, repeats=2, device="cpu")
+    report = gen_eval.score(tmp_path / "g.onnx", digits, classifier=subset_judge, repeats=2, runtime=gen_eval.Runtime("cpu"))
     assert report.details["judge_in_training"] == "none recorded"
     assert report.value > ACGAN_TEST_FLOOR, report.breakdown
 
@@ -171,6 +171,6 @@ def test_mnist_diffusion_preset_exported_sampler_draws_digits_a_judge_it_never_s
     assert exported.returncode == 0, exported.stderr
     digits = tmp_path / "digits.json"
     digits.write_text(json.dumps([[f"digit:{d}"] for _ in range(20) for d in range(10)]))
-    report = gen_eval.score(tmp_path / "d.onnx", digits, classifier=subset_judge, repeats=2, device="cpu")
+    report = gen_eval.score(tmp_path / "d.onnx", digits, classifier=subset_judge, repeats=2, runtime=gen_eval.Runtime("cpu"))
     assert report.details["judge_in_training"] == "none recorded"
     assert report.value > DIFFUSION_TEST_FLOOR, report.breakdown

@@ -89,7 +89,7 @@ def test_gates_decide_on_the_interval_and_say_which_rule():
 
 def test_seed_t_interval_covers_the_score_of_this_test_set():
     """`score --repeats 5` (the default interval): Student t over the per-seed scores."""
-    from gen_eval.api.score import seed_interval
+    from gen_eval.evaluator.uncertainty import seed_interval
 
     rng = np.random.default_rng(3)
     ks_pop, p_pop = population(rng)
@@ -108,7 +108,7 @@ def test_seeds_that_agree_never_give_a_zero_width_interval():
     objects scored, so it keeps a width, reaches the Wilson bounds and says so in its method."""
     from scipy.stats import binomtest
 
-    from gen_eval.api.score import seeds_only_interval
+    from gen_eval.evaluator.uncertainty import seeds_only_interval
 
     ks = np.array([3, 2, 1, 2])
     hits = np.tile([1, 0, 0, 0], (3, 1))            # every seed 1 of 8: 0.125 each

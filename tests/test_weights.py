@@ -338,8 +338,10 @@ def test_the_python_api_takes_names(converted, monkeypatch, tmp_path):
     (tmp_path / "cache" / "weights").mkdir(parents=True)
     shutil.copy(converted, tmp_path / "cache" / "weights" / "inception.onnx")
     images = write_images(tmp_path / "images", 3, size=16)
-    by_name = statistics("inception", data=images, device="cpu")
-    by_path = statistics(converted, data=images, device="cpu")
+    from gen_eval.api.sources import Runtime
+
+    by_name = statistics(images, features="inception", runtime=Runtime("cpu"))
+    by_path = statistics(images, features=converted, runtime=Runtime("cpu"))
     assert np.array_equal(by_name.mu, by_path.mu) and by_name.feature_model == by_path.feature_model
     assert os.fspath(converted) not in by_name.feature_model  # named by family and weights hash, not by path
 

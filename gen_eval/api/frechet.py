@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.api.fid import DEFAULT_FEATURES, JACKKNIFE_BLOCKS, jackknife_interval, reference_statistics
+from gen_eval.api.fid import DEFAULT_FEATURES, JACKKNIFE_BLOCKS, reference_statistics
 from gen_eval.api.reports import Report
-from gen_eval.api.sources import image_source, path_or_none
+from gen_eval.api.sources import Runtime, image_source, path_or_none, runtime_of
 from gen_eval.data.memory import images_to_uint8
 from gen_eval.errors import UserError, param
 from gen_eval.evaluator.features import (
@@ -30,9 +30,9 @@ from gen_eval.evaluator.features import (
     preprocessing_id,
     small_sample_warning,
 )
-from gen_eval.evaluator.frechet import frechet_distance
 from gen_eval.evaluator.provenance import provenance
 from gen_eval.evaluator.stats import FeatureStats
+from gen_eval.evaluator.uncertainty import frechet_with_interval
 
 log = logging.getLogger("gen_eval")
 
@@ -43,14 +43,13 @@ class FrechetDistance:
     Args:
         features: a features .onnx or a cached extractor's name (default ``"inception"``).
         ref: the reference: a statistics .npz, a folder / data set of images, or images in memory
-            (see :class:`gen_eval.ImageSource`).
-        ref_split: the split of a reference data set.
+            (see :class:`gen_eval.ImageSource`, which also picks a data set's split).
         value_range: the range of float images given to :meth:`update` ([0, 1] when None); uint8 images
             need none.
         layout: "NHWC" or "NCHW" when a batch's shape leaves it open.
         confidence, jackknife_blocks: the interval (as :func:`gen_eval.fid`).
         allow_other_features: accept reference statistics made with other features (a warning).
-        device, batch_size, threads: the onnxruntime settings.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         cache: reuse (and keep) the statistics of reference images in the cache folder.
 
     Example::
@@ -62,11 +61,11 @@ class FrechetDistance:
         metric.reset()
     """
 
-    def __init__(self, features: str | Path | None = DEFAULT_FEATURES, ref: Any = None, *, ref_split: str = "train",
+    def __init__(self, features: str | Path | None = DEFAULT_FEATURES, ref: Any = None, *,
                  value_range: tuple[float, float] | None = None, layout: str | None = None,
                  confidence: float = 0.95, jackknife_blocks: int = JACKKNIFE_BLOCKS,
-                 allow_other_features: bool = False, device: str = "auto", batch_size: int | None = None,
-                 threads: int | None = None, cache: bool = True) -> None:
+                 allow_other_features: bool = False, runtime: Runtime | None = None,
+                 cache: bool = True) -> None:
         from gen_eval.weights.named import resolve_features
 
         if ref is None:
@@ -77,14 +76,15 @@ class FrechetDistance:
         if jackknife_blocks < 2:
             raise UserError(f"{param('jackknife_blocks')} must be at least 2 for an interval, got {jackknife_blocks}")
         self.features = resolve_features(DEFAULT_FEATURES if features is None else features)
-        self.ref, self.ref_split = ref, ref_split
+        self.ref = ref
         self.value_range, self.layout = value_range, layout
         self.confidence, self.jackknife_blocks = confidence, jackknife_blocks
-        self._runtime = inputs.runtime(device, threads, batch_size)
-        self._model = inputs.load_features(self.features, self._runtime, batch_size)
+        runtime = runtime_of(runtime)
+        self._runtime = runtime.open()
+        self._model = inputs.load_features(self.features, self._runtime, runtime.batch_size)
         log.info("runtime: %s", self._runtime.describe())
         self._ref_mu, self._ref_sigma, self._ref_n, self._ref_warnings = reference_statistics(
-            ref, ref_split, self._model, allow_other_features=allow_other_features, progress=False, cache=cache)
+            ref, self._model, allow_other_features=allow_other_features, progress=False, cache=cache)
         self._blocks: list[FeatureStats] = []
         self.reset()
 
@@ -129,11 +129,10 @@ class FrechetDistance:
         for block in self._blocks:
             whole.merge(block)
         whole.require_covariance("the images given to update()")
-        value = frechet_distance(whole.mu, whole.sigma, self._ref_mu, self._ref_sigma)
-        interval = jackknife_interval(whole, self._ref_mu, self._ref_sigma, value, self.confidence,
-                                      blocks=self._blocks, what="interleaved blocks of the images")
+        value, interval = frechet_with_interval(whole, self._ref_mu, self._ref_sigma, self.confidence,
+                                                blocks=self._blocks, what="interleaved blocks of the images")
         small = small_sample_warning(whole, "the images given to update()")
-        reference = image_source(self.ref, self.ref_split).describe()
+        reference = image_source(self.ref).describe()
         details = {"images": f"{whole.n} images given to update()", "reference": reference,
                    "reference_n": self._ref_n, "features": feature_model_id(self._model), "feature_dim": whole.dim}
         prov = provenance(inputs={"features": self.features, "ref": path_or_none(self.ref)},

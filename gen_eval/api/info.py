@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gen_eval.api import inputs
+from gen_eval.api.sources import Runtime, runtime_of
 from gen_eval.errors import param, render
 
 
@@ -34,14 +35,14 @@ def missing_facts(model) -> list[str]:
 
 
 def info(model: str | Path, *, latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
-         objects: str | Path | None = None, device: str = "auto") -> ModelDescription:
+         objects: str | Path | None = None, runtime: Runtime | None = None) -> ModelDescription:
     """Describe ``model``: role, inputs/outputs, metadata and their sources, and what it still needs to run.
 
     Args:
         model: any .onnx file (a model without gen-eval metadata is described as far as it can be).
         latent_dim, value_range, objects: the facts a model without metadata lacks, as a job would be given them
             (they must agree with the metadata where both exist).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        runtime: the device (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
 
     Returns:
         A :class:`ModelDescription`.
@@ -58,7 +59,7 @@ def info(model: str | Path, *, latent_dim: int | None = None, value_range: str |
 
     inputs.check_types(model=(model, inputs.PATH), latent_dim=(latent_dim, int), objects=(objects, inputs.PATH))
 
-    rt = inputs.runtime(device, None)
+    rt = runtime_of(runtime).open()
     loaded = load_model(model, runtime=rt, latent_dim=latent_dim,
                         value_range=inputs.value_range(value_range, param("value_range")),
                         label_space=inputs.read_label_space(objects), require=False)

@@ -89,14 +89,6 @@ def check_types(**named) -> None:
                             f"({type(value).__name__})")
 
 
-def runtime(device: str = "auto", threads: int | None = None, batch_size: int | None = None):
-    """The onnxruntime settings of a job; a wrong type of ``device``/``threads``/``batch_size`` is a UserError."""
-    from gen_eval.evaluator.runtime import Runtime
-
-    check_types(device=(device, str), threads=(threads, int), batch_size=(batch_size, int))
-    return Runtime(device, threads)
-
-
 def load_generator(path, rt, *, batch_size=None, latent_dim=None, value_range_text=None, objects=None,
                    label_space=None, label_source=None):
     """A generator; ``objects`` (a file) wins over ``label_space`` handed down from another model."""

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from gen_eval.api import inputs
-from gen_eval.api.sources import image_source, path_or_none
+from gen_eval.api.sources import GeneratorSource, ImageSource, Runtime, image_source, runtime_of
 from gen_eval.errors import UserError, param, render
 from gen_eval.evaluator.judges import check_judge
-from gen_eval.evaluator.uncertainty import Interval
+from gen_eval.evaluator.uncertainty import frechet_with_interval, jackknife_from
 
 log = logging.getLogger("gen_eval")
 DEFAULT_METRICS = ("fid", "kid", "prdc")
@@ -49,7 +49,7 @@ class MetricsReport:
         pictures: title -> PIL image (``pictures=True``).
 
     Example:
-        >>> report = gen_eval.metrics("inception.onnx", "real/", data="samples/")  # doctest: +SKIP
+        >>> report = gen_eval.metrics("real/", "samples/", features="inception.onnx")  # doctest: +SKIP
         >>> report.gate("fid", 30.0).passed  # doctest: +SKIP
     """
     results: dict[str, Any]
@@ -173,26 +173,90 @@ class _Side:
         return np.stack([by_index[i] for i in indices])
 
 
-def _image_side(path, split: str, what: str = "images") -> _Side:
-    images = inputs.image_set(path, split, what=what)
+def _image_side(source: ImageSource, what: str = "images") -> _Side:
+    images = source.open(what=what)
     count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
     return _Side(f"{images.source} ({count})", images.labels, images.label_space, images=images, n=len(images))
 
 
-def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequence[str] = DEFAULT_METRICS,
-            data: str | Path | None = None,
-            model: str | Path | None = None, n: int | None = None, seed: int = 0,
-            conditions: str | Path | None = None, split: str = "train", ref_split: str = "train",
-            train: str | Path | None = None, train_split: str = "train", objects: str | Path | None = None,
-            latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
-            options: dict[str, Any] | None = None, pictures: bool = False,
-            upscale: int = 1, gen_stats: Sequence[str | Path] | None = None, chunk_size: int | None = None,
-            ray_address: str | None = None,
-            device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-            progress: bool = False, confidence: float = 0.95, cache: bool = True) -> MetricsReport:
-    """The metrics ``names`` of ``n`` samples of generator ``model`` (or of ``data``) against ``ref``;
-    ``train``: the training images, for memorisation. ``features``: a features .onnx or a cached
-    extractor's name (``"inception"``, see :mod:`gen_eval.weights`).
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`metrics` computes, its arguments checked before any file is opened."""
+    wanted: list[str]
+    features: Any
+    chunk_size: int
+    runtime: Runtime
+    ref: ImageSource
+    train: ImageSource | None
+    generated: ImageSource | GeneratorSource | None  # None: the generated side is ``gen_files``
+    gen_files: list
+    ref_is_file: bool
+
+
+def _validate(ref, images, *, features, names, train, gen_stats, options, pictures, upscale, chunk_size, ray_address,
+              runtime, confidence) -> _Plan:
+    """The arguments of :func:`metrics` checked and turned into sources (one-line UserErrors)."""
+    from gen_eval.api.fid import generated_source
+    from gen_eval.api.inputs import check_types
+    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.evaluator.metrics.registry import canonical_name
+    from gen_eval.scale.feature_files import features_path
+    from gen_eval.weights.named import resolve_features
+
+    check_types(ref=(ref, inputs.IMAGES), chunk_size=(chunk_size, int), upscale=(upscale, int),
+                confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
+    if not 0 < confidence < 1:
+        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
+    features = resolve_features(features)
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    runtime = runtime_of(runtime)
+    ref_source, train_source = image_source(ref), image_source(train)
+    if ref_source is None:
+        raise UserError(f"give the reference with {param('ref')}: images, or a statistics .npz with its features")
+    if isinstance(names, str):
+        names = [x.strip() for x in names.split(",") if x.strip()]
+    try:
+        wanted = list(dict.fromkeys(canonical_name(x) for x in names))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{param('names')}: {exc.args[0]}") from None
+    ref = ref_source.path
+    ref_is_file = ref is not None and ref.suffix.lower() == ".npz"
+    if ref_is_file and not features_path(ref).is_file():
+        if set(wanted) - {"fid"}:
+            raise UserError(f"{param('ref', ref)}: statistics hold no features; "
+                            f"{', '.join(sorted(set(wanted) - {'fid'}))} need reference images or "
+                            f"{features_path(ref).name} beside it (`gen-eval stats --save-features`)")
+        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes "
+                        "from images")
+    gen_files = list(gen_stats or [])
+    if gen_files and images is not None:
+        raise UserError("give the generated side once: shard statistics files, or images or a generator")
+    source = None if gen_files else generated_source(images)
+    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "per-condition-fd" in wanted),
+                                          ("pictures", pictures)) if used]
+    if (gen_files or ref_is_file) and from_files:
+        raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
+                        "feature files do not hold; compute them from a generator or image folders")
+    if "memorisation" in wanted and train is None:
+        raise UserError(f"{param('names', 'memorisation')} needs the training images: give them with "
+                        f"{param('train', 'DIR')} ({param('ref')} is then the held-out real set)")
+    if train is not None and "memorisation" not in wanted:
+        raise UserError(f"{param('train')} is read only for the memorisation metric; add memorisation to "
+                        f"{param('names')}")
+    if "is" in wanted and ray_address is not None:
+        raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
+    return _Plan(wanted, features, chunk_size, runtime, ref_source, train_source, source, gen_files, ref_is_file)
+
+
+def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
+            names: str | Sequence[str] = DEFAULT_METRICS, train: Any = None,
+            gen_stats: Sequence[str | Path] | None = None, options: dict[str, Any] | None = None,
+            pictures: bool = False, upscale: int = 1, chunk_size: int | None = None, ray_address: str | None = None,
+            runtime: Runtime | None = None, progress: bool = False, confidence: float = 0.95,
+            cache: bool = True) -> MetricsReport:
+    """The metrics ``names`` of the generated ``images`` against ``ref``; ``train``: the training images, for
+    memorisation. ``features``: a features .onnx or a cached extractor's name (``"inception"``, see
+    :mod:`gen_eval.weights`).
 
     Either side may also be files that `gen-eval stats --save-features` wrote: ``gen_stats`` (the shard
     statistics files, each with its ``.features.npy`` beside it) for the generated side, and ``ref`` as
@@ -202,25 +266,24 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
     CMMD a jackknife over 10 blocks of the generated images too.
 
     Args:
+        ref: reference images (a folder, a data set, images in memory, an :class:`gen_eval.ImageSource` for
+            another split) or a statistics .npz with its features beside it.
+        images: the generated side, as in :func:`gen_eval.fid`: images (a path, in memory, an
+            :class:`gen_eval.ImageSource`) or a :class:`gen_eval.GeneratorSource`.
         features: the features .onnx (Inception from `export-inception`, or a judge's features model).
-        ref: reference images (folder or data set) or a statistics .npz with its features beside it.
         names: metrics, a list or ``"fid,kid"``: ``fid`` (or ``fd``), ``cmmd`` (with
             ``features="clip-vitl14-336"``, as the CMMD paper), ``kid``, ``is``, ``prdc``, ``fid-inf``,
             ``per-condition-fd``, ``memorisation``.
-        data, model: the generated side: images, or a generator .onnx to sample ``n`` images from.
-        n, seed, conditions: how many images, the noise seed, the condition file (conditional models).
-        split, ref_split, train_split: the split of each data set.
-        train: the training images (memorisation); ``ref`` is then the held-out set.
-        objects, latent_dim, value_range: what a generator without metadata needs.
+        train: the training images (memorisation; a path's split "train"); ``ref`` is then the held-out set.
         options: per-metric settings, each named by its metric: ``kid_subsets``, ``kid_subset_size``,
             ``is_splits``, ``prdc_k``, ``fid_inf_points``, ``fid_inf_min_n``, ``min_count``
             (per-condition-fd: fewest images per side), ``cmmd_sigma``, ``cmmd_blocks``, ``seed`` (KID, IS,
             FID∞), ``block``; an option no
             requested metric takes is an error.
         pictures, upscale: keep captioned pictures for :meth:`MetricsReport.write_html`.
-        gen_stats: shard statistics files (with features) as the generated side.
+        gen_stats: shard statistics files (with features) as the generated side, instead of ``images``.
         chunk_size, ray_address: fixed index chunks; Ray actors for the generated side.
-        device, batch_size, threads: the onnxruntime settings.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         progress: draw progress bars on stderr (kept on screen when done, with rate and total).
         confidence: the coverage of FID's interval.
         cache: reuse (and keep) the reference images' features and statistics in the cache folder, keyed
@@ -233,13 +296,12 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         UserError: on a bad argument or input (one line that says what to change).
 
     Example:
-        >>> report = gen_eval.metrics("inception.onnx", "real/", names="fid,kid,prdc",  # doctest: +SKIP
-        ...                           model="acgan.onnx", n=5000, conditions="test.json", options={"prdc_k": 5})
+        >>> generated = gen_eval.GeneratorSource("acgan.onnx", n=5000, conditions="test.json")  # doctest: +SKIP
+        >>> report = gen_eval.metrics("real/", generated, features="inception.onnx",  # doctest: +SKIP
+        ...                           names="fid,kid,prdc", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
-    from gen_eval.api.fid import JACKKNIFE_BLOCKS, _remote, jackknife_from, jackknife_interval
-    from gen_eval.api.inputs import check_types
-    from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, remote_chunks
     from gen_eval.evaluator.features import (
         feature_model_id,
         generator_stats,
@@ -249,63 +311,29 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         small_sample_warning,
     )
     from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
-    from gen_eval.evaluator.metrics.registry import canonical_name
-    from gen_eval.evaluator.noise import check_seed, cycle_conditions
+    from gen_eval.evaluator.noise import cycle_conditions
     from gen_eval.evaluator.provenance import provenance
-    from gen_eval.scale.feature_files import features_path, open_feature_shards
+    from gen_eval.scale.feature_files import open_feature_shards
 
-    check_types(n=(n, int), seed=(seed, int), chunk_size=(chunk_size, int), upscale=(upscale, int),
-                confidence=(confidence, float), options=(options, dict), pictures=(pictures, bool))
-    if not 0 < confidence < 1:
-        raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
-    from gen_eval.weights.named import resolve_features
-
-    features = resolve_features(features)
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-    check_seed(seed)
-    if isinstance(names, str):
-        names = [x.strip() for x in names.split(",") if x.strip()]
-    try:
-        wanted = list(dict.fromkeys(canonical_name(x) for x in names))
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{param('names')}: {exc.args[0]}") from None
-    ref_path, train_path = path_or_none(ref), path_or_none(train)
-    ref_is_file = ref_path is not None and ref_path.suffix.lower() == ".npz"
+    plan = _validate(ref, images, features=features, names=names, train=train, gen_stats=gen_stats,
+                     options=options, pictures=pictures, upscale=upscale, chunk_size=chunk_size,
+                     ray_address=ray_address, runtime=runtime, confidence=confidence)
+    features, chunk_size, runtime, wanted = plan.features, plan.chunk_size, plan.runtime, plan.wanted
+    ref_source, train_source, source, gen_files = plan.ref, plan.train, plan.generated, plan.gen_files
+    ref_path, train_path = ref_source.path, None if train_source is None else train_source.path
+    ref_is_file = plan.ref_is_file
     if ref_is_file:
         ref = ref_path
-    if ref_is_file and not features_path(ref).is_file():
-        if set(wanted) - {"fid"}:
-            raise UserError(f"{param('ref', ref)}: statistics hold no features; "
-                            f"{', '.join(sorted(set(wanted) - {'fid'}))} need reference images or "
-                            f"{features_path(ref).name} beside it (`gen-eval stats --save-features`)")
-        raise UserError(f"{param('ref', ref)}: use `gen-eval fid` for a distance to statistics; metrics computes "
-                        "from images")
-    gen_files = list(gen_stats or [])
-    if gen_files and (data is not None or model is not None):
-        raise UserError("give the generated side once: shard statistics files, or images or a generator")
-    if not gen_files and (data is None) == (model is None):
-        raise UserError(f"give the images with exactly one of {param('data', 'DIR')} or {param('model', 'G.onnx')}")
-    from_files = [what for what, used in (("is", "is" in wanted), ("per-condition-fd", "per-condition-fd" in wanted),
-                                          ("pictures", pictures)) if used]
-    if (gen_files or ref_is_file) and from_files:
-        raise UserError(f"{', '.join(from_files)} need the images themselves (logits, labels or pictures), which "
-                        "feature files do not hold; compute them from a generator or image folders")
-    if "memorisation" in wanted and train is None:
-        raise UserError(f"{param('names', 'memorisation')} needs the training images: give them with "
-                        f"{param('train', 'DIR')} ({param('ref')} is then the held-out real set)")
-    if train is not None and "memorisation" not in wanted:
-        raise UserError(f"{param('train')} is read only for the memorisation metric; add memorisation to "
-                        f"{param('names')}")
+    generator_source = source if isinstance(source, GeneratorSource) else None
+    model = generator_source.model if generator_source else None
     logits = "is" in wanted
-    if logits and ray_address is not None:
-        raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
     rt = model_features = None
     dim = ident = logits_dim = None
     if not (gen_files and ref_is_file and train is None):
         if features is None:
             raise UserError("give a features model (only feature files on both sides need none)")
-        rt = inputs.runtime(device, threads, batch_size)
-        model_features = inputs.load_features(features, rt, batch_size)
+        rt = runtime.open()
+        model_features = inputs.load_features(features, rt, runtime.batch_size)
         log.info("runtime: %s", rt.describe())
         dim = model_features.info.output_size
         if dim is None:
@@ -317,29 +345,24 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         ident = feature_model_id(model_features)
         logits_dim = model_features.outputs["logits"].static(1) if logits else None
     if train_path is not None and ref_path is not None and not ref_is_file \
-            and train_path.resolve() == ref_path.resolve() and train_split == ref_split:
-        raise UserError(f"{param('train')} and {param('ref')} are the same images ({ref}, split {ref_split}); "
+            and train_path.resolve() == ref_path.resolve() and train_source.split == ref_source.split:
+        raise UserError(f"{param('train')} and {param('ref')} are the same images ({ref_path}, split {ref_source.split}); "
                         "memorisation compares with held-out real images: give the reference a split not used in "
                         f"training (e.g. {param('ref_split', 'heldout')})")
-    reference = None if ref_is_file else _image_side(ref, ref_split, param("ref"))
-    training = _image_side(train, train_split, param("train")) if train is not None else None
+    reference = None if ref_is_file else _image_side(ref_source, param("ref"))
+    training = _image_side(train_source, param("train")) if train is not None else None
     generated, judged = None, None
-    if data is not None:
-        if n is not None or conditions is not None:
-            raise UserError(f"{param('n')} and {param('conditions')} go with {param('model')}, not {param('data')}")
-        generated = _image_side(data, split, param("data"))
-    elif model is not None:
-        generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
-                                          value_range_text=value_range, objects=objects)
-        cond = inputs.conditions_for(generator, conditions)
+    if isinstance(source, ImageSource):
+        generated = _image_side(source, param("images"))
+    elif generator_source is not None:
+        opened = generator_source.open(rt, runtime.batch_size)
+        generator, cond = opened.generator, opened.conditions
         judged = check_judge(generator, model_features, "features")
-        if n is None:
-            raise UserError(f"give the number of images to generate with {param('n')} (FID is usually computed on "
-                            "10000+)")
+        n = generator_source.require_n(" (FID is usually computed on 10000+)")
         labelled = cond is not None and ("per-condition-fd" in wanted or pictures)  # [n, L]: only when used
-        generated = _Side(f"{model} ({n} samples, seed {seed})", generator=generator, conditions=cond, seed=seed, n=n,
-                          labels=cycle_conditions(cond, np.arange(n)) if labelled else None,
-                          label_space=generator.info.label_space)
+        generated = _Side(generator_source.describe(), generator=generator, conditions=cond,
+                          seed=generator_source.seed, n=n, labels=cycle_conditions(cond, np.arange(n)) if labelled
+                          else None, label_space=generator.info.label_space)
     options = dict(options or {})
     if "per-condition-fd" in wanted:
         options.update(_condition_options(generated, reference))
@@ -351,7 +374,7 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
         else:
             from gen_eval.evaluator import statscache
 
-            key = statscache.reference_key(model_features, reference.images, ref_path, ref_split,
+            key = statscache.reference_key(model_features, reference.images, ref_path, ref_source.split,
                                            extra={"features": True, "chunk_size": chunk_size}) \
                 if cache and ref_path is not None else None
             ref_store = statscache.load_cached_features(key) if key else None
@@ -378,16 +401,14 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
             append = (lambda feats, rows, lg: gen_store.append(feats, lg)) if logits else \
                 (lambda feats, rows: gen_store.append(feats))
             described = generated.description
-            remote = _remote(ray_address, features_path=features, data=data, split=split, model=model, n=n,
-                             seed=seed, conditions=conditions, batch_size=batch_size, latent_dim=latent_dim,
-                             value_range=value_range, objects=objects, device=device, threads=threads)
+            remote = remote_chunks(ray_address, features, source, runtime)
             blocks = JACKKNIFE_BLOCKS if "fid" in wanted else 1  # block sums for FID's interval
             if generated.images is not None:
                 gen_stats_merged = imageset_stats(model_features, generated.images, sink=append, with_logits=logits,
                                                   chunk_size=chunk_size, progress=progress, remote=remote,
                                                   blocks=blocks)
             else:
-                gen_stats_merged = generator_stats(model_features, generated.generator, n, seed,
+                gen_stats_merged = generator_stats(model_features, generated.generator, generated.n, generated.seed,
                                                    conditions=generated.conditions, sink=append, with_logits=logits,
                                                    chunk_size=chunk_size, progress=progress, remote=remote,
                                                    blocks=blocks)
@@ -405,24 +426,23 @@ def metrics(features: str | Path | None, ref: str | Path, *, names: str | Sequen
             raise UserError(f"{exc}; use more images or fewer splits/subsets") from None
         intervals = {}
         if "fid" in results:
-            value = results["fid"].fid
-            intervals["fid"] = jackknife_interval(gen_stats_merged, ref_stats.mu, ref_stats.sigma, value,
-                                                  confidence) or \
-                Interval(value, float("nan"), float("nan"), confidence,
-                         "the generated side's statistics hold no jackknife block sums")
+            results["fid"].fid, intervals["fid"] = frechet_with_interval(
+                gen_stats_merged, ref_stats.mu, ref_stats.sigma, confidence,
+                no_blocks="the generated side's statistics hold no jackknife block sums")
         if "cmmd" in results:
             intervals["cmmd"] = jackknife_from(results["cmmd"].cmmd, results["cmmd"].jackknife, confidence)
         warnings = [judged.warning if judged else None]
         warnings += diagnose(results, dim)
         warnings += [small_sample_warning(store.stats, what) for store, what in
-                     ((gen_store, described), (ref_store, f"reference {image_source(ref).describe()}"))]
-        prov = provenance(inputs={"features": features, "ref": ref_path, "model": model, "conditions": conditions,
+                     ((gen_store, described), (ref_store, f"reference {ref_source.describe()}"))]
+        prov = provenance(inputs={"features": features, "ref": ref_path, "model": model,
+                                  "conditions": generator_source.conditions if generator_source else None,
                                   "train": train_path},
                           provider=(rt.provider or "") if rt else "", device_id=rt.device_id if rt else 0,
                           preprocessing={"features": preprocessing_id(model_features) if model_features
                                          else gen_stats_merged.preprocessing,
                                          "generated": "quantised to uint8 like PNGs"},
-                          seeds=[seed] if model else None, n=gen_store.n,
+                          seeds=[generator_source.seed] if generator_source else None, n=gen_store.n,
                           batch_size=model_features.batch_size if model_features else None)
         if rt is not None:
             prov["runtime"] = rt.describe()

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from gen_eval.api import inputs
 from gen_eval.api.reports import Report
+from gen_eval.api.sources import GeneratorSource, Runtime, image_source, runtime_of, with_samples
 from gen_eval.errors import param
 from gen_eval.evaluator.uncertainty import t_interval
 
 log = logging.getLogger("gen_eval")
 
 
-def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str = "train",
-        encoder_value_range: str | tuple[float, float] | None = None, objects: str | Path | None = None,
-        latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None, confidence: float = 0.95,
-        device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-        progress: bool = False) -> Report:
+def mse(model: str | Path | GeneratorSource, encoder: str | Path, data: Any, *, split: str = "train",
+        encoder_value_range: str | tuple[float, float] | None = None, confidence: float = 0.95,
+        runtime: Runtime | None = None, progress: bool = False) -> Report:
     """Reconstruction MSE of the VAE whose decoder is ``model`` and encoder ``encoder`` on ``data``.
 
     Each image goes through the encoder's mean (no sampling) and the decoder; the MSE is the mean over every
@@ -25,16 +25,15 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     images' own MSEs.
 
     Args:
-        model: the VAE's decoder .onnx (role generator).
+        model: the VAE's decoder .onnx (role generator), or a :class:`gen_eval.GeneratorSource` of it (with
+            the ``objects``, ``latent_dim`` and ``value_range`` a decoder without gen-eval metadata needs).
         encoder: the VAE's encoder .onnx (role encoder: image -> mu, logvar).
-        data: images: a folder, a data set, or a `gen-eval sample` .npz.
-        split: the split of ``data`` when it is a data set.
+        data: images: a folder, a data set, a `gen-eval sample` .npz, images in memory, or an
+            :class:`gen_eval.ImageSource`.
+        split: the split of a ``data`` path when it is a data set.
         encoder_value_range: the input range of an encoder without metadata [default: the decoder's].
-        objects, latent_dim, value_range: what a decoder without gen-eval metadata needs.
         confidence: the interval's coverage, between 0 and 1.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images per model run.
-        threads: CPU threads for onnxruntime.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
 
     Returns:
@@ -50,18 +49,19 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
     """
     from gen_eval.errors import UserError
 
-    inputs.check_types(model=(model, inputs.PATH), encoder=(encoder, inputs.PATH), data=(data, inputs.IMAGES),
-                       split=(split, str), objects=(objects, inputs.PATH), latent_dim=(latent_dim, int),
+    inputs.check_types(encoder=(encoder, inputs.PATH), data=(data, inputs.IMAGES), split=(split, str),
                        confidence=(confidence, float), progress=(progress, bool))
+    source, runtime = with_samples(model), runtime_of(runtime)
+    model, objects = source.model, source.objects
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.mse import SCALE, reconstruction_mse
     from gen_eval.evaluator.provenance import image_set_listing, provenance
 
-    rt = inputs.runtime(device, threads, batch_size)
-    decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
-                                    value_range_text=value_range, objects=objects)
+    rt, batch_size = runtime.open(), runtime.batch_size
+    decoder = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=source.latent_dim,
+                                    value_range_text=source.value_range, objects=objects)
     enc = load_model(encoder, role="encoder", runtime=rt, batch_size=batch_size,
                      value_range=inputs.value_range(encoder_value_range, param("encoder_value_range")),
                      label_space=decoder.info.label_space, label_space_source=f"{model} metadata",
@@ -71,7 +71,7 @@ def mse(model: str | Path, encoder: str | Path, data: str | Path, *, split: str 
         enc.info.sources["value_range"] = "the decoder's"
     log.info("runtime: %s", rt.describe())
     channels = (decoder.info.image_shape or enc.info.image_shape or (None,))[0]
-    images = inputs.image_set(data, split, channels)
+    images = image_source(data, split).open(channels, param("data"))
     result = reconstruction_mse(enc, decoder, images, progress=progress)
     prov = provenance(inputs={"model": model, "encoder": encoder, "objects": objects}, provider=rt.provider or "",
                       device_id=rt.device_id, preprocessing={"scale": SCALE, "encoder_value_range":

@@ -16,35 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gen_eval.evaluator.uncertainty import Decision, Interval, decide_minimum, make_decision
+from gen_eval.evaluator.uncertainty import Decision, Interval, decide_maximum, decide_minimum, make_decision
 
 REPORT_SCHEMA = 2
-
-
-def decide_maximum(interval: Interval | None, value: float, threshold: float, *, strict: bool = False) -> Decision:
-    """A gate on a distance that should be at most ``threshold`` (the mirror of :func:`decide_minimum`).
-
-    Args:
-        interval: the distance's interval, or None (then the gate decides on ``value``).
-        value: the distance.
-        threshold: the highest acceptable distance.
-        strict: pass only when the upper bound is at or below ``threshold``.
-
-    Returns:
-        The :class:`Decision`, with ``threshold`` and the rule that decided.
-
-    Example:
-        >>> decide_maximum(None, 12.5, 10.0).message
-        'gate missed: 12.5 is above 10 (point estimate, no interval)'
-    """
-    if interval is None or not math.isfinite(interval.low):
-        passed, rule, shown = value <= threshold, "point estimate, no interval", f"{value:.6g}"
-    elif strict:
-        passed, rule, shown = interval.high <= threshold, f"strict: upper bound <= {threshold:g}", interval.describe()
-    else:
-        passed, rule = interval.low <= threshold, f"fails only if confidently above {threshold:g}"
-        shown = interval.describe()
-    return make_decision(passed, rule, shown, threshold, minimum=False)
 
 
 @dataclass
@@ -203,4 +177,4 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["REPORT_SCHEMA", "Report", "decide_maximum", "gate_line", "gate_markdown"]
+__all__ = ["REPORT_SCHEMA", "Report", "gate_line", "gate_markdown"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from gen_eval.api import inputs
+from gen_eval.api.sources import GeneratorSource, Runtime, runtime_of, with_samples
 from gen_eval.errors import UserError, param
 
 log = logging.getLogger("gen_eval")
@@ -50,11 +51,9 @@ def output_kind(out: str | Path | None) -> str:
     return {".png": "grid", ".npz": "npz"}.get(suffix, "folder")
 
 
-def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = None,
+def sample(model: str | Path | GeneratorSource, out: str | Path | None = None, *, n: int | None = None,
            conditions: str | Path | None = None, seed: int = 0, shard: tuple[int, int] | None = None, nrow: int = 8,
-           upscale: int = 1, resample: str = "nearest", force: bool = False, objects: str | Path | None = None,
-           latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None, device: str = "auto",
-           batch_size: int | None = None, threads: int | None = None,
+           upscale: int = 1, resample: str = "nearest", force: bool = False, runtime: Runtime | None = None,
            progress: bool = False, ray_address: str | None = None, pair_noise: bool = False) -> SampleResult:
     """``n`` samples of generator ``model`` (one per condition row of ``conditions`` by default; the rows
     are cycled to ``n``), sample ``i`` from the noise of (seed, i). ``out``: a folder of PNGs (resumable,
@@ -65,13 +64,15 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
 
     ``pair_noise``: sample ``i`` takes the noise of (seed, i // rows), so each run of consecutive samples,
     one per condition row, shares ``z`` (attribute-manipulation figures: two rows off/on, ``n`` 20 gives
-    S1's 10 pairs; ``nrow`` = the number of rows puts each pair on a grid row).
+    10 pairs; ``nrow`` = the number of rows puts each pair on a grid row).
 
     A grid's captions are also in its PNG text chunk ``gen_eval.captions``
     (:func:`gen_eval.evaluator.sample_outputs.read_grid_captions` reads them back).
 
     Args:
-        model: the generator .onnx.
+        model: the generator .onnx, or a :class:`gen_eval.GeneratorSource` (which also carries the ``objects``,
+            ``latent_dim`` and ``value_range`` a generator without gen-eval metadata needs; then leave out
+            ``n``, ``seed`` and ``conditions`` here).
         out: a folder, a ``.png`` grid, an ``.npz``, or None (images in memory).
         n: the number of images [default: one per condition row].
         conditions: a conditional generator's condition file (test.json style), its rows cycled to ``n``.
@@ -81,10 +82,7 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         upscale: enlarge each grid cell this many times, 1 to 16 (a grid).
         resample: ``nearest`` or ``bilinear``, the filter of ``upscale``.
         force: overwrite existing outputs (a folder: regenerate every file).
-        objects, latent_dim, value_range: what a generator without gen-eval metadata needs.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images per model run.
-        threads: CPU threads for onnxruntime.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
         ray_address: 'local' or a Ray cluster address (a folder only).
         pair_noise: see above.
@@ -101,18 +99,14 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         'wrote a grid of 32 images to grid.png'
     """
     from gen_eval.evaluator import pictures, sample_outputs, sampling
-    from gen_eval.evaluator.noise import check_seed
 
-    inputs.check_types(model=(model, inputs.PATH), out=(out, inputs.PATH), n=(n, int),
-                       conditions=(conditions, inputs.PATH), seed=(seed, int), nrow=(nrow, int),
-                       upscale=(upscale, int), resample=(resample, str), force=(force, bool),
-                       objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), progress=(progress, bool),
-                       ray_address=(ray_address, str), pair_noise=(pair_noise, bool))
+    inputs.check_types(out=(out, inputs.PATH), nrow=(nrow, int), upscale=(upscale, int), resample=(resample, str),
+                       force=(force, bool), progress=(progress, bool), ray_address=(ray_address, str),
+                       pair_noise=(pair_noise, bool))
+    source = with_samples(model, n=n, seed=seed, conditions=conditions)
+    n, seed, conditions, runtime = source.n, source.seed, source.conditions, runtime_of(runtime)
     if shard is not None and not (isinstance(shard, (tuple, list)) and len(shard) == 2):
         raise UserError(f"{param('shard')} must be a pair (k, N), e.g. (1, 4), got {shard!r}")
-    check_seed(seed)
-    if n is not None:
-        sampling.check_count(n)
     kind = output_kind(out)
     if kind == "grid" and shard is not None:
         raise UserError(f"{param('shard')} writes a PNG folder or an .npz; a grid is one image of the whole run")
@@ -125,12 +119,12 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
             raise UserError(f"{param('resample')} must be one of {', '.join(pictures.RESAMPLE)}, got {resample!r}")
     out_path = Path(out) if out is not None else None
     inputs.check_outputs(force, {param("out"): out_path} if kind in ("grid", "npz") else {},
-                         {param("model"): model, param("conditions"): conditions, param("objects"): objects})
-    rt = inputs.runtime(device, threads, batch_size)
-    generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
-                                      value_range_text=value_range, objects=objects)
-    log.info("runtime: %s", rt.describe())
-    cond = inputs.conditions_for(generator, conditions)
+                         {param("model"): source.model, param("conditions"): conditions,
+                          param("objects"): source.objects})
+    sessions = runtime.open()
+    opened = source.open(sessions, runtime.batch_size)
+    generator, cond = opened.generator, opened.conditions
+    log.info("runtime: %s", sessions.describe())
     if n is None:
         if cond is None:
             raise UserError(f"give the number of images with {param('n')}")
@@ -145,9 +139,8 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
         from gen_eval.fileio import FolderLock
 
         with FolderLock(out_path, "gen-eval sample", "out", shared=shard is not None and ray_address is None):
-            return _sample_folder(generator, model, out_path, n, seed, cond, shard, part, force, conditions, objects,
-                                  latent_dim, value_range, device, batch_size, threads, ray_address, progress,
-                                  pair_noise)
+            return _sample_folder(generator, replace(source, n=n), runtime, out_path, cond, shard, part, force,
+                                  ray_address, progress, pair_noise)
     if pair_noise and ray_address is not None:
         raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
     if ray_address is not None:
@@ -163,15 +156,16 @@ def sample(model: str | Path, out: str | Path | None = None, *, n: int | None = 
                         images=images if kind == "memory" else None, labels=labels, indices=indices)
 
 
-def _sample_folder(generator, model, out_path, n, seed, cond, shard, part, force, conditions, objects, latent_dim,
-                   value_range, device, batch_size, threads, ray_address, progress, pair_noise) -> SampleResult:
+def _sample_folder(generator, source: GeneratorSource, runtime: Runtime, out_path, cond, shard, part, force,
+                   ray_address, progress, pair_noise) -> SampleResult:
     from gen_eval.evaluator import sample_outputs, sampling
+
+    n, seed = source.n, source.seed
 
     if pair_noise and ray_address is not None:
         raise UserError(f"{param('pair_noise', True)} runs in one process; leave out {param('ray_address')}")
     if ray_address is not None:
-        return _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects,
-                              latent_dim, value_range, device, batch_size, threads, ray_address)
+        return _sample_on_ray(generator, source, runtime, out_path, cond, shard, force, ray_address)
     written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=shard,
                                               force=force, progress=progress, pair_noise=pair_noise)
     if cond is not None:
@@ -179,8 +173,8 @@ def _sample_folder(generator, model, out_path, n, seed, cond, shard, part, force
     return SampleResult("folder", out_path, written, kept, part)
 
 
-def _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, conditions, objects, latent_dim,
-                   value_range, device, batch_size, threads, ray_address) -> SampleResult:
+def _sample_on_ray(generator, source: GeneratorSource, runtime: Runtime, out_path, cond, shard, force,
+                   ray_address) -> SampleResult:
     """The run's PNGs in chunk-sized shards: the first here (it claims the folder), the rest on Ray actors."""
     from gen_eval.evaluator import sampling
     from gen_eval.evaluator.exact import DEFAULT_CHUNK_SIZE
@@ -188,13 +182,10 @@ def _sample_on_ray(generator, model, out_path, n, seed, cond, shard, force, cond
 
     if shard is not None:
         raise UserError("Ray splits the run itself; leave out the shard (or run plain shards without Ray)")
-    shards = max(1, -(-n // DEFAULT_CHUNK_SIZE))
-    written, kept = sampling.write_png_folder(generator, out_path, n, seed, conditions=cond, shard=(1, shards),
-                                              force=force)
-    job = ChunkJob(batch_size=batch_size, threads=threads, device=device, model=str(model), n=n, seed=seed,
-                   conditions=None if conditions is None else str(conditions), latent_dim=latent_dim,
-                   value_range=value_range, objects=None if objects is None else str(objects), out=str(out_path),
-                   force=force)
+    shards = max(1, -(-source.n // DEFAULT_CHUNK_SIZE))
+    written, kept = sampling.write_png_folder(generator, out_path, source.n, source.seed, conditions=cond,
+                                              shard=(1, shards), force=force)
+    job = ChunkJob(features=None, source=source, runtime=runtime, out=str(out_path), force=force)
     more, more_kept = write_png_shards(job, shards, ray_address)
     return SampleResult("folder", out_path, written + more, kept + more_kept, None)
 

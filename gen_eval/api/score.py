@@ -4,57 +4,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gen_eval.api import inputs
 from gen_eval.api.inputs import check_types
 from gen_eval.api.reports import Report
+from gen_eval.api.sources import GeneratorSource, Runtime, image_source, runtime_of, with_samples
 from gen_eval.errors import UserError, param
-from gen_eval.evaluator.uncertainty import Interval, object_interval, score_interval, t_interval
+from gen_eval.evaluator.uncertainty import score_interval, seeds_only_interval
 
 log = logging.getLogger("gen_eval")
 
 
-def seed_interval(values: np.ndarray, confidence: float) -> Interval:
-    """Student-t interval of the mean over independent noise seeds (none with one seed).
-
-    Args:
-        values: one score per seed.
-        confidence: the interval's coverage, between 0 and 1.
-
-    Returns:
-        An :class:`Interval` (NaN bounds with one seed).
-    """
-    interval = t_interval(values, confidence, "seed")
-    if len(values) < 2:
-        return Interval(interval.estimate, interval.low, interval.high, confidence,
-                        "one seed: no interval (use repeats >= 2)")
-    return interval
-
-
-def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> Interval:
-    """The conditions held fixed: Student t over the seeds' scores, widened to hold the Wilson interval of
-    the hits among all objects scored, so seeds that agree do not give a zero-width interval."""
-    hits = np.asarray(hits, dtype=np.float64)
-    low, high = object_interval(hits, ks, confidence)
-    objects = f"{int(round(hits.sum()))} hits in {int(round(np.sum(ks) * len(hits)))} objects"
-    seeds = seed_interval(hits.sum(axis=1) / np.sum(ks), confidence)
-    if not np.isfinite(seeds.low):
-        return Interval(seeds.estimate, low, high, confidence,
-                        f"one seed, conditions fixed: Wilson interval of {objects}")
-    return Interval(seeds.estimate, min(seeds.low, low), max(seeds.high, high), confidence,
-                    f"{seeds.method}, conditions fixed, widened to at least the Wilson interval of {objects}")
-
-
-def score(model: str | Path, test: str | Path, *, classifier: str | Path, objects: str | Path | None = None,
-          n: int | None = None, repeats: int = 1, seed: int = 0, quantize: bool = False, confidence: float = 0.95,
-          over_conditions: bool = True, breakdown: bool = True, keep_images: int = 0,
-          latent_dim: int | None = None, value_range: str | tuple[float, float] | None = None,
-          classifier_value_range: str | tuple[float, float] | None = None,
-          classifier_image_shape: str | tuple[int, int, int] | None = None, device: str = "auto",
-          batch_size: int | None = None, threads: int | None = None, progress: bool = False) -> Report:
-    """Classifier score of generator ``model`` on condition file ``test`` (TA semantics: pooled top-k),
+def score(model: str | Path | GeneratorSource, test: str | Path, *, classifier: str | Path,
+          objects: str | Path | None = None, n: int | None = None, repeats: int = 1, seed: int = 0,
+          quantize: bool = False, confidence: float = 0.95, over_conditions: bool = True, breakdown: bool = True,
+          keep_images: int = 0, classifier_value_range: str | tuple[float, float] | None = None,
+          classifier_image_shape: str | tuple[int, int, int] | None = None, runtime: Runtime | None = None,
+          progress: bool = False) -> Report:
+    """Classifier score of generator ``model`` on condition file ``test`` (pooled top-k: the hits of an
+    image's k true labels among the judge's k highest outputs, summed over all images and divided by the
+    sum of k, as the iCLEVR course judge), 
     over ``repeats`` noise seeds ``seed, seed + 1, ...``.
 
     Per seed, ``n`` images are made as by :func:`gen_eval.sample` and :func:`gen_eval.fid`: image ``i`` for
@@ -68,7 +40,9 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     NCHW) for a grid.
 
     Args:
-        model: the conditional generator .onnx.
+        model: the conditional generator .onnx, or a :class:`gen_eval.GeneratorSource` without conditions
+            (its ``latent_dim`` / ``value_range`` for a generator without metadata; then leave out ``n`` and
+            ``seed`` here).
         test: the condition file (iCLEVR test.json style, or one a label space reads).
         classifier: the judge .onnx (role classifier).
         objects: label names (objects.json or a label-space JSON) when the models carry none.
@@ -80,11 +54,8 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
         over_conditions: also treat the conditions as a sample (see above).
         breakdown: compute the per-condition breakdown (``report.breakdown``).
         keep_images: images of the first seed to keep for pictures.
-        latent_dim, value_range: what a generator without metadata needs.
         classifier_value_range, classifier_image_shape: what a classifier without metadata needs.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images per model run.
-        threads: CPU threads for onnxruntime.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
 
     Returns:
@@ -106,31 +77,31 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     from gen_eval.evaluator.model import load_model
     from gen_eval.evaluator.noise import check_seed
     from gen_eval.evaluator.provenance import provenance
-    from gen_eval.evaluator.sampling import check_count
     from gen_eval.evaluator.score import score_generator
     from gen_eval.evaluator.uncertainty import by_condition_row
 
-    check_types(model=(model, inputs.PATH), test=(test, inputs.PATH), classifier=(classifier, inputs.PATH),
-                objects=(objects, inputs.PATH), latent_dim=(latent_dim, int), n=(n, int), repeats=(repeats, int),
-                seed=(seed, int), confidence=(confidence, float), keep_images=(keep_images, int),
+    check_types(test=(test, inputs.PATH), classifier=(classifier, inputs.PATH), objects=(objects, inputs.PATH),
+                repeats=(repeats, int), confidence=(confidence, float), keep_images=(keep_images, int),
                 quantize=(quantize, bool), over_conditions=(over_conditions, bool), breakdown=(breakdown, bool),
                 progress=(progress, bool))
-    if n is not None:
-        check_count(n)
+    source = with_samples(model, n=n, seed=seed)
+    if source.conditions is not None:
+        raise UserError(f"the score's conditions are {param('test')}; leave them out of the GeneratorSource")
+    model, n, seed, runtime = source.model, source.n, source.seed, runtime_of(runtime)
+    objects = objects if objects is not None else source.objects
     if repeats < 1:
         raise UserError(f"{param('repeats')} must be at least 1, got {repeats}")
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
-    check_seed(seed)
     check_seed(seed + repeats - 1, f"{param('seed')} + {param('repeats')} - 1")
-    rt = inputs.runtime(device, threads, batch_size)
+    rt, batch_size = runtime.open(), runtime.batch_size
     space = inputs.read_label_space(objects)
     judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size, label_space=space,
                        value_range=inputs.value_range(classifier_value_range, param("classifier_value_range")),
                        image_shape=inputs.image_shape(classifier_image_shape, param("classifier_image_shape")),
                        param_prefix="classifier_", label_space_source=param("objects"))
-    generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=latent_dim,
-                                      value_range_text=value_range, objects=objects,
+    generator = inputs.load_generator(model, rt, batch_size=batch_size, latent_dim=source.latent_dim,
+                                      value_range_text=source.value_range, objects=objects,
                                       label_space=judge.info.label_space, label_source=f"{classifier} metadata")
     log.info("runtime: %s", rt.describe())
     if not generator.info.conditional:
@@ -198,25 +169,23 @@ def score(model: str | Path, test: str | Path, *, classifier: str | Path, object
     return report
 
 
-__all__ = ["score", "seed_interval", "seeds_only_interval"]
+__all__ = ["score"]
 
 
-def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout", confidence: float = 0.95,
-             device: str = "auto", batch_size: int | None = None, threads: int | None = None,
-             progress: bool = False) -> Report:
-    """A classifier's accuracy on a labelled data set with the score's own rule (TA top-k for multilabel
+def accuracy(classifier: str | Path, data: Any, *, split: str = "heldout", confidence: float = 0.95,
+             runtime: Runtime | None = None, progress: bool = False) -> Report:
+    """A classifier's accuracy on a labelled data set with the score's own rule (pooled top-k for multilabel
     spaces, per-head argmax for categorical ones), with a bootstrap interval over the images (widened to
     hold the Wilson interval of the hits among all labels scored). How well a judge reads real images
     bounds what its score of generated ones can mean.
 
     Args:
         classifier: the judge .onnx (role classifier).
-        data: a labelled data set (e.g. the shapes set, an iCLEVR folder with its JSON).
-        split: which split of ``data``.
+        data: a labelled data set (e.g. the shapes set, an iCLEVR folder with its JSON), or an
+            :class:`gen_eval.ImageSource` of one (its own split).
+        split: which split of a ``data`` path.
         confidence: the interval's coverage, between 0 and 1.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images per model run.
-        threads: CPU threads for onnxruntime.
+        runtime: the device, batch size and threads (:class:`gen_eval.Runtime`) [default: ``Runtime()``].
         progress: draw a progress bar on stderr (kept on screen when done, with rate and total).
 
     Returns:
@@ -236,14 +205,15 @@ def accuracy(classifier: str | Path, data: str | Path, *, split: str = "heldout"
     from gen_eval.evaluator.provenance import image_set_listing, provenance
     from gen_eval.evaluator.score import classify_generated, score_probs
 
-    check_types(classifier=(classifier, inputs.PATH), data=(data, inputs.PATH), split=(split, str),
+    check_types(classifier=(classifier, inputs.PATH), data=(data, inputs.IMAGES), split=(split, str),
                 confidence=(confidence, float), progress=(progress, bool))
     if not 0 < confidence < 1:
         raise UserError(f"{param('confidence')} must be between 0 and 1, got {confidence}")
-    rt = inputs.runtime(device, threads, batch_size)
-    judge = load_model(classifier, role="classifier", runtime=rt, batch_size=batch_size)
+    runtime = runtime_of(runtime)
+    rt = runtime.open()
+    judge = load_model(classifier, role="classifier", runtime=rt, batch_size=runtime.batch_size)
     log.info("runtime: %s", rt.describe())
-    images = inputs.image_set(data, split)
+    images = image_source(data, split).open(what=param("data"))
     if images.labels is None:
         raise UserError(f"{images.source}: no labels; accuracy needs a labelled data set")
     from gen_eval.data.imageset import rows_per_batch

@@ -56,9 +56,10 @@ def info_command(model, latent_dim, value_range, objects, device):
       gen-eval info my_export.onnx --latent-dim 100 --value-range -1,1 --objects objects.json
     """
     from gen_eval.api.info import info
+    from gen_eval.api.sources import Runtime
     from gen_eval.errors import printable
 
-    described = info(model, latent_dim=latent_dim, value_range=value_range, objects=objects, device=device)
+    described = info(model, latent_dim=latent_dim, value_range=value_range, objects=objects, runtime=Runtime(device))
     rows = [(printable(key), printable(value)) for key, value in described.rows]  # metadata is untrusted
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -102,11 +103,12 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, upscale, resamp
       gen-eval sample --model acgan.onnx --conditions off_on.json --n 20 --pair-noise --nrow 2 --out pairs.png
     """
     from gen_eval.api.sample import sample
+    from gen_eval.api.sources import GeneratorSource, Runtime
     from gen_eval.evaluator.sampling import parse_shard
 
-    result = sample(model, out, n=n, conditions=conditions, seed=seed, shard=parse_shard(shard), nrow=nrow,
-                    upscale=upscale, resample=resample, force=force, objects=objects, latent_dim=latent_dim,
-                    value_range=value_range, device=device, batch_size=batch_size, threads=threads, progress=True,
+    generator = GeneratorSource(model, n, seed, conditions, objects, latent_dim, value_range)
+    result = sample(generator, out, shard=parse_shard(shard), nrow=nrow, upscale=upscale, resample=resample,
+                    force=force, runtime=Runtime(device, batch_size, threads), progress=True,
                     ray_address=ray_address, pair_noise=pair_noise)
     click.echo(result.describe())
 
@@ -219,11 +221,14 @@ def score_command(model, test_file, objects, classifier, n, repeats, seed, min_s
     outputs = {"--report": None if report_path == "-" else report_path, "--grid": grid_path, "--html": html_path}
     check_outputs(force, outputs, {"--model": model, "--test": test_file, "--classifier": classifier,
                                     "--objects": objects, "--summary": summary_path})
-    report = score(model, test_file, classifier=classifier, objects=objects, n=n, repeats=repeats, seed=seed,
-                   quantize=quantize, confidence=confidence or 0.95, over_conditions=over_conditions,
-                   keep_images=MAX_GRID_IMAGES if grid_path or html_path else 0, latent_dim=latent_dim, value_range=value_range,
+    from gen_eval.api.sources import GeneratorSource, Runtime
+
+    report = score(GeneratorSource(model, n, seed, latent_dim=latent_dim, value_range=value_range), test_file,
+                   classifier=classifier, objects=objects, repeats=repeats, quantize=quantize,
+                   confidence=confidence or 0.95, over_conditions=over_conditions,
+                   keep_images=MAX_GRID_IMAGES if grid_path or html_path else 0,
                    classifier_value_range=classifier_value_range, classifier_image_shape=classifier_image_shape,
-                   device=device, batch_size=batch_size, threads=threads, progress=True)
+                   runtime=Runtime(device, batch_size, threads), progress=True)
     if grid_path is not None:
         write_sample_grid(grid_path, report.images, range(len(report.images)), report.image_labels,
                           report.label_space, force=force)
@@ -265,9 +270,11 @@ def mse_command(model, encoder, data, split, max_mse, confidence, strict, summar
     check_outputs(force, {"--report": None if report_path == "-" else report_path},
                    {"--model": model, "--encoder": encoder, "--data": data, "--objects": objects,
                     "--summary": summary_path})
-    report = mse(model, encoder, data, split=split, encoder_value_range=encoder_value_range, objects=objects,
-                 latent_dim=latent_dim, value_range=value_range, confidence=confidence or 0.95, device=device,
-                 batch_size=batch_size, threads=threads, progress=True)
+    from gen_eval.api.sources import GeneratorSource, Runtime
+
+    report = mse(GeneratorSource(model, objects=objects, latent_dim=latent_dim, value_range=value_range), encoder,
+                 data, split=split, encoder_value_range=encoder_value_range, confidence=confidence or 0.95,
+                 runtime=Runtime(device, batch_size, threads), progress=True)
     finish(report, report_path=report_path, force=force, gate_flag="--max-mse", threshold=max_mse, confidence=confidence,
            strict=strict,
            summary_path=summary_path)

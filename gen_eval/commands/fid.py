@@ -88,10 +88,14 @@ def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, mo
                    {"--features": features_path, "--ref": ref, "--data": data, "--model": model,
                     "--conditions": conditions, "--objects": objects, "--summary": summary_path,
                     "--gen-stats": gen_stats})
-    report = fid(features_path, ref, gen_stats=gen_stats, chunk_size=chunk_size, ray_address=ray_address, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
-                 ref_split=ref_split, objects=objects, latent_dim=latent_dim, value_range=value_range,
-                 allow_other_features=allow_other_features, confidence=confidence or 0.95, device=device,
-                 batch_size=batch_size, threads=threads, progress=True, cache=not no_cache)
+    from gen_eval.api.sources import ImageSource, Runtime, generated_side
+
+    images = None if gen_stats is not None and data is None and model is None else generated_side(
+        data, split, model, n, seed, conditions, objects, latent_dim, value_range)
+    report = fid(ImageSource(ref, ref_split), images, features=features_path, gen_stats=gen_stats,
+                 chunk_size=chunk_size, ray_address=ray_address, allow_other_features=allow_other_features,
+                 confidence=confidence or 0.95, runtime=Runtime(device, batch_size, threads), progress=True,
+                 cache=not no_cache)
     if save_stats is not None:
         if gen_stats is not None:
             raise UserError("--save-stats saves computed statistics; --gen-stats already is a statistics file")
@@ -162,11 +166,12 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     checkpoint = Path(out).with_name(f".{Path(out).stem}.partial.npz")  # hidden: not in `part-*.npz`
     if force:
         checkpoint.unlink(missing_ok=True)
-    stats = statistics(features_path, data=data, model=model, n=n, seed=seed, conditions=conditions, split=split,
-                       shard=shard_spec, objects=objects, latent_dim=latent_dim, value_range=value_range,
-                       chunk_size=chunk_size, jackknife_blocks=jackknife_blocks, ray_address=ray_address,
-                       checkpoint=checkpoint, features_out=features_out,
-                       device=device, batch_size=batch_size, threads=threads, progress=True)
+    from gen_eval.api.sources import Runtime, generated_side
+
+    stats = statistics(generated_side(data, split, model, n, seed, conditions, objects, latent_dim, value_range),
+                       features=features_path, shard=shard_spec, chunk_size=chunk_size,
+                       jackknife_blocks=jackknife_blocks, ray_address=ray_address, checkpoint=checkpoint,
+                       features_out=features_out, runtime=Runtime(device, batch_size, threads), progress=True)
     if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
         stats.require_covariance(stats.description)
         warn_small(stats, stats.description)
@@ -197,13 +202,13 @@ def stats_merge(inputs, out, force):
     Example:
       gen-eval stats merge part1.npz part2.npz part3.npz part4.npz --out generated.npz
     """
+    from gen_eval.api.fid import merge_statistics
     from gen_eval.evaluator.features import warn_small
-    from gen_eval.evaluator.stats import merge_stats
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
     check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
-    merged = merge_stats(list(inputs))
+    merged = merge_statistics(list(inputs))
     merged.require_covariance("the merged files")
     warn_small(merged, "the merged set")
     merged.save(out, force=force)

@@ -97,12 +97,15 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
     options = {"prdc_k": prdc_k} if prdc_k is not None else {}
     if min_count is not None:
         options["min_count"] = min_count
-    report = metrics(features_path, ref, names=wanted, data=data, model=model, n=n, seed=seed, conditions=conditions,
-                     split=split, ref_split=ref_split, train=train, train_split=train_split, objects=objects,
-                     latent_dim=latent_dim, value_range=value_range, options=options, pictures=html_path is not None,
-                     upscale=upscale, gen_stats=list(gen_stats), chunk_size=chunk_size, ray_address=ray_address,
-                     device=device, batch_size=batch_size, threads=threads, progress=True,
-                     confidence=confidence or 0.95, cache=not no_cache)
+    from gen_eval.api.sources import ImageSource, Runtime, generated_side
+
+    images = None if gen_stats and data is None and model is None else generated_side(
+        data, split, model, n, seed, conditions, objects, latent_dim, value_range)
+    report = metrics(ImageSource(ref, ref_split), images, features=features_path, names=wanted,
+                     train=None if train is None else ImageSource(train, train_split), options=options,
+                     pictures=html_path is not None, upscale=upscale, gen_stats=list(gen_stats),
+                     chunk_size=chunk_size, ray_address=ray_address, runtime=Runtime(device, batch_size, threads),
+                     progress=True, confidence=confidence or 0.95, cache=not no_cache)
     click.echo(report.table())
     for warning in report.warnings:
         _echo_err(f"warning: {warning}")

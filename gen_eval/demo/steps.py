@@ -100,19 +100,13 @@ def export_models(paths: Paths) -> dict[str, Any]:
 
 def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, Any]:
     """Torch-free: the public API (gen_eval.api) on the exported ONNX files, as a user would call it."""
-    import numpy as np
-
-    from gen_eval.api.score import accuracy, score
-    from gen_eval.data.datasets import open_dataset
-    from gen_eval.evaluator.features import generator_stats, imageset_stats
-    from gen_eval.evaluator.frechet import frechet_distance
-    from gen_eval.evaluator.model import load_model
-    from gen_eval.evaluator.runtime import Runtime
+    import gen_eval
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 
-    judged = accuracy(paths.classifier_onnx, paths.data, split="heldout", device=device)
+    runtime = gen_eval.Runtime(device)
+    judged = gen_eval.accuracy(paths.classifier_onnx, paths.data, split="heldout", runtime=runtime)
     log.info(f"  judge accuracy on the held-out split ({judged.n} images, pooled top-k): {judged.value:.4f}")
-    independent = accuracy(paths.independent_onnx, paths.data, split="heldout", device=device)
+    independent = gen_eval.accuracy(paths.independent_onnx, paths.data, split="heldout", runtime=runtime)
     log.info(f"  independent judge accuracy on the held-out split: {independent.value:.4f}")
 
     # The headline is the independent judge's (never in any generator loss); the demo's judge beside it.
@@ -121,9 +115,9 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
     for which in SCORE_FILES:
         for judge, table, label in ((paths.independent_onnx, scores, "independent judge"),
                                     (paths.classifier_onnx, scores_by_judge, "judge")):
-            report = score(paths.generator_onnx, paths.data / f"{which}.json", classifier=judge,
-                           repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES, breakdown=False,
-                           device=device)
+            report = gen_eval.score(paths.generator_onnx, paths.data / f"{which}.json", classifier=judge,
+                                    repeats=recipe.score_repeats, seed=seed, keep_images=MAX_KEPT_IMAGES,
+                                    breakdown=False, runtime=runtime)
             if table is scores:
                 write_condition_grid(paths.grid(which), report.images, paths.data / f"{which}.json", which, seed)
             table[which] = _score_summary(report, recipe, seed, paths.grid(which).name)
@@ -131,24 +125,21 @@ def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, 
             log.info(f"  score on {which}.json by the {label}, {recipe.score_repeats} seeds: mean {s['mean']:.4f} "
                  f"(std {s['std']:.4f}, min {s['min']:.4f}, max {s['max']:.4f})")
 
-    runtime = Runtime(device)
-    features = load_model(paths.features_onnx, role="features", runtime=runtime)
-    generator = load_model(paths.generator_onnx, role="generator", runtime=runtime)
-    train_set = open_dataset(paths.data, split="train")
-    heldout = open_dataset(paths.data, split="heldout")
-    log.info(f"  Frechet distance on the judge's features: {len(train_set)} training images vs "
-         f"{recipe.fid_samples} generated")
-    reference = imageset_stats(features, train_set)
-    generated = generator_stats(features, generator, recipe.fid_samples, seed,
-                                conditions=np.asarray(train_set.labels, dtype=np.float32))
-    real = imageset_stats(features, heldout)
-    fd = frechet_distance(generated.mu, generated.sigma, reference.mu, reference.sigma)
-    fd_real = frechet_distance(real.mu, real.sigma, reference.mu, reference.sigma)
+    # the generator conditioned on the training set's labels, in order (train.json read as a condition file)
+    train_set = gen_eval.ImageSource(paths.data, split="train")
+    generated = gen_eval.GeneratorSource(paths.generator_onnx, n=recipe.fid_samples, seed=seed,
+                                         conditions=paths.data / "train.json")
+    log.info(f"  Frechet distance on the judge's features: the training images vs {recipe.fid_samples} generated")
+    fid = gen_eval.fid(train_set, generated, features=paths.features_onnx, runtime=runtime, cache=False)
+    real = gen_eval.fid(train_set, gen_eval.ImageSource(paths.data, split="heldout"), features=paths.features_onnx,
+                        jackknife_blocks=1, runtime=runtime, cache=False)  # a yardstick: no interval needed
+    fd, fd_real = fid.value, real.value
+    reference_n = fid.details["reference_n"]
     log.info(f"  Frechet distance {fd:.4f} (held-out real images vs training images: {fd_real:.4f})")
-    return {"provider": runtime.describe(), "classifier_accuracy": judged.value, "heldout_images": judged.n,
+    return {"provider": fid.provenance["runtime"], "classifier_accuracy": judged.value, "heldout_images": judged.n,
             "classifier_accuracy_interval": judged.interval.to_dict(), "scores": scores,
             "independent_judge_accuracy": independent.value, "scores_by_judge": scores_by_judge,
-            "frechet": {"value": fd, "generated": generated.n, "reference": reference.n,
+            "frechet": {"value": fd, "generated": fid.n, "reference": reference_n,
                         "features": "judge penultimate (512-d)",
                         "generated_conditions": "the training set's labels, in order",
                         "real_heldout_vs_train": fd_real, "real_heldout_images": real.n}}

@@ -60,6 +60,12 @@ class FeatureStats:
             out.append(block)
         return out
 
+    def leave_one_block_out(self, blocks: list["FeatureStats"] | None = None) -> list["FeatureStats"]:
+        """The statistics with each block left out in turn (``blocks``: subsets of these images; default
+        the jackknife block sums). Blocks of no images, or leaving fewer than 2, are skipped; sums, so exact."""
+        blocks = self.blocks() if blocks is None else blocks
+        return [self.without(block) for block in blocks if block.n > 0 and self.n - block.n >= 2]
+
     def update(self, features: np.ndarray) -> None:
         """Add a batch of features [B, D]."""
         x = np.asarray(features, dtype=np.float64)

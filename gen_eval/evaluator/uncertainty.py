@@ -245,5 +245,104 @@ def decide_minimum(interval: Interval, threshold: float, *, strict: bool = False
     return make_decision(passed, rule, shown, threshold, minimum=True)
 
 
-__all__ = ["Decision", "Interval", "by_condition_row", "decide_minimum", "make_decision", "object_interval",
-           "paired_difference", "pooled_score", "score_interval", "t_interval"]
+def decide_maximum(interval: Interval | None, value: float, threshold: float, *, strict: bool = False) -> Decision:
+    """A gate on a distance that should be at most ``threshold`` (the mirror of :func:`decide_minimum`).
+
+    Args:
+        interval: the distance's interval, or None (then the gate decides on ``value``).
+        value: the distance.
+        threshold: the highest acceptable distance.
+        strict: pass only when the upper bound is at or below ``threshold``.
+
+    Returns:
+        The :class:`Decision`, with ``threshold`` and the rule that decided.
+
+    Example:
+        >>> decide_maximum(None, 12.5, 10.0).message
+        'gate missed: 12.5 is above 10 (point estimate, no interval)'
+    """
+    if interval is None or not np.isfinite(interval.low):
+        passed, rule, shown = value <= threshold, "point estimate, no interval", f"{value:.6g}"
+    elif strict:
+        passed, rule, shown = interval.high <= threshold, f"strict: upper bound <= {threshold:g}", interval.describe()
+    else:
+        passed, rule = interval.low <= threshold, f"fails only if confidently above {threshold:g}"
+        shown = interval.describe()
+    return make_decision(passed, rule, shown, threshold, minimum=False)
+
+
+def jackknife_interval(whole, ref_mu: np.ndarray, ref_sigma: np.ndarray, value: float, confidence: float,
+                       blocks: list | None = None, what: str = "blocks of the images") -> Interval | None:
+    """The delete-a-block jackknife interval of the Fréchet distance ``value`` of ``whole`` (a
+    :class:`~gen_eval.evaluator.stats.FeatureStats`) to (``ref_mu``, ``ref_sigma``): the distance recomputed
+    with each of ``blocks`` (default: ``whole``'s block sums) left out. None when there are no blocks."""
+    from gen_eval.evaluator.frechet import frechet_distance
+
+    blocks = whole.blocks() if blocks is None else blocks
+    if not blocks:
+        return None
+    left_out = [frechet_distance(rest.mu, rest.sigma, ref_mu, ref_sigma) for rest in whole.leave_one_block_out(blocks)]
+    return jackknife_from(value, left_out, confidence, what)
+
+
+def frechet_with_interval(whole, ref_mu: np.ndarray, ref_sigma: np.ndarray, confidence: float,
+                          blocks: list | None = None, what: str = "blocks of the images",
+                          no_blocks: str | None = None) -> tuple[float, Interval | None]:
+    """FID's one path: the Fréchet distance of ``whole`` to (``ref_mu``, ``ref_sigma``) and its
+    :func:`jackknife_interval`; without blocks the interval is None, or NaN bounds saying ``no_blocks``."""
+    from gen_eval.evaluator.frechet import frechet_distance
+
+    value = frechet_distance(whole.mu, whole.sigma, ref_mu, ref_sigma)
+    interval = jackknife_interval(whole, ref_mu, ref_sigma, value, confidence, blocks, what)
+    if interval is None and no_blocks is not None:
+        interval = Interval(value, float("nan"), float("nan"), confidence, no_blocks)
+    return value, interval
+
+
+def jackknife_from(value: float, left_out, confidence: float, what: str = "blocks of the images") -> Interval:
+    """The delete-a-block jackknife interval of ``value`` from its values with each block left out."""
+    from scipy import stats as scipy_stats
+
+    g = len(left_out)
+    if g < 2:
+        return Interval(value, float("nan"), float("nan"), confidence, "too few images for a jackknife")
+    values = np.array(left_out)
+    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
+    half = float(scipy_stats.t.ppf((1 + confidence) / 2, g - 1)) * se
+    return Interval(value, value - half, value + half, confidence, f"jackknife over {g} {what}")
+
+
+def seed_interval(values: np.ndarray, confidence: float) -> Interval:
+    """Student-t interval of the mean over independent noise seeds (none with one seed).
+
+    Args:
+        values: one score per seed.
+        confidence: the interval's coverage, between 0 and 1.
+
+    Returns:
+        An :class:`Interval` (NaN bounds with one seed).
+    """
+    interval = t_interval(values, confidence, "seed")
+    if len(values) < 2:
+        return Interval(interval.estimate, interval.low, interval.high, confidence,
+                        "one seed: no interval (use repeats >= 2)")
+    return interval
+
+
+def seeds_only_interval(hits: np.ndarray, ks: np.ndarray, confidence: float) -> Interval:
+    """The conditions held fixed: Student t over the seeds' scores, widened to hold the Wilson interval of
+    the hits among all objects scored, so seeds that agree do not give a zero-width interval."""
+    hits = np.asarray(hits, dtype=np.float64)
+    low, high = object_interval(hits, ks, confidence)
+    objects = f"{int(round(hits.sum()))} hits in {int(round(np.sum(ks) * len(hits)))} objects"
+    seeds = seed_interval(hits.sum(axis=1) / np.sum(ks), confidence)
+    if not np.isfinite(seeds.low):
+        return Interval(seeds.estimate, low, high, confidence,
+                        f"one seed, conditions fixed: Wilson interval of {objects}")
+    return Interval(seeds.estimate, min(seeds.low, low), max(seeds.high, high), confidence,
+                    f"{seeds.method}, conditions fixed, widened to at least the Wilson interval of {objects}")
+
+
+__all__ = ["Decision", "Interval", "by_condition_row", "decide_maximum", "decide_minimum", "frechet_with_interval", "jackknife_from",
+           "jackknife_interval", "make_decision", "object_interval", "paired_difference", "pooled_score",
+           "score_interval", "seed_interval", "seeds_only_interval", "t_interval"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -25,21 +26,13 @@ RESTARTS = 3  # times a dead actor is restarted (and its running chunk retried)
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """What an actor needs to compute features of chunks: file paths and settings, no open models."""
+    """What an actor needs, no open models: the features .onnx, the source of the images (a
+    ``gen_eval.ImageSource`` of a path or a ``gen_eval.GeneratorSource``, each opens itself) and the
+    ``gen_eval.Runtime`` (the actor sets its own device and threads)."""
 
-    features: str | None = None
-    batch_size: int | None = None
-    threads: int | None = None
-    device: str = "auto"
-    data: str | None = None
-    split: str = "train"
-    model: str | None = None
-    n: int | None = None
-    seed: int = 0
-    conditions: str | None = None
-    latent_dim: int | None = None
-    value_range: str | None = None
-    objects: str | None = None
+    features: str | None
+    source: Any
+    runtime: Any
     out: str | None = None          # a PNG folder: the chunk's samples are written there (gen-eval sample)
     force: bool = False
 
@@ -56,18 +49,19 @@ class ChunkWorker:
             self.error = exc
 
     def _open(self, device: str, threads: int | None) -> None:
-        from gen_eval.api import inputs
+        from gen_eval.evaluator.model import load_model
 
         job = self.job
-        rt = inputs.runtime(device, threads)
-        self.features = inputs.load_features(job.features, rt, job.batch_size) if job.features else None
-        self.images = inputs.image_set(job.data, job.split) if job.data is not None else None
-        self.generator = self.conditions = None
-        if job.model is not None:
-            self.generator = inputs.load_generator(job.model, rt, batch_size=job.batch_size,
-                                                   latent_dim=job.latent_dim, value_range_text=job.value_range,
-                                                   objects=job.objects)
-            self.conditions = inputs.conditions_for(self.generator, job.conditions)
+        runtime = replace(job.runtime, device=device, threads=threads)
+        sessions = runtime.open()
+        self.features = load_model(job.features, role="features", runtime=sessions, batch_size=runtime.batch_size,
+                                   param_prefix="features_") if job.features else None
+        self.images = self.generator = self.conditions = None
+        if hasattr(job.source, "n"):  # a generator's samples
+            opened = job.source.open(sessions, runtime.batch_size)
+            self.generator, self.conditions = opened.generator, opened.conditions
+        else:
+            self.images = job.source.open()
 
     def features_of(self, start: int, stop: int) -> tuple[int, np.ndarray]:
         """(start, features [stop - start, D]) of one chunk."""
@@ -78,7 +72,8 @@ class ChunkWorker:
         chunk = range(start, stop)
         if self.images is not None:
             return start, imageset_chunk_features(self.features, self.images, chunk)
-        return start, generator_chunk_features(self.features, self.generator, self.job.n, self.job.seed, chunk,
+        source = self.job.source
+        return start, generator_chunk_features(self.features, self.generator, source.n, source.seed, chunk,
                                                self.conditions)
 
     def write_pngs(self, shard: tuple[int, int]) -> tuple[int, int]:
@@ -87,7 +82,8 @@ class ChunkWorker:
 
         if self.error is not None:
             raise self.error
-        return write_png_folder(self.generator, self.job.out, self.job.n, self.job.seed, conditions=self.conditions,
+        source = self.job.source
+        return write_png_folder(self.generator, self.job.out, source.n, source.seed, conditions=self.conditions,
                                 shard=shard, force=self.job.force)
 
 
@@ -143,14 +139,14 @@ def actor_pool(job: ChunkJob, address: str | None, actors: int | None, tasks: in
 
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-    use_gpu = gpus > 0 and job.device != "cpu"
+    use_gpu = gpus > 0 and job.runtime.device != "cpu"
     count = actors if actors is not None else (gpus if use_gpu else cpus)
     if count < 1:
         raise UserError(f"the number of Ray actors must be at least 1, got {count}")
     count = max(1, min(count, tasks))
     device = "cuda" if use_gpu else "cpu"
     # a CPU actor owns one core: one onnxruntime thread unless the job says otherwise
-    threads = job.threads if job.threads is not None or use_gpu else 1
+    threads = job.runtime.threads if job.runtime.threads is not None or use_gpu else 1
     remote = ray.remote(ChunkWorker).options(num_gpus=1 if use_gpu else 0, num_cpus=1, max_restarts=RESTARTS,
                                              max_task_retries=RESTARTS)
     handles = [remote.remote(job, device, threads) for _ in range(count)]
