@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,16 +43,6 @@ class SampleBatch:
     indices: np.ndarray  # global sample indices, int64 [B]
     images: np.ndarray  # float32 [B, C, H, W] in the generator's value range
     conditions: np.ndarray | None  # float32 [B, L]
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"k/N"`` (k = 1..N) -> (k, N); None -> None (the whole run)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", str(text), re.ASCII)  # int() would read any script's digits
-    if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"{param('shard')} must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def check_count(n: int, name: str = "n") -> int:
