@@ -27,7 +27,8 @@ from gen_eval.errors import UserError, param
 from gen_eval.evaluator.grid import save_grid
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise, paired_noise_indices
-from gen_eval.fileio import atomic_path, atomic_write_json, read_input_bytes, read_npz
+from gen_eval.fileio import atomic_path, atomic_write_json
+from gen_eval.inputfiles import read_input_bytes, read_npz
 
 MANIFEST = ".gen-eval-sample.json"
 # --n beyond this is refused at once (10^9 PNGs of 64x64 would fill ~10 TB); memory never grows with --n.
