@@ -13,6 +13,7 @@ from gen_eval.commands.options import (
     SHARD,
     echo_error,
     finish,
+    force_option,
     gate_options,
     generator_options,
     ray_option,
@@ -61,7 +62,7 @@ def info_command(model, latent_dim, value_range, objects, device):
 @click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge each grid cell this many times (1-16).")
 @click.option("--resample", type=click.Choice(["nearest", "bilinear"]), default="nearest", show_default=True,
               help="Filter for --upscale (Pillow).")
-@click.option("--force", is_flag=True, help="Overwrite existing outputs (a folder: regenerate every file).")
+@force_option("Overwrite existing outputs (a folder: regenerate every file).")
 @click.option("--pair-noise", is_flag=True,
               help="Consecutive samples, one per condition row, share one noise vector (attribute off/on pairs).")
 @generator_options
@@ -121,7 +122,7 @@ def sample_command(model, n, seed, out, conditions, shard, nrow, upscale, resamp
 @click.option("--classifier-value-range", default=None,
               help="Input range of a classifier without metadata (the TA's ResNet18: -1,1).")
 @click.option("--classifier-image-shape", default=None, help="C,H,W of a classifier without metadata and fixed size.")
-@click.option("--force", is_flag=True, help="Overwrite --report / --grid / --html files.")
+@force_option("Overwrite --report / --grid / --html files.")
 @runtime_options
 def score_command(model, test_file, objects, classifier, n, repeats, seed, min_score, confidence, strict, summary_path,
                   over_conditions, report_path, grid_path, html_path, quantize, latent_dim, value_range, classifier_value_range,
@@ -172,7 +173,7 @@ def score_command(model, test_file, objects, classifier, n, repeats, seed, min_s
 @report_option
 @click.option("--encoder-value-range", default=None,
               help="Input range of an encoder without metadata [default: the decoder's value range].")
-@click.option("--force", is_flag=True, help="Overwrite --report.")
+@force_option("Overwrite --report.")
 @generator_options
 @runtime_options
 def mse_command(model, encoder, data, split, max_mse, confidence, strict, summary_path, report_path,

@@ -15,6 +15,7 @@ from gen_eval.commands.options import (
     chunk_option,
     echo_error,
     finish,
+    force_option,
     gate_options,
     ray_option,
     report_option,
@@ -40,7 +41,7 @@ from gen_eval.errors import UserError
 @report_option
 @click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
               help="Also write the statistics of the generated / --data images (.npz).")
-@click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
+@force_option("Overwrite --report / --save-stats files.")
 @click.option("--allow-other-features", is_flag=True,
               help="Compute a distance even when --ref statistics record another features model or preprocessing.")
 @click.option("--no-cache", is_flag=True,
@@ -123,7 +124,7 @@ def stats_group():
               help="Block sums kept for FID's interval [default: 10 with --model, none with --data].")
 @click.option("--save-features", is_flag=True,
               help="Also keep the features (OUT-stem.features.npy) for `gen-eval metrics --gen-stats` / --ref.")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
+@force_option("Overwrite --out.")
 @ray_option
 @runtime_options
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
@@ -180,7 +181,7 @@ def stats_clear_cache():
 @stats_group.command("merge")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Combined statistics file (.npz).")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
+@force_option("Overwrite --out.")
 def stats_merge(inputs, out, force):
     """Combine shard statistics exactly (sums of n, sum, sum_outer).
 

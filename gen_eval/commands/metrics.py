@@ -8,6 +8,7 @@ from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.options import (
     chunk_option,
     echo_error,
+    force_option,
     gate_options,
     ray_option,
     report_option,
@@ -49,7 +50,7 @@ from gen_eval.commands.options import (
               help="Write a self-contained HTML report (metrics, per-condition tables, pictures, provenance).")
 @click.option("--upscale", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Enlarge the pictures of --html by this factor (small images are enlarged to 64 px anyway).")
-@click.option("--force", is_flag=True, help="Overwrite --report / --html.")
+@force_option("Overwrite --report / --html.")
 @click.option("--no-cache", is_flag=True,
               help="Compute the features of reference images afresh and keep none (they are cached by default, "
                    "keyed by the features model and the files' content; `gen-eval stats clear-cache` empties it).")

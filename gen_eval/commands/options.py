@@ -77,6 +77,11 @@ def report_option(func):
                         help="Write a JSON report here ('-' for stdout).")(func)
 
 
+def force_option(help: str):
+    """--force: what it may overwrite (``help``); without it an existing output is an error."""
+    return click.option("--force", is_flag=True, help=help)
+
+
 def ray_option(func):
     """``--ray`` (a local Ray, started or joined) or ``--ray ADDRESS`` (a cluster)."""
     return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
