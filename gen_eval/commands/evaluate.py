@@ -11,6 +11,7 @@ import click
 from gen_eval.api.inputs import check_outputs
 from gen_eval.commands.options import (
     SHARD,
+    device_option,
     echo_error,
     finish,
     force_option,
@@ -26,8 +27,7 @@ from gen_eval.commands.options import (
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @generator_options
-@click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA when it really works, else CPU), cpu, cuda or cuda:N.")
+@device_option
 def info_command(model, latent_dim, value_range, objects, device):
     """Show an ONNX model's role, inputs/outputs, metadata and what the evaluator infers.
 

@@ -19,6 +19,12 @@ def echo_error(message: str) -> None:
 
 
 # -- option groups ------------------------------------------------------------------------------
+def device_option(func):
+    """--device: where onnxruntime runs."""
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when it really works, else CPU), cpu, cuda or cuda:N.")(func)
+
+
 def runtime_options(func):
     """--device, --batch-size, --threads."""
     func = click.option("--threads", type=int, default=None,
@@ -26,9 +32,7 @@ def runtime_options(func):
     func = click.option("--batch-size", type=int, default=None,
                         help="Images per model run; the last batch runs at its own size unless the graph fixes "
                              "the batch size [default: 64 on CPU, 256 on CUDA].")(func)
-    func = click.option("--device", default="auto", show_default=True,
-                        help="auto (CUDA when it really works, else CPU), cpu, cuda or cuda:N.")(func)
-    return func
+    return device_option(func)
 
 
 def generator_options(func):
