@@ -124,7 +124,7 @@ def bench_sampling(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
     from gen_eval.evaluator import Runtime, load_model, sample
     from gen_eval.evaluator.noise import latent_noise
     from gen_eval.trainers.base import ExportGraph
-    from gen_eval.trainers.dcgan import dcgan_init, transposed_generator
+    from gen_eval.trainers.networks import dcgan_init, transposed_generator
 
     torch.manual_seed(0)
     generator = transposed_generator(100, 64, 3, 64)  # Radford's 64x64 DCGAN: widths 512-256-128-64

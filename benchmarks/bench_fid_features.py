@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     import pytorch_fid.inception
     import torch
 
+    from gen_eval.devices import default_threads
     from gen_eval.evaluator.model import load_model
-    from gen_eval.evaluator.runtime import Runtime, default_threads
+    from gen_eval.evaluator.runtime import Runtime
     from gen_eval.exporter.inception import export_inception, random_fid_weights
 
     threads = args.threads or default_threads()

@@ -48,7 +48,7 @@ def models(tmp: Path) -> tuple[Path, Path]:
 
     from gen_eval.exporter import export_graph
     from gen_eval.trainers.base import ExportGraph
-    from gen_eval.trainers.dcgan import dcgan_init, transposed_generator
+    from gen_eval.trainers.networks import dcgan_init, transposed_generator
 
     torch.manual_seed(0)
     generator = transposed_generator(100, 64, 3, 64)

@@ -1,5 +1,4 @@
-"""Files gen-eval writes: the one place for them (reading users' files is :mod:`gen_eval.inputfiles`,
-whose functions this module also offers, so ``from gen_eval.fileio import open_input`` keeps working).
+"""Files gen-eval writes: the one place for them (reading users' files is :mod:`gen_eval.inputfiles`).
 
 Every file gen-eval writes goes through :func:`atomic_path`: the data lands in a hidden
 temporary file beside the target and is renamed over it only when complete, so a crash, Ctrl-C or
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.errors import UserError, param
-from gen_eval.inputfiles import file_kind, open_input, read_input_bytes, read_npz, require_regular_file  # noqa: F401
+from gen_eval.inputfiles import file_kind
 
 
 # -- outputs ---------------------------------------------------------------------------------------------

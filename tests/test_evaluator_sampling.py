@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gen_eval.commands.options import SHARD
 from gen_eval.evaluator import load_model
 from gen_eval.evaluator.noise import NOISE_BLOCK, latent_noise
-from gen_eval.evaluator.sampling import generate_all, parse_shard, shard_indices
+from gen_eval.evaluator.sampling import generate_all, shard_indices
 from helpers.cli import assert_one_line_error, run_cli, run_cli_here
 from helpers.graphs import ICLEVR_NAMES, make_generator
 
@@ -44,10 +45,10 @@ def test_shard_ranges_cover_everything_once():
         for count in (1, 2, 3, 8):
             covered = [i for k in range(1, count + 1) for i in shard_indices(n, (k, count))]
             assert covered == list(range(n))
-    assert parse_shard("2/8") == (2, 8)
+    assert SHARD.convert("2/8", None, None) == (2, 8)
     for bad in ("0/4", "5/4", "a/b", "3"):
         with pytest.raises(Exception, match="k/N"):
-            parse_shard(bad)
+            SHARD.convert(bad, None, None)
 
 
 def test_conditions_are_cycled(tmp_path):

@@ -10,25 +10,19 @@ from pathlib import Path
 import click
 
 from gen_eval.api.inputs import check_outputs
-from gen_eval.commands.evaluate import _echo_err, finish, gate_options, generator_options, runtime_options
-from gen_eval.commands.scale_options import chunk_option, ray_option
+from gen_eval.commands.options import (
+    SHARD,
+    chunk_option,
+    echo_error,
+    finish,
+    force_option,
+    gate_options,
+    ray_option,
+    report_option,
+    runtime_options,
+    source_options,
+)
 from gen_eval.errors import UserError
-
-
-# -- fid / stats ------------------------------------------------------------------------------
-def source_options(func):
-    for option in reversed([
-        click.option("--data", type=click.Path(), default=None,
-                     help="Images: a folder, a data set (iCLEVR layout, CelebA, Cartoon Set, MNIST) or a sample .npz."),
-        click.option("--split", default="train", show_default=True, help="Split of --data when it is a data set."),
-        click.option("--model", type=click.Path(dir_okay=False), default=None, help="Or a generator .onnx to sample from."),
-        click.option("--n", "n", type=int, default=None, help="Images to generate from --model."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --model."),
-        click.option("--conditions", type=click.Path(dir_okay=False), default=None,
-                     help="Condition file for a conditional --model (cycled to --n)."),
-    ]):
-        func = option(func)
-    return generator_options(func)
 
 
 @click.command("fid")
@@ -44,11 +38,10 @@ def source_options(func):
 @source_options
 @click.option("--max-fid", type=float, default=None, help="Exit 1 when the distance is (confidently) above this.")
 @gate_options
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a JSON report here ('-' for stdout).")
+@report_option
 @click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
               help="Also write the statistics of the generated / --data images (.npz).")
-@click.option("--force", is_flag=True, help="Overwrite --report / --save-stats files.")
+@force_option("Overwrite --report / --save-stats files.")
 @click.option("--allow-other-features", is_flag=True,
               help="Compute a distance even when --ref statistics record another features model or preprocessing.")
 @click.option("--no-cache", is_flag=True,
@@ -100,7 +93,7 @@ def fid_command(paths, features_path, gen_stats, ref, ref_split, data, split, mo
         if gen_stats is not None:
             raise UserError("--save-stats saves computed statistics; --gen-stats already is a statistics file")
         report.stats.save(save_stats, force=force)
-        _echo_err(f"statistics: {save_stats}")
+        echo_error(f"statistics: {save_stats}")
     finish(report, report_path=report_path, force=force, gate_flag="--max-fid", threshold=max_fid, confidence=confidence,
            strict=strict,
            summary_path=summary_path)
@@ -127,14 +120,15 @@ def stats_group():
               help="Features .onnx, or a cached extractor's name such as inception (`gen-eval weights list`).")
 @source_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
-@click.option("--shard", default=None, help="Only part k of N of the images (whole chunks): k/N; combine with "
-                                            "`stats merge`, which gives the unsharded statistics bit for bit.")
+@click.option("--shard", type=SHARD, default=None,
+              help="Only part k of N of the images (whole chunks): k/N; combine with "
+                   "`stats merge`, which gives the unsharded statistics bit for bit.")
 @chunk_option
 @click.option("--jackknife-blocks", type=int, default=None,
               help="Block sums kept for FID's interval [default: 10 with --model, none with --data].")
 @click.option("--save-features", is_flag=True,
               help="Also keep the features (OUT-stem.features.npy) for `gen-eval metrics --gen-stats` / --ref.")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
+@force_option("Overwrite --out.")
 @ray_option
 @runtime_options
 def stats_compute(features_path, data, split, model, n, seed, conditions, latent_dim, value_range, objects, out,
@@ -152,7 +146,6 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     """
     from gen_eval.api.fid import statistics
     from gen_eval.evaluator.features import warn_small
-    from gen_eval.evaluator.sampling import parse_shard
 
     if Path(out).suffix != ".npz":
         raise UserError(f"--out {out}: statistics files end in .npz")
@@ -162,22 +155,21 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     check_outputs(force, {"--out": out, "--save-features": features_out},
                   {"--features": features_path, "--data": data, "--model": model, "--conditions": conditions,
                    "--objects": objects})
-    shard_spec = parse_shard(shard)
     checkpoint = Path(out).with_name(f".{Path(out).stem}.partial.npz")  # hidden: not in `part-*.npz`
     if force:
         checkpoint.unlink(missing_ok=True)
     from gen_eval.api.sources import Runtime, generated_side
 
     stats = statistics(generated_side(data, split, model, n, seed, conditions, objects, latent_dim, value_range),
-                       features=features_path, shard=shard_spec, chunk_size=chunk_size,
+                       features=features_path, shard=shard, chunk_size=chunk_size,
                        jackknife_blocks=jackknife_blocks, ray_address=ray_address, checkpoint=checkpoint,
                        features_out=features_out, runtime=Runtime(device, batch_size, threads), progress=True)
-    if shard_spec is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
+    if shard is None:  # a whole set needs 2+ images; a shard may hold 1 (its sums still merge)
         stats.require_covariance(stats.description)
         warn_small(stats, stats.description)
     stats.save(out, force=force)
     checkpoint.unlink(missing_ok=True)
-    part = f", shard {shard_spec[0]}/{shard_spec[1]}" if shard_spec else ""
+    part = f", shard {shard[0]}/{shard[1]}" if shard else ""
     click.echo(f"wrote statistics of {stats.n} images ({stats.dim}-d features{part}) to {out}")
 
 
@@ -194,7 +186,7 @@ def stats_clear_cache():
 @stats_group.command("merge")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Combined statistics file (.npz).")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
+@force_option("Overwrite --out.")
 def stats_merge(inputs, out, force):
     """Combine shard statistics exactly (sums of n, sum, sum_outer).
 

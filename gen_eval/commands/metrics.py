@@ -5,9 +5,17 @@ from __future__ import annotations
 import click
 
 from gen_eval.api.inputs import check_outputs
-from gen_eval.commands.evaluate import _echo_err, gate_options, runtime_options
-from gen_eval.commands.fid import source_options
-from gen_eval.commands.scale_options import chunk_option, ray_option
+from gen_eval.commands.options import (
+    chunk_option,
+    echo_error,
+    force_option,
+    gate_options,
+    ray_option,
+    report_option,
+    require_confidence_for_strict,
+    runtime_options,
+    source_options,
+)
 
 
 @click.command("metrics")
@@ -37,13 +45,12 @@ from gen_eval.commands.scale_options import chunk_option, ray_option
 @click.option("--min-recall", type=float, default=None, help="Exit 1 when recall is below this.")
 @click.option("--min-coverage", type=float, default=None, help="Exit 1 when coverage is below this.")
 @gate_options
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a JSON report here ('-' for stdout).")
+@report_option
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report (metrics, per-condition tables, pictures, provenance).")
 @click.option("--upscale", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Enlarge the pictures of --html by this factor (small images are enlarged to 64 px anyway).")
-@click.option("--force", is_flag=True, help="Overwrite --report / --html.")
+@force_option("Overwrite --report / --html.")
 @click.option("--no-cache", is_flag=True,
               help="Compute the features of reference images afresh and keep none (they are cached by default, "
                    "keyed by the features model and the files' content; `gen-eval stats clear-cache` empties it).")
@@ -76,11 +83,10 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
     import json
 
     from gen_eval.api.metrics import GATED, metrics
-    from gen_eval.errors import GateMissed, UserError
+    from gen_eval.errors import GateMissed
     from gen_eval.fileio import append_text, atomic_write_json
 
-    if strict and confidence is None:
-        raise UserError("--strict decides on the interval: give --confidence too (e.g. --confidence 0.95)")
+    require_confidence_for_strict(strict, confidence)
     thresholds = {"fid": ("--max-fid", max_fid), "kid": ("--max-kid", max_kid), "cmmd": ("--max-cmmd", max_cmmd),
                   "precision": ("--min-precision", min_precision), "recall": ("--min-recall", min_recall),
                   "coverage": ("--min-coverage", min_coverage)}
@@ -108,7 +114,7 @@ def metrics_command(features_path, ref, gen_stats, ref_split, data, split, model
                      progress=True, confidence=confidence or 0.95, cache=not no_cache)
     click.echo(report.table())
     for warning in report.warnings:
-        _echo_err(f"warning: {warning}")
+        echo_error(f"warning: {warning}")
     from gen_eval.api.reports import gate_line
 
     decided = [(name, flag, threshold, report.gate(name, threshold, strict=strict, use_interval=confidence is not None))

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path, open_input
+from gen_eval.fileio import atomic_path
+from gen_eval.inputfiles import open_input
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 

@@ -20,7 +20,7 @@ import numpy as np
 from gen_eval.data.imageset import ArrayImageSet
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
-from gen_eval.fileio import open_input
+from gen_eval.inputfiles import open_input
 
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 SUBFOLDERS = ("", "raw", "MNIST/raw")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import read_input_bytes
+from gen_eval.inputfiles import read_input_bytes
 
 # Label, objects and condition files are read whole: a JSON file larger than this is refused before it
 # is read (iCLEVR's train.json is ~1 MB; a condition file is cycled to --n, so a short one serves any N).

@@ -69,7 +69,7 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, force: bool = False
     quality target is missed (after writing everything)."""
     if seed < 0:
         raise UserError(f"{param('seed')} must be a non-negative integer, got {seed}")
-    from gen_eval.trainers.loop import resolve_device
+    from gen_eval.trainers.torchdevice import resolve_device
 
     resolve_device(device)   # the one device grammar; --device cuda without a GPU: one line now, not later
     recipe = recipe or (QUICK if quick else FULL)

@@ -23,7 +23,8 @@ from gen_eval.demo.runner import StepRecord, machine_load
 from gen_eval.fileio import atomic_path
 
 
-def _read_csv(path: Path) -> list[dict[str, float]]:
+def read_log_rows(path: Path) -> list[dict[str, float]]:
+    """A training run's log.csv as rows of numbers; no rows when it is missing or unreadable."""
     import csv
 
     try:
@@ -41,7 +42,7 @@ def save_loss_curves(paths: Paths) -> Path:
 
     panels = []
     for title, run in (("judge", paths.classifier_run), ("generator", paths.generator_run)):
-        rows = _read_csv(run / "log.csv")
+        rows = read_log_rows(run / "log.csv")
         keys = [k for k in (rows[0] if rows else {}) if k not in ("step", "epoch", "time")]
         panels += [(f"{title}: {key}", [(row["step"], row[key]) for row in rows if key in row]) for key in keys]
     columns = min(4, max(1, len(panels)))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.demo.recipe import SCORE_FILES, Paths, Recipe
-from gen_eval.demo.report import _read_csv
+from gen_eval.demo.report import read_log_rows
 
 log = logging.getLogger("gen_eval.demo")
 
@@ -42,7 +42,7 @@ def _run_summary(run: Path) -> dict[str, Any]:
 
     checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
     loop = checkpoint.get("loop") or {}
-    rows = _read_csv(run / "log.csv")
+    rows = read_log_rows(run / "log.csv")
     summary = {"steps": int(checkpoint["step"]), "train_seconds": round(float(loop.get("elapsed_s", 0.0)), 1),
                "batch_size": loop.get("batch_size"), "final_losses": rows[-1] if rows else {},
                "config": checkpoint["config"]}

@@ -33,7 +33,7 @@ from gen_eval.evaluator.modelfacts import (
 )
 from gen_eval.evaluator.onnxfile import check_external_data, external_data_locations
 from gen_eval.evaluator.runtime import Runtime
-from gen_eval.fileio import read_input_bytes
+from gen_eval.inputfiles import read_input_bytes
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}
 ROLE_INPUTS, ROLE_OUTPUTS = C.ROLE_INPUTS, C.ROLE_OUTPUTS  # the contract's tables (shared with the exporter)

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import file_kind
+from gen_eval.inputfiles import file_kind
 
 # ONNX's protobuf field numbers (onnx.proto3)
 MODEL_GRAPH, MODEL_FUNCTIONS = 7, 25

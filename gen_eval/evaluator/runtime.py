@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import onnxruntime as ort
 
-from gen_eval.devices import DEVICES, check_threads, default_threads, parse_device  # noqa: F401 - re-exported for callers
+from gen_eval.devices import check_threads, default_threads, parse_device
 from gen_eval.errors import UserError, param
 
 CUDA = "CUDAExecutionProvider"

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from gen_eval.errors import UserError, param
 from gen_eval.evaluator.grid import save_grid
 from gen_eval.evaluator.model import OnnxModel
 from gen_eval.evaluator.noise import NOISE_BLOCK, check_seed, cycle_conditions, latent_noise, paired_noise_indices
-from gen_eval.fileio import atomic_path, atomic_write_json, read_input_bytes, read_npz
+from gen_eval.fileio import atomic_path, atomic_write_json
+from gen_eval.inputfiles import read_input_bytes, read_npz
 
 MANIFEST = ".gen-eval-sample.json"
 # --n beyond this is refused at once (10^9 PNGs of 64x64 would fill ~10 TB); memory never grows with --n.
@@ -44,16 +44,6 @@ class SampleBatch:
     indices: np.ndarray  # global sample indices, int64 [B]
     images: np.ndarray  # float32 [B, C, H, W] in the generator's value range
     conditions: np.ndarray | None  # float32 [B, L]
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"k/N"`` (k = 1..N) -> (k, N); None -> None (the whole run)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", str(text), re.ASCII)  # int() would read any script's digits
-    if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"{param('shard')} must be k/N with 1 <= k <= N (e.g. 2/8), got {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def check_count(n: int, name: str = "n") -> int:

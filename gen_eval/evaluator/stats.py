@@ -20,7 +20,8 @@ import numpy as np
 
 from gen_eval.errors import UserError
 from gen_eval.evaluator.exact import CHUNKED_KEYS, ChunkedStats
-from gen_eval.fileio import atomic_path, read_input_bytes, read_npz
+from gen_eval.fileio import atomic_path
+from gen_eval.inputfiles import read_input_bytes, read_npz
 
 # Arrays in a statistics file: an 8192-d covariance is 512 MiB; pytorch-fid's 2048-d one 32 MiB.
 MAX_STATS_MEMBER_BYTES = 2**30

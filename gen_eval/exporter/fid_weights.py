@@ -31,7 +31,7 @@ _CHUNK = 1 << 20
 
 
 def sha256_of(path: str | os.PathLike, chunk_size: int = _CHUNK) -> str:
-    from gen_eval.fileio import open_input
+    from gen_eval.inputfiles import open_input
 
     digest = hashlib.sha256()
     with open_input(path, "weights file", 16 * 2**30) as handle:

@@ -42,12 +42,11 @@ from torchvision.models.inception import (
 from gen_eval import contract
 from gen_eval.contract import ExportGraph
 from gen_eval.errors import UserError
-from gen_eval.exporter.fid_weights import (  # noqa: F401
+from gen_eval.exporter.fid_weights import (
     FID_INPUT_SIZE,
     FID_NUM_CLASSES,
     FID_WEIGHTS_NAME,
     FID_WEIGHTS_SHA256,
-    INCEPTION_FAMILY,
     PREPROCESSINGS,
     check_weights_file,
     inception_family,

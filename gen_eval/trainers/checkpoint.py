@@ -31,7 +31,8 @@ from typing import Any
 import torch
 
 from gen_eval.errors import UserError
-from gen_eval.fileio import atomic_path, require_regular_file
+from gen_eval.fileio import atomic_path
+from gen_eval.inputfiles import require_regular_file
 
 MAX_CHECKPOINT_BYTES = 16 * 2**30
 FORMAT = "gen_eval.checkpoint"

@@ -26,7 +26,7 @@ from gen_eval.trainers import register_family
 from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
 from gen_eval.trainers.config import BETAS, LATENT, POSITIVE, WIDTH, between, power_of_two, setting
 from gen_eval.trainers.losses import adversarial_loss
-from gen_eval.trainers.networks import dcgan_init, doublings, strided_features, transposed_generator  # noqa: F401 - re-exported
+from gen_eval.trainers.networks import dcgan_init, strided_features, transposed_generator
 
 
 class Discriminator(nn.Module):

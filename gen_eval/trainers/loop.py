@@ -31,7 +31,7 @@ from gen_eval.fileio import atomic_write_json
 from gen_eval.trainers import get_family
 from gen_eval.trainers.base import Family
 from gen_eval.trainers.checkpoint import require_gen_eval_checkpoint
-from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, set_option, split_overrides  # noqa: F401 - re-exported
+from gen_eval.trainers.config import DATA_OPTIONS, check_run_options, set_option, split_overrides
 from gen_eval.trainers.logs import LATENT_PROJECTIONS, CsvLog, save_loss_curve
 from gen_eval.trainers.pictures import Pictures, check_colour_by, evaluating
 from gen_eval.trainers.rng import rng_state, seed_everything
@@ -46,7 +46,7 @@ from gen_eval.trainers.runfolder import (
     total_steps,
 )
 from gen_eval.trainers.torchdata import BatchSource, ImageSetDataset, iterate_all
-from gen_eval.trainers.torchdevice import describe_device, resolve_device  # noqa: F401 - resolve_device re-exported
+from gen_eval.trainers.torchdevice import describe_device, resolve_device
 from gen_eval.trainers.trainingdata import (
     check_data_fits,
     heldout_data,
