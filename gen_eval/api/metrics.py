@@ -191,6 +191,19 @@ class _Plan:
     generated: ImageSource | GeneratorSource | None  # None: the generated side is ``gen_files``
     gen_files: list
     ref_is_file: bool
+    options: dict[str, Any]  # the metrics' settings as given; a copy, so the caller's dict is never changed
+    pictures: bool
+    confidence: float
+    ray_address: str | None
+
+    @property
+    def generator(self) -> GeneratorSource | None:
+        return self.generated if isinstance(self.generated, GeneratorSource) else None
+
+    @property
+    def needs_features_model(self) -> bool:
+        """False only when feature files on both sides (and no training images) hold every feature."""
+        return not (self.gen_files and self.ref_is_file and self.train is None)
 
 
 def _validate(ref, images, *, features, names, train, gen_stats, options, pictures, upscale, chunk_size, ray_address,
@@ -245,7 +258,8 @@ def _validate(ref, images, *, features, names, train, gen_stats, options, pictur
                         f"{param('names')}")
     if "is" in wanted and ray_address is not None:
         raise UserError(f"{param('names', 'is')} reads the logits in this process; leave out {param('ray_address')}")
-    return _Plan(wanted, features, chunk_size, runtime, ref_source, train_source, source, gen_files, ref_is_file)
+    return _Plan(wanted, features, chunk_size, runtime, ref_source, train_source, source, gen_files, ref_is_file,
+                 dict(options or {}), pictures, confidence, ray_address)
 
 
 def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
@@ -301,39 +315,48 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
         ...                           names="fid,kid,prdc", options={"prdc_k": 5})
         >>> print(report.table())  # doctest: +SKIP
     """
-    from gen_eval.api.fid import JACKKNIFE_BLOCKS, remote_chunks
-    from gen_eval.evaluator.features import (
-        feature_model_id,
-        generator_stats,
-        has_logits,
-        imageset_stats,
-        preprocessing_id,
-        small_sample_warning,
-    )
-    from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
-    from gen_eval.evaluator.noise import cycle_conditions
-    from gen_eval.evaluator.provenance import provenance
-    from gen_eval.scale.feature_files import open_feature_shards
-
     plan = _validate(ref, images, features=features, names=names, train=train, gen_stats=gen_stats,
                      options=options, pictures=pictures, upscale=upscale, chunk_size=chunk_size,
                      ray_address=ray_address, runtime=runtime, confidence=confidence)
-    features, chunk_size, runtime, wanted = plan.features, plan.chunk_size, plan.runtime, plan.wanted
-    ref_source, train_source, source, gen_files = plan.ref, plan.train, plan.generated, plan.gen_files
-    ref_path, train_path = ref_source.path, None if train_source is None else train_source.path
-    ref_is_file = plan.ref_is_file
-    if ref_is_file:
-        ref = ref_path
-    generator_source = source if isinstance(source, GeneratorSource) else None
-    model = generator_source.model if generator_source else None
+    opened = _open(plan)
+    report = _compute(plan, opened, progress=progress, cache=cache)
+    if pictures:
+        from gen_eval.evaluator.report_pictures import metrics_pictures
+
+        report.pictures = metrics_pictures(report, opened.generated, opened.training, upscale=upscale,
+                                           reference=opened.reference)
+    return report
+
+
+@dataclass
+class _Opened:
+    """What :func:`_open` opened for a plan, before any feature is computed. The runtime and the features
+    model are None when the plan needs no features model."""
+    runtime: Any                      # the open gen_eval.evaluator.runtime.Runtime
+    features_model: Any
+    dim: int | None                   # the features' size
+    feature_model_id: str | None
+    logits_dim: int | None            # the logits' size, when IS is wanted
+    reference: _Side | None           # None: the reference is a statistics file with its features
+    training: _Side | None
+    generated: _Side | None           # None: the generated side is the plan's feature files
+    judged: Any                       # a generator's judge-in-training check, or None
+
+
+def _open(plan: _Plan) -> _Opened:
+    """The runtime, the features model and each side of ``plan`` opened (one-line UserErrors); no features yet."""
+    from gen_eval.evaluator.features import feature_model_id, has_logits
+    from gen_eval.evaluator.noise import cycle_conditions
+
+    features, wanted = plan.features, plan.wanted
     logits = "is" in wanted
     rt = model_features = None
     dim = ident = logits_dim = None
-    if not (gen_files and ref_is_file and train is None):
+    if plan.needs_features_model:
         if features is None:
             raise UserError("give a features model (only feature files on both sides need none)")
-        rt = runtime.open()
-        model_features = inputs.load_features(features, rt, runtime.batch_size)
+        rt = plan.runtime.open()
+        model_features = inputs.load_features(features, rt, plan.runtime.batch_size)
         log.info("runtime: %s", rt.describe())
         dim = model_features.info.output_size
         if dim is None:
@@ -344,32 +367,54 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
                             "Inception's logits: export it again with `gen-eval export-inception` (or leave out 'is')")
         ident = feature_model_id(model_features)
         logits_dim = model_features.outputs["logits"].static(1) if logits else None
-    if train_path is not None and ref_path is not None and not ref_is_file \
+    ref_source, train_source = plan.ref, plan.train
+    ref_path, train_path = ref_source.path, None if train_source is None else train_source.path
+    if train_path is not None and ref_path is not None and not plan.ref_is_file \
             and train_path.resolve() == ref_path.resolve() and train_source.split == ref_source.split:
         raise UserError(f"{param('train')} and {param('ref')} are the same images ({ref_path}, split {ref_source.split}); "
                         "memorisation compares with held-out real images: give the reference a split not used in "
                         f"training (e.g. {param('ref_split', 'heldout')})")
-    reference = None if ref_is_file else _image_side(ref_source, param("ref"))
-    training = _image_side(train_source, param("train")) if train is not None else None
+    reference = None if plan.ref_is_file else _image_side(ref_source, param("ref"))
+    training = _image_side(train_source, param("train")) if train_source is not None else None
     generated, judged = None, None
-    if isinstance(source, ImageSource):
-        generated = _image_side(source, param("images"))
+    generator_source = plan.generator
+    if isinstance(plan.generated, ImageSource):
+        generated = _image_side(plan.generated, param("images"))
     elif generator_source is not None:
-        opened = generator_source.open(rt, runtime.batch_size)
-        generator, cond = opened.generator, opened.conditions
+        open_generator = generator_source.open(rt, plan.runtime.batch_size)
+        generator, cond = open_generator.generator, open_generator.conditions
         judged = check_judge(generator, model_features, "features")
         n = generator_source.require_n(" (FID is usually computed on 10000+)")
-        labelled = cond is not None and ("per-condition-fd" in wanted or pictures)  # [n, L]: only when used
+        labelled = cond is not None and ("per-condition-fd" in wanted or plan.pictures)  # [n, L]: only when used
         generated = _Side(generator_source.describe(), generator=generator, conditions=cond,
                           seed=generator_source.seed, n=n, labels=cycle_conditions(cond, np.arange(n)) if labelled
                           else None, label_space=generator.info.label_space)
-    options = dict(options or {})
+    return _Opened(rt, model_features, dim, ident, logits_dim, reference, training, generated, judged)
+
+
+def _compute(plan: _Plan, opened: _Opened, *, progress: bool, cache: bool) -> MetricsReport:
+    """One feature pass per side into a store, then every wanted metric, FID's and CMMD's intervals, the
+    warnings and the provenance. The stores (the cached reference's too) close before this returns, also on
+    an error."""
+    from gen_eval.api.fid import JACKKNIFE_BLOCKS, remote_chunks
+    from gen_eval.evaluator.features import generator_stats, imageset_stats, preprocessing_id, small_sample_warning
+    from gen_eval.evaluator.metrics import FeatureStore, compute_metrics
+    from gen_eval.evaluator.provenance import provenance
+    from gen_eval.scale.feature_files import open_feature_shards
+
+    wanted, chunk_size, features, gen_files = plan.wanted, plan.chunk_size, plan.features, plan.gen_files
+    ref_source, generator_source = plan.ref, plan.generator
+    ref_path, train_path = ref_source.path, None if plan.train is None else plan.train.path
+    rt, model_features, dim, ident = opened.runtime, opened.features_model, opened.dim, opened.feature_model_id
+    reference, training, generated, judged = opened.reference, opened.training, opened.generated, opened.judged
+    logits = "is" in wanted
+    options = dict(plan.options)
     if "per-condition-fd" in wanted:
         options.update(_condition_options(generated, reference))
 
     with contextlib.ExitStack() as stores:
-        if ref_is_file:
-            ref_store, ref_stats = open_feature_shards([ref])
+        if plan.ref_is_file:
+            ref_store, ref_stats = open_feature_shards([ref_path])
             stores.callback(ref_store.close)
         else:
             from gen_eval.evaluator import statscache
@@ -397,11 +442,11 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
             stores.callback(gen_store.close)
             described = f"{len(gen_files)} feature file(s) of {gen_store.n} images"
         else:
-            gen_store = stores.enter_context(FeatureStore(dim, feature_model=ident, logits_dim=logits_dim))
+            gen_store = stores.enter_context(FeatureStore(dim, feature_model=ident, logits_dim=opened.logits_dim))
             append = (lambda feats, rows, lg: gen_store.append(feats, lg)) if logits else \
                 (lambda feats, rows: gen_store.append(feats))
             described = generated.description
-            remote = remote_chunks(ray_address, features, source, runtime)
+            remote = remote_chunks(plan.ray_address, features, plan.generated, plan.runtime)
             blocks = JACKKNIFE_BLOCKS if "fid" in wanted else 1  # block sums for FID's interval
             if generated.images is not None:
                 gen_stats_merged = imageset_stats(model_features, generated.images, sink=append, with_logits=logits,
@@ -427,15 +472,16 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
         intervals = {}
         if "fid" in results:
             results["fid"].fid, intervals["fid"] = frechet_with_interval(
-                gen_stats_merged, ref_stats.mu, ref_stats.sigma, confidence,
+                gen_stats_merged, ref_stats.mu, ref_stats.sigma, plan.confidence,
                 no_blocks="the generated side's statistics hold no jackknife block sums")
         if "cmmd" in results:
-            intervals["cmmd"] = jackknife_from(results["cmmd"].cmmd, results["cmmd"].jackknife, confidence)
+            intervals["cmmd"] = jackknife_from(results["cmmd"].cmmd, results["cmmd"].jackknife, plan.confidence)
         warnings = [judged.warning if judged else None]
         warnings += diagnose(results, dim)
         warnings += [small_sample_warning(store.stats, what) for store, what in
                      ((gen_store, described), (ref_store, f"reference {ref_source.describe()}"))]
-        prov = provenance(inputs={"features": features, "ref": ref_path, "model": model,
+        prov = provenance(inputs={"features": features, "ref": ref_path,
+                                  "model": generator_source.model if generator_source else None,
                                   "conditions": generator_source.conditions if generator_source else None,
                                   "train": train_path},
                           provider=(rt.provider or "") if rt else "", device_id=rt.device_id if rt else 0,
@@ -451,13 +497,8 @@ def metrics(ref: Any, images: Any = None, *, features: str | Path | None = None,
         if judged is not None:
             prov["judge_in_training"] = judged.verdict
             prov["judge_in_training_basis"] = judged.basis
-        report = MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w],
-                               intervals=intervals)
-    if pictures:
-        from gen_eval.evaluator.report_pictures import metrics_pictures
-
-        report.pictures = metrics_pictures(report, generated, training, upscale=upscale, reference=reference)
-    return report
+        return MetricsReport(results, gen_store.n, ref_store.n, prov, [w for w in warnings if w],
+                             intervals=intervals)
 
 
 COLLAPSE_SHARE = 0.5   # closest pairs on one training image beyond this share: the page names a collapse
