@@ -48,7 +48,7 @@ class Family:
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 10
     # a held-out metric (from evaluate) to maximise: each new best is also kept as
-    # checkpoints/epochN_scoreX.pt (each new best); None keeps only last.pt
+    # checkpoints/epochN_scoreX.pt; None keeps only last.pt
     selection_metric: ClassVar[str | None] = None
     # settings that may be chosen again at export (``gen-eval export --set``), e.g. a diffusion sampler's steps
     export_settings: ClassVar[tuple[str, ...]] = ()
