@@ -1,17 +1,17 @@
 """ACGAN (Odena et al. 2017) on any label space (one CelebA attribute, 24 iCLEVR labels, categorical heads).
 
-Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU`` (S4), body selectable with
+Generator: ``z`` + the condition expanded by ``Linear(L, 256) + ReLU``, body selectable with
 ``--set generator=dcgan|upsample|srgan|resnet`` (gen_eval.trainers.generators). Discriminator: DCGAN body with an
 adversarial head and an auxiliary head (gen_eval.trainers.discriminators); ``d_label_channel=true`` also
-feeds the condition as an extra input channel, as S4's ACGAN did.
+feeds the condition as an extra input channel.
 
-Losses (S4): discriminator ``((adv(real, 1) + w_aux*aux(real)) + (adv(fake, 0) + w_aux*aux(fake))) / 2``
+Losses: discriminator ``((adv(real, 1) + w_aux*aux(real)) + (adv(fake, 0) + w_aux*aux(fake))) / 2``
 (``d_aux_fake=false`` drops the fake auxiliary term), the auxiliary loss being BCE per label
 (multilabel, binary) or cross-entropy per head (categorical). Generator:
 ``w_adv*adv(fake, 1) + w_aux*aux(fake) + w_l2*MSE(fake, real) + w_perc*MSE(judge features)
 + w_tv*TV(fake) + w_judge*BCE(judge(fake), labels)``, where ``real`` is the real image of the same
-condition and the judge is a frozen classifier (``--set judge=PATH``: a classifier run's last.pt or a
-TA ``{'model': ...}`` file). The last term optimises the classifier score directly (S4's route); it is off
+condition and the judge is a frozen classifier (``--set judge=PATH``: a classifier run's last.pt or an
+iCLEVR reference ``{'model': ...}`` file). The last term optimises the classifier score directly; it is off
 by default, and a score from that judge then says how well the generator satisfies it, not how good it is.
 
 Options from the conditional-GAN literature (gen_eval.trainers.gan_tricks): ``adv_loss=hinge``,
@@ -97,7 +97,7 @@ class ACGANConfig:
     image_size: int = setting(64, "image side in pixels", power_of_two(8))
     image_channels: int | None = setting(None, "image channels (none: the data's)", between(1, 4))
     latent_dim: int = setting(100, "length of the noise vector z", LATENT)
-    cond_embed: int = setting(256, "width of the generator's condition embedding (0: the raw condition, S1)",
+    cond_embed: int = setting(256, "width of the generator's condition embedding (0: the raw condition)",
                               CONDITION_EMBED)
     generator: str = setting("upsample", "generator body (gen_eval.trainers.generators)", one_of(*GENERATORS))
     ngf: int = setting(64, "generator width", WIDTH)
@@ -122,15 +122,15 @@ class ACGANConfig:
     l2_weight: float = setting(0.0, "generator: pixel MSE to the real image of the same condition", NON_NEGATIVE)
     perceptual_weight: float = setting(0.0, "generator: MSE of judge features (needs judge)", NON_NEGATIVE)
     tv_weight: float = setting(0.0, "generator: total variation weight", NON_NEGATIVE)
-    judge_weight: float = setting(0.0, "generator: BCE of a frozen judge on fakes (S4's route; needs judge): "
+    judge_weight: float = setting(0.0, "generator: BCE of a frozen judge on fakes (needs judge): "
                                   "it optimises that judge's score, so score with another classifier", NON_NEGATIVE)
     judge: str = setting("", "classifier checkpoint for the perceptual/judge losses")
-    # -- S4's other pieces (issue 17) --
-    discriminator: str = setting("dcgan", "discriminator body: dcgan (strided convs to 4x4) or srgan (S4's)",
+    # -- the discriminator, checkpoint selection and adversarial loss (issue 17) --
+    discriminator: str = setting("dcgan", "discriminator body: dcgan (strided convs to 4x4) or srgan (SRGAN's)",
                                  one_of(*DISCRIMINATORS))
     judge_score: bool = setting(True, "with a judge: score held-out conditions each epoch, keep the best "
-                                      "as checkpoints/epochN_scoreX.pt (S4)")
-    adv_loss: str = setting("bce", "adversarial loss: bce (S4), hinge (SNGAN, BigGAN) or wgan (S4's cgan+wgan; "
+                                      "as checkpoints/epochN_scoreX.pt")
+    adv_loss: str = setting("bce", "adversarial loss: bce, hinge (SNGAN, BigGAN) or wgan (the WGAN critic loss; "
                             "with d_clip)", one_of(*ADV_LOSSES))
     d_clip: float = setting(0.0, "clamp every discriminator weight to [-d_clip, d_clip] after each of its steps "
                             "(0: off; the original WGAN's 0.01)", NON_NEGATIVE)
@@ -149,7 +149,7 @@ class ACGANConfig:
     ema_decay: float = setting(0.0, "moving average of the generator's weights (0: off; e.g. 0.999); samples "
                                "and the exported ONNX generator are the averaged one", BELOW_ONE)
     # -- the GAN repair (issue 22) --
-    aux_reduction: str = setting("mean", "auxiliary loss over the labels: mean (S4) or sum (each of the labels "
+    aux_reduction: str = setting("mean", "auxiliary loss over the labels: mean or sum (each of the labels "
                                  "gets a full BCE, as a categorical head gets a full cross-entropy)",
                                  one_of(*AUX_REDUCTIONS))
     d_mismatch_weight: float = setting(0.0, "discriminator: weight of real images paired with another image's "
@@ -165,12 +165,12 @@ class ACGANConfig:
 
 @register_family
 class ACGAN(Family):
-    """Auxiliary-classifier GAN on any label space (S1 CelebA attribute, S4 iCLEVR)."""
+    """Auxiliary-classifier GAN on any label space (a CelebA attribute, iCLEVR's 24 labels, categorical heads)."""
 
     name: ClassVar[str] = "acgan"
     Config = ACGANConfig
     conditional: ClassVar[bool] = True
-    default_epochs: ClassVar[int] = 200           # S4
+    default_epochs: ClassVar[int] = 200
     cpu_hint: ClassVar[str] = ("at its 64 px defaults ~11 s per step of 64 images on 2 busy CPU cores (~18 min per "
                                "epoch of the 6000-image shapes set); at 32 px (preset shapes-acgan-32) ~0.16 s per "
                                "step of 32 on 2 idle cores")   # measured: benchmarks/RESULTS.md, README demo
@@ -194,7 +194,7 @@ class ACGAN(Family):
             return None
         if not c.judge:
             raise UserError(f"perceptual_weight/judge_weight need a classifier: pass {set_option('judge', 'PATH')} "
-                            "(a classifier run's checkpoints/last.pt or a TA classifier .pth)")
+                            "(a classifier run's checkpoints/last.pt or an iCLEVR reference classifier .pth)")
         return self._load_judge()
 
     def _load_judge(self) -> FrozenJudge:
@@ -372,7 +372,7 @@ class ACGAN(Family):
         return bool(self.config.judge and self.config.judge_score)
 
     def evaluate(self, networks: dict[str, nn.Module], batches) -> dict[str, float]:
-        """With a judge: the TA score of images generated for the held-out conditions (S4's per-epoch score)
+        """With a judge: the classifier score of images generated for the held-out conditions
         by the generator that samples and is exported (the EMA one when ``ema_decay`` is on).
 
         The noise comes from its own generator (seed 0), so epochs are scored on the same z and the

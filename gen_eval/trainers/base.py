@@ -48,7 +48,7 @@ class Family:
     default_batch_size: ClassVar[int] = 64
     default_epochs: ClassVar[int] = 10
     # a held-out metric (from evaluate) to maximise: each new best is also kept as
-    # checkpoints/epochN_scoreX.pt (S4's best-checkpoint selection); None keeps only last.pt
+    # checkpoints/epochN_scoreX.pt; None keeps only last.pt
     selection_metric: ClassVar[str | None] = None
     # settings that may be chosen again at export (``gen-eval export --set``), e.g. a diffusion sampler's steps
     export_settings: ClassVar[tuple[str, ...]] = ()
@@ -149,7 +149,7 @@ class Family:
         return {}
 
     def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
-        """Extra files a family writes when training finishes (e.g. the classifier's TA format)."""
+        """Extra files a family writes when training finishes (e.g. the classifier's copy in the iCLEVR reference format)."""
         return []
 
 

@@ -1,4 +1,4 @@
-"""Conditional GAN (Mirza & Osindero 2014) as in S4's cgan+dcgan: the condition enters the generator
+"""Conditional GAN (Mirza & Osindero 2014) with DCGAN networks: the condition enters the generator
 like ACGAN's (Linear(L, 256) + ReLU, concatenated to z) and the discriminator as an extra input channel
 (Linear(L, H*W) + LeakyReLU, reshaped to 1xHxW); the discriminator has only the adversarial head.
 
@@ -21,7 +21,7 @@ CGANConfig = derive_config(ACGANConfig, "CGANConfig",
 
 @register_family
 class CGAN(ACGAN):
-    """Conditional GAN (S4's cgan+dcgan): the condition enters both networks, no auxiliary head."""
+    """Conditional GAN: the condition enters both networks, no auxiliary head."""
 
     name: ClassVar[str] = "cgan"
     Config = CGANConfig

@@ -89,7 +89,7 @@ def require_gen_eval_checkpoint(data: Any, path: str | os.PathLike, resume: bool
     """
     if not is_gen_eval_checkpoint(data):
         raise UserError(f"{path} is not a gen-eval checkpoint (no 'format': {FORMAT!r}); "
-                        "for the TA's classifier use 'gen-eval export-classifier'")
+                        "for the iCLEVR reference classifier use 'gen-eval export-classifier'")
     if data.get("version") != VERSION:
         raise UserError(f"{path} is checkpoint version {_short(data.get('version'))}; this gen-eval reads version {VERSION}")
     for key in ("family", "config", "networks") + (("optimizers", "rng", "step") if resume else ()):

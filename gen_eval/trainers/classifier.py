@@ -1,14 +1,14 @@
-"""The judge: the TA's iCLEVR ResNet18 (torchvision resnet18, fc = Linear(512, L) + Sigmoid), trained with BCE.
+"""The judge: the iCLEVR reference ResNet18 (torchvision resnet18, fc = Linear(512, L) + Sigmoid), trained with BCE.
 
 Input 64x64 in [-1, 1]. Light augmentation (random horizontal flips, on by default) keeps the labels
-of iCLEVR-like scenes. Each epoch the held-out split (``heldout`` in the shapes set) is scored with the
-TA semantics (gen_eval.evaluator.score: pooled top-k for multilabel, per-head accuracy for categorical,
-threshold accuracy for binary). When training ends, the BatchNorm statistics are re-estimated on the
+of iCLEVR-like scenes. Each epoch the held-out split (``heldout`` in the shapes set) is scored by the
+classifier score's rule (gen_eval.evaluator.score: pooled top-k for multilabel, per-head accuracy for
+categorical, threshold accuracy for binary). When training ends, the BatchNorm statistics are re-estimated on the
 first ``bn_images`` training images (gen_eval.trainers.batchnorm: after a short run the running
 averages lag the weights; on the shapes set held-out accuracy goes 0.69 -> 0.87 with it), the held-out
 split is scored again, and that is what the last checkpoint holds. At the end the weights are also
-written in the TA's format,
-``<run>/classifier_ta.pth`` = ``{'model': state_dict}``, which the TA's evaluator code loads unchanged.
+written in the iCLEVR reference evaluator's format, ``<run>/classifier_ta.pth`` = ``{'model': state_dict}``,
+which that evaluator's code loads unchanged.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from gen_eval.trainers.config import BELOW_ONE, NON_NEGATIVE, POSITIVE, between,
 from gen_eval.trainers.judge import penultimate, ta_resnet18
 from gen_eval.trainers.losses import bce_on_probs
 
-TA_FILE = "classifier_ta.pth"
+REFERENCE_FORMAT_FILE = "classifier_ta.pth"
 
 
 def score(probs: np.ndarray, labels: np.ndarray, label_space) -> float:
-    """The TA-semantics accuracy of ``probs`` against ``labels`` (see gen_eval.evaluator.score)."""
+    """The classifier-score accuracy of ``probs`` against ``labels`` (pooled top-k for multilabel; see
+    gen_eval.evaluator.score)."""
     from gen_eval.evaluator.score import score_probs
 
     return score_probs(probs, labels, label_space).value
@@ -55,7 +56,7 @@ class ClassifierConfig:
 
 @register_family
 class Classifier(Family):
-    """The judge: the TA's ResNet18 multi-label classifier, trained with BCE."""
+    """The judge: the iCLEVR reference ResNet18 multi-label classifier, trained with BCE."""
 
     name: ClassVar[str] = "classifier"
     Config = ClassifierConfig
@@ -126,7 +127,7 @@ class Classifier(Family):
                             suffix="features", **common)]
 
     def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
-        path = Path(out_dir) / TA_FILE
+        path = Path(out_dir) / REFERENCE_FORMAT_FILE
         state = {k: v.detach().cpu() for k, v in networks["classifier"].state_dict().items()}
         with atomic_path(path, force=force) as tmp:
             torch.save({"model": state}, tmp)

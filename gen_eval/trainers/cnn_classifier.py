@@ -59,4 +59,4 @@ class CNNClassifier(Classifier):
         return {"classifier": small_cnn(self.image_shape[0], self.label_space.size, [int(w) for w in c.widths])}
 
     def on_train_end(self, networks: dict[str, nn.Module], out_dir: Path, force: bool) -> list[Path]:
-        return []   # no TA-format file: the TA's evaluator loads ResNet18 weights only
+        return []   # no {'model': state_dict} copy: the iCLEVR reference evaluator loads ResNet18 weights only

@@ -55,6 +55,10 @@ def between(low: int, high: int) -> Rule:
     return Rule(f"an integer in [{low}, {high}]", lambda v: low <= v <= high)
 
 
+def number_between(low: float, high: float) -> Rule:
+    return Rule(f"a finite number in [{low:g}, {high:g}]", lambda v: _finite(v) and low <= v <= high)
+
+
 def widths(most: int = 16) -> Rule:
     return Rule(f"a list of at most {most} integers in [1, {MAX_WIDTH}], e.g. [512, 256]",
                 lambda v: len(v) <= most and all(1 <= h <= MAX_WIDTH for h in v))

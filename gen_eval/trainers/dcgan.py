@@ -1,13 +1,10 @@
-"""DCGAN (Radford et al. 2016; S1 problem 2): transposed-conv generator, strided-conv discriminator.
+"""DCGAN (Radford et al. 2016): transposed-conv generator, strided-conv discriminator.
 
-Generator: ``z`` -> ConvTranspose(4, stride 1) to 4x4, then stride-2 ConvTranspose + BatchNorm + ReLU
-blocks halving the width, a last ConvTranspose to the image channels and Tanh (images in [-1, 1]).
-Discriminator: stride-2 Conv + LeakyReLU(0.2) blocks (BatchNorm from the second), a 4x4 valid Conv to one
-score. Weights N(0, 0.02), BatchNorm scale N(1, 0.02); Adam 2e-4, betas (0.5, 0.999); batch 128; BCE;
-25 epochs (PyTorch's DCGAN example; neither Radford nor S1 fix a number).
-
-S1's printed layer list is OCR-garbled but is Radford's 64x64 DCGAN (widths 512-256-128-64) with
-``z`` of 256; we keep Radford's ``z`` of 100 (``latent_dim`` sets S1's 256). The discriminator's Sigmoid
+Generator: ``z`` (100) -> ConvTranspose(4, stride 1) to 4x4, then stride-2 ConvTranspose + BatchNorm + ReLU
+blocks halving the width (512-256-128-64 at 64x64), a last ConvTranspose to the image channels and Tanh
+(images in [-1, 1]). Discriminator: stride-2 Conv + LeakyReLU(0.2) blocks (BatchNorm from the second), a 4x4
+valid Conv to one score. Weights N(0, 0.02), BatchNorm scale N(1, 0.02); Adam 2e-4, betas (0.5, 0.999);
+batch 128; BCE; 25 epochs (PyTorch's DCGAN example; Radford fixes no number). The discriminator's Sigmoid
 is folded into the loss (BCE on logits): the same function, numerically stable.
 
 The network builders live in gen_eval.trainers.networks (the WGAN-GP family, the selectable
@@ -60,7 +57,7 @@ class DCGANConfig(ConvGANConfig):
 
 @register_family
 class DCGAN(Family):
-    """Radford's DCGAN, unconditional (S1 problem 2)."""
+    """Radford's DCGAN, unconditional."""
 
     name: ClassVar[str] = "dcgan"
     Config = DCGANConfig

@@ -38,6 +38,7 @@ from gen_eval.trainers.config import (
     WIDTH,
     Rule,
     between,
+    number_between,
     one_of,
     set_option,
     setting,
@@ -89,11 +90,9 @@ class DiffusionConfig:
     sample_steps: int = setting(20, "Euler steps of the sampler (grids and the exported ONNX generator)",
                                 between(1, MAX_SAMPLE_STEPS))
     guidance: float = setting(2.0, "classifier-free guidance scale of the sampler (1: the conditional "
-                              "prediction alone; 0: unconditional)", Rule("a finite number in [0, 20]",
-                                                                         lambda v: 0 <= v <= 20))
+                              "prediction alone; 0: unconditional)", number_between(0, 20))
     sample_shift: float = setting(1.0, "time-grid shift of the sampler: t' = s t / (1 + (s - 1) t); > 1 spends "
-                                  "more steps at high noise", Rule("a finite number in [0.1, 10]",
-                                                                   lambda v: 0.1 <= v <= 10))
+                                  "more steps at high noise", number_between(0.1, 10))
 
 
 def time_grid(steps: int, shift: float) -> list[float]:

@@ -1,9 +1,9 @@
-"""Conditional discriminators for the ACGAN and cGAN families (S4).
+"""Conditional discriminators for the ACGAN and cGAN families.
 
 A DCGAN body (stride-2 Conv + LeakyReLU(0.2), BatchNorm from the second block) down to 4x4, flattened,
 then an adversarial head (one logit) and, for ACGAN, an auxiliary head (one logit per label). With
 ``label_channel`` the condition enters as an extra input channel: ``Linear(L, H*W) + LeakyReLU(0.01)``
-reshaped to 1xHxW (S4's ``convert_label_layer``; the cGAN discriminator, also used by S4's ACGAN).
+reshaped to 1xHxW (the cGAN discriminator; ACGAN may use it too).
 Heads return logits; the losses apply the sigmoid.
 """
 

@@ -1,7 +1,7 @@
 """A fingerprint of a network's weights that survives every file format they travel in.
 
-A judge reaches a generator's loss as a checkpoint (``last.pt``) or the TA's ``.pth`` and reaches the
-evaluator as ONNX; the file hashes differ, the weights do not. The fingerprint is the SHA-256 of the
+A judge reaches a generator's loss as a checkpoint (``last.pt``) or an iCLEVR reference ``.pth`` and
+reaches the evaluator as ONNX; the file hashes differ, the weights do not. The fingerprint is the SHA-256 of the
 state dict (names, dtypes, shapes and bytes, in name order) as torch holds it, so the trainer (which
 records the judge it trained against) and the exporter (which writes it into the ONNX metadata)
 compute the same value for the same network. ``num_batches_tracked`` is left out: it does not change

@@ -1,18 +1,18 @@
-"""Generators selectable by name for the GAN families (S4), conditional or not.
+"""Generators selectable by name for the GAN families, conditional or not.
 
 Every generator maps ``z`` [B, latent_dim] (+ ``labels`` [B, L]) to an image in [-1, 1] (Tanh). When
-conditional, the condition is expanded by ``Linear(L, cond_embed) + ReLU`` and concatenated to ``z``
-(S4's ``conditionExpand``); the body then sees a vector of ``latent_dim + cond_embed``. ``cond_embed`` 0
-concatenates the raw condition instead (S1's ACGAN: ``[z, attribute]``, 256 + 1 = 257 inputs). Bodies:
+conditional, the condition is expanded by ``Linear(L, cond_embed) + ReLU`` and concatenated to ``z``;
+the body then sees a vector of ``latent_dim + cond_embed``. ``cond_embed`` 0 concatenates the raw
+condition instead (e.g. ``[z, attribute]``, 256 + 1 = 257 inputs). Bodies:
 
 - ``dcgan``: transposed convolutions from 1x1 (Radford; the DCGAN family's builder);
-- ``upsample``: S4's ACGAN generator: Linear to ``start_size``^2 x 2*width, then per doubling
+- ``upsample``: Linear to ``start_size``^2 x 2*width, then per doubling
   Upsample(nearest) + Conv3x3 + BatchNorm(eps 0.8) + LeakyReLU(0.2), a Conv3x3 to the image and Tanh;
-- ``srgan``: SRGAN's generator (Ledig et al.; S4's cgan+srgan): Linear to ``start_size``^2 x width,
+- ``srgan``: SRGAN's generator (Ledig et al. 2017): Linear to ``start_size``^2 x width,
   Conv9x9 + PReLU, residual blocks, Conv3x3 + BatchNorm with the long skip, per doubling
-  Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh. ``start_size`` 1 is
-  S4's exact network: no Linear, the vector is a 1x1 map whose Conv9x9 takes all its channels
-  (``Conv2d(356, 64, 9)``), then 6 doublings to 64 px;
+  Conv3x3 to 4x width + PixelShuffle(2) + PReLU, a Conv9x9 to the image and Tanh. ``start_size`` 1 drops
+  the Linear: the vector is a 1x1 map whose Conv9x9 takes all its channels (``Conv2d(356, 64, 9)``
+  for a z of 100 and an embedding of 256), then 6 doublings to 64 px;
 - ``resnet``: BigGAN's generator (Brock et al. 2019) at small scale: ``z`` split into one chunk per
   block plus one; Linear([first chunk, label embedding]) to ``start_size``^2 (default 4x4) x
   2^blocks * width, then per doubling a residual up-block (CBN-ReLU-Upsample-Conv3x3-CBN-ReLU-Conv3x3,
@@ -71,7 +71,7 @@ def _up_count(image_size: int, start_size: int, kind: str) -> int:
 
 
 def upsample_body(in_dim: int, image_size: int, channels: int, width: int, start_size: int) -> nn.Sequential:
-    """S4's nearest-upsampling generator body; 64 px from 16 px with width 64 is S4's exact network."""
+    """Nearest-upsampling generator body: Linear to ``start_size``^2, then Upsample + Conv3x3 per doubling."""
     n_up = _up_count(image_size, start_size, "upsample")
     widths = [width * 2 ** (n_up - 1 - i) for i in range(n_up)]
     layers: list[nn.Module] = [nn.Linear(in_dim, widths[0] * start_size ** 2),

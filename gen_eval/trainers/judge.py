@@ -1,7 +1,7 @@
-"""The TA's iCLEVR judge: torchvision ResNet18 ending in Linear(512, N) + Sigmoid.
+"""The iCLEVR reference judge: torchvision ResNet18 ending in Linear(512, N) + Sigmoid.
 
 Shared by the classifier family (trainers) and ``gen-eval export-classifier`` (exporter), so the
-state-dict keys (``fc.0.weight``, ``fc.0.bias``) are the TA's wherever it is built.
+state-dict keys (``fc.0.weight``, ``fc.0.bias``) are the reference evaluator's wherever it is built.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def penultimate(model: nn.Module) -> nn.Module:
 
 
 def load_judge(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LabelSpace | None]:
-    """A trained judge from a gen-eval classifier checkpoint or the TA's ``{'model': state_dict}`` file.
+    """A trained judge from a gen-eval classifier checkpoint or a reference ``{'model': state_dict}`` file.
 
     Returns the model in eval mode and the label space when the file records one (gen-eval checkpoints
-    do; TA files do not). The number of labels is read from ``fc.0.weight``. One-line UserError on any
+    do; reference files do not). The number of labels is read from ``fc.0.weight``. One-line UserError on any
     problem.
     """
     from gen_eval.trainers.checkpoint import is_gen_eval_checkpoint, load_checkpoint
@@ -51,7 +51,7 @@ def load_judge(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     elif isinstance(data, dict) and "fc.0.weight" in data:
         state = data
     else:
-        raise UserError(f"{path} is neither a gen-eval classifier checkpoint nor a TA file {{'model': state_dict}}")
+        raise UserError(f"{path} is neither a gen-eval classifier checkpoint nor a reference file {{'model': state_dict}}")
     weight = state.get("fc.0.weight")
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[1] != 512:
         raise UserError(f"{path} is not a ResNet18 judge: no fc.0.weight of shape [labels, 512] "
@@ -60,5 +60,5 @@ def load_judge(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UserError(f"{path} does not fit the TA ResNet18: {str(exc).splitlines()[0][:160]}") from None
+        raise UserError(f"{path} does not fit the reference ResNet18: {str(exc).splitlines()[0][:160]}") from None
     return model.eval(), label_space

@@ -69,7 +69,7 @@ LOSS_PANELS_PER_ROW = 3
 
 def loss_figure(rows: Sequence[dict[str, float]], title: str = "", skip: Sequence[str] = ("step", "epoch", "time")):
     """A matplotlib Figure with one panel per logged quantity against the step, each on its own y axis
-    (a VAE's KL and MSE differ by orders of magnitude, S1's learning curve); None when nothing is logged."""
+    (a VAE's KL and MSE differ by orders of magnitude); None when nothing is logged."""
     keys = [k for k in rows[0] if k not in skip] if rows else []
     for row in rows[1:]:
         keys += [k for k in row if k not in skip and k not in keys]
@@ -143,7 +143,7 @@ LATENT_PROJECTIONS = ("pca", "tsne")
 
 def project_2d(latents: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D coordinates of latent vectors: as they are when 2-D, else the first two principal components
-    (``pca``) or scikit-learn's t-SNE (``tsne``, S1's latent figure; PCA-initialised, seeded)."""
+    (``pca``) or scikit-learn's t-SNE (``tsne``; PCA-initialised, seeded)."""
     latents = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
     if latents.shape[1] == 1:
         return np.concatenate([latents, np.zeros_like(latents)], axis=1), "z"
@@ -164,7 +164,7 @@ def project_2d(latents: np.ndarray, method: str = "pca", seed: int = 0) -> tuple
 
 def save_latent_plot(latents: np.ndarray | torch.Tensor, colours: np.ndarray | None, path: str | os.PathLike,
                      colour_name: str = "", title: str = "", method: str = "pca") -> Path:
-    """Scatter of latent means in 2-D (``method`` pca or tsne when D > 2), coloured by an attribute (S1 fig. 1-5)."""
+    """Scatter of latent means in 2-D (``method`` pca or tsne when D > 2), coloured by an attribute."""
     from matplotlib.figure import Figure
 
     if isinstance(latents, torch.Tensor):

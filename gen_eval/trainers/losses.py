@@ -30,7 +30,7 @@ def auxiliary_loss(logits: torch.Tensor, labels: torch.Tensor, label_space: Labe
     """ACGAN auxiliary-classifier loss, averaged over the batch.
 
     multilabel / binary: BCE per label; categorical: the cross-entropy of each head's logits against its
-    one-hot choice. ``reduction`` ``mean`` averages over labels (or heads), as S4 does; ``sum`` adds them,
+    one-hot choice. ``reduction`` ``mean`` averages over labels (or heads); ``sum`` adds them,
     so each of 24 labels gets the gradient one categorical head gets, not 1/24 of it.
     """
     if label_space.kind == "categorical":
@@ -43,13 +43,13 @@ def auxiliary_loss(logits: torch.Tensor, labels: torch.Tensor, label_space: Labe
 
 
 def bce_on_probs(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE on probabilities (the TA judge ends in Sigmoid), computed in float32 outside autocast."""
+    """BCE on probabilities (the ResNet18 judge ends in Sigmoid), computed in float32 outside autocast."""
     with torch.autocast(device_type=probs.device.type, enabled=False):
         return F.binary_cross_entropy(probs.float(), targets.float())
 
 
 def image_l2(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Pixel MSE between generated images and the real images of the same conditions (S4 'image loss')."""
+    """Pixel MSE between generated images and the real images of the same conditions."""
     return F.mse_loss(fake, real)
 
 
@@ -66,7 +66,7 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 class FrozenJudge(nn.Module):
     """A trained, frozen ResNet18 judge for generator losses: penultimate features and label probabilities.
 
-    Loaded from a gen-eval classifier checkpoint or a TA ``{'model': state_dict}`` file; expects images
+    Loaded from a gen-eval classifier checkpoint or a reference ``{'model': state_dict}`` file; expects images
     at 64x64 in [-1, 1] (other sizes are resized bilinearly). Kept out of the trained networks (not
     saved in checkpoints); it follows the device of its inputs.
     """
@@ -109,7 +109,7 @@ class FrozenJudge(nn.Module):
 
 
 def perceptual_loss(judge: FrozenJudge, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """MSE between the judge's penultimate features of generated and real images (S4's ResNet 'perception loss')."""
+    """MSE between the judge's penultimate features of generated and real images."""
     with torch.no_grad():
         target = judge.features(real)
     return F.mse_loss(judge.features(fake), target)

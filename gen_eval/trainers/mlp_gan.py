@@ -1,17 +1,16 @@
-"""MLP GAN on MNIST 28x28 (S2; Goodfellow et al. 2014): BCE, Adam.
+"""MLP GAN on MNIST 28x28 (Goodfellow et al. 2014): BCE, Adam.
 
-Generator: 100 -> 128 -> 256 -> 512 -> 600 -> 784, each hidden layer Linear + ReLU then BatchNorm1d (S2's
-order), Sigmoid out; images 1x28x28 in [0, 1].
-Discriminator: Dropout(0.5) on the input, 784 -> 1024 (ReLU) -> 512 (ReLU) -> 1; S2's Sigmoid is folded
+Generator: 100 -> 128 -> 256 -> 512 -> 600 -> 784, each hidden layer Linear + ReLU then BatchNorm1d,
+Sigmoid out; images 1x28x28 in [0, 1].
+Discriminator: Dropout(0.5) on the input, 784 -> 1024 (ReLU) -> 512 (ReLU) -> 1; its Sigmoid is folded
 into the loss (BCE on logits, the same function, numerically stable).
 
-S2's best run: the discriminator at Adam's default (1e-3), the generator slowed to 5e-5, and the
-discriminator skipped every 50th minibatch (``d_skip_every``; 0 never skips). S2 gives no batch size; it
-counts "every 500th minibatch" of an MNIST epoch, so at most ~120: we use 64. 200 epochs.
+Defaults: the discriminator at Adam's default (1e-3), the generator slowed to 5e-5, and the
+discriminator skipped every 50th minibatch (``d_skip_every``; 0 never skips); batch 64, 200 epochs.
 
-S2's per-epoch schedules (epochs counted from 1): ``schedule=epoch-digit`` trains the discriminator in
-epochs ending in 1-4, the generator in epochs ending in 5-9 and both in every 10th (S2's first method);
-``d_skip_epoch_every=5`` skips the discriminator for whole epochs 5, 10, ... (S2's fourth).
+Per-epoch schedules (epochs counted from 1): ``schedule=epoch-digit`` trains the discriminator in
+epochs ending in 1-4, the generator in epochs ending in 5-9 and both in every 10th;
+``d_skip_epoch_every=5`` skips the discriminator for whole epochs 5, 10, ...
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from gen_eval.trainers.networks import mlp_to_image
 
 
 def mlp_generator(latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
-    """``z`` -> image in [0, 1]; each hidden layer Linear + ReLU + BatchNorm1d (S2's order)."""
+    """``z`` -> image in [0, 1]; each hidden layer Linear + ReLU + BatchNorm1d."""
     return mlp_to_image(latent_dim, hidden, image_shape,
                         lambda width, h: [nn.Linear(width, h), nn.ReLU(), nn.BatchNorm1d(h)])
 
@@ -66,7 +65,7 @@ class MLPGANConfig:
 
 @register_family
 class MLPGAN(Family):
-    """MLP GAN on MNIST 28x28 (S2)."""
+    """MLP GAN on MNIST 28x28."""
 
     name: ClassVar[str] = "mlp-gan"
     Config = MLPGANConfig

@@ -1,14 +1,13 @@
-"""MLP VAE on MNIST 28x28 (S2): BCE (summed over pixels) + kl_weight * KL.
+"""MLP VAE on MNIST 28x28: BCE (summed over pixels) + kl_weight * KL.
 
 Encoder: 784 -> 512 (tanh, dropout 0.5) -> 256 (tanh) -> separate mu and logvar heads (latent 32).
 Decoder: 32 -> 256 (tanh) -> 512 (tanh) -> 784 (sigmoid). Images 1x28x28 in [0, 1].
 
-Departure from S2: its encoder computes ``mu`` and ``sigma`` with the same layer (``self.L3``), so both are
-always equal; we give mu and logvar their own heads, as the VAE needs. S2 uses BCE with reduction 'sum'
-plus the KL weighted by "1/L" (0.45, 1 and 0 tried); we sum BCE and KL per image and average over the
-batch, so the logged loss is per image like S2's printed ~83 (a constant factor of the batch size, which
-Adam's steps all but ignore). ``bce_reduction=mean`` is S2's second variant, ``nn.BCELoss()``'s default
-(the mean over pixels and batch, which makes the KL term relatively 784 times heavier). The BCE is computed in float32 outside autocast, so --amp works. S2 gives no optimiser settings or batch size: Adam at its default 1e-3, batch 64, 50 epochs.
+The BCE is summed over an image's pixels and added to the KL per image, then averaged over the batch, so
+the logged loss is per image (a constant factor of the batch size, which Adam's steps all but ignore).
+``bce_reduction=mean`` is ``nn.BCELoss()``'s default instead (the mean over pixels and batch, which makes
+the KL term relatively 784 times heavier). The BCE is computed in float32 outside autocast, so --amp
+works. Adam 1e-3, batch 64, 50 epochs.
 
 Held out (eval.csv, each epoch): the same per-image loss (``loss``, ``bce``, ``kld``) with dropout off and
 one z drawn per image from a generator of its own seed (the training RNG stays untouched, so a resumed
@@ -66,12 +65,12 @@ class MLPEncoder(nn.Module):
 
 
 def mlp_decoder(latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
-    """``z`` -> image ``image_shape`` in [0, 1]; ``hidden`` from the latent side (S2: 256, 512)."""
+    """``z`` -> image ``image_shape`` in [0, 1]; ``hidden`` from the latent side (e.g. 256, 512)."""
     return mlp_to_image(latent_dim, hidden, image_shape, lambda width, h: [nn.Linear(width, h), nn.Tanh()])
 
 
 def summed_bce(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """BCE summed over an image's pixels, averaged over the batch (S2's per-image loss)."""
+    """BCE summed over an image's pixels, averaged over the batch: a per-image loss."""
     return bce_on_probs(recon, x) * recon[0].numel()     # mean over pixels * pixels
 
 
@@ -84,13 +83,13 @@ class MLPVAEConfig:
     dropout: float = setting(0.5, "dropout after the first encoder layer", BELOW_ONE)
     kl_weight: float = setting(1.0, "weight of the KL term", NON_NEGATIVE)
     bce_reduction: str = setting("sum", "BCE summed over an image's pixels (sum) or averaged over them (mean, "
-                                        "S2's default-reduction variant)", one_of("sum", "mean"))
+                                        "nn.BCELoss()'s default)", one_of("sum", "mean"))
     lr: float = setting(1e-3, "Adam learning rate", POSITIVE)
 
 
 @register_family
 class MLPVAE(ELBOFamily):
-    """MLP VAE on MNIST 28x28 (S2): summed BCE + KL."""
+    """MLP VAE on MNIST 28x28: summed BCE + KL."""
 
     name: ClassVar[str] = "mlp-vae"
     Config = MLPVAEConfig

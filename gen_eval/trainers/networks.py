@@ -3,7 +3,7 @@
 - the DCGAN pieces (Radford et al. 2016): :func:`transposed_generator` (vector -> image through
   transposed convolutions from 1x1), :func:`strided_features` (image -> 4x4 feature map through stride-2
   convolutions), :func:`dcgan_init`, and :func:`doublings`, the image-size rule they share. Used by
-  dcgan, wgan-gp (S3 is DCGAN one block deeper), the selectable generators and the conditional
+  dcgan, wgan-gp (its generator is DCGAN one block deeper), the selectable generators and the conditional
   discriminators of acgan/cgan.
 - :func:`mlp_to_image`: a vector -> image MLP (the mlp-gan generator and the mlp-vae decoder).
 """

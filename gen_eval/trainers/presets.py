@@ -202,7 +202,7 @@ register_preset(Preset(
     data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
 ))
 
-MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. ../shared/data/mnist"
+MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. data/mnist"
 
 register_preset(Preset(
     name="mnist-mlp-vae", family="mlp-vae",

@@ -50,7 +50,7 @@ class Checkpointer:
         return self.last
 
     def keep_best(self, payload: dict[str, Any], epoch: float, score: float) -> Path:
-        """A copy named after the epoch and its held-out score (S4's ``epochN_scoreX.pth``)."""
+        """A copy named after the epoch and its held-out score (``epochN_scoreX.pt``)."""
         path = self.folder / f"epoch{epoch:g}_score{score:.2f}.pt"
         save_checkpoint(path, payload, force=True)
         return path

@@ -1,15 +1,15 @@
-"""SRGAN's discriminator (Ledig et al. 2017) as S4 paired it with its SRGAN generator (cgan+srgan).
+"""SRGAN's discriminator (Ledig et al. 2017), conditional, for the acgan and cgan families.
 
 ``forward(images, labels=None) -> (adversarial logits [B], auxiliary logits [B, L] or None)``, the
 interface of gen_eval.trainers.discriminators.ConditionalDiscriminator, so the acgan and cgan families
 take it with ``--set discriminator=srgan``.
 
-S4 prints (report 004, lines 478-512), with ``width`` 64: the condition as an extra input channel
-(``Linear(24, 4096) + LeakyReLU(0.01)`` reshaped to 1x64x64), then Conv3x3 (4 -> 64) + LeakyReLU(0.2) and
-seven Conv3x3 + BatchNorm + LeakyReLU(0.2) blocks alternating stride 2 and stride 1 (64/2, 128, 128/2,
-256, 256/2, 512, 512/2), global average pooling, a 1x1 Conv to 16x width (1024) + LeakyReLU and a 1x1
-Conv to one logit (the Sigmoid is folded into the loss). For ACGAN an auxiliary head, Linear(16x width,
-L), reads the 1024 pooled features (S4's SRGAN run was a cGAN and has none).
+With ``width`` 64 at 64x64 and 24 labels: the condition as an extra input channel (``Linear(24, 4096) +
+LeakyReLU(0.01)`` reshaped to 1x64x64), then Conv3x3 (4 -> 64) + LeakyReLU(0.2) and seven Conv3x3 +
+BatchNorm + LeakyReLU(0.2) blocks alternating stride 2 and stride 1 (64/2, 128, 128/2, 256, 256/2, 512,
+512/2), global average pooling, a 1x1 Conv to 16x width (1024) + LeakyReLU and a 1x1 Conv to one logit
+(the Sigmoid is folded into the loss). For ACGAN an auxiliary head, Linear(16x width, L), reads the 1024
+pooled features.
 """
 
 from __future__ import annotations

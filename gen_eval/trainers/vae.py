@@ -1,17 +1,13 @@
-"""Convolutional VAE at 64x64 (S1 problem 1; Kingma & Welling 2014): MSE + kl_weight * KL.
+"""Convolutional VAE at 64x64 (Kingma & Welling 2014): MSE + kl_weight * KL.
 
 Encoder: three [Conv 3x3 (no bias) + BatchNorm + ReLU + AvgPool 2] blocks of ``width`` channels
 (64 -> 8 px), flatten (256*8*8 = 16384), then ``fc11`` -> mu and ``fc12`` -> logvar.
 Decoder: ``fc2`` (latent -> 16384), then two [ConvTranspose 4/2/1 + BatchNorm + ReLU] blocks and a last
-ConvTranspose to 3 channels + BatchNorm + Sigmoid (S1 prints the BatchNorm before the Sigmoid; kept).
-Images in [0, 1].
+ConvTranspose to 3 channels + BatchNorm + Sigmoid. Images in [0, 1]. The default latent is 1024 units.
 
-S1's fc lines are OCR-garbled ("fc11: 16384 -> 1024", two "fc2" lines, "1034"): the decoder needs
-256x8x8 = 16384 values from the latent, so we read them as fc11/fc12: 16384 -> 1024 (mu, logvar) and
-fc2: 1024 -> 16384, i.e. a latent of 1024 (``latent_dim`` changes it). S1's KL weight is 1e-5; the MSE
-is the mean over pixels and channels (S1's MSE 0.000833 is per pixel per channel) and the KL is summed
-over latent units and averaged over the batch. S1 gives no optimiser or batch size: Adam with its
-default 1e-3 and batch 64.
+The MSE is the mean over pixels and channels, the KL is summed over latent units and averaged over the
+batch, weighted by ``kl_weight`` (1e-5). Adam 1e-3, batch 64. Where these choices come from:
+docs/recipes.md, "How the families read the seed reports".
 
 The helpers at the bottom (reparameterisation, KL, the two export graphs) serve every VAE family.
 """
@@ -196,7 +192,7 @@ class ELBOFamily(VAEHooks, Family):
 
 @register_family
 class ConvVAE(ELBOFamily):
-    """Convolutional VAE at 64x64 (S1 problem 1): MSE + KL."""
+    """Convolutional VAE at 64x64: MSE + KL."""
 
     name: ClassVar[str] = "vae"
     Config = ConvVAEConfig

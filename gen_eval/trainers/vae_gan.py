@@ -1,27 +1,22 @@
-"""VAE-GAN (S0 test 1; Larsen et al. 2016): encoder, generator (the decoder) and discriminator at 64x64.
+"""VAE-GAN (Larsen et al. 2016): encoder, generator (the decoder) and discriminator at 64x64.
 
-Networks as S0 prints them, with ``width`` = 32 and a latent of 200:
+Networks, with ``width`` = 32 and a latent of 200:
 - encoder: Conv 5x5/2 (3 -> 32) + LeakyReLU(0.2), then Conv 5x5/2 + BatchNorm + LeakyReLU to 64, 128, 256
   channels (4x4), flatten (4096), ``x_to_mu`` and ``x_to_logvar`` Linear(4096, 200);
 - generator: Linear(200, 4096, no bias) + BatchNorm1d + LeakyReLU, 256x4x4, then ConvTranspose 5x5/2
   (output_padding 1, no bias) + BatchNorm + LeakyReLU to 128, 64, 32 channels, a last ConvTranspose to 3
   channels and Tanh (images in [-1, 1]);
 - discriminator: Conv 3x3 + BatchNorm + LeakyReLU blocks (32, 32 | 64, 64 | 128 x3 | 256 x3), MaxPool 2
-  after each group, Linear(4096, 256) -> Linear(256, 32) -> Linear(32, 1) (no activations between, as
-  printed); its Sigmoid is folded into the loss (BCE on logits, the same function).
+  after each group, Linear(4096, 256) -> Linear(256, 32) -> Linear(32, 1) (no activations between); its
+  Sigmoid is folded into the loss (BCE on logits, the same function).
 
-Losses (S0 test 1): encoder = recon + beta * KL (beta 1); generator = recon + gamma * (BCE(D(recon), real)
-+ BCE(D(G(z_p)), real)) (gamma 0.1); discriminator = BCE(D(x), real) + BCE(D(recon), fake) +
+Losses: encoder = recon + beta * KL (beta 1); generator = recon_weight * recon + gamma * (BCE(D(recon), real)
++ BCE(D(G(z_p)), real)) (gamma 0.1); discriminator = d_real_weight * BCE(D(x), real) + BCE(D(recon), fake) +
 BCE(D(G(z_p)), fake). ``recon`` is the pixel MSE and the KL is averaged over latent units and the batch
-(S0 prints neither; both as ``nn.MSELoss()`` normalises). Each loss updates only its own network.
-Adam 1e-4 (S0 gives only the rate), batch 64, 20 epochs.
+(both as ``nn.MSELoss()`` normalises). Each loss updates only its own network. Adam 1e-4 (``lr_d`` gives
+the discriminator a rate of its own, ``d_weight_decay`` an Adam weight decay), batch 64, 20 epochs.
 
-S0's tests 2 and 3 as options: ``recon_weight`` (the generator's reconstruction weight, 5 in test 2),
-``d_real_weight`` (the discriminator's real term, 2 in tests 2-3), ``lr_d`` (a discriminator learning rate
-of its own) and ``d_weight_decay`` (Adam weight decay of the discriminator), both raised in test 3 by
-amounts S0 does not give.
-
-``image_size`` may be any multiple of 16 (S0 test 3 used 128): every network halves or doubles 4 times.
+``image_size`` may be any multiple of 16 (e.g. 128): every network halves or doubles 4 times.
 """
 
 from __future__ import annotations
@@ -41,7 +36,7 @@ from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs
 
 HALVINGS = 4
-DISCRIMINATOR_GROUPS = (2, 2, 3, 3)     # 3x3 convs per resolution, S0's discriminator
+DISCRIMINATOR_GROUPS = (2, 2, 3, 3)     # 3x3 convs per resolution of the discriminator
 
 
 def _leaky() -> nn.LeakyReLU:
@@ -119,15 +114,15 @@ class VAEGANConfig:
     beta: float = setting(1.0, "encoder: weight of the KL term", NON_NEGATIVE)
     gamma: float = setting(0.1, "generator: weight of the adversarial terms", NON_NEGATIVE)
     lr: float = setting(1e-4, "Adam learning rate of the three networks", POSITIVE)
-    recon_weight: float = setting(1.0, "generator: weight of the reconstruction MSE (S0 test 2: 5)", NON_NEGATIVE)
-    d_real_weight: float = setting(1.0, "discriminator: weight of the real-image term (S0 tests 2-3: 2)", NON_NEGATIVE)
-    lr_d: float | None = setting(None, "discriminator Adam learning rate (none: lr; S0 test 3 raises it)", POSITIVE)
-    d_weight_decay: float = setting(0.0, "discriminator Adam weight decay (S0 test 3)", NON_NEGATIVE)
+    recon_weight: float = setting(1.0, "generator: weight of the reconstruction MSE", NON_NEGATIVE)
+    d_real_weight: float = setting(1.0, "discriminator: weight of the real-image term", NON_NEGATIVE)
+    lr_d: float | None = setting(None, "discriminator Adam learning rate (none: lr)", POSITIVE)
+    d_weight_decay: float = setting(0.0, "discriminator Adam weight decay", NON_NEGATIVE)
 
 
 @register_family
 class VAEGAN(VAEHooks, Family):
-    """VAE-GAN (S0 test 1; Larsen et al. 2016) at 64x64."""
+    """VAE-GAN (Larsen et al. 2016) at 64x64."""
 
     name: ClassVar[str] = "vae-gan"
     Config = VAEGANConfig

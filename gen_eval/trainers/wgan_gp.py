@@ -1,20 +1,20 @@
-"""Conditional WGAN-GP with auxiliary classifier heads (S3, Cartoon Set at 128 px; Gulrajani et al. 2017).
+"""Conditional WGAN-GP with auxiliary classifier heads (Gulrajani et al. 2017; Cartoon Set at 128 px).
 
-Generator: DCGAN (gen_eval.trainers.dcgan) one block deeper: ``[z (100), labels (15)]`` -> 1024 channels at
-4x4 -> ... -> 64 -> 3 channels at 128x128 (the last ConvTranspose has a bias, as S3 prints), Tanh.
+Generator: DCGAN (gen_eval.trainers.dcgan) one block deeper: ``[z (100), labels]`` -> 1024 channels at
+4x4 -> ... -> 64 -> 3 channels at 128x128 (the last ConvTranspose has a bias), Tanh.
 Critic: stride-2 Conv (no bias) + LeakyReLU(0.2) blocks 64 ... 1024 with no BatchNorm and no Sigmoid; the
 Wasserstein score is a 4x4 Conv; a 4x4 Conv "bottleneck" (1024) + LeakyReLU feeds one classifier per
-label-space head: Linear(1024, 128) + LeakyReLU + Linear(128, choices) (S3: hair 6, eye 4, face 3,
-glasses 2). S3's LogSoftmax + NLL is cross-entropy on logits.
+label-space head: Linear(1024, 128) + LeakyReLU + Linear(128, choices) (the Cartoon Set: hair 6, eye 4,
+face 3, glasses 2), trained with cross-entropy on logits.
 
-Losses (S3's base setting): critic = D(fake) - D(real) + lambda * GP + sum over heads of CE on real
-images; generator = -D(fake) + sum over heads of CE on fake images for the conditions they were made
-from. Fake conditions are the batch's real conditions in a random order (the data's distribution).
-Non-categorical label spaces (iCLEVR, CelebA) get one head trained with BCE.
+Losses: critic = D(fake) - D(real) + lambda * GP + sum over heads of CE on real images; generator =
+-D(fake) + sum over heads of CE on fake images for the conditions they were made from. Fake conditions
+are the batch's real conditions in a random order (the data's distribution). Non-categorical label
+spaces (iCLEVR, CelebA) get one head trained with BCE.
 
 Schedule: every ``train_step`` is one critic iteration on a fresh batch; the generator is updated after
-every ``n_critic``-th (5). lambda 10, Adam 1e-4, batch 64 (S3). S3 gives no betas: we use the WGAN-GP
-paper's Algorithm 1 defaults, beta1 = 0, beta2 = 0.9.
+every ``n_critic``-th (5). lambda 10, Adam 1e-4 with the WGAN-GP paper's Algorithm 1 betas (0, 0.9),
+batch 64.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class WGANGPConfig(ConvGANConfig):
 
 @register_family
 class WGANGP(Family):
-    """Conditional WGAN-GP with auxiliary classifier heads (S3, Cartoon Set at 128 px)."""
+    """Conditional WGAN-GP with auxiliary classifier heads (Cartoon Set at 128 px)."""
 
     name: ClassVar[str] = "wgan-gp"
     Config = WGANGPConfig
@@ -129,7 +129,7 @@ class WGANGP(Family):
 
     def _aux_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         space = self._label_space()
-        # auxiliary_loss averages the heads' cross-entropies; S3 sums them.
+        # auxiliary_loss averages the heads' cross-entropies; the critic and generator losses sum them.
         heads = len(space.heads) if space.kind == "categorical" else 1
         return self.config.aux_weight * heads * auxiliary_loss(logits, labels, space)
 
