@@ -213,7 +213,7 @@ def fid(ref: Any, images: Any = None, *, features: str | Path | None = None, gen
     side's statistics (to save them).
 
     pytorch-fid's definition: images quantised to uint8 as saved to PNG, statistics in float64,
-    ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2). The interval is a delete-a-block jackknife over
+    ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^1/2). The interval is a delete-a-block jackknife over
     ``jackknife_blocks`` fixed blocks of the generated images: how much the distance moves with the images
     drawn (it does not remove FID's upward bias at small N, which the report warns about).
 
