@@ -71,10 +71,10 @@ def export(graph, path: Path, family: str) -> Path:
 def bench_score(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
     import torch
 
+    from gen_eval.contract import ExportGraph
     from gen_eval.data.labels import LabelSpace
     from gen_eval.evaluator import Runtime, load_model
     from gen_eval.evaluator.score import classify_generated, multilabel_score
-    from gen_eval.trainers.base import ExportGraph
     from gen_eval.trainers.judge import ta_resnet18
     from helpers.ta_reference import ta_compute_acc
 
@@ -121,9 +121,9 @@ def bench_score(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
 def bench_sampling(tmp: Path, threads: int, repeats: int, n: int = 512) -> dict:
     import torch
 
+    from gen_eval.contract import ExportGraph
     from gen_eval.evaluator import Runtime, load_model, sample
     from gen_eval.evaluator.noise import latent_noise
-    from gen_eval.trainers.base import ExportGraph
     from gen_eval.trainers.networks import dcgan_init, transposed_generator
 
     torch.manual_seed(0)
@@ -220,7 +220,7 @@ def bench_memory(tmp: Path, threads: int, sizes=(1000, 4000, 16000)) -> dict:
     import torch
     from torch import nn
 
-    from gen_eval.trainers.base import ExportGraph
+    from gen_eval.contract import ExportGraph
 
     torch.manual_seed(0)
     tiny_gen = nn.Sequential(nn.Linear(16, 3 * 32 * 32), nn.Tanh(), nn.Unflatten(1, (3, 32, 32)))

@@ -46,8 +46,8 @@ def models(tmp: Path) -> tuple[Path, Path]:
     import torch
     from torch import nn
 
+    from gen_eval.contract import ExportGraph
     from gen_eval.exporter import export_graph
-    from gen_eval.trainers.base import ExportGraph
     from gen_eval.trainers.networks import dcgan_init, transposed_generator
 
     torch.manual_seed(0)

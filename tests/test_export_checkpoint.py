@@ -15,12 +15,13 @@ import torch
 from torch import nn
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.exporter.graphs import export_checkpoint
 from gen_eval.exporter.parity import compare_outputs, parity_inputs
 from gen_eval.trainers import family_module, family_names, get_family, register_family
-from gen_eval.trainers.base import ExportGraph, Family
+from gen_eval.trainers.base import Family
 from gen_eval.trainers.checkpoint import save_checkpoint
 from gen_eval.trainers.config import setting
 from helpers.cli import assert_one_line_error, run_cli_here

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import GateFailed, UserError
 from gen_eval.exporter.graphs import export_graph
 from gen_eval.exporter.parity import parity_inputs
-from gen_eval.trainers.base import ExportGraph
 
 LATENT = 8
 SHAPES = LabelSpace.multilabel(["red cube", "blue sphere", "green cylinder", "gray cube"])

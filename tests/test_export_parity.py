@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.errors import GateFailed
 from gen_eval.exporter.graphs import export_graph
 from gen_eval.exporter.parity import FLOAT32_FLOOR, NOISE_FACTOR, OutputError, float32_tolerance
-from gen_eval.trainers.base import ExportGraph
 
 MUTATIONS = ("wrong-op", "transposed-weight", "swapped-weight", "wrong-padding", "wrong-stride",
              "wrong-constant", "dropped-batchnorm", "relative-1e-3")

@@ -40,10 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.base import Batch, Family, generator_graph
 from gen_eval.trainers.config import (
     BELOW_ONE,
     CONDITION_EMBED,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gen_eval import contract
-from gen_eval.contract import ExportGraph  # noqa: F401 - the spec families build (re-exported)
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.trainers.config import build_config, resolve_config
 

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.fileio import atomic_path
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.base import Batch, Family
 from gen_eval.trainers.config import BELOW_ONE, NON_NEGATIVE, POSITIVE, between, one_of, setting
 from gen_eval.trainers.judge import penultimate, ta_resnet18
 from gen_eval.trainers.losses import bce_on_probs

@@ -19,8 +19,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.base import Batch, Family, generator_graph
 from gen_eval.trainers.config import BETAS, LATENT, POSITIVE, WIDTH, between, power_of_two, setting
 from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.networks import dcgan_init, strided_features, transposed_generator

@@ -27,10 +27,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from gen_eval import contract
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.base import Batch, Family, generator_graph
 from gen_eval.trainers.config import (
     BELOW_ONE,
     NON_NEGATIVE,

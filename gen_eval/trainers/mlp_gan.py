@@ -21,8 +21,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.base import Batch, Family, generator_graph
 from gen_eval.trainers.config import BELOW_ONE, BETAS, IMAGE_SIZE, LATENT, POSITIVE, between, one_of, setting, widths
 from gen_eval.trainers.dcgan import gan_step
 from gen_eval.trainers.networks import mlp_to_image

@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family
+from gen_eval.trainers.base import Batch, Family
 from gen_eval.trainers.config import LATENT, NON_NEGATIVE, POSITIVE, WIDTH, between, multiple_of, set_option, setting
 from gen_eval.trainers.losses import adversarial_loss
 from gen_eval.trainers.vae import VAEHooks, kl_divergence, reparameterize, vae_graphs

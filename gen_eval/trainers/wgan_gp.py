@@ -25,10 +25,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gen_eval.contract import ExportGraph
 from gen_eval.data.labels import LabelSpace
 from gen_eval.errors import UserError
 from gen_eval.trainers import register_family
-from gen_eval.trainers.base import Batch, ExportGraph, Family, generator_graph
+from gen_eval.trainers.base import Batch, Family, generator_graph
 from gen_eval.trainers.config import (
     BETAS,
     NON_NEGATIVE,
