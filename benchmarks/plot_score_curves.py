@@ -44,7 +44,7 @@ def main() -> None:
                     label=recipe)
     ax.axhline(args.target, color="grey", linestyle="--", linewidth=0.8, label=f"target {args.target:g}")
     ax.set_xlabel("training minutes (the run's own clock; machine and load in benchmarks/RESULTS.md)")
-    ax.set_ylabel("classifier score (TA top-k)")
+    ax.set_ylabel("classifier score (pooled top-k)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
