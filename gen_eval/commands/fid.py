@@ -147,8 +147,7 @@ def stats_compute(features_path, data, split, model, n, seed, conditions, latent
     from gen_eval.api.fid import statistics
     from gen_eval.evaluator.features import warn_small
 
-    if Path(out).suffix != ".npz":
-        raise UserError(f"--out {out}: statistics files end in .npz")
+    _require_npz(out)
     from gen_eval.scale.feature_files import features_path as kept_features_path
 
     features_out = kept_features_path(out) if save_features else None
@@ -197,14 +196,18 @@ def stats_merge(inputs, out, force):
     from gen_eval.api.fid import merge_statistics
     from gen_eval.evaluator.features import warn_small
 
-    if Path(out).suffix != ".npz":
-        raise UserError(f"--out {out}: statistics files end in .npz")
+    _require_npz(out)
     check_outputs(force, {"--out": out}, {f"merged (argument {i + 1})": path for i, path in enumerate(inputs)})
     merged = merge_statistics(list(inputs))
     merged.require_covariance("the merged files")
     warn_small(merged, "the merged set")
     merged.save(out, force=force)
     click.echo(f"merged {len(inputs)} files: statistics of {merged.n} images to {out}")
+
+
+def _require_npz(out: str) -> None:
+    if Path(out).suffix != ".npz":
+        raise UserError(f"--out {out}: statistics files end in .npz")
 
 
 def register(cli: click.Group) -> None:

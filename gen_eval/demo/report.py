@@ -23,22 +23,13 @@ from gen_eval.demo.runner import StepRecord, machine_load
 from gen_eval.fileio import atomic_path
 
 
-def read_log_rows(path: Path) -> list[dict[str, float]]:
-    """A training run's log.csv as rows of numbers; no rows when it is missing or unreadable."""
-    import csv
-
-    try:
-        with path.open(newline="") as handle:
-            return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(handle)]
-    except (OSError, ValueError):
-        return []
-
-
 def save_loss_curves(paths: Paths) -> Path:
     """Every logged loss of the judge's and the generator's runs, one panel each (their scales differ)."""
     import math
 
     from matplotlib.figure import Figure
+
+    from gen_eval.trainers.logs import read_log_rows
 
     panels = []
     for title, run in (("judge", paths.classifier_run), ("generator", paths.generator_run)):

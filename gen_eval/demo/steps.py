@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from gen_eval.demo.recipe import SCORE_FILES, Paths, Recipe
-from gen_eval.demo.report import read_log_rows
 
 log = logging.getLogger("gen_eval.demo")
 
@@ -39,6 +38,7 @@ def _train(family: str, paths: Paths, run: Path, *, steps: int | None, epochs: i
 def _run_summary(run: Path) -> dict[str, Any]:
     """Steps and training time from a run's last checkpoint, and its final logged losses."""
     from gen_eval.trainers.checkpoint import load_checkpoint
+    from gen_eval.trainers.logs import read_log_rows
 
     checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
     loop = checkpoint.get("loop") or {}

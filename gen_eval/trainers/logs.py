@@ -19,6 +19,16 @@ import torch
 from gen_eval.fileio import atomic_path, atomic_write_text
 
 
+def read_log_rows(path: Path) -> list[dict[str, float]]:
+    """A log.csv as rows of numbers (empty cells left out); no rows when it is missing or unreadable."""
+    try:
+        with Path(path).open(newline="") as handle:
+            return [{k: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
+                    for row in csv.DictReader(handle)]
+    except (OSError, ValueError, csv.Error):
+        return []
+
+
 class CsvLog:
     """Rows of numbers keyed by column name, rewritten atomically on :meth:`flush`.
 
@@ -40,14 +50,9 @@ class CsvLog:
     def resume(self, max_step: int) -> None:
         """Load the existing file (if readable), keeping rows with ``step <= max_step``."""
         self.rows, self.columns = [], []
-        try:
-            with self.path.open(newline="") as handle:
-                for row in csv.DictReader(handle):
-                    values = {k: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
-                    if values.get("step", math.inf) <= max_step:
-                        self.append(values)
-        except (OSError, ValueError, csv.Error):
-            self.rows, self.columns = [], []
+        for values in read_log_rows(self.path):
+            if values.get("step", math.inf) <= max_step:
+                self.append(values)
 
     def flush(self) -> None:
         buffer = io.StringIO()
