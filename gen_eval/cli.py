@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import click
@@ -35,6 +36,21 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _note_swallowed_signals(swallowed: list[int], previous_hook):
+    """A signal that lands while Python runs a finalizer (``__del__``, a weakref callback) raises there,
+    where Python prints the exception as 'ignored' and goes on. Instead: no print, and the signal noted
+    for the watchdog, which sends it again so its handler runs in ordinary code and the command unwinds.
+    (Sent again from here, the handler would run at once, inside this hook.)"""
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):  # Terminated is a KeyboardInterrupt too
+            swallowed.append(signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT)
+        else:
+            previous_hook(unraisable)
+
+    return hook
+
+
 # Seconds a command has, after SIGTERM or Ctrl-C, to unwind on its own before the watchdog ends it.
 SIGNAL_GRACE_S = 5.0
 
@@ -53,6 +69,7 @@ def _signals_win():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_hook = sys.unraisablehook
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     try:
@@ -63,7 +80,9 @@ def _signals_win():
         read_fd = write_fd = previous_fd = None
     finished = threading.Event()
     if read_fd is not None:
-        threading.Thread(target=_watch_signals, args=(read_fd, finished), name="gen-eval-signals",
+        swallowed: list[int] = []
+        sys.unraisablehook = _note_swallowed_signals(swallowed, previous_hook)
+        threading.Thread(target=_watch_signals, args=(read_fd, finished, swallowed), name="gen-eval-signals",
                          daemon=True).start()
     try:
         yield
@@ -73,9 +92,10 @@ def _signals_win():
             signal.set_wakeup_fd(previous_fd)
             os.close(write_fd)  # the watchdog reads end-of-file, closes its end and returns
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
-def _watch_signals(read_fd: int, finished: threading.Event) -> None:
+def _watch_signals(read_fd: int, finished: threading.Event, swallowed: list[int]) -> None:
     from gen_eval.fileio import remove_live_temporaries
 
     try:
@@ -87,10 +107,16 @@ def _watch_signals(read_fd: int, finished: threading.Event) -> None:
             if not received:
                 return
             stopping = [n for n in received if n in (signal.SIGTERM, signal.SIGINT)]
-            if stopping and not finished.wait(SIGNAL_GRACE_S):
-                remove_live_temporaries()
-                os.write(2, b"terminated\n" if stopping[0] == signal.SIGTERM else b"interrupted\n")
-                os._exit(128 + stopping[0])
+            if not stopping:
+                continue
+            deadline = time.monotonic() + SIGNAL_GRACE_S
+            while not finished.wait(0.05):
+                if swallowed:
+                    os.kill(os.getpid(), swallowed.pop())
+                if time.monotonic() > deadline:
+                    remove_live_temporaries()
+                    os.write(2, b"terminated\n" if stopping[0] == signal.SIGTERM else b"interrupted\n")
+                    os._exit(128 + stopping[0])
     finally:
         os.close(read_fd)
 

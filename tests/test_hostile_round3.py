@@ -269,6 +269,42 @@ def test_signal_ignored_by_native_code_still_ends_the_command_and_removes_its_te
     assert list(tmp_path.iterdir()) == [], "the half-written temporary file must be removed"
 
 
+SIGNAL_INSIDE_A_FINALIZER = """
+import os, signal, sys
+import click
+from gen_eval.cli import cli
+
+class Finalized:
+    def __del__(self):  # the signal's handler runs here, where Python would print its exception and go on
+        os.kill(os.getpid(), int(sys.argv[1]))
+        for _ in range(100000):
+            pass
+
+@cli.command("finalizer-case")
+def finalizer_case():
+    Finalized()
+    for _ in range(10**9):  # minutes: only the signal ends it before the watchdog's grace
+        pass
+    print("the signal was lost", file=sys.stderr)
+
+cli(["finalizer-case"], prog_name="gen-eval")
+"""
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signal_that_lands_inside_a_finalizer_still_unwinds_the_command(sig, code, word):
+    # Seen in CI: SIGTERM arrived during a weakref callback; Python printed 'Exception ignored ... Traceback'
+    # and the command ran on until the watchdog ended it.
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", SIGNAL_INSIDE_A_FINALIZER, str(int(sig))], env=process_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines() == [word], result.stderr
+    from gen_eval.cli import SIGNAL_GRACE_S
+
+    assert time.monotonic() - started < SIGNAL_GRACE_S + 30, "the command unwound itself, not by the watchdog"
+
+
 @pytest.mark.parametrize("command", ["train", "sample"])
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_signal_at_a_random_moment_ends_a_long_command_cleanly(rgb16, assets, tmp_path, command, sig, code, word):
