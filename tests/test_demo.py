@@ -16,6 +16,7 @@ from gen_eval.cli import cli
 from gen_eval.data.conditions import read_condition_file, read_objects
 from gen_eval.data.datasets import open_dataset
 from gen_eval.demo import QUICK, SCORE_FILES, STEPS
+from gen_eval.demo.report import summary_table
 from gen_eval.evaluator.noise import latent_noise
 from gen_eval.evaluator.sample_outputs import read_grid_captions
 from gen_eval.trainers.judge import load_judge
@@ -70,6 +71,14 @@ def test_quick_demo_writes_every_artefact(demo):
     for step in STEPS:
         assert f"[{STEPS.index(step) + 1}/{len(STEPS)}]" in output
     assert "diffusion score, test.json (5 seeds)" in output
+    assert output.count("runtime: onnxruntime") == 1, "one runtime line for the evaluation's dozen API calls"
+    report = json.loads((out / "report.json").read_text())
+    table = summary_table(report).splitlines()
+    header = next(line for line in table if line.startswith("step "))
+    column_end = header.index("seconds") + len("seconds")
+    for name, step in report["steps"].items():  # "independent_judge" is longer than the old 12 columns
+        row = next(line for line in table if line.split()[:1] == [name])
+        assert row[:column_end].endswith(f"{step['seconds']:.1f}"), (header, row)
 
 
 def test_report_holds_the_measurements(demo):

@@ -131,11 +131,12 @@ def judge_disclosure(recipe: Recipe) -> str | None:
 def summary_table(report: Mapping[str, Any]) -> str:
     """What the demo prints at the end: step times, then the metrics against their targets."""
     lines = [f"gen-eval demo ({report['recipe']['name']} recipe, seed {report['seed']}, device {report['device']})", ""]
-    lines.append(f"{'step':<12}{'seconds':>9}  note")
+    width = max([12, *(len(name) + 2 for name in report["steps"])])
+    lines.append(f"{'step':<{width}}{'seconds':>9}  note")
     for name, step in report["steps"].items():
         note = "done earlier, skipped" if step["skipped_this_run"] else ""
-        lines.append(f"{name:<12}{step['seconds']:>9.1f}  {note}")
-    lines.append(f"{'total':<12}{report['total_seconds']:>9.1f}  ({report['total_seconds'] / 60:.1f} min)")
+        lines.append(f"{name:<{width}}{step['seconds']:>9.1f}  {note}")
+    lines.append(f"{'total':<{width}}{report['total_seconds']:>9.1f}  ({report['total_seconds'] / 60:.1f} min)")
     lines.append("")
     enforced = "" if report["targets_enforced"] else " (targets reported, not enforced)"
     lines.append(f"{'metric':<44}{'value':>24}  target{enforced}")

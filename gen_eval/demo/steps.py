@@ -98,8 +98,33 @@ def export_models(paths: Paths) -> dict[str, Any]:
     return results
 
 
+class _FirstRuntimeLineOnly(logging.Filter):
+    """Every API call logs the runtime it opened; the demo's dozen calls open the same one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("runtime: "):
+            return True
+        first = message not in self.seen
+        self.seen.add(message)
+        return first
+
+
 def evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, Any]:
     """Torch-free: the public API (gen_eval.api) on the exported ONNX files, as a user would call it."""
+    api_log, once = logging.getLogger("gen_eval"), _FirstRuntimeLineOnly()
+    api_log.addFilter(once)
+    try:
+        return _evaluate(paths, recipe, seed, device)
+    finally:
+        api_log.removeFilter(once)
+
+
+def _evaluate(paths: Paths, recipe: Recipe, seed: int, device: str) -> dict[str, Any]:
     import gen_eval
     from gen_eval.evaluator.score import MAX_KEPT_IMAGES
 

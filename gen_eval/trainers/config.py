@@ -79,7 +79,6 @@ def multiple_of(step: int) -> Rule:
 
 
 IMAGE_SIZE = between(1, MAX_SIZE)
-CHANNELS = between(1, 4)
 LATENT = between(1, MAX_LATENT)
 WIDTH = between(1, MAX_WIDTH)
 CONDITION_EMBED = between(0, MAX_WIDTH)    # 0: the raw condition, not embedded
