@@ -70,7 +70,7 @@ class Recipe:
 # demo trains it DEMO_GENERATOR_STEPS steps and samples with 10 Euler steps instead of the preset's 20 (half the
 # evaluation time for ~0.015 of score, benchmarks/RESULTS.md), what fits the demo's 20 minutes on 2 CPU cores.
 GENERATOR_PRESET = PRESETS["shapes-diffusion"]
-DEMO_GENERATOR_STEPS = 3000
+DEMO_GENERATOR_STEPS = 4500
 DEMO_SAMPLE_STEPS = 10
 
 FULL = Recipe(
