@@ -333,3 +333,34 @@ def test_per_epoch_score_runs_the_ema_generator():
         raw = networks["generator"](z, batch.labels)
     (scored,) = family._judge.images
     assert torch.equal(scored, shipped) and not torch.allclose(scored, raw)
+
+
+def test_label_head_score_is_the_classifier_score_of_the_discriminators_logits():
+    from gen_eval.evaluator.score import multilabel_score
+
+    torch.manual_seed(0)
+    family = tiny_family()  # no judge: the discriminator's own label head is still scored
+    networks = family.build_networks()
+    for net in networks.values():
+        net.eval()
+    batches = [multilabel_batch(4, seed=1), multilabel_batch(6, seed=2)]
+    metrics = family.evaluate(networks, batches)
+    assert set(metrics) == {"d_label_head"}
+    with torch.no_grad():
+        logits = torch.cat([networks["discriminator"](b.images, b.labels)[1] for b in batches])
+    labels = torch.cat([b.labels for b in batches])
+    assert metrics["d_label_head"] == multilabel_score(logits.numpy(), labels.numpy()).value
+    assert CGAN(CGAN.resolve_config(TINY_SETTINGS), SHAPES_LABELS).uses_heldout() is False  # no label head
+
+
+def test_every_epoch_logs_how_well_the_discriminator_reads_real_held_out_labels(shapes, tmp_path):
+    from helpers.training import read_log
+
+    run = tmp_path / "run"
+    overrides = {k: v for k, v in TINY.items() if k != "data.eval_split"}   # the shapes set's held-out split
+    train("acgan", shapes, run, steps=8, batch_size=4, device="cpu", progress=False, config_overrides=overrides)
+    rows = read_log(run / "eval.csv")
+    assert [int(row["step"]) for row in rows] == [4, 8]   # 16 training images, batches of 4: two epochs
+    assert all(0.0 <= float(row["d_label_head"]) <= 1.0 for row in rows)
+    assert "judge_score" not in rows[0]
+    assert "training_judges" not in load_checkpoint(run / "checkpoints" / "last.pt")["extra"]  # no judge used

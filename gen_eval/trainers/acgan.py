@@ -206,10 +206,11 @@ class ACGAN(Family):
     def training_judges(self) -> list[dict[str, Any]]:
         c = self.config
         terms = {key: float(getattr(c, key)) for key in ("judge_weight", "perceptual_weight") if getattr(c, key)}
-        if not terms and not self.uses_heldout():
+        if not terms and not self.scores_epochs_with_judge():
             return []
         judge = self._load_judge()
-        return [{"file": judge.source, **judge.fingerprints, "loss_terms": terms, "scores_epochs": self.uses_heldout()}]
+        return [{"file": judge.source, **judge.fingerprints, "loss_terms": terms,
+                 "scores_epochs": self.scores_epochs_with_judge()}]
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
@@ -369,12 +370,18 @@ class ACGAN(Family):
     def sample(self, networks: dict[str, nn.Module], z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.sampling_generator(networks)(z, labels)
 
-    def uses_heldout(self) -> bool:
+    def scores_epochs_with_judge(self) -> bool:
         return bool(self.config.judge and self.config.judge_score)
 
+    def uses_heldout(self) -> bool:
+        return self.auxiliary_head or self.scores_epochs_with_judge()
+
     def evaluate(self, networks: dict[str, nn.Module], batches) -> dict[str, float]:
-        """With a judge: the classifier score of images generated for the held-out conditions
-        by the generator that samples and is exported (the EMA one when ``ema_decay`` is on).
+        """On the held-out split: ``d_label_head``, how well the discriminator's label head reads the real
+        images' labels (scored as the classifier score scores a judge; a head that cannot read real images
+        cannot teach the generator which objects to draw); with a judge, ``judge_score``, the classifier score
+        of images generated for the held-out conditions by the generator that samples and is exported (the EMA
+        one when ``ema_decay`` is on).
 
         The noise comes from its own generator (seed 0), so epochs are scored on the same z and the
         training RNG is untouched (a resumed run stays bit-identical).
@@ -384,16 +391,27 @@ class ACGAN(Family):
             return {}
         from gen_eval.trainers.classifier import score
 
-        judge = self._load_judge()
+        judge = self._load_judge() if self.scores_epochs_with_judge() else None
         noise = torch.Generator().manual_seed(0)
-        probs, labels = [], []
-        for batch in batches:
-            z = torch.randn(len(batch.labels), c.latent_dim, generator=noise).to(batch.labels.device)
-            probs.append(judge.probs(self.sampling_generator(networks)(z, batch.labels)).float().cpu().numpy())
-            labels.append(batch.labels.cpu().numpy())
-        if not probs:
+        head_probs, judge_probs, labels = [], [], []
+        with torch.no_grad():
+            for batch in batches:
+                if self.auxiliary_head:
+                    head = networks["discriminator"](batch.images, batch.labels)[1]
+                    head_probs.append(torch.sigmoid(head).float().cpu().numpy())
+                if judge is not None:
+                    z = torch.randn(len(batch.labels), c.latent_dim, generator=noise).to(batch.labels.device)
+                    generated = self.sampling_generator(networks)(z, batch.labels)
+                    judge_probs.append(judge.probs(generated).float().cpu().numpy())
+                labels.append(batch.labels.cpu().numpy())
+        if not labels:
             return {}
-        return {"judge_score": score(np.concatenate(probs), np.concatenate(labels), self.label_space)}
+        truth, out = np.concatenate(labels), {}
+        if head_probs:
+            out["d_label_head"] = score(np.concatenate(head_probs), truth, self.label_space)
+        if judge_probs:
+            out["judge_score"] = score(np.concatenate(judge_probs), truth, self.label_space)
+        return out
 
     def export_graphs(self, networks: dict[str, nn.Module]) -> list[ExportGraph]:
         return [generator_graph(self.sampling_generator(networks), self.config.latent_dim, self.image_shape,
