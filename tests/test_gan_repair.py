@@ -364,3 +364,41 @@ def test_every_epoch_logs_how_well_the_discriminator_reads_real_held_out_labels(
     assert all(0.0 <= float(row["d_label_head"]) <= 1.0 for row in rows)
     assert "judge_score" not in rows[0]
     assert "training_judges" not in load_checkpoint(run / "checkpoints" / "last.pt")["extra"]  # no judge used
+
+
+# -- (f) a label head that learns: its own tower, outside the spectral norm ------------------------------
+def test_aux_tower_reads_the_image_only_and_escapes_the_spectral_norm():
+    torch.manual_seed(0)
+    family = tiny_family(d_aux_tower="true", d_spectral_norm="true", d_projection="true", d_label_channel="true",
+                         d_aux_pool="true", d_batch_norm="false")
+    discriminator = family.build_networks()["discriminator"]
+    normalised = {name.split(".parametrizations")[0] for name, _ in discriminator.named_parameters()
+                  if ".parametrizations." in name}
+    assert any(name.startswith("features.") for name in normalised)
+    assert not any(name.startswith(("aux_features.", "auxiliary.")) for name in normalised)
+    batch = multilabel_batch(4)
+    discriminator.eval()
+    with torch.no_grad():
+        adv, aux = discriminator(batch.images, batch.labels)
+        adv_other, aux_other = discriminator(batch.images, multilabel_batch(4, seed=9).labels)
+    assert torch.equal(aux, aux_other)            # the label head never sees the condition it is asked about
+    assert not torch.equal(adv, adv_other)        # the adversarial score does (projection, label channel)
+
+
+def test_aux_tower_warmup_trains_the_tower_and_leaves_the_adversarial_body():
+    torch.manual_seed(0)
+    family = tiny_family(d_aux_tower="true", d_spectral_norm="true", d_warmup_steps="10", lr_d="0.01",
+                         d_aux_pool="true", d_batch_norm="false")
+    networks = family.build_networks()
+    optimizers = family.build_optimizers(networks)
+    discriminator = networks["discriminator"]
+    body_before, tower_before = parameters(discriminator.features), parameters(discriminator.aux_features)
+    for step in range(10):
+        family.train_step(networks, optimizers, multilabel_batch(8), step)
+    assert all(torch.equal(v, body_before[k]) for k, v in parameters(discriminator.features).items())
+    assert any(not torch.equal(v, tower_before[k]) for k, v in parameters(discriminator.aux_features).items())
+
+
+def test_aux_tower_needs_the_dcgan_discriminator():
+    with pytest.raises(UserError, match="d_aux_tower works with the dcgan discriminator"):
+        tiny_family(d_aux_tower="true", discriminator="srgan").build_networks()

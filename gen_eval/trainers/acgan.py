@@ -159,6 +159,9 @@ class ACGANConfig:
     d_warmup_steps: int = setting(0, "the first N steps (of --steps) train only the discriminator's body and "
                                   "auxiliary head as a classifier of real images; the generator waits",
                                   between(0, 10**9))
+    d_aux_tower: bool = setting(False, "the auxiliary head reads a conv tower of its own (the body's widths, "
+                                "no spectral norm, the image only), not the adversarial body: a spectrally "
+                                "normalised body learns to read labels slowly")
     ema_bn: str = setting("copy", "the EMA generator's BatchNorm statistics: copy (the raw generator's, each "
                           "step) or track (its own: a no-grad pass on each step's noise and conditions)",
                           one_of("copy", "track"))
@@ -230,6 +233,9 @@ class ACGAN(Family):
                                     start_size=c.g_start_size, res_blocks=c.g_res_blocks,
                                     conditional_bn=c.g_conditional_bn)
         if c.discriminator == "srgan":
+            if c.d_aux_tower:
+                raise UserError("d_aux_tower works with the dcgan discriminator, not srgan; drop one of "
+                                f"{set_option('d_aux_tower', True)} and {set_option('discriminator', 'srgan')}")
             if c.d_projection:
                 raise UserError("d_projection works with the dcgan discriminator, not srgan; drop one of "
                                 f"{set_option('d_projection', True)} and {set_option('discriminator', 'srgan')}")
@@ -239,11 +245,13 @@ class ACGAN(Family):
             discriminator = ConditionalDiscriminator(self.image_shape, c.ndf, self.label_dim,
                                                      label_channel=c.d_label_channel, aux_head=self.auxiliary_head,
                                                      batch_norm=c.d_batch_norm, dropout=c.d_dropout,
-                                                     aux_pool=c.d_aux_pool, projection=c.d_projection)
+                                                     aux_pool=c.d_aux_pool, projection=c.d_projection,
+                                                     aux_tower=c.d_aux_tower)
         if c.d_aux_prior and discriminator.auxiliary is not None:
             initialise_at_prior(discriminator.auxiliary, self.label_dim)
         if c.d_spectral_norm:
-            spectral_normalize(discriminator, skip=(discriminator.auxiliary,))
+            spectral_normalize(discriminator,
+                               skip=(discriminator.auxiliary, getattr(discriminator, "aux_features", None)))
         networks = {"generator": generator, "discriminator": discriminator}
         if c.ema_decay:
             networks["generator_ema"] = ema_copy(generator)   # what samples and the ONNX export use

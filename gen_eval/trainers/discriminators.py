@@ -20,7 +20,8 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, label_dim: int = 0,
                  label_channel: bool = False, aux_head: bool = False, batch_norm: bool = True,
-                 dropout: float = 0.0, aux_pool: bool = False, projection: bool = False) -> None:
+                 dropout: float = 0.0, aux_pool: bool = False, projection: bool = False,
+                 aux_tower: bool = False) -> None:
         super().__init__()
         channels, height, width_px = image_shape
         self.label_map = (nn.Sequential(nn.Linear(label_dim, height * width_px), nn.LeakyReLU(0.01),
@@ -33,19 +34,26 @@ class ConditionalDiscriminator(nn.Module):
         # aux_pool: the auxiliary head sees globally averaged features, so it finds objects wherever they are
         self.aux_pool = aux_pool
         self.auxiliary = nn.Linear(ch if aux_pool else flat, label_dim) if aux_head else None
+        # aux_tower: the label head reads a tower of its own, which sees the image only (never the condition)
+        self.aux_features = strided_features(height, channels, width, False)[0] if aux_head and aux_tower else None
         self.features.apply(dcgan_init)
+        if self.aux_features is not None:
+            self.aux_features.apply(dcgan_init)
         # projection (Miyato & Koyama 2018): the adversarial logit also gets <embed(labels), sum-pooled features>
         self.embed = nn.Linear(label_dim, ch, bias=False) if projection else None
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.label_map is not None:
-            images = torch.cat([images, self.label_map(labels)], dim=1)
-        features = self.features(images)
+        seen = images if self.label_map is None else torch.cat([images, self.label_map(labels)], dim=1)
+        features = self.features(seen)
         hidden = self.dropout(features.flatten(1))
         aux = None
-        if self.auxiliary is not None:
+        if self.auxiliary is not None and self.aux_features is None:
             aux = self.auxiliary(self.dropout(features.mean(dim=(2, 3))) if self.aux_pool else hidden)
+        elif self.auxiliary is not None:
+            label_features = self.aux_features(images)
+            aux = self.auxiliary(self.dropout(label_features.mean(dim=(2, 3)) if self.aux_pool
+                                              else label_features.flatten(1)))
         adversarial = self.adversarial(hidden).squeeze(1)
         if self.embed is not None:
             adversarial = adversarial + (self.embed(labels) * features.sum(dim=(2, 3))).sum(dim=1)

@@ -73,15 +73,17 @@ def mismatched_conditions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 # -- spectral normalisation -------------------------------------------------------------------------------
 def spectral_normalize(module: nn.Module, skip: tuple[nn.Module | None, ...] = ()) -> nn.Module:
-    """Spectral normalisation on the weight of every Conv and Linear layer in ``module`` but ``skip`` (in place).
+    """Spectral normalisation on the weight of every Conv and Linear layer in ``module`` but those in ``skip``
+    (modules whose layers are all left alone; in place).
 
     The ACGAN skips its auxiliary classifier head: bounded to norm 1 on small pooled features, its logits
     stay too small for a confident label prediction, and the generator then gets no label signal.
     """
     from torch.nn.utils.parametrizations import spectral_norm
 
+    skipped = {id(inner) for outer in skip if outer is not None for inner in outer.modules()}
     for layer in list(module.modules()):
-        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and not any(layer is s for s in skip):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and id(layer) not in skipped:
             spectral_norm(layer)
     return module
 
