@@ -5,8 +5,9 @@
 For each kept checkpoint of ``RUN`` (``train --keep-checkpoints``) of a family whose discriminator has an
 auxiliary label head (acgan, cgan with one): the discriminator with the checkpoint's weights reads the real
 images of ``--split`` (never augmented, in the family's value range) and its label logits are scored as the
-classifier score scores a judge (pooled top-k for multi-label; the interval a bootstrap over the images). A label head that cannot
-read real images cannot teach the generator which objects to draw; the judge reads the same images at 0.96+.
+classifier score scores a judge (pooled top-k for multi-label; the interval a bootstrap over the images). A
+label head that cannot read real images cannot teach the generator which objects to draw; the judge reads the
+same images at 0.96+.
 """
 
 from __future__ import annotations
