@@ -16,22 +16,15 @@ import argparse
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gen_eval.data.datasets import open_dataset
 from gen_eval.evaluator.score import score_probs
 from gen_eval.evaluator.uncertainty import score_interval
 from gen_eval.exporter.graphs import rebuild_family
+from gen_eval.trainers.torchdata import ImageSetDataset, iterate_all
 
 FIELDS = ("step", "train_seconds", "head_score", "low", "high", "images")
-
-
-def real_images(data: Path, split: str, value_range: tuple[float, float]) -> tuple[torch.Tensor, np.ndarray, object]:
-    images = open_dataset(data, split=split)
-    pixels = np.stack([images.image(i) for i in range(len(images))]).transpose(0, 3, 1, 2)
-    low, high = value_range
-    return torch.from_numpy(pixels.astype(np.float32) / 255.0 * (high - low) + low), images.labels, images.label_space
 
 
 def main() -> None:
@@ -43,23 +36,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
+    image_set = open_dataset(args.data, split=args.split)
+    batches = None   # decoded once, as the training loop feeds held-out images, at the first checkpoint's shape
     rows = []
-    folder = args.run / "checkpoints"
-    for path in sorted(folder.glob("step_*.pt")):
+    for path in sorted((args.run / "checkpoints").glob("step_*.pt")):
         payload = torch.load(path, map_location="cpu", weights_only=False)
         family, networks = rebuild_family(payload, str(path))
-        images, labels, label_space = real_images(args.data, args.split, family.value_range)
+        if batches is None:
+            batches = list(iterate_all(ImageSetDataset(image_set, family.image_shape), args.batch_size,
+                                       family.value_range, torch.device("cpu")))
         discriminator = networks["discriminator"].eval()
         with torch.no_grad():
-            logits = torch.cat([discriminator(images[i:i + args.batch_size],
-                                              torch.from_numpy(labels[i:i + args.batch_size]))[1]
-                                for i in range(0, len(images), args.batch_size)])
-        result = score_probs(torch.sigmoid(logits).numpy(), labels, label_space)
+            logits = torch.cat([discriminator(batch.images, batch.labels)[1] for batch in batches])
+        labels = torch.cat([batch.labels for batch in batches]).numpy()
+        result = score_probs(torch.sigmoid(logits).numpy(), labels, image_set.label_space)
         interval = score_interval(result.hits[None, :], result.ks)  # the images resampled
-        low, high = interval.low, interval.high
         row = {"step": int(payload["step"]), "train_seconds": round(float(payload["loop"]["elapsed_s"]), 1),
-               "head_score": round(result.value, 4), "low": round(low, 4), "high": round(high, 4),
-               "images": len(images)}
+               "head_score": round(result.value, 4), "low": round(interval.low, 4),
+               "high": round(interval.high, 4), "images": len(labels)}
         print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
     if args.out is not None:

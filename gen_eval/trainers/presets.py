@@ -174,6 +174,10 @@ register_preset(Preset(
 
 
 # -- recipes of ours, measured on the data they name (numbers in benchmarks/RESULTS.md) ---------------------
+def _shapes_hint(train: int) -> str:
+    return f"the shapes set: gen-eval data shapes --out shapes --train {train} --heldout 500"
+
+
 register_preset(Preset(
     name="shapes-acgan-32",
     family="acgan",
@@ -187,7 +191,7 @@ register_preset(Preset(
               "aux_weight": 3.0, "ema_decay": 0.999, "beta1": 0.0, "beta2": 0.9, "lr_g": 5e-4, "lr_d": 1e-3},
     steps=800,
     batch_size=32,
-    data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
+    data_hint=_shapes_hint(3000),
 ))
 
 register_preset(Preset(
@@ -199,7 +203,7 @@ register_preset(Preset(
     settings={"lr": 2e-3},
     steps=744,
     batch_size=32,
-    data_hint="the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500",
+    data_hint=_shapes_hint(3000),
 ))
 
 MNIST_HINT = "real MNIST: the four idx files (gzipped or not), e.g. data/mnist"
@@ -246,7 +250,6 @@ register_preset(Preset(
     settings={"image_size": 28, "patch": 2, "width": 48, **_FLOW_UNET},
     steps=2500, batch_size=64, data_hint=MNIST_HINT))
 
-SHAPES_HINT = "the shapes set: gen-eval data shapes --out shapes --train 3000 --heldout 500"
 
 register_preset(Preset(
     name="shapes-diffusion", family="diffusion",
@@ -258,7 +261,7 @@ register_preset(Preset(
            "sample_steps=40; on the demo's 3000 images 0.79 after 9000 steps (56 min, one thread, load 4-7)",
     settings={"image_size": 64, "patch": 4, "width": 64, **_FLOW_UNET},
     steps=12000, batch_size=32,
-    data_hint="the shapes set: gen-eval data shapes --out shapes --train 20000 --heldout 500"))
+    data_hint=_shapes_hint(20000)))
 
 register_preset(Preset(
     name="shapes-acgan-64",
@@ -278,5 +281,5 @@ register_preset(Preset(
               "ema_bn": "track", "beta1": 0.0, "beta2": 0.999, "lr_g": 2e-4, "lr_d": 4e-4},
     steps=4000,
     batch_size=32,
-    data_hint=SHAPES_HINT,
+    data_hint=_shapes_hint(3000),
 ))
